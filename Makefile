@@ -1,0 +1,41 @@
+# Two commands: `make run` (serve on the embedded default) and `make test` (gates + suite).
+# Both create the virtual environment on first use, from the pinned requirements.lock.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit install migrate bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/hubbub serve
+
+migrate: $(STAMP)
+	$(BIN)/hubbub migrate
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.fanout
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

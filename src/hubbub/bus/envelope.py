@@ -1,0 +1,45 @@
+"""What travels on the bus: a server message already encoded, plus who should not get it.
+
+The payload stays raw JSON from publisher to socket, so each instance only frames it once.
+Topics: `conv.<id>` (a conversation's subscribers), `user.<id>` (every connection of one
+user), and `control` (membership changes every instance must hear about).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+CONTROL = "control"
+
+
+def conversation_topic(conversation_id: str) -> str:
+    return "conv." + conversation_id
+
+
+def user_topic(user_id: str) -> str:
+    return "user." + user_id
+
+
+class Envelope(msgspec.Struct, frozen=True, array_like=True):
+    """`kind`: the server message type (for metrics); `exclude_user`: skip that user's
+    connections (e.g. a typist does not hear its own typing)."""
+
+    kind: str
+    payload: bytes
+    exclude_user: str | None = None
+
+
+class MembershipChanged(msgspec.Struct, frozen=True, array_like=True, tag=True):
+    """A role changed (None: the membership ended). Caches drop it; banned or removed users
+    lose their subscription to the conversation."""
+
+    conversation_id: str
+    user_id: str
+    role: str | None
+
+
+ControlEvent = MembershipChanged
+
+envelope_encoder = msgspec.msgpack.Encoder()
+envelope_decoder = msgspec.msgpack.Decoder(Envelope)
+control_decoder = msgspec.msgpack.Decoder(ControlEvent)

@@ -1,0 +1,147 @@
+"""Client → server messages (PROTOCOL.md §3): one tagged, frozen Struct per `type`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from hubbub.protocol.objects import Attachments, ClientMessageId, Content, Emoji, Id, RequestId
+
+Limit100 = Annotated[int, Meta(ge=1, le=100)]
+Limit500 = Annotated[int, Meta(ge=1, le=500)]
+Sdp = Annotated[str, Meta(max_length=65536)]
+# §3: an ICE candidate is at most 4 KiB (its size is checked again after encoding).
+Candidate = dict[str, Any] | Annotated[str, Meta(max_length=4096)]
+Reason = Annotated[str, Meta(max_length=200)]
+
+
+class ClientMessage(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    """Base of every client message: each may carry a request_id, echoed in its response."""
+
+    request_id: RequestId | None = None
+
+
+class SendMessage(ClientMessage, tag="SendMessage", frozen=True):
+    conversation_id: Id
+    content: Content = ""
+    parent_id: Id | None = None
+    attachments: Attachments = msgspec.field(default_factory=list)
+    client_message_id: ClientMessageId | None = None
+
+
+class EditMessage(ClientMessage, tag="EditMessage", frozen=True):
+    message_id: Id
+    content: Content
+
+
+class DeleteMessage(ClientMessage, tag="DeleteMessage", frozen=True):
+    message_id: Id
+
+
+class JoinConversation(ClientMessage, tag="JoinConversation", frozen=True):
+    conversation_id: Id
+
+
+class LeaveConversation(ClientMessage, tag="LeaveConversation", frozen=True):
+    conversation_id: Id
+
+
+class FetchHistory(ClientMessage, tag="FetchHistory", frozen=True):
+    conversation_id: Id
+    before: Annotated[int, Meta(ge=0)] | None = None
+    limit: Limit100 = 50
+
+
+class SearchMessages(ClientMessage, tag="SearchMessages", frozen=True):
+    query: Annotated[str, Meta(min_length=1, max_length=200)]
+    conversation_id: Id | None = None
+    limit: Limit100 = 50
+
+
+class SyncMessages(ClientMessage, tag="SyncMessages", frozen=True):
+    conversation_id: Id
+    since_version: Annotated[int, Meta(ge=0)] | None = None
+    since: Annotated[str, Meta(max_length=64)] | None = None
+    limit: Limit500 = 100
+
+
+class Typing(ClientMessage, tag="Typing", frozen=True):
+    conversation_id: Id
+    is_typing: bool
+
+
+class MarkAsRead(ClientMessage, tag="MarkAsRead", frozen=True):
+    conversation_id: Id
+    message_id: Id
+
+
+class MarkAsDelivered(ClientMessage, tag="MarkAsDelivered", frozen=True):
+    conversation_id: Id
+    message_id: Id
+
+
+class AddReaction(ClientMessage, tag="AddReaction", frozen=True):
+    message_id: Id
+    emoji: Emoji
+
+
+class RemoveReaction(ClientMessage, tag="RemoveReaction", frozen=True):
+    message_id: Id
+    emoji: Emoji
+
+
+class CallOffer(ClientMessage, tag="CallOffer", frozen=True):
+    conversation_id: Id
+    call_id: Id
+    sdp: Sdp
+    call_type: Literal["audio", "video"]
+    target_user_id: Id | None = None
+
+
+class CallAnswer(ClientMessage, tag="CallAnswer", frozen=True):
+    call_id: Id
+    sdp: Sdp
+
+
+class ICECandidate(ClientMessage, tag="ICECandidate", frozen=True):
+    call_id: Id
+    candidate: Candidate
+
+
+class CallHangup(ClientMessage, tag="CallHangup", frozen=True):
+    call_id: Id
+    reason: Reason | None = None
+
+
+class CallReject(ClientMessage, tag="CallReject", frozen=True):
+    call_id: Id
+    reason: Reason | None = None
+
+
+class Ping(ClientMessage, tag="Ping", frozen=True):
+    timestamp: Annotated[str, Meta(max_length=64)] | int | float | None = None
+
+
+AnyClientMessage = (
+    SendMessage
+    | EditMessage
+    | DeleteMessage
+    | JoinConversation
+    | LeaveConversation
+    | FetchHistory
+    | SearchMessages
+    | SyncMessages
+    | Typing
+    | MarkAsRead
+    | MarkAsDelivered
+    | AddReaction
+    | RemoveReaction
+    | CallOffer
+    | CallAnswer
+    | ICECandidate
+    | CallHangup
+    | CallReject
+    | Ping
+)

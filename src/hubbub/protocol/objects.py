@@ -1,0 +1,84 @@
+"""The shared wire objects of PROTOCOL.md §2: message, attachment, reaction, conversation."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+# §2: every id is a lowercase hyphenated UUID string.
+UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+Id = Annotated[str, Meta(pattern=UUID_PATTERN)]
+# §2: client_message_id and request_id are bounded to 64 characters.
+ClientMessageId = Annotated[str, Meta(min_length=1, max_length=64)]
+RequestId = Annotated[str, Meta(max_length=64)]
+# §2: content at most 4000 characters (blankness is a domain rule, see domain/validation.py).
+Content = Annotated[str, Meta(max_length=4000)]
+Emoji = Annotated[str, Meta(min_length=1, max_length=32)]
+
+Kind = Literal["direct", "group", "channel"]
+Role = Literal["owner", "admin", "moderator", "member", "read_only", "banned"]
+
+
+class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Attachment metadata (§2); hubbub stores it but does not host files."""
+
+    url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    name: Annotated[str, Meta(min_length=1, max_length=255)]
+    mime_type: Annotated[str, Meta(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=255)]
+    size: Annotated[int, Meta(ge=0)]
+    width: Annotated[int, Meta(ge=0)] | None = None
+    height: Annotated[int, Meta(ge=0)] | None = None
+    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    thumbnail_url: Annotated[str, Meta(max_length=2048)] | None = None
+
+
+# §2: at most 10 attachments per message.
+Attachments = Annotated[list[Attachment], Meta(max_length=10)]
+
+
+class Reaction(msgspec.Struct, frozen=True):
+    """One emoji's aggregate on a message (§2)."""
+
+    emoji: str
+    count: int
+    user_ids: list[str]
+
+
+class MessageObject(msgspec.Struct, frozen=True):
+    """The message object of §2; a tombstone has empty content, attachments and reactions."""
+
+    id: str
+    conversation_id: str
+    sender_id: str
+    sender_name: str
+    seq: int
+    version: int
+    content: str
+    parent_id: str | None
+    attachments: list[Attachment]
+    reactions: list[Reaction]
+    client_message_id: str | None
+    created_at: str
+    edited_at: str | None
+    deleted_at: str | None
+
+
+class ConversationObject(msgspec.Struct, frozen=True):
+    """The conversation object of §2.
+
+    ``role``, ``unread_count`` and ``last_message`` are the caller's view: present (the last
+    possibly null) when the caller is a member, absent otherwise.
+    """
+
+    id: str
+    kind: Kind
+    name: str | None
+    created_by: str
+    created_at: str
+    version: int
+    member_count: int
+    role: Role | UnsetType = UNSET
+    unread_count: int | UnsetType = UNSET
+    last_message: MessageObject | UnsetType | None = UNSET

@@ -1,0 +1,215 @@
+"""Server → client messages (PROTOCOL.md §4): one tagged, frozen Struct per `type`.
+
+Fields typed ``X | UnsetType`` are left out of the JSON when unset; ``None`` is sent as null.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from hubbub.protocol.objects import ConversationObject, MessageObject, Role
+
+
+class ServerMessage(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    """Base of every server message."""
+
+
+class Limits(msgspec.Struct, frozen=True):
+    """The limits a client should respect, announced in `Connected`."""
+
+    max_frame_bytes: int
+    max_content_chars: int
+    max_attachments: int
+    history_limit_max: int
+    sync_limit_max: int
+    send_rate_per_s: float
+    send_burst: int
+    other_rate_per_s: float
+    other_burst: int
+
+
+class Connected(ServerMessage, tag="Connected", frozen=True):
+    user_id: str
+    user_name: str
+    connection_id: str
+    server_time: str
+    heartbeat_interval_ms: int
+    limits: Limits
+
+
+class NewMessage(ServerMessage, tag="NewMessage", frozen=True):
+    message: MessageObject
+
+
+class MessageEdited(ServerMessage, tag="MessageEdited", frozen=True):
+    message: MessageObject
+
+
+class MessageDeleted(ServerMessage, tag="MessageDeleted", frozen=True):
+    conversation_id: str
+    message_id: str
+    version: int
+    deleted_at: str
+    deleted_by: str
+
+
+class HistoryChunk(ServerMessage, tag="HistoryChunk", frozen=True):
+    conversation_id: str
+    messages: list[MessageObject]
+    has_more: bool
+    next_before: int | None
+    request_id: str | None = None
+
+
+class SearchResults(ServerMessage, tag="SearchResults", frozen=True):
+    query: str
+    conversation_id: str | None
+    messages: list[MessageObject]
+    request_id: str | None = None
+
+
+class SyncChunk(ServerMessage, tag="SyncChunk", frozen=True):
+    conversation_id: str
+    messages: list[MessageObject]
+    has_more: bool
+    last_version: int
+    request_id: str | None = None
+
+
+class UserTyping(ServerMessage, tag="UserTyping", frozen=True):
+    conversation_id: str
+    user_id: str
+    user_name: str
+    is_typing: bool
+
+
+class MessageRead(ServerMessage, tag="MessageRead", frozen=True):
+    conversation_id: str
+    message_id: str
+    user_id: str
+    read_at: str
+
+
+class MessageDelivered(ServerMessage, tag="MessageDelivered", frozen=True):
+    conversation_id: str
+    message_id: str
+    user_id: str
+    delivered_at: str
+
+
+class ReactionAdded(ServerMessage, tag="ReactionAdded", frozen=True):
+    conversation_id: str
+    message_id: str
+    version: int
+    user_id: str
+    emoji: str
+
+
+class ReactionRemoved(ServerMessage, tag="ReactionRemoved", frozen=True):
+    conversation_id: str
+    message_id: str
+    version: int
+    user_id: str
+    emoji: str
+
+
+class CallOffer(ServerMessage, tag="CallOffer", frozen=True):
+    call_id: str
+    conversation_id: str
+    sdp: str
+    call_type: str
+    from_user_id: str
+    target_user_id: str
+
+
+class CallAnswer(ServerMessage, tag="CallAnswer", frozen=True):
+    call_id: str
+    conversation_id: str
+    sdp: str
+    from_user_id: str
+
+
+class ICECandidate(ServerMessage, tag="ICECandidate", frozen=True):
+    call_id: str
+    conversation_id: str
+    candidate: Any
+    from_user_id: str
+
+
+class CallHangup(ServerMessage, tag="CallHangup", frozen=True):
+    call_id: str
+    conversation_id: str
+    from_user_id: str | None
+    reason: str | None
+
+
+class CallReject(ServerMessage, tag="CallReject", frozen=True):
+    call_id: str
+    conversation_id: str
+    from_user_id: str
+    reason: str | None
+
+
+class UserJoined(ServerMessage, tag="UserJoined", frozen=True):
+    conversation_id: str
+    user_id: str
+    user_name: str
+
+
+class PresenceChanged(ServerMessage, tag="PresenceChanged", frozen=True):
+    user_id: str
+    status: Literal["online", "offline"]
+    last_seen: str | None
+
+
+class Pong(ServerMessage, tag="Pong", frozen=True):
+    timestamp: Any
+    server_time: str
+    request_id: str | None = None
+
+
+class ActionConfirmed(ServerMessage, tag="ActionConfirmed", frozen=True):
+    """The direct response of an action; the optional fields depend on `action` (§3)."""
+
+    action: str
+    request_id: str | None = None
+    message: MessageObject | UnsetType = UNSET
+    message_id: str | UnsetType = UNSET
+    conversation: ConversationObject | UnsetType = UNSET
+    role: Role | UnsetType = UNSET
+
+
+class Error(ServerMessage, tag="Error", frozen=True):
+    code: str
+    message: str
+    request_id: str | None = None
+    retry_after_ms: int | UnsetType = UNSET
+
+
+AnyServerMessage = (
+    Connected
+    | NewMessage
+    | MessageEdited
+    | MessageDeleted
+    | HistoryChunk
+    | SearchResults
+    | SyncChunk
+    | UserTyping
+    | MessageRead
+    | MessageDelivered
+    | ReactionAdded
+    | ReactionRemoved
+    | CallOffer
+    | CallAnswer
+    | ICECandidate
+    | CallHangup
+    | CallReject
+    | UserJoined
+    | PresenceChanged
+    | Pong
+    | ActionConfirmed
+    | Error
+)

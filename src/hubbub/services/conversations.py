@@ -1,0 +1,132 @@
+"""Conversations and their members: create, list, join, and the member management of §7."""
+
+from __future__ import annotations
+
+from hubbub.domain import validation
+from hubbub.domain.errors import BadRequest, Forbidden, NotFound
+from hubbub.domain.models import Conversation, ConversationSummary, Member
+from hubbub.domain.permissions import (
+    Ability,
+    can_read,
+    check_removal,
+    check_role_change,
+    may_join,
+    require,
+)
+from hubbub.protocol.objects import Kind, Role
+from hubbub.protocol.server import UserJoined
+from hubbub.services.context import Actor, ServiceContext
+
+
+class ConversationService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    async def create(self, actor: Actor, kind: Kind, name: str | None,
+                     member_ids: list[str]) -> tuple[Conversation, bool]:
+        """Create a conversation owned by the actor (§7). A `direct` one takes exactly one
+        other member and returns the existing conversation of the pair with False.
+
+        Raises:
+            BadRequest: wrong name or member list for the kind; NotFound: unknown member.
+        """
+        name = validation.check_conversation_name(kind, name)
+        others = [uid for uid in dict.fromkeys(member_ids) if uid != actor.user_id]
+        if kind == "direct" and len(others) != 1:
+            raise BadRequest("a direct conversation takes exactly one other member - at "
+                             "`$.member_ids`")
+        if len(others) > 1000:
+            raise BadRequest("at most 1000 initial members - at `$.member_ids`")
+        for uid in others:
+            if await self._ctx.store.get_user(uid) is None:
+                raise NotFound(f"unknown user {uid} - at `$.member_ids`")
+        return await self._ctx.store.create_conversation(
+            self._ctx.new_id(), kind, name, actor.user_id, others, self._ctx.clock()
+        )
+
+    async def get(self, actor: Actor, conversation_id: str) -> tuple[Conversation, Role | None]:
+        """One conversation, for its members (and anyone, for a channel)."""
+        conversation = await self._require(conversation_id)
+        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        if not can_read(conversation.kind, role):
+            raise Forbidden("not allowed to read this conversation")
+        return conversation, role
+
+    async def role_of(self, actor: Actor, conversation_id: str) -> Role | None:
+        return await self._ctx.members.role(conversation_id, actor.user_id)
+
+    async def list_for(self, actor: Actor) -> list[ConversationSummary]:
+        return await self._ctx.store.list_conversations(actor.user_id)
+
+    async def join(self, actor: Actor, conversation_id: str) -> tuple[Conversation, Role]:
+        """Make sure the actor may subscribe; a non-member joining a channel becomes a
+        `member` and `UserJoined` is broadcast.
+
+        Raises:
+            NotFound: unknown conversation (or a private one the actor is not in);
+            Forbidden: banned, or a private conversation.
+        """
+        conversation = await self._require(conversation_id)
+        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        if not may_join(conversation.kind, role):
+            raise Forbidden("not allowed to join this conversation")
+        if role is None:
+            _, created = await self._ctx.store.put_member(
+                conversation_id, actor.user_id, "member", self._ctx.clock()
+            )
+            role = "member"
+            self._ctx.members.forget(conversation_id, actor.user_id)
+            self._ctx.events.membership_changed(conversation_id, actor.user_id, role)
+            if created:
+                self._ctx.events.to_conversation(conversation_id, UserJoined(
+                    conversation_id=conversation_id, user_id=actor.user_id,
+                    user_name=actor.name,
+                ))
+                conversation = await self._require(conversation_id)
+        return conversation, role
+
+    async def members(self, actor: Actor, conversation_id: str) -> list[Member]:
+        await self.get(actor, conversation_id)
+        return await self._ctx.store.list_members(conversation_id)
+
+    async def put_member(self, actor: Actor, conversation_id: str, user_id: str,
+                         role: Role) -> tuple[Member, bool]:
+        """Add a member or change a role (needs `moderate`; owners alone make admins)."""
+        conversation = await self._require(conversation_id)
+        if conversation.kind == "direct":
+            raise BadRequest("the members of a direct conversation are fixed")
+        actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
+        current = await self._ctx.members.role(conversation_id, user_id)
+        check_role_change(actor_role, current, role)
+        member, created = await self._ctx.store.put_member(
+            conversation_id, user_id, role, self._ctx.clock()
+        )
+        self._ctx.members.forget(conversation_id, user_id)
+        self._ctx.events.membership_changed(conversation_id, user_id, role)
+        if created and role != "banned":
+            self._ctx.events.to_conversation(conversation_id, UserJoined(
+                conversation_id=conversation_id, user_id=user_id, user_name=member.user_name
+            ))
+        return member, created
+
+    async def remove_member(self, actor: Actor, conversation_id: str, user_id: str) -> None:
+        """Remove a member: anyone may leave; removing others needs `moderate`."""
+        conversation = await self._require(conversation_id)
+        target = await self._ctx.members.role(conversation_id, user_id)
+        if target is None:
+            raise NotFound("not a member")
+        actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
+        if actor.user_id != user_id:
+            require(actor_role, Ability.READ, what="manage members")
+        check_removal(actor_role, target, is_self=actor.user_id == user_id)
+        if conversation.kind == "direct":
+            raise BadRequest("the members of a direct conversation are fixed")
+        await self._ctx.store.remove_member(conversation_id, user_id)
+        self._ctx.members.forget(conversation_id, user_id)
+        self._ctx.events.membership_changed(conversation_id, user_id, None)
+
+    async def _require(self, conversation_id: str) -> Conversation:
+        conversation = await self._ctx.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound("unknown conversation - at `$.conversation_id`")
+        return conversation

@@ -1,0 +1,43 @@
+"""Publishing events: encode a server message once and hand it to the bus after commit."""
+
+from __future__ import annotations
+
+
+from hubbub.bus.base import Bus
+from hubbub.bus.envelope import (
+    CONTROL,
+    Envelope,
+    MembershipChanged,
+    conversation_topic,
+    envelope_encoder,
+    user_topic,
+)
+from hubbub.protocol.codec import encode
+from hubbub.protocol.server import ServerMessage
+
+
+class Events:
+    """The one way services announce changes. Call only after the change has committed."""
+
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    def to_conversation(self, conversation_id: str, message: ServerMessage,
+                        exclude_user: str | None = None) -> None:
+        """To every connection subscribed to the conversation, on every instance."""
+        self._bus.publish(conversation_topic(conversation_id), _wrap(message, exclude_user))
+
+    def to_user(self, user_id: str, message: ServerMessage) -> None:
+        """To every connection of one user, on every instance."""
+        self._bus.publish(user_topic(user_id), _wrap(message, None))
+
+    def membership_changed(self, conversation_id: str, user_id: str, role: str | None) -> None:
+        """Tell every instance to forget cached roles (and drop subscriptions on loss)."""
+        self._bus.publish(CONTROL, envelope_encoder.encode(
+            MembershipChanged(conversation_id, user_id, role)
+        ))
+
+
+def _wrap(message: ServerMessage, exclude_user: str | None) -> bytes:
+    kind = type(message).__struct_config__.tag
+    return envelope_encoder.encode(Envelope(str(kind), encode(message), exclude_user))

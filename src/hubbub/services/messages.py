@@ -1,0 +1,110 @@
+"""Sending, editing, deleting and reading messages (PROTOCOL.md §3)."""
+
+from __future__ import annotations
+
+from hubbub.domain import validation
+from hubbub.domain.clock import format_time
+from hubbub.domain.errors import BadRequest, Forbidden, NotFound
+from hubbub.domain.models import Conversation, Message, MessageDraft, Page, SendOutcome
+from hubbub.domain.permissions import Ability, can, require, require_read
+from hubbub.protocol.objects import Attachment
+from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage
+from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.views import message_object
+
+
+class MessageService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    async def send(self, actor: Actor, conversation_id: str, content: str,
+                   parent_id: str | None, attachments: list[Attachment],
+                   client_message_id: str | None) -> SendOutcome:
+        """Store a message and broadcast `NewMessage`; a retried `client_message_id` returns
+        the stored message and broadcasts nothing.
+
+        Raises:
+            BadRequest, NotFound, Forbidden
+        """
+        validation.check_message_body(content, attachments)
+        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        if role is None:
+            await self._require_conversation(conversation_id)
+        require(role, Ability.SEND, what="send messages")
+        if parent_id is not None:
+            parent = await self._ctx.store.get_message(parent_id)
+            if parent is None or parent.conversation_id != conversation_id:
+                raise BadRequest("parent message not found in this conversation - at `$.parent_id`")
+        draft = MessageDraft(
+            id=self._ctx.new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
+            sender_name=actor.name, content=content, parent_id=parent_id,
+            attachments=tuple(attachments), client_message_id=client_message_id,
+            created_at=self._ctx.clock(),
+        )
+        outcome = await self._ctx.store.send(draft)
+        if outcome.created:
+            self._ctx.events.to_conversation(
+                conversation_id, NewMessage(message=message_object(outcome.message))
+            )
+        return outcome
+
+    async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
+        """Replace the content of one's own live message; broadcasts `MessageEdited`."""
+        validation.check_edit(content)
+        message = await self._get(message_id)
+        role = await self._ctx.members.role(message.conversation_id, actor.user_id)
+        require(role, Ability.SEND, what="edit messages")
+        if message.sender_id != actor.user_id:
+            raise Forbidden("only the sender may edit a message")
+        edited = await self._ctx.store.edit(message_id, content, self._ctx.clock())
+        self._ctx.events.to_conversation(
+            edited.conversation_id, MessageEdited(message=message_object(edited))
+        )
+        return edited
+
+    async def delete(self, actor: Actor, message_id: str) -> Message:
+        """Soft-delete one's own message, or anyone's with `moderate`; broadcasts
+        `MessageDeleted` unless it was deleted already."""
+        message = await self._get(message_id)
+        role = await self._ctx.members.role(message.conversation_id, actor.user_id)
+        if message.sender_id == actor.user_id:
+            require(role, Ability.SEND, what="delete messages")
+        elif not can(role, Ability.MODERATE):
+            raise Forbidden("only the sender or a moderator may delete a message")
+        deleted, changed = await self._ctx.store.delete(message_id, actor.user_id,
+                                                        self._ctx.clock())
+        if changed:
+            assert deleted.deleted_at is not None
+            self._ctx.events.to_conversation(deleted.conversation_id, MessageDeleted(
+                conversation_id=deleted.conversation_id, message_id=deleted.id,
+                version=deleted.version, deleted_at=format_time(deleted.deleted_at),
+                deleted_by=actor.user_id,
+            ))
+        return deleted
+
+    async def history(self, actor: Actor, conversation_id: str, before: int | None,
+                      limit: int) -> Page:
+        """A page of messages, ascending, older than `before` (a seq)."""
+        await self.require_readable(actor, conversation_id)
+        return await self._ctx.store.history(conversation_id, before, limit)
+
+    async def require_readable(self, actor: Actor, conversation_id: str) -> None:
+        """Raise NotFound or Forbidden unless the actor may read the conversation."""
+        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        if role is not None:
+            require_read("group", role)
+            return
+        conversation = await self._require_conversation(conversation_id)
+        require_read(conversation.kind, None)
+
+    async def _get(self, message_id: str) -> Message:
+        message = await self._ctx.store.get_message(message_id)
+        if message is None:
+            raise NotFound("unknown message - at `$.message_id`")
+        return message
+
+    async def _require_conversation(self, conversation_id: str) -> Conversation:
+        conversation = await self._ctx.store.get_conversation(conversation_id)
+        if conversation is None:
+            raise NotFound("unknown conversation - at `$.conversation_id`")
+        return conversation

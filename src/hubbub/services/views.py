@@ -1,0 +1,65 @@
+"""Domain records → wire objects (PROTOCOL.md §2). Done once per event, never per recipient."""
+
+from __future__ import annotations
+
+from msgspec import UNSET
+
+from hubbub.domain.clock import format_optional, format_time
+from hubbub.domain.models import Conversation, ConversationSummary, Message
+from hubbub.protocol.objects import ConversationObject, MessageObject, Reaction, Role
+
+
+def message_object(message: Message) -> MessageObject:
+    """The wire form; a deleted message is a tombstone with no content (§2)."""
+    deleted = message.deleted_at is not None
+    return MessageObject(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        sender_id=message.sender_id,
+        sender_name=message.sender_name,
+        seq=message.seq,
+        version=message.version,
+        content="" if deleted else message.content,
+        parent_id=message.parent_id,
+        attachments=[] if deleted else list(message.attachments),
+        reactions=[] if deleted else [
+            Reaction(r.emoji, len(r.user_ids), list(r.user_ids)) for r in message.reactions
+        ],
+        client_message_id=message.client_message_id,
+        created_at=format_time(message.created_at),
+        edited_at=format_optional(message.edited_at),
+        deleted_at=format_optional(message.deleted_at),
+    )
+
+
+def conversation_object(conversation: Conversation, role: Role | None = None) -> ConversationObject:
+    """A conversation; `role` is filled in when the caller is a member."""
+    return ConversationObject(
+        id=conversation.id,
+        kind=conversation.kind,
+        name=conversation.name,
+        created_by=conversation.created_by,
+        created_at=format_time(conversation.created_at),
+        version=conversation.version,
+        member_count=conversation.member_count,
+        role=role if role is not None else UNSET,
+    )
+
+
+def summary_object(summary: ConversationSummary) -> ConversationObject:
+    """A conversation as its member sees it in their list."""
+    conversation = summary.conversation
+    return ConversationObject(
+        id=conversation.id,
+        kind=conversation.kind,
+        name=conversation.name,
+        created_by=conversation.created_by,
+        created_at=format_time(conversation.created_at),
+        version=conversation.version,
+        member_count=conversation.member_count,
+        role=summary.role,
+        unread_count=summary.unread_count,
+        last_message=None if summary.last_message is None else message_object(
+            summary.last_message
+        ),
+    )

@@ -1,0 +1,48 @@
+"""Storage adapters behind the `Store` seam, chosen by URL scheme (sqlite, postgresql)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from hubbub.storage.dialect import Dialect, engine_url
+from hubbub.storage.migrate import upgrade
+from hubbub.storage.sql import SqlStore
+
+__all__ = ["open_store", "upgrade"]
+
+
+def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
+    """An async engine for a `sqlite:///…` or `postgresql://…` URL, tuned for the database."""
+    driver_url, dialect = engine_url(url)
+    if dialect.name == "sqlite":
+        path = driver_url.split("///", 1)[1] if "///" in driver_url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(driver_url, pool_size=4, max_overflow=0)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_async_engine(driver_url, pool_size=10, max_overflow=10,
+                                     pool_pre_ping=False)
+    return engine, dialect
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL: readers never block the writer. synchronous=NORMAL: a commit survives a crash of
+    # the process (SIGKILL), not a power cut — the usual trade for chat on one machine.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+async def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+    """Open the store for `url`, bringing its schema up to date first unless told not to."""
+    engine, dialect = create_engine(url)
+    if migrate:
+        await upgrade(engine, dialect)
+    return SqlStore(engine, dialect)

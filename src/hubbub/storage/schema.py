@@ -1,0 +1,125 @@
+"""The tables, in SQLAlchemy Core, shared by SQLite and PostgreSQL.
+
+Times are BIGINT microseconds since the epoch (UTC): one representation on both databases,
+compared and sorted as integers. Ids are UUID strings.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+ID = String(36)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(100)),
+    Column("created_by", ID, nullable=False),
+    # The one counter per conversation of PROTOCOL.md §2: every change takes the next value.
+    Column("version", BigInteger, nullable=False, server_default="0"),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_activity_at", BigInteger, nullable=False),
+    # "low-uuid:high-uuid" for direct conversations, so there is one per pair.
+    Column("direct_key", String(80), unique=True),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("conversation_id", ID, primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("joined_at", BigInteger, nullable=False),
+    Column("last_read_seq", BigInteger, nullable=False, server_default="0"),
+    Column("last_read_at", BigInteger),
+    Index("ix_members_user", "user_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("conversation_id", ID, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("sender_id", ID, nullable=False),
+    Column("content", Text, nullable=False),
+    Column("parent_id", ID),
+    Column("attachments", Text),
+    Column("client_message_id", String(64)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("edited_at", BigInteger),
+    Column("deleted_at", BigInteger),
+    Column("deleted_by", ID),
+    UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    UniqueConstraint(
+        "sender_id", "conversation_id", "client_message_id", name="uq_messages_client_id"
+    ),
+    Index("ix_messages_conversation_version", "conversation_id", "version"),
+)
+
+message_edits = Table(
+    "message_edits",
+    metadata,
+    Column("message_id", ID, primary_key=True),
+    Column("version", BigInteger, primary_key=True),
+    Column("previous_content", Text, nullable=False),
+    Column("edited_at", BigInteger, nullable=False),
+)
+
+reactions = Table(
+    "reactions",
+    metadata,
+    Column("message_id", ID, primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("emoji", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("message_id", ID, primary_key=True),
+    Column("user_id", ID, primary_key=True),
+    Column("conversation_id", ID, nullable=False),
+    Column("delivered_at", BigInteger),
+    Column("read_at", BigInteger),
+)
+
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("conversation_id", ID, nullable=False),
+    Column("caller_id", ID, nullable=False),
+    Column("callee_id", ID, nullable=False),
+    Column("call_type", String(8), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("answered_at", BigInteger),
+    Column("ended_at", BigInteger),
+    Column("end_reason", String(64)),
+    Index("ix_calls_conversation", "conversation_id"),
+)

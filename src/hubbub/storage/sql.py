@@ -1,0 +1,457 @@
+"""The `Store` on SQLAlchemy Core: one implementation for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+import msgspec
+from sqlalchemy import Row, and_, delete, func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hubbub.domain.errors import Conflict, NotFound
+from hubbub.domain.models import (
+    Conversation,
+    ConversationSummary,
+    Member,
+    Message,
+    MessageDraft,
+    Page,
+    ReactionSummary,
+    SendOutcome,
+    User,
+)
+from hubbub.protocol.objects import Attachment, Kind, Role
+from hubbub.storage.base import StoreUnavailable
+from hubbub.storage.dialect import Dialect
+from hubbub.storage.schema import (
+    conversations,
+    members,
+    message_edits,
+    messages,
+    reactions,
+    users,
+)
+from hubbub.storage.writer import Writer
+
+T = TypeVar("T")
+_attachments_encoder = msgspec.json.Encoder()
+_attachments_decoder = msgspec.json.Decoder(tuple[Attachment, ...])
+
+_MESSAGE_COLUMNS = (*messages.c, users.c.name.label("sender_name"))
+
+
+def _message_select() -> Any:
+    return select(*_MESSAGE_COLUMNS).join(users, users.c.id == messages.c.sender_id)
+
+
+def _to_message(row: Row[Any], reactions_of: dict[str, tuple[ReactionSummary, ...]]) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        seq=row.seq,
+        version=row.version,
+        sender_id=row.sender_id,
+        sender_name=row.sender_name,
+        content=row.content,
+        parent_id=row.parent_id,
+        attachments=_attachments_decoder.decode(row.attachments) if row.attachments else (),
+        client_message_id=row.client_message_id,
+        created_at=row.created_at,
+        edited_at=row.edited_at,
+        deleted_at=row.deleted_at,
+        deleted_by=row.deleted_by,
+        reactions=reactions_of.get(row.id, ()),
+    )
+
+
+def _to_conversation(row: Row[Any], member_count: int) -> Conversation:
+    return Conversation(
+        id=row.id, kind=row.kind, name=row.name, created_by=row.created_by,
+        created_at=row.created_at, version=row.version, member_count=member_count,
+    )
+
+
+class SqlStore:
+    """Store on an async SQLAlchemy engine; writes go through one group-committing Writer."""
+
+    def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
+        self._engine = engine
+        self._dialect = dialect
+        self._writer = Writer(engine)
+
+    @property
+    def writer(self) -> Writer:
+        return self._writer
+
+    async def close(self) -> None:
+        await self._writer.close()
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    # -- users ---------------------------------------------------------------------------
+
+    async def upsert_user(self, user_id: str, name: str | None, now: int) -> User:
+        async def job(conn: AsyncConnection) -> User:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+            if row is None:
+                fallback = name or f"user-{user_id[:8]}"
+                statement = self._dialect.insert(users).values(
+                    id=user_id, name=fallback, created_at=now, last_seen=now
+                ).on_conflict_do_nothing()
+                await conn.execute(statement)
+                return User(user_id, fallback, now, now)
+            if name and name != row.name:
+                await conn.execute(update(users).where(users.c.id == user_id).values(name=name))
+                return User(user_id, name, row.created_at, row.last_seen)
+            return User(user_id, row.name, row.created_at, row.last_seen)
+
+        return await self._write(job)
+
+    async def touch_user(self, user_id: str, now: int) -> None:
+        async def job(conn: AsyncConnection) -> None:
+            await conn.execute(update(users).where(users.c.id == user_id).values(last_seen=now))
+
+        await self._write(job)
+
+    async def get_user(self, user_id: str) -> User | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
+        return None if row is None else User(row.id, row.name, row.created_at, row.last_seen)
+
+    # -- conversations and members -------------------------------------------------------
+
+    async def create_conversation(
+        self, conversation_id: str, kind: Kind, name: str | None, created_by: str,
+        member_ids: list[str], now: int,
+    ) -> tuple[Conversation, bool]:
+        direct_key = ":".join(sorted({created_by, *member_ids})) if kind == "direct" else None
+
+        async def job(conn: AsyncConnection) -> tuple[Conversation, bool]:
+            if direct_key is not None:
+                existing = (await conn.execute(
+                    select(conversations).where(conversations.c.direct_key == direct_key)
+                )).first()
+                if existing is not None:
+                    return _to_conversation(existing, 2), False
+            await conn.execute(conversations.insert().values(
+                id=conversation_id, kind=kind, name=name, created_by=created_by, version=0,
+                created_at=now, last_activity_at=now, direct_key=direct_key,
+            ))
+            rows = [{"conversation_id": conversation_id, "user_id": created_by,
+                     "role": "owner", "joined_at": now}]
+            rows += [{"conversation_id": conversation_id, "user_id": uid, "role": "member",
+                      "joined_at": now} for uid in dict.fromkeys(member_ids) if uid != created_by]
+            await conn.execute(members.insert(), rows)
+            conversation = Conversation(
+                conversation_id, kind, name, created_by, now, 0, len(rows)
+            )
+            return conversation, True
+
+        return await self._write(job)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        async with self._read() as conn:
+            row = (await conn.execute(
+                select(conversations).where(conversations.c.id == conversation_id)
+            )).first()
+            if row is None:
+                return None
+            count = await self._member_count(conn, conversation_id)
+        return _to_conversation(row, count)
+
+    async def list_conversations(self, user_id: str) -> list[ConversationSummary]:
+        async with self._read() as conn:
+            rows = (await conn.execute(
+                select(conversations, members.c.role, members.c.last_read_seq)
+                .join(members, members.c.conversation_id == conversations.c.id)
+                .where(members.c.user_id == user_id, members.c.role != "banned")
+                .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
+            )).all()
+            ids = [row.id for row in rows]
+            counts = await self._member_counts(conn, ids)
+            unread = await self._unread_counts(conn, user_id, rows)
+            last = await self._last_messages(conn, ids)
+        return [
+            ConversationSummary(
+                conversation=_to_conversation(row, counts.get(row.id, 0)),
+                role=row.role,
+                unread_count=unread.get(row.id, 0),
+                last_message=last.get(row.id),
+                last_activity=row.last_activity_at,
+            )
+            for row in rows
+        ]
+
+    async def get_role(self, conversation_id: str, user_id: str) -> Role | None:
+        async with self._read() as conn:
+            role = (await conn.execute(
+                select(members.c.role).where(
+                    members.c.conversation_id == conversation_id, members.c.user_id == user_id
+                )
+            )).scalar()
+        return cast(Role | None, role)
+
+    async def list_members(self, conversation_id: str) -> list[Member]:
+        async with self._read() as conn:
+            rows = (await conn.execute(
+                select(members, users.c.name)
+                .join(users, users.c.id == members.c.user_id)
+                .where(members.c.conversation_id == conversation_id)
+                .order_by(members.c.joined_at, members.c.user_id)
+            )).all()
+        return [
+            Member(row.conversation_id, row.user_id, row.name, row.role, row.joined_at,
+                   row.last_read_seq)
+            for row in rows
+        ]
+
+    async def put_member(
+        self, conversation_id: str, user_id: str, role: Role, now: int
+    ) -> tuple[Member, bool]:
+        async def job(conn: AsyncConnection) -> tuple[Member, bool]:
+            user = (await conn.execute(select(users.c.name).where(users.c.id == user_id))).first()
+            if user is None:
+                raise NotFound("unknown user")
+            row = (await conn.execute(select(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            ))).first()
+            if row is None:
+                await conn.execute(members.insert().values(
+                    conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now
+                ))
+                return Member(conversation_id, user_id, user.name, role, now), True
+            await conn.execute(update(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            ).values(role=role))
+            member = Member(conversation_id, user_id, user.name, role, row.joined_at,
+                            row.last_read_seq)
+            return member, False
+
+        return await self._write(job)
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> bool:
+        async def job(conn: AsyncConnection) -> bool:
+            result = await conn.execute(delete(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            ))
+            return bool(result.rowcount)
+
+        return await self._write(job)
+
+    # -- messages ------------------------------------------------------------------------
+
+    async def send(self, draft: MessageDraft) -> SendOutcome:
+        async def job(conn: AsyncConnection) -> SendOutcome:
+            if draft.client_message_id is not None:
+                existing = (await conn.execute(_message_select().where(
+                    messages.c.sender_id == draft.sender_id,
+                    messages.c.conversation_id == draft.conversation_id,
+                    messages.c.client_message_id == draft.client_message_id,
+                ))).first()
+                if existing is not None:
+                    found = await self._with_reactions(conn, [existing])
+                    return SendOutcome(found[0], created=False)
+            version = await self._next_version(conn, draft.conversation_id, draft.created_at)
+            await conn.execute(messages.insert().values(
+                id=draft.id, conversation_id=draft.conversation_id, seq=version,
+                version=version, sender_id=draft.sender_id, content=draft.content,
+                parent_id=draft.parent_id,
+                attachments=(_attachments_encoder.encode(list(draft.attachments)).decode()
+                             if draft.attachments else None),
+                client_message_id=draft.client_message_id, created_at=draft.created_at,
+            ))
+            message = Message(
+                id=draft.id, conversation_id=draft.conversation_id, seq=version,
+                version=version, sender_id=draft.sender_id, sender_name=draft.sender_name,
+                content=draft.content, parent_id=draft.parent_id,
+                attachments=draft.attachments, client_message_id=draft.client_message_id,
+                created_at=draft.created_at,
+            )
+            return SendOutcome(message, created=True)
+
+        return await self._write(job)
+
+    async def edit(self, message_id: str, content: str, now: int) -> Message:
+        async def job(conn: AsyncConnection) -> Message:
+            row = await self._live_message_row(conn, message_id)
+            version = await self._next_version(conn, row.conversation_id, None)
+            await conn.execute(message_edits.insert().values(
+                message_id=message_id, version=version, previous_content=row.content,
+                edited_at=now,
+            ))
+            await conn.execute(update(messages).where(messages.c.id == message_id).values(
+                content=content, edited_at=now, version=version
+            ))
+            return (await self._load_messages(conn, [message_id]))[0]
+
+        return await self._write(job)
+
+    async def delete(self, message_id: str, deleted_by: str, now: int) -> tuple[Message, bool]:
+        async def job(conn: AsyncConnection) -> tuple[Message, bool]:
+            row = (await conn.execute(_message_select().where(messages.c.id == message_id))).first()
+            if row is None:
+                raise NotFound("unknown message")
+            if row.deleted_at is not None:
+                return _to_message(row, {}), False
+            version = await self._next_version(conn, row.conversation_id, None)
+            await conn.execute(update(messages).where(messages.c.id == message_id).values(
+                deleted_at=now, deleted_by=deleted_by, version=version
+            ))
+            await conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
+            return (await self._load_messages(conn, [message_id]))[0], True
+
+        return await self._write(job)
+
+    async def get_message(self, message_id: str) -> Message | None:
+        async with self._read() as conn:
+            found = await self._load_messages(conn, [message_id])
+        return found[0] if found else None
+
+    async def history(self, conversation_id: str, before: int | None, limit: int) -> Page:
+        query = _message_select().where(messages.c.conversation_id == conversation_id)
+        if before is not None:
+            query = query.where(messages.c.seq < before)
+        query = query.order_by(messages.c.seq.desc()).limit(limit + 1)
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+            has_more = len(rows) > limit
+            page = await self._with_reactions(conn, list(reversed(rows[:limit])))
+        return Page(page, has_more)
+
+    async def edit_history(self, message_id: str) -> list[tuple[int, str, int]]:
+        async with self._read() as conn:
+            rows = (await conn.execute(
+                select(message_edits).where(message_edits.c.message_id == message_id)
+                .order_by(message_edits.c.version)
+            )).all()
+        return [(row.version, row.previous_content, row.edited_at) for row in rows]
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _read(self) -> Any:
+        return _Guarded(self._engine)
+
+    async def _write(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        try:
+            return await self._writer.run(job)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+
+    async def _next_version(self, conn: AsyncConnection, conversation_id: str,
+                            activity_at: int | None) -> int:
+        """Take the conversation's next version: the one counter of PROTOCOL.md §2."""
+        values: dict[str, Any] = {"version": conversations.c.version + 1}
+        if activity_at is not None:
+            values["last_activity_at"] = activity_at
+        version = (await conn.execute(
+            update(conversations).where(conversations.c.id == conversation_id)
+            .values(**values).returning(conversations.c.version)
+        )).scalar()
+        if version is None:
+            raise NotFound("unknown conversation")
+        return int(version)
+
+    async def _live_message_row(self, conn: AsyncConnection, message_id: str) -> Row[Any]:
+        row = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
+        if row is None:
+            raise NotFound("unknown message")
+        if row.deleted_at is not None:
+            raise Conflict("the message is deleted")
+        return row
+
+    async def _load_messages(self, conn: AsyncConnection, ids: Sequence[str]) -> list[Message]:
+        rows = (await conn.execute(_message_select().where(messages.c.id.in_(ids)))).all()
+        return await self._with_reactions(conn, rows)
+
+    async def _with_reactions(self, conn: AsyncConnection,
+                              rows: Sequence[Row[Any]]) -> list[Message]:
+        live = [row.id for row in rows if row.deleted_at is None]
+        reactions_of = await self._reactions(conn, live) if live else {}
+        return [_to_message(row, reactions_of) for row in rows]
+
+    async def _reactions(self, conn: AsyncConnection,
+                         message_ids: Iterable[str]) -> dict[str, tuple[ReactionSummary, ...]]:
+        rows = (await conn.execute(
+            select(reactions.c.message_id, reactions.c.emoji, reactions.c.user_id)
+            .where(reactions.c.message_id.in_(list(message_ids)))
+            .order_by(reactions.c.created_at, reactions.c.user_id)
+        )).all()
+        grouped: dict[str, dict[str, list[str]]] = {}
+        for row in rows:
+            grouped.setdefault(row.message_id, {}).setdefault(row.emoji, []).append(row.user_id)
+        return {
+            message_id: tuple(ReactionSummary(emoji, tuple(uids)) for emoji, uids in by.items())
+            for message_id, by in grouped.items()
+        }
+
+    async def _member_count(self, conn: AsyncConnection, conversation_id: str) -> int:
+        return (await self._member_counts(conn, [conversation_id])).get(conversation_id, 0)
+
+    async def _member_counts(self, conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        rows = (await conn.execute(
+            select(members.c.conversation_id, func.count())
+            .where(members.c.conversation_id.in_(ids), members.c.role != "banned")
+            .group_by(members.c.conversation_id)
+        )).all()
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def _unread_counts(self, conn: AsyncConnection, user_id: str,
+                             rows: Sequence[Row[Any]]) -> dict[str, int]:
+        """Other users' live messages after the user's read mark, per conversation."""
+        if not rows:
+            return {}
+        query = (
+            select(messages.c.conversation_id, func.count())
+            .join(members, and_(members.c.conversation_id == messages.c.conversation_id,
+                                members.c.user_id == user_id))
+            .where(messages.c.conversation_id.in_([row.id for row in rows]),
+                   messages.c.seq > members.c.last_read_seq,
+                   messages.c.sender_id != user_id,
+                   messages.c.deleted_at.is_(None))
+            .group_by(messages.c.conversation_id)
+        )
+        return {row[0]: int(row[1]) for row in (await conn.execute(query)).all()}
+
+    async def _last_messages(self, conn: AsyncConnection, ids: list[str]) -> dict[str, Message]:
+        if not ids:
+            return {}
+        newest = (
+            select(messages.c.conversation_id, func.max(messages.c.seq).label("seq"))
+            .where(messages.c.conversation_id.in_(ids))
+            .group_by(messages.c.conversation_id)
+            .subquery()
+        )
+        rows = (await conn.execute(_message_select().join(newest, and_(
+            newest.c.conversation_id == messages.c.conversation_id,
+            newest.c.seq == messages.c.seq,
+        )))).all()
+        return {m.conversation_id: m for m in await self._with_reactions(conn, rows)}
+
+
+class _Guarded:
+    """A read connection whose driver errors surface as StoreUnavailable."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._context = engine.connect()
+
+    async def __aenter__(self) -> AsyncConnection:
+        try:
+            return await self._context.__aenter__()
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+
+    async def __aexit__(self, *exc_info: Any) -> bool:
+        await self._context.__aexit__(*exc_info)
+        if exc_info[1] is not None and isinstance(exc_info[1], SQLAlchemyError | OSError):
+            raise StoreUnavailable(f"database error: {type(exc_info[1]).__name__}") from exc_info[1]
+        return False

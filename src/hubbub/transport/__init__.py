@@ -1,0 +1,1 @@
+"""aiohttp adapters: the WebSocket endpoint, REST, health, metrics, and the fan-out path."""

@@ -1,0 +1,55 @@
+"""JSON bodies in and out for the HTTP API (PROTOCOL.md §7)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from hubbub.domain.errors import BadRequest, PayloadTooLarge, RateLimited
+from hubbub.protocol.codec import encode_json
+
+T = TypeVar("T")
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(body=encode_json(value), status=status,
+                        content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str,
+                   retry_after_ms: int | None = None) -> web.Response:
+    """§7: `{"error": {"code": …, "message": …}}`; 429 carries `Retry-After` (seconds)."""
+    response = json_response({"error": {"code": code, "message": message}}, status)
+    if retry_after_ms is not None:
+        response.headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
+    return response
+
+
+def error_for(exc: Exception) -> web.Response:
+    """The JSON error response for a ChatError."""
+    from hubbub.domain.errors import ChatError
+
+    assert isinstance(exc, ChatError)
+    retry = exc.retry_after_ms if isinstance(exc, RateLimited) else None
+    return error_response(exc.http_status, exc.code, exc.message, retry)
+
+
+async def read_body(request: web.Request, kind: type[T], max_bytes: int) -> T:
+    """Decode and validate a JSON body into `kind`.
+
+    Raises:
+        PayloadTooLarge: the body exceeds `max_bytes`; BadRequest: invalid JSON or fields.
+    """
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    try:
+        return msgspec.json.decode(raw or b"{}", type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"invalid JSON: {exc}") from None

@@ -1,0 +1,55 @@
+"""Prometheus metrics of one server instance, in its own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connections_open = Gauge(
+            "hubbub_connections_open", "WebSocket connections open now", registry=self.registry
+        )
+        self.received = Counter(
+            "hubbub_messages_received_total", "Client messages received, by type", ["type"],
+            registry=self.registry,
+        )
+        self.sent = Counter(
+            "hubbub_messages_sent_total", "Server messages sent, by type", ["type"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "hubbub_errors_total", "Error responses, by code", ["code"], registry=self.registry
+        )
+        self.send_commit = Histogram(
+            "hubbub_send_commit_seconds", "SendMessage received → committed",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.closes = Counter(
+            "hubbub_connections_closed_total", "Connections closed by the server, by code",
+            ["code"], registry=self.registry,
+        )
+        self._children: dict[tuple[int, str], MetricWrapperBase] = {}
+
+    def count_sent(self, kind: str, n: int = 1) -> None:
+        """Count `n` frames of one type (called once per event, not per recipient)."""
+        self._child(self.sent, kind).inc(n)  # type: ignore[attr-defined]
+
+    def count_received(self, kind: str) -> None:
+        self._child(self.received, kind).inc()  # type: ignore[attr-defined]
+
+    def count_error(self, code: str) -> None:
+        self._child(self.errors, code).inc()  # type: ignore[attr-defined]
+
+    def _child(self, metric: MetricWrapperBase, label: str) -> MetricWrapperBase:
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

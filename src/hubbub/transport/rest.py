@@ -1,0 +1,222 @@
+"""The HTTP API of PROTOCOL.md §7, health checks and metrics."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+from msgspec import Meta
+
+from hubbub.bus.base import BusUnavailable
+from hubbub.domain.clock import format_optional, format_time
+from hubbub.domain.errors import BadRequest, ChatError
+from hubbub.logs import get_logger
+from hubbub.protocol.objects import UUID_PATTERN, Attachments, ClientMessageId, Content, Id, Kind
+from hubbub.protocol.objects import Role as RoleName
+from hubbub.services.context import Actor
+from hubbub.services.views import conversation_object, message_object, summary_object
+from hubbub.storage.base import StoreUnavailable
+from hubbub.transport.auth import authenticate, bearer_token
+from hubbub.transport.http import error_for, error_response, json_response, read_body
+from hubbub.transport.server import SERVER, Server
+
+log = get_logger("hubbub.http")
+_UUID = re.compile(UUID_PATTERN)
+
+Handler = Callable[[web.Request, Server, Actor], Awaitable[web.StreamResponse]]
+
+
+class CreateConversation(msgspec.Struct, frozen=True):
+    kind: Kind
+    name: Annotated[str, Meta(max_length=200)] | None = None
+    member_ids: Annotated[list[Id], Meta(max_length=1000)] = msgspec.field(default_factory=list)
+
+
+class PutMember(msgspec.Struct, frozen=True):
+    role: RoleName
+
+
+class PostMessage(msgspec.Struct, frozen=True):
+    content: Content = ""
+    parent_id: Id | None = None
+    attachments: Attachments = msgspec.field(default_factory=list)
+    client_message_id: ClientMessageId | None = None
+
+
+def routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    api = "/api/v1"
+    app.router.add_get(f"{api}/users/me", authed(users_me))
+    app.router.add_get(f"{api}/conversations", authed(list_conversations))
+    app.router.add_post(f"{api}/conversations", authed(create_conversation))
+    app.router.add_get(f"{api}/conversations/{{id}}", authed(get_conversation))
+    app.router.add_get(f"{api}/conversations/{{id}}/members", authed(list_members))
+    app.router.add_put(f"{api}/conversations/{{id}}/members/{{user_id}}", authed(put_member))
+    app.router.add_delete(f"{api}/conversations/{{id}}/members/{{user_id}}",
+                          authed(remove_member))
+    app.router.add_get(f"{api}/conversations/{{id}}/messages", authed(list_messages))
+    app.router.add_post(f"{api}/conversations/{{id}}/messages", authed(post_message))
+
+
+@web.middleware
+async def errors_middleware(request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                            ) -> web.StreamResponse:
+    """ChatErrors become §7 JSON bodies; anything unexpected is a 500 without details."""
+    server: Server = request.app[SERVER]
+    try:
+        return await handler(request)
+    except ChatError as exc:
+        server.metrics.count_error(exc.code)
+        return error_for(exc)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            code = {404: "NOT_FOUND", 405: "BAD_REQUEST", 413: "PAYLOAD_TOO_LARGE"}.get(
+                exc.status, "BAD_REQUEST")
+            return error_response(exc.status, code, exc.reason)
+        raise
+    except Exception:
+        log.exception("http.failed", method=request.method, path=request.path)
+        server.metrics.count_error("INTERNAL_ERROR")
+        return error_response(500, "INTERNAL_ERROR", "internal error")
+
+
+def authed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Wrap a handler that needs the caller: a bearer token, verified, its user registered."""
+
+    async def wrapper(request: web.Request) -> web.StreamResponse:
+        server: Server = request.app[SERVER]
+        identity = authenticate(server.verifier, bearer_token(request))
+        user = await server.users.seen(identity)
+        await server.limiter.hit("o:" + user.id, server.settings.other_rule)
+        return await handler(request, server, Actor(user.id, user.name))
+
+    return wrapper
+
+
+def _path_id(request: web.Request, name: str = "id") -> str:
+    value = request.match_info[name]
+    if not _UUID.match(value):
+        raise BadRequest(f"{name} must be a lowercase UUID")
+    return value
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database (and the bus) answer; otherwise 503 naming what failed."""
+    server: Server = request.app[SERVER]
+    failed: list[str] = []
+    try:
+        await server.store.ping()
+    except StoreUnavailable:
+        failed.append("database")
+    try:
+        await server.bus.ping()
+    except BusUnavailable:
+        failed.append("bus")
+    if failed:
+        return json_response({"status": "unavailable", "failed": failed}, 503)
+    return json_response({"status": "ok"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    server: Server = request.app[SERVER]
+    return web.Response(body=server.metrics.render(),
+                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def users_me(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    user = await server.users.get(actor.user_id)
+    assert user is not None
+    return json_response({"id": user.id, "name": user.name,
+                          "created_at": format_time(user.created_at),
+                          "last_seen": format_optional(user.last_seen)})
+
+
+async def list_conversations(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    summaries = await server.conversations.list_for(actor)
+    return json_response({"conversations": [summary_object(s) for s in summaries]})
+
+
+async def create_conversation(request: web.Request, server: Server, actor: Actor
+                              ) -> web.Response:
+    body = await read_body(request, CreateConversation, server.settings.max_body_bytes)
+    conversation, created = await server.conversations.create(
+        actor, body.kind, body.name, body.member_ids
+    )
+    role = await server.conversations.role_of(actor, conversation.id)
+    return json_response(conversation_object(conversation, role), 201 if created else 200)
+
+
+async def get_conversation(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    conversation, role = await server.conversations.get(actor, _path_id(request))
+    return json_response(conversation_object(conversation, role))
+
+
+async def list_members(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    members = await server.conversations.members(actor, _path_id(request))
+    return json_response({"members": [
+        {"user_id": m.user_id, "user_name": m.user_name, "role": m.role,
+         "joined_at": format_time(m.joined_at), "online": server.presence_of(m.user_id)}
+        for m in members
+    ]})
+
+
+async def put_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    body = await read_body(request, PutMember, server.settings.max_body_bytes)
+    member, created = await server.conversations.put_member(
+        actor, _path_id(request), _path_id(request, "user_id"), body.role
+    )
+    return json_response({"user_id": member.user_id, "user_name": member.user_name,
+                          "role": member.role, "joined_at": format_time(member.joined_at)},
+                         201 if created else 200)
+
+
+async def remove_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    await server.conversations.remove_member(actor, _path_id(request),
+                                             _path_id(request, "user_id"))
+    return web.Response(status=204)
+
+
+async def list_messages(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    before = _int_query(request, "before", None, 0, None)
+    limit = _int_query(request, "limit", 50, 1, 100)
+    assert limit is not None
+    page = await server.messages.history(actor, _path_id(request), before, limit)
+    return json_response({
+        "messages": [message_object(m) for m in page.messages],
+        "has_more": page.has_more,
+        "next_before": page.messages[0].seq if page.messages else None,
+    })
+
+
+async def post_message(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    body = await read_body(request, PostMessage, server.settings.max_body_bytes)
+    await server.limiter.hit("s:" + actor.user_id, server.settings.send_rule)
+    outcome = await server.messages.send(
+        actor, _path_id(request), body.content, body.parent_id, body.attachments,
+        body.client_message_id,
+    )
+    return json_response(message_object(outcome.message), 201 if outcome.created else 200)
+
+
+def _int_query(request: web.Request, name: str, default: int | None, low: int,
+               high: int | None) -> int | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer") from None
+    if value < low or (high is not None and value > high):
+        raise BadRequest(f"{name} out of range")
+    return value

@@ -1,0 +1,86 @@
+"""The running server's parts, as the HTTP and WebSocket handlers need them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from hubbub.bus.base import Bus
+from hubbub.config import Settings
+from hubbub.domain.tokens import TokenVerifier
+from hubbub.logs import get_logger
+from hubbub.services.conversations import ConversationService
+from hubbub.services.messages import MessageService
+from hubbub.services.ratelimit import RateLimiter
+from hubbub.services.users import UserService
+from hubbub.storage.base import Store
+from hubbub.transport.connection import Connection
+from hubbub.transport.hub import Hub
+from hubbub.transport.metrics import Metrics
+from hubbub.transport.outbox import Flusher
+
+log = get_logger("hubbub.server")
+
+# A client that never answers our close frame is cut off after this long.
+CLOSE_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Server:
+    settings: Settings
+    store: Store
+    bus: Bus
+    hub: Hub
+    metrics: Metrics
+    limiter: RateLimiter
+    verifier: TokenVerifier
+    users: UserService
+    messages: MessageService
+    conversations: ConversationService
+    flusher: Flusher | None = None
+    sockets: dict[Connection, web.WebSocketResponse] = field(default_factory=dict)
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+    closing: bool = False
+
+    def presence_of(self, user_id: str) -> bool:
+        """Whether the user has an open connection."""
+        return self.hub.user_is_local(user_id)
+
+    def flusher_for_loop(self) -> Flusher:
+        """The one Flusher of this server's event loop (made on first use)."""
+        if self.flusher is None:
+            self.flusher = Flusher(asyncio.get_running_loop())
+        return self.flusher
+
+    def close_connection(self, connection: Connection, code: int, reason: str) -> None:
+        """Close one connection with a close code of PROTOCOL.md §1 (from sync code)."""
+        ws = self.sockets.get(connection)
+        if ws is None or ws.closed:
+            return
+        self.metrics.closes.labels(str(code)).inc()
+        log.info("ws.closing", connection_id=connection.id, user_id=connection.user_id,
+                 code=code, reason=reason)
+        connection.outbox.flush()
+        connection.outbox.close()
+        task = asyncio.get_running_loop().create_task(
+            _close(ws, connection.outbox.transport, code, reason)
+        )
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+async def _close(ws: web.WebSocketResponse, transport: asyncio.Transport, code: int,
+                 reason: str) -> None:
+    """Send the close frame; a peer that does not answer in time is cut off."""
+    try:
+        await asyncio.wait_for(ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
+    except (TimeoutError, ConnectionError):
+        pass
+    finally:
+        if not transport.is_closing():
+            transport.abort()
+
+
+SERVER = web.AppKey("server", Server)

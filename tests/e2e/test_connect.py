@@ -1,0 +1,74 @@
+"""Connecting: authentication before the upgrade and the greeting (PROTOCOL.md §1)."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import jwt
+import pytest
+import websockets
+
+from tests.support.server import RunningServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def handshake_status(server: RunningServer, query: str = "",
+                           headers: dict[str, str] | None = None) -> int:
+    """The HTTP status of an upgrade attempt that is expected to be refused."""
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(server.ws_url + query, additional_headers=headers or {})
+    return refused.value.response.status_code
+
+
+async def test_connected_is_the_first_message(server: RunningServer) -> None:
+    """A valid token gets an upgrade and `Connected` naming the user."""
+    alice = server.user("alice")
+    client = await server.connect(alice)
+    assert client.connected["user_id"] == alice.id
+    assert client.connected["user_name"] == "alice"
+    assert client.connected["heartbeat_interval_ms"] > 0
+    assert client.connected["limits"]["max_frame_bytes"] == server.settings.max_frame_bytes
+
+
+async def test_bearer_header_is_accepted(server: RunningServer) -> None:
+    """The token may come in `Authorization: Bearer` instead of the query."""
+    alice = server.user("alice")
+    async with websockets.connect(server.ws_url, additional_headers={
+        "Authorization": f"Bearer {alice.token}"}) as ws:
+        assert '"Connected"' in str(await ws.recv())
+
+
+def _sign(server: RunningServer, claims: dict[str, object], key: str | None = None,
+          algorithm: str = "HS256") -> str:
+    return jwt.encode(claims, key or server.settings.jwt_secret, algorithm=algorithm)
+
+
+@pytest.mark.parametrize("case", ["missing", "malformed", "expired", "wrong_key", "alg_none",
+                                  "sub_not_uuid", "no_exp", "no_sub"])
+async def test_bad_tokens_get_401_before_upgrade(server: RunningServer, case: str) -> None:
+    """Every kind of bad token is refused with HTTP 401 and no upgrade."""
+    now = int(time.time())
+    sub = "6f1c2a9e-3b7d-4c55-9a1e-0d2f4b6c8a10"
+    tokens = {
+        "missing": None,
+        "malformed": "not.a.jwt",
+        "expired": _sign(server, {"sub": sub, "exp": now - 10}),
+        "wrong_key": _sign(server, {"sub": sub, "exp": now + 60}, key="another-secret-that-is-long-enough-for-hs256"),
+        "alg_none": jwt.encode({"sub": sub, "exp": now + 60}, None, algorithm="none"),
+        "sub_not_uuid": _sign(server, {"sub": "alice", "exp": now + 60}),
+        "no_exp": _sign(server, {"sub": sub}),
+        "no_sub": _sign(server, {"exp": now + 60}),
+    }
+    token = tokens[case]
+    query = "" if token is None else f"?token={token}"
+    assert await handshake_status(server, query) == 401
+
+
+async def test_401_body_is_a_json_error(server: RunningServer) -> None:
+    """A refused handshake explains itself in the §7 error shape."""
+    async with httpx.AsyncClient() as http:
+        response = await http.get(server.base_url + "/ws?token=nope")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "UNAUTHORIZED"

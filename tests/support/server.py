@@ -1,0 +1,115 @@
+"""A real hubbub server on 127.0.0.1:0, in the test's event loop, and its test users."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import httpx
+from aiohttp import web
+
+from hubbub.app import create_app
+from hubbub.config import Settings
+from hubbub.domain.tokens import mint
+from hubbub.transport.server import SERVER, Server
+from tests.support.client import ChatClient
+
+
+@dataclass
+class User:
+    id: str
+    name: str
+    token: str
+
+
+@dataclass
+class RunningServer:
+    """A started server: its address, its settings, and helpers to act as users."""
+
+    settings: Settings
+    port: int
+    app: web.Application
+    _clients: list[ChatClient] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def internals(self) -> Server:
+        """The running parts, for assertions on server state (never to fake behaviour)."""
+        return self.app[SERVER]
+
+    def user(self, name: str | None = None, *, ttl: int = 3600, **claims: Any) -> User:
+        """A new user (a fresh UUID) and a valid token for it."""
+        user_id = str(uuid.uuid4())
+        name = name or f"user-{user_id[:6]}"
+        return User(user_id, name, self.token(user_id, name, ttl=ttl))
+
+    def token(self, user_id: str, name: str | None, *, ttl: int = 3600) -> str:
+        assert self.settings.jwt_secret is not None
+        return mint(self.settings.jwt_secret, user_id, name, now=time.time(), ttl_s=ttl)
+
+    def http(self, user: User | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {user.token}"} if user else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=10)
+
+    async def connect(self, user: User, **kwargs: Any) -> ChatClient:
+        """Open a WebSocket as `user`; waits for `Connected`. Closed at the end of the test."""
+        client = await ChatClient.connect(self.ws_url, user.token, **kwargs)
+        self._clients.append(client)
+        return client
+
+    async def create_conversation(self, owner: User, kind: str = "channel",
+                                  name: str | None = "room",
+                                  members: list[User] | None = None) -> dict[str, Any]:
+        """Create a conversation over REST (the members must have been seen already)."""
+        for member in members or []:
+            await self.ensure_user(member)
+        async with self.http(owner) as http:
+            body: dict[str, Any] = {"kind": kind, "member_ids": [m.id for m in members or []]}
+            if kind != "direct":
+                body["name"] = name
+            response = await http.post("/api/v1/conversations", json=body)
+        assert response.status_code in (200, 201), response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    async def ensure_user(self, user: User) -> None:
+        """Make the server know a user (as its first valid token would)."""
+        async with self.http(user) as http:
+            response = await http.get("/api/v1/users/me")
+        assert response.status_code == 200, response.text
+
+    async def close_clients(self) -> None:
+        for client in self._clients:
+            await client.close()
+        self._clients.clear()
+
+
+@asynccontextmanager
+async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    """Start hubbub with `settings` on a free port; stop it afterwards."""
+    if settings.jwt_secret is None:
+        settings = replace(settings, jwt_secret=secrets.token_urlsafe(32))
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    running = RunningServer(settings=settings, port=port, app=app)
+    try:
+        yield running
+    finally:
+        await running.close_clients()
+        await runner.cleanup()
