@@ -17,6 +17,7 @@ from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
 from hubbub.services.messages import MessageService
+from hubbub.services.presence import MemoryPresenceCounter, PresenceService
 from hubbub.services.ratelimit import MemoryRateLimiter, RateLimiter, Unlimited
 from hubbub.services.users import UserService
 from hubbub.storage import open_store
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
             settings=settings, store=store, bus=bus, hub=hub, metrics=metrics,
             limiter=limiter, verifier=verifier, users=UserService(ctx),
             messages=MessageService(ctx), conversations=ConversationService(ctx),
+            presence=PresenceService(ctx, MemoryPresenceCounter()),
         )
         server.flusher_for_loop()
         await bus.start(hub.on_bus)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from hubbub.bus.base import Bus
 from hubbub.bus.envelope import (
     CONTROL,

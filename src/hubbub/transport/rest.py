@@ -163,9 +163,10 @@ async def get_conversation(request: web.Request, server: Server, actor: Actor) -
 
 async def list_members(request: web.Request, server: Server, actor: Actor) -> web.Response:
     members = await server.conversations.members(actor, _path_id(request))
+    online = await server.presence.online([m.user_id for m in members])
     return json_response({"members": [
         {"user_id": m.user_id, "user_name": m.user_name, "role": m.role,
-         "joined_at": format_time(m.joined_at), "online": server.presence_of(m.user_id)}
+         "joined_at": format_time(m.joined_at), "online": m.user_id in online}
         for m in members
     ]})
 

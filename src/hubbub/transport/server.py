@@ -13,6 +13,7 @@ from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.services.conversations import ConversationService
 from hubbub.services.messages import MessageService
+from hubbub.services.presence import PresenceService
 from hubbub.services.ratelimit import RateLimiter
 from hubbub.services.users import UserService
 from hubbub.storage.base import Store
@@ -39,14 +40,11 @@ class Server:
     users: UserService
     messages: MessageService
     conversations: ConversationService
+    presence: PresenceService
     flusher: Flusher | None = None
     sockets: dict[Connection, web.WebSocketResponse] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     closing: bool = False
-
-    def presence_of(self, user_id: str) -> bool:
-        """Whether the user has an open connection."""
-        return self.hub.user_is_local(user_id)
 
     def flusher_for_loop(self) -> Flusher:
         """The one Flusher of this server's event loop (made on first use)."""

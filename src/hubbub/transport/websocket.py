@@ -69,6 +69,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     server.sockets[connection] = ws
     server.hub.add(connection)
     server.metrics.connections_open.inc()
+    await server.presence.connection_opened(user.id)
     log.info("ws.open", connection_id=connection_id, user_id=user.id)
 
     settings = server.settings
@@ -99,6 +100,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         server.hub.remove(connection)
         server.metrics.connections_open.dec()
         await session.close()
+        await server.presence.connection_closed(user.id)
         log.info("ws.closed", connection_id=connection_id, user_id=user.id,
                  code=ws.close_code)
     return ws

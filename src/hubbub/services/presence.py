@@ -1,0 +1,90 @@
+"""Presence (PROTOCOL.md §4): online on a user's first connection, offline on its last,
+counted across every instance.
+
+The counting lives behind the `PresenceCounter` seam: in process memory for one instance,
+in Redis (per-instance heartbeat keys with a TTL, so a crashed instance's users go offline)
+for many.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from hubbub.domain.clock import format_optional
+from hubbub.protocol.server import PresenceChanged
+from hubbub.services.context import ServiceContext
+
+OfflineListener = Callable[[str], Awaitable[None]]
+
+
+class PresenceCounter(Protocol):
+    async def connected(self, user_id: str) -> bool:
+        """Count one more connection; True when it is the user's first anywhere."""
+
+    async def disconnected(self, user_id: str) -> bool:
+        """Count one connection less; True when it was the user's last anywhere."""
+
+    async def online(self, user_ids: list[str]) -> set[str]:
+        """Which of these users have a connection anywhere."""
+
+    async def close(self) -> None: ...
+
+
+class MemoryPresenceCounter:
+    """Connection counts of this process (the single-instance default)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    async def connected(self, user_id: str) -> bool:
+        self._counts[user_id] = self._counts.get(user_id, 0) + 1
+        return self._counts[user_id] == 1
+
+    async def disconnected(self, user_id: str) -> bool:
+        count = self._counts.get(user_id, 0) - 1
+        if count > 0:
+            self._counts[user_id] = count
+            return False
+        self._counts.pop(user_id, None)
+        return count == 0
+
+    async def online(self, user_ids: list[str]) -> set[str]:
+        return {uid for uid in user_ids if uid in self._counts}
+
+    async def close(self) -> None:
+        return None
+
+
+class PresenceService:
+    """Announces presence changes to the conversations a user belongs to."""
+
+    def __init__(self, ctx: ServiceContext, counter: PresenceCounter) -> None:
+        self._ctx = ctx
+        self._counter = counter
+        self._offline_listeners: list[OfflineListener] = []
+
+    def on_offline(self, listener: OfflineListener) -> None:
+        """Call `listener(user_id)` when a user's last connection anywhere closes."""
+        self._offline_listeners.append(listener)
+
+    async def connection_opened(self, user_id: str) -> None:
+        if await self._counter.connected(user_id):
+            await self._announce(user_id, "online", None)
+
+    async def connection_closed(self, user_id: str) -> None:
+        if await self._counter.disconnected(user_id):
+            now = self._ctx.clock()
+            await self._ctx.store.touch_user(user_id, now)
+            await self._announce(user_id, "offline", now)
+            for listener in self._offline_listeners:
+                await listener(user_id)
+
+    async def online(self, user_ids: list[str]) -> set[str]:
+        return await self._counter.online(user_ids)
+
+    async def _announce(self, user_id: str, status: str, last_seen: int | None) -> None:
+        event = PresenceChanged(user_id=user_id, status="online" if status == "online"
+                                else "offline", last_seen=format_optional(last_seen))
+        for summary in await self._ctx.store.list_conversations(user_id):
+            self._ctx.events.to_conversation(summary.conversation.id, event)
