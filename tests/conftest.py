@@ -18,6 +18,7 @@ import pytest_asyncio
 from hubbub.config import Settings
 from tests.support.server import RunningServer, run_server
 from tests.support.services import (
+    REDIS_URL,
     check_redis,
     create_postgres_database,
     drop_postgres_database,
@@ -50,10 +51,8 @@ async def backend(request: pytest.FixtureRequest,
         return
     database = await create_postgres_database()
     prefix = await check_redis()
-    from tests.support.services import REDIS_URL
-
     try:
-        yield Backend("postgres", database.url, None, prefix)
+        yield Backend("postgres", database.url, REDIS_URL, prefix)
     finally:
         await drop_postgres_database(database)
 

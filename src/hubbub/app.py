@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -12,19 +13,35 @@ from hubbub.bus import open_bus
 from hubbub.config import Settings
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
+from hubbub.services.calls import CallService
+from hubbub.services.connection_limit import (
+    ConnectionLimiter,
+    MemoryConnectionLimiter,
+    NoConnectionLimit,
+)
 from hubbub.services.context import ServiceContext
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
 from hubbub.services.messages import MessageService
-from hubbub.services.presence import MemoryPresenceCounter, PresenceService
+from hubbub.services.presence import MemoryPresenceCounter, PresenceCounter, PresenceService
 from hubbub.services.ratelimit import MemoryRateLimiter, RateLimiter, Unlimited
+from hubbub.services.reactions import ReactionService
+from hubbub.services.receipts import ReceiptService
+from hubbub.services.search import SearchService
+from hubbub.services.sync import SyncService
+from hubbub.services.tickets import MemoryTicketStore, TicketService, TicketStore
+from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
 from hubbub.storage import open_store
-from hubbub.transport import rest
+from hubbub.storage.calls import SqlCallStore
+from hubbub.transport import calls as call_routes
+from hubbub.transport import rest, static
+from hubbub.transport.handshake import trusted_networks
 from hubbub.transport.hub import Hub
 from hubbub.transport.metrics import Metrics
 from hubbub.transport.server import SERVER, Server
+from hubbub.transport.shutdown import shut_down, track_requests
 from hubbub.transport.websocket import heartbeat, websocket_handler
 
 log = get_logger("hubbub.app")
@@ -38,35 +55,94 @@ def build_verifier(settings: Settings) -> TokenVerifier:
                          issuer=settings.jwt_issuer, audience=settings.jwt_audience)
 
 
+@dataclass
+class Coordination:
+    """What every instance must count together: in Redis when a URL is configured (so N
+    instances behave as one), else in this process."""
+
+    limiter: RateLimiter
+    connection_limit: ConnectionLimiter
+    presence: PresenceCounter
+    tickets: TicketStore
+    # Tells presence about users whose last connection died with a crashed instance.
+    watch_expired: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+async def open_coordination(settings: Settings) -> Coordination:
+    limits_on = settings.rate_limits
+    if settings.redis_url is None:
+        return Coordination(
+            limiter=MemoryRateLimiter() if limits_on else Unlimited(),
+            connection_limit=MemoryConnectionLimiter() if limits_on else NoConnectionLimit(),
+            presence=MemoryPresenceCounter(),
+            tickets=MemoryTicketStore(),
+        )
+    from hubbub.coordination import redis as shared  # imported lazily: only Redis needs it
+
+    client = shared.connect(settings.redis_url)
+    registry = shared.InstanceRegistry(client, settings.redis_prefix, settings.presence_ttl)
+    presence = shared.RedisPresenceCounter(registry)
+    connection_limit: ConnectionLimiter = (
+        shared.RedisConnectionLimiter(registry) if limits_on else NoConnectionLimit())
+    limiter: RateLimiter = (
+        shared.RedisRateLimiter(client, settings.redis_prefix) if limits_on else Unlimited())
+    await registry.start()
+
+    async def close() -> None:
+        await registry.close()
+        await client.aclose()
+
+    return Coordination(limiter, connection_limit, presence,
+                        shared.RedisTicketStore(client, settings.redis_prefix),
+                        presence.on_expired, close)
+
+
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
     verifier = build_verifier(settings)
-    app = web.Application(middlewares=[rest.errors_middleware],
+    trusted_networks(settings.trusted_proxies)  # a malformed entry fails here, at start
+    app = web.Application(middlewares=[track_requests, rest.errors_middleware],
                           client_max_size=settings.max_body_bytes)
     app.router.add_get("/ws", websocket_handler)
     rest.routes(app)
+    call_routes.routes(app)
+    static.routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(settings.database_url, migrate=settings.auto_migrate)
         bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
         metrics = Metrics()
         hub = Hub(bus, metrics.count_sent)
+        metrics.watch_order(hub.order_stats)
         events = Events(bus)
         members = MembershipCache(store)
         hub.add_control_listener(members.on_control)
+        bus.on_resumed(members.clear)  # invalidations sent during an outage are lost
         ctx = ServiceContext(store=store, events=events, members=members)
-        limiter: RateLimiter = MemoryRateLimiter() if settings.rate_limits else Unlimited()
+        coordination = await open_coordination(settings)
+        limiter, connection_limit = coordination.limiter, coordination.connection_limit
         if not settings.rate_limits:
             log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
         server = Server(
             settings=settings, store=store, bus=bus, hub=hub, metrics=metrics,
             limiter=limiter, verifier=verifier, users=UserService(ctx),
             messages=MessageService(ctx), conversations=ConversationService(ctx),
-            presence=PresenceService(ctx, MemoryPresenceCounter()),
+            presence=PresenceService(ctx, coordination.presence),
+            connection_limit=connection_limit, tickets=TicketService(coordination.tickets),
+            search=SearchService(ctx), sync=SyncService(ctx),
+            typing=TypingService(ctx, settings.typing_timeout),
+            receipts=ReceiptService(ctx), reactions=ReactionService(ctx),
+            calls=CallService(ctx, SqlCallStore(store.engine, store.dialect, store.writer),
+                              settings.call_ring_timeout),
         )
+        server.presence.on_offline(server.calls.user_offline)
+        if coordination.watch_expired is not None:
+            coordination.watch_expired(server.presence.went_offline)
         server.flusher_for_loop()
         await bus.start(hub.on_bus)
         hub.start()
+        await server.calls.start(server.presence.online)
         app[SERVER] = server
         beat = asyncio.get_running_loop().create_task(heartbeat(server))
         log.info("server.started", database=settings.database_url.split("://")[0],
@@ -77,6 +153,10 @@ def create_app(settings: Settings) -> web.Application:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+            server.typing.close()
+            await server.calls.close()
+            if coordination.close is not None:
+                await coordination.close()
             await bus.close()
             await store.close()
 
@@ -84,11 +164,7 @@ def create_app(settings: Settings) -> web.Application:
         server: Server | None = app.get(SERVER)
         if server is None:
             return
-        server.closing = True
-        for connection in list(server.sockets):
-            server.close_connection(connection, 1001, "server shutting down")
-        if server.background:
-            await asyncio.wait(server.background, timeout=settings.shutdown_grace)
+        await shut_down(server, settings.shutdown_grace)
 
     app.cleanup_ctx.append(lifespan)
     app.on_shutdown.append(on_shutdown)

@@ -18,6 +18,9 @@ class Settings:
     database_url: str = "sqlite:///./hubbub.db"
     redis_url: str | None = None
     redis_prefix: str = "hubbub"
+    # With Redis: an instance that stops refreshing its heartbeat for this long (it crashed)
+    # no longer counts its users' connections, so presence reports them offline.
+    presence_ttl: float = 30.0
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_algorithms: tuple[str, ...] = ("HS256",)
@@ -32,6 +35,8 @@ class Settings:
     heartbeat_interval: float = 25.0
     heartbeat_timeout: float = 60.0
     call_ring_timeout: float = 45.0
+    # A typing indicator not refreshed for this long ends with UserTyping{is_typing:false}.
+    typing_timeout: float = 6.0
     # PROTOCOL.md §6 defaults.
     rate_limits: bool = True
     send_rate: float = 5.0

@@ -16,7 +16,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-DEFAULT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 10.0
 _ids = itertools.count(1)
 
 

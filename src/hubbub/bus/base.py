@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 BusHandler = Callable[[str, bytes], None]
+ResumeListener = Callable[[], None]
 
 
 class Bus(Protocol):
@@ -28,6 +29,15 @@ class Bus(Protocol):
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving `topic` (idempotent)."""
+
+    async def ready(self, topic: str) -> None:
+        """Return once events published on a subscribed `topic` from now on reach this
+        instance; at once when the bus is down (those events are lost anyway) or when the
+        wait takes unreasonably long."""
+
+    def on_resumed(self, listener: ResumeListener) -> None:
+        """Call `listener()` each time the bus carries events again after an outage: what
+        was published meanwhile is lost, so state kept fresh by events must be dropped."""
 
     async def ping(self) -> None:
         """Raise BusUnavailable when the bus cannot carry events right now."""

@@ -22,11 +22,17 @@ def user_topic(user_id: str) -> str:
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True):
     """`kind`: the server message type (for metrics); `exclude_user`: skip that user's
-    connections (e.g. a typist does not hear its own typing)."""
+    connections (e.g. a typist does not hear its own typing); `version`: the conversation
+    version of a change event (PROTOCOL.md §2), by which every instance's hub restores
+    version order — None for events outside that order (typing, receipts, presence);
+    `exclude_connection`: skip that one connection (a callee's device that answered does
+    not hear `answered_elsewhere`)."""
 
     kind: str
     payload: bytes
     exclude_user: str | None = None
+    version: int | None = None
+    exclude_connection: str | None = None
 
 
 class MembershipChanged(msgspec.Struct, frozen=True, array_like=True, tag=True):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hubbub.bus.base import BusHandler
+from hubbub.bus.base import BusHandler, ResumeListener
 
 
 class MemoryBus:
@@ -31,6 +31,12 @@ class MemoryBus:
 
     def unsubscribe(self, topic: str) -> None:
         self._topics.discard(topic)
+
+    async def ready(self, topic: str) -> None:
+        return None
+
+    def on_resumed(self, listener: ResumeListener) -> None:
+        return None  # an in-process bus is never down
 
     async def ping(self) -> None:
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -10,8 +11,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def format_time(micros: int) -> str:
     """RFC 3339 UTC with microseconds, as §2 asks: ``2026-11-25T18:40:58.123456Z``."""
     seconds, fraction = divmod(micros, 1_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC)
-    return f"{moment:%Y-%m-%dT%H:%M:%S}.{fraction:06d}Z"
+    return f"{_second(seconds)}.{fraction:06d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # Messages of the same second share this part: formatting it costs ~2.5 µs, a cache hit
+    # ~0.1 µs, and every message object formats at least one time.
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"
 
 
 def format_optional(micros: int | None) -> str | None:

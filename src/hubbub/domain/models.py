@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hubbub.protocol.objects import Attachment, Kind, Role
+from hubbub.protocol.objects import Attachment, Kind, MessageObject, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +106,36 @@ class SendOutcome:
     message: Message
     created: bool
     extra: dict[str, str] = field(default_factory=dict)
+    # The wire form, once the service built it for the broadcast, so the sender's
+    # ActionConfirmed reuses it instead of converting the message a second time.
+    view: MessageObject | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPage:
+    """Changed messages in ascending `version`, and where the next page starts (§3)."""
+
+    messages: list[Message]
+    has_more: bool
+    last_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionChange:
+    """The outcome of adding or removing a reaction; `changed` False means it was a no-op
+    (nothing stored, no version taken)."""
+
+    conversation_id: str
+    message_id: str
+    version: int
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptChange:
+    """The outcome of a read or delivery mark; `changed` False means nothing moved."""
+
+    conversation_id: str
+    message_id: str
+    at: int
+    changed: bool

@@ -5,6 +5,7 @@ Rules:
 - A non-member may read and join a `channel` (public); nobody else joins on their own.
 - Only an `owner` makes (or unmakes) `owner`s and `admin`s; moderators manage the rest but
   never someone ranked at or above themselves.
+- Anyone may leave, except a banned member: leaving would lift its own ban.
 """
 
 from __future__ import annotations
@@ -87,8 +88,14 @@ def check_role_change(actor: Role | None, target_current: Role | None, new_role:
 
 
 def check_removal(actor: Role | None, target: Role, *, is_self: bool) -> None:
-    """Whether a member may be removed: anyone may leave; others need `moderate` and rank."""
+    """Whether a member may be removed: anyone may leave; others need `moderate` and rank.
+
+    A banned member cannot leave: leaving would delete the ban, and a channel could then be
+    joined again. The ban is lifted by a moderator (a role change) or by removal.
+    """
     if is_self:
+        if target == "banned":
+            raise Forbidden("a ban is lifted by a moderator, not by leaving")
         return
     if not can(actor, Ability.MODERATE):
         raise Forbidden("removing members needs the moderate permission")

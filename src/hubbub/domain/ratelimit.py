@@ -10,6 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# Refills are sums of float time differences: a client pacing at exactly `rate` can land a
+# hair under a whole token (0.9999999999999998) and would be refused for 1 ms. A bucket this
+# close to a token holds it.
+EPSILON = 1e-9
+
 
 @dataclass(frozen=True, slots=True)
 class BucketRule:
@@ -39,8 +44,8 @@ def take(rule: BucketRule, state: BucketState | None, now: float) -> Decision:
     else:
         elapsed = max(0.0, now - state.updated_at)
         tokens = min(float(rule.burst), state.tokens + elapsed * rule.rate)
-    if tokens >= 1.0:
-        return Decision(True, 0, BucketState(tokens - 1.0, now))
+    if tokens >= 1.0 - EPSILON:
+        return Decision(True, 0, BucketState(max(0.0, tokens - 1.0), now))
     wait_s = (1.0 - tokens) / rule.rate if rule.rate > 0 else 3600.0
     return Decision(False, max(1, math.ceil(wait_s * 1000)), BucketState(tokens, now))
 

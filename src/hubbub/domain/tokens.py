@@ -47,9 +47,15 @@ class TokenVerifier:
                 issuer=self.issuer,
                 audience=self.audience,
                 leeway=self.leeway_s,
+                # PyJWT compares exp, nbf and iat with the wall clock; they are checked below
+                # against `now` instead, so the caller's clock is the only one. `iat` is not
+                # checked at all: an issuer whose clock runs a moment ahead would otherwise
+                # mint tokens that are refused as "not yet valid".
                 options={
                     "require": ["exp", "sub"],
                     "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
                     "verify_aud": self.audience is not None,
                     "verify_iss": self.issuer is not None,
                 },
@@ -59,6 +65,10 @@ class TokenVerifier:
         expires_at = claims["exp"]
         if not isinstance(expires_at, int | float) or expires_at + self.leeway_s <= now:
             raise Unauthorized("invalid token: expired")
+        not_before = claims.get("nbf")
+        if not_before is not None and (not isinstance(not_before, int | float)
+                                       or not_before > now + self.leeway_s):
+            raise Unauthorized("invalid token: not valid yet (nbf)")
         subject = claims["sub"]
         if not isinstance(subject, str) or not _UUID.match(subject.lower()):
             raise Unauthorized("invalid token: sub must be a UUID")
@@ -66,7 +76,8 @@ class TokenVerifier:
         if name is not None and not isinstance(name, str):
             raise Unauthorized("invalid token: name must be a string")
         if name is not None:
-            name = name.strip()[:MAX_NAME_CHARS] or None
+            # U+0000 cannot be stored by PostgreSQL; a display name has no use for it.
+            name = name.replace("\x00", "").strip()[:MAX_NAME_CHARS] or None
         return Identity(user_id=subject.lower(), name=name, expires_at=float(expires_at))
 
 

@@ -11,6 +11,9 @@ from hubbub.protocol.objects import Attachments, ClientMessageId, Content, Emoji
 
 Limit100 = Annotated[int, Meta(ge=1, le=100)]
 Limit500 = Annotated[int, Meta(ge=1, le=500)]
+# A `seq` or `version` cursor: stored as a signed 64-bit integer, so a larger one is refused
+# here rather than failing in the database.
+Cursor = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Sdp = Annotated[str, Meta(max_length=65536)]
 # §3: an ICE candidate is at most 4 KiB (its size is checked again after encoding).
 Candidate = dict[str, Any] | Annotated[str, Meta(max_length=4096)]
@@ -50,7 +53,7 @@ class LeaveConversation(ClientMessage, tag="LeaveConversation", frozen=True):
 
 class FetchHistory(ClientMessage, tag="FetchHistory", frozen=True):
     conversation_id: Id
-    before: Annotated[int, Meta(ge=0)] | None = None
+    before: Cursor | None = None
     limit: Limit100 = 50
 
 
@@ -62,7 +65,7 @@ class SearchMessages(ClientMessage, tag="SearchMessages", frozen=True):
 
 class SyncMessages(ClientMessage, tag="SyncMessages", frozen=True):
     conversation_id: Id
-    since_version: Annotated[int, Meta(ge=0)] | None = None
+    since_version: Cursor | None = None
     since: Annotated[str, Meta(max_length=64)] | None = None
     limit: Limit500 = 100
 

@@ -21,16 +21,20 @@ Kind = Literal["direct", "group", "channel"]
 Role = Literal["owner", "admin", "moderator", "member", "read_only", "banned"]
 
 
+# Sizes and dimensions stay within the integers every JSON client reads exactly (2**53 - 1).
+Count = Annotated[int, Meta(ge=0, le=2**53 - 1)]
+
+
 class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
     """Attachment metadata (§2); hubbub stores it but does not host files."""
 
     url: Annotated[str, Meta(min_length=1, max_length=2048)]
     name: Annotated[str, Meta(min_length=1, max_length=255)]
     mime_type: Annotated[str, Meta(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=255)]
-    size: Annotated[int, Meta(ge=0)]
-    width: Annotated[int, Meta(ge=0)] | None = None
-    height: Annotated[int, Meta(ge=0)] | None = None
-    duration_ms: Annotated[int, Meta(ge=0)] | None = None
+    size: Count
+    width: Count | None = None
+    height: Count | None = None
+    duration_ms: Count | None = None
     thumbnail_url: Annotated[str, Meta(max_length=2048)] | None = None
 
 
@@ -82,3 +86,22 @@ class ConversationObject(msgspec.Struct, frozen=True):
     role: Role | UnsetType = UNSET
     unread_count: int | UnsetType = UNSET
     last_message: MessageObject | UnsetType | None = UNSET
+
+
+class CallObject(msgspec.Struct, frozen=True):
+    """A call's record, as the call history of a conversation shows it (docs/DECISIONS.md).
+
+    `state` is `ringing`, `active` or `ended`; `end_reason` is `hangup`, `cancelled`,
+    `rejected`, `timeout` (a missed call) or `disconnected`.
+    """
+
+    id: str
+    conversation_id: str
+    caller_id: str
+    callee_id: str
+    call_type: str
+    state: str
+    created_at: str
+    answered_at: str | None
+    ended_at: str | None
+    end_reason: str | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hubbub.domain import validation
-from hubbub.domain.errors import BadRequest, Forbidden, NotFound
+from hubbub.domain.errors import BadRequest, Conflict, Forbidden, NotFound
 from hubbub.domain.models import Conversation, ConversationSummary, Member
 from hubbub.domain.permissions import (
     Ability,
@@ -55,6 +55,16 @@ class ConversationService:
     async def role_of(self, actor: Actor, conversation_id: str) -> Role | None:
         return await self._ctx.members.role(conversation_id, actor.user_id)
 
+    async def summary(self, actor: Actor, conversation_id: str) -> ConversationSummary | None:
+        """The caller's view of one conversation (role, unread count, last message), which
+        §2 shows wherever the caller is a member; None for non-members and the banned."""
+        found = await self._ctx.store.list_conversations(actor.user_id, conversation_id)
+        return found[0] if found else None
+
+    async def require_exists(self, conversation_id: str) -> Conversation:
+        """Raise NotFound unless the conversation exists."""
+        return await self._require(conversation_id)
+
     async def list_for(self, actor: Actor) -> list[ConversationSummary]:
         return await self._ctx.store.list_conversations(actor.user_id)
 
@@ -98,6 +108,8 @@ class ConversationService:
         actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
         current = await self._ctx.members.role(conversation_id, user_id)
         check_role_change(actor_role, current, role)
+        if current == "owner" and role != "owner":
+            await self._keep_an_owner(conversation_id, user_id)
         member, created = await self._ctx.store.put_member(
             conversation_id, user_id, role, self._ctx.clock()
         )
@@ -112,18 +124,36 @@ class ConversationService:
     async def remove_member(self, actor: Actor, conversation_id: str, user_id: str) -> None:
         """Remove a member: anyone may leave; removing others needs `moderate`."""
         conversation = await self._require(conversation_id)
+        actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
+        is_self = actor.user_id == user_id
+        if not is_self:
+            # Permission first: an outsider must not learn who is in a private group.
+            require(actor_role, Ability.MODERATE, what="manage members")
         target = await self._ctx.members.role(conversation_id, user_id)
         if target is None:
             raise NotFound("not a member")
-        actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
-        if actor.user_id != user_id:
-            require(actor_role, Ability.READ, what="manage members")
-        check_removal(actor_role, target, is_self=actor.user_id == user_id)
+        check_removal(actor_role, target, is_self=is_self)
         if conversation.kind == "direct":
             raise BadRequest("the members of a direct conversation are fixed")
+        if target == "owner":
+            await self._keep_an_owner(conversation_id, user_id)
         await self._ctx.store.remove_member(conversation_id, user_id)
         self._ctx.members.forget(conversation_id, user_id)
         self._ctx.events.membership_changed(conversation_id, user_id, None)
+
+    async def _keep_an_owner(self, conversation_id: str, owner_id: str) -> None:
+        """Refuse to remove or demote the last owner while others remain: only owners make
+        admins and owners, so the conversation could never be fully managed again.
+
+        Raises:
+            Conflict: `owner_id` is the only owner and other members remain.
+        """
+        members = await self._ctx.store.list_members(conversation_id)
+        owners = {m.user_id for m in members if m.role == "owner"}
+        others = [m for m in members if m.user_id != owner_id and m.role != "banned"]
+        if owners == {owner_id} and others:
+            raise Conflict("the last owner cannot leave or step down while others remain; "
+                           "make another member owner first")
 
     async def _require(self, conversation_id: str) -> Conversation:
         conversation = await self._ctx.store.get_conversation(conversation_id)

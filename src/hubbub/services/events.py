@@ -12,7 +12,14 @@ from hubbub.bus.envelope import (
     user_topic,
 )
 from hubbub.protocol.codec import encode
-from hubbub.protocol.server import ServerMessage
+from hubbub.protocol.server import (
+    MessageDeleted,
+    MessageEdited,
+    NewMessage,
+    ReactionAdded,
+    ReactionRemoved,
+    ServerMessage,
+)
 
 
 class Events:
@@ -26,9 +33,10 @@ class Events:
         """To every connection subscribed to the conversation, on every instance."""
         self._bus.publish(conversation_topic(conversation_id), _wrap(message, exclude_user))
 
-    def to_user(self, user_id: str, message: ServerMessage) -> None:
-        """To every connection of one user, on every instance."""
-        self._bus.publish(user_topic(user_id), _wrap(message, None))
+    def to_user(self, user_id: str, message: ServerMessage,
+                exclude_connection: str | None = None) -> None:
+        """To every connection of one user, on every instance (but `exclude_connection`)."""
+        self._bus.publish(user_topic(user_id), _wrap(message, None, exclude_connection))
 
     def membership_changed(self, conversation_id: str, user_id: str, role: str | None) -> None:
         """Tell every instance to forget cached roles (and drop subscriptions on loss)."""
@@ -37,6 +45,21 @@ class Events:
         ))
 
 
-def _wrap(message: ServerMessage, exclude_user: str | None) -> bytes:
+def change_version(message: ServerMessage) -> int | None:
+    """The conversation version a change event carries (PROTOCOL.md §2); None for events
+    that are not changes of a message (typing, receipts, presence, joins)."""
+    match message:
+        case NewMessage() | MessageEdited():
+            return message.message.version
+        case MessageDeleted() | ReactionAdded() | ReactionRemoved():
+            return message.version
+        case _:
+            return None
+
+
+def _wrap(message: ServerMessage, exclude_user: str | None,
+          exclude_connection: str | None = None) -> bytes:
     kind = type(message).__struct_config__.tag
-    return envelope_encoder.encode(Envelope(str(kind), encode(message), exclude_user))
+    return envelope_encoder.encode(Envelope(
+        str(kind), encode(message), exclude_user, change_version(message), exclude_connection
+    ))

@@ -39,6 +39,12 @@ class MembershipCache:
         self._roles.pop((conversation_id, user_id), None)
         self._loading.pop((conversation_id, user_id), None)
 
+    def clear(self) -> None:
+        """Forget every role: invalidations may have been lost (the bus was down)."""
+        self._generation += 1
+        self._roles.clear()
+        self._loading.clear()
+
     def on_control(self, event: ControlEvent) -> None:
         """Bus listener: a membership changed somewhere."""
         self.forget(event.conversation_id, event.user_id)

@@ -43,9 +43,8 @@ class MessageService:
         )
         outcome = await self._ctx.store.send(draft)
         if outcome.created:
-            self._ctx.events.to_conversation(
-                conversation_id, NewMessage(message=message_object(outcome.message))
-            )
+            outcome.view = message_object(outcome.message)
+            self._ctx.events.to_conversation(conversation_id, NewMessage(message=outcome.view))
         return outcome
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:

@@ -74,11 +74,16 @@ class PresenceService:
 
     async def connection_closed(self, user_id: str) -> None:
         if await self._counter.disconnected(user_id):
-            now = self._ctx.clock()
-            await self._ctx.store.touch_user(user_id, now)
-            await self._announce(user_id, "offline", now)
-            for listener in self._offline_listeners:
-                await listener(user_id)
+            await self.went_offline(user_id)
+
+    async def went_offline(self, user_id: str) -> None:
+        """The user's last connection anywhere is gone: closed here, or lost with a crashed
+        instance (the Redis counter reports those)."""
+        now = self._ctx.clock()
+        await self._ctx.store.touch_user(user_id, now)
+        await self._announce(user_id, "offline", now)
+        for listener in self._offline_listeners:
+            await listener(user_id)
 
     async def online(self, user_ids: list[str]) -> set[str]:
         return await self._counter.online(user_ids)
@@ -86,5 +91,5 @@ class PresenceService:
     async def _announce(self, user_id: str, status: str, last_seen: int | None) -> None:
         event = PresenceChanged(user_id=user_id, status="online" if status == "online"
                                 else "offline", last_seen=format_optional(last_seen))
-        for summary in await self._ctx.store.list_conversations(user_id):
-            self._ctx.events.to_conversation(summary.conversation.id, event)
+        for conversation_id in await self._ctx.store.conversation_ids_of(user_id):
+            self._ctx.events.to_conversation(conversation_id, event)

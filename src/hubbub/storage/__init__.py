@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from hubbub.storage.dialect import Dialect, engine_url
 from hubbub.storage.migrate import upgrade
+from hubbub.storage.search import register_sqlite_functions
 from hubbub.storage.sql import SqlStore
 
 __all__ = ["open_store", "upgrade"]
@@ -24,6 +25,7 @@ def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(driver_url, pool_size=4, max_overflow=0)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", register_sqlite_functions)
     else:
         engine = create_async_engine(driver_url, pool_size=10, max_overflow=10,
                                      pool_pre_ping=False)

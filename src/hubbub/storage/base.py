@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from hubbub.domain.calls import Call, CallState, EndReason
 from hubbub.domain.errors import ChatError
 from hubbub.domain.models import (
     Conversation,
@@ -18,7 +19,10 @@ from hubbub.domain.models import (
     Message,
     MessageDraft,
     Page,
+    ReactionChange,
+    ReceiptChange,
     SendOutcome,
+    SyncPage,
     User,
 )
 from hubbub.protocol.objects import Kind, Role
@@ -58,8 +62,14 @@ class Store(Protocol):
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
-    async def list_conversations(self, user_id: str) -> list[ConversationSummary]:
-        """The user's conversations (banned ones left out), newest activity first."""
+    async def list_conversations(self, user_id: str, conversation_id: str | None = None
+                                 ) -> list[ConversationSummary]:
+        """The user's conversations (banned ones left out), newest activity first; only
+        that one (if the user is in it) when `conversation_id` is given."""
+
+    async def conversation_ids_of(self, user_id: str) -> list[str]:
+        """The ids of the user's conversations (banned ones left out): one indexed query,
+        for fan-out such as presence, where `list_conversations` would be far too heavy."""
 
     async def get_role(self, conversation_id: str, user_id: str) -> Role | None: ...
 
@@ -93,3 +103,84 @@ class Store(Protocol):
 
     async def edit_history(self, message_id: str) -> list[tuple[int, str, int]]:
         """(version, previous content, edited_at) of each edit, oldest first."""
+
+    # -- conversation features (PROTOCOL.md §3: search, sync, receipts, reactions) -------
+
+    async def search(self, user_id: str, query: str, conversation_id: str | None,
+                     limit: int) -> list[Message]:
+        """Live messages whose content contains `query` (case-insensitive; `%`, `_` and
+        `\\` literal), newest first: in `conversation_id`, or when None in every
+        conversation `user_id` may read (readable memberships and public channels)."""
+
+    async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
+                   limit: int) -> SyncPage:
+        """Messages with `version > since_version` (and, with `since`, changed after that
+        time), ascending by version, deleted ones included."""
+
+    async def add_reaction(self, message_id: str, user_id: str, emoji: str,
+                           now: int) -> ReactionChange:
+        """Add one reaction under the conversation's next version; a no-op if present.
+
+        Raises:
+            NotFound: unknown message; Conflict: the message is deleted.
+        """
+
+    async def remove_reaction(self, message_id: str, user_id: str, emoji: str,
+                              now: int) -> ReactionChange:
+        """Remove one reaction under the conversation's next version; a no-op if absent.
+
+        Raises:
+            NotFound: unknown message; Conflict: the message is deleted.
+        """
+
+    async def mark_read(self, conversation_id: str, user_id: str, message_id: str,
+                        now: int) -> ReceiptChange:
+        """Move the member's read mark forward to the message (never back); unchanged for
+        an older or equal mark, or when the user is not a member.
+
+        Raises:
+            NotFound: the message is not in the conversation.
+        """
+
+    async def mark_delivered(self, conversation_id: str, user_id: str, message_id: str,
+                             now: int) -> ReceiptChange:
+        """Record the first delivery of the message to the member; unchanged for a repeat,
+        or when the user is not a member.
+
+        Raises:
+            NotFound: the message is not in the conversation.
+        """
+
+
+class CallStore(Protocol):
+    """The calls of PROTOCOL.md §3 and their state (domain/calls.py), where every instance
+    sees them. State changes are conditional writes, so concurrent instances never both
+    win a transition."""
+
+    async def create_call(self, call: Call) -> bool:
+        """Insert a new call; False (and nothing written) when its id is taken."""
+
+    async def get_call(self, call_id: str) -> Call | None: ...
+
+    async def transition(self, call_id: str, expected: CallState, target: CallState,
+                         now: int, end_reason: EndReason | None = None,
+                         connection_id: str | None = None) -> Call | None:
+        """Move the call from `expected` to `target`, stamping `answered_at` and the
+        answering `connection_id`, or `ended_at` and `end_reason`; None when it was not in
+        `expected` (someone else moved it)."""
+
+    async def open_calls_of(self, user_id: str) -> list[Call]:
+        """The ringing and active calls the user is a party of."""
+
+    async def ringing_before(self, created_before: int, limit: int) -> list[Call]:
+        """Ringing calls created before that time, oldest first (left behind by a stopped
+        instance, whose ring timer never fired)."""
+
+    async def open_calls(self, after: tuple[int, str] | None, limit: int) -> list[Call]:
+        """Ringing and active calls ordered by (created_at, id), from just after `after`:
+        pages over every open call."""
+
+    async def list_calls(self, conversation_id: str, user_id: str, before: int | None,
+                         limit: int) -> list[Call]:
+        """The conversation's calls the user was a party of, created before `before`,
+        newest first."""

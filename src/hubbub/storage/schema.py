@@ -73,6 +73,10 @@ messages = Table(
     Column("edited_at", BigInteger),
     Column("deleted_at", BigInteger),
     Column("deleted_by", ID),
+    # When the reactions last changed (migration 0002), so `SyncMessages{since}` sees them.
+    # PostgreSQL also gets a pg_trgm GIN index on `content` there (not declared here: it
+    # has no SQLite form).
+    Column("reacted_at", BigInteger),
     UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
     UniqueConstraint(
         "sender_id", "conversation_id", "client_message_id", name="uq_messages_client_id"
@@ -121,5 +125,11 @@ calls = Table(
     Column("answered_at", BigInteger),
     Column("ended_at", BigInteger),
     Column("end_reason", String(64)),
+    # Migration 0003: the callee's device that answered; only it goes on signalling.
+    Column("answered_connection_id", ID),
     Index("ix_calls_conversation", "conversation_id"),
+    # Migration 0003: a user's open calls (on their last disconnect), stale ringing calls.
+    Index("ix_calls_caller_state", "caller_id", "state"),
+    Index("ix_calls_callee_state", "callee_id", "state"),
+    Index("ix_calls_state_created", "state", "created_at"),
 )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, get_args
 
 import msgspec
-from sqlalchemy import Row, and_, delete, func, select, text, update
+from sqlalchemy import Row, and_, delete, func, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -18,10 +19,14 @@ from hubbub.domain.models import (
     Message,
     MessageDraft,
     Page,
+    ReactionChange,
     ReactionSummary,
+    ReceiptChange,
     SendOutcome,
+    SyncPage,
     User,
 )
+from hubbub.domain.permissions import Ability, can, can_read
 from hubbub.protocol.objects import Attachment, Kind, Role
 from hubbub.storage.base import StoreUnavailable
 from hubbub.storage.dialect import Dialect
@@ -31,8 +36,11 @@ from hubbub.storage.schema import (
     message_edits,
     messages,
     reactions,
+    receipts,
     users,
 )
+from hubbub.storage.search import contains_insensitive
+from hubbub.storage.sends import SendBatch
 from hubbub.storage.writer import Writer
 
 T = TypeVar("T")
@@ -40,6 +48,10 @@ _attachments_encoder = msgspec.json.Encoder()
 _attachments_decoder = msgspec.json.Decoder(tuple[Attachment, ...])
 
 _MESSAGE_COLUMNS = (*messages.c, users.c.name.label("sender_name"))
+# PROTOCOL.md §5 as data, for queries over many conversations at once: the member roles
+# that may read, and the kinds any non-member may read.
+_READABLE_ROLES = tuple(role for role in get_args(Role) if can(role, Ability.READ))
+_PUBLIC_KINDS = tuple(kind for kind in get_args(Kind) if can_read(kind, None))
 
 
 def _message_select() -> Any:
@@ -79,11 +91,24 @@ class SqlStore:
     def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
         self._engine = engine
         self._dialect = dialect
-        self._writer = Writer(engine)
+        # PostgreSQL: several instances write at once, so batches lock in one order.
+        self._writer = Writer(engine, _lock_conversations if dialect.name == "postgresql"
+                              else None)
+        # One object, so that the Writer hands consecutive sends to it together.
+        self._send_batch = SendBatch(dialect.name, self._load_messages)
 
     @property
     def writer(self) -> Writer:
         return self._writer
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """Shared with the other SQL stores of this database (storage/calls.py)."""
+        return self._engine
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
 
     async def close(self) -> None:
         await self._writer.close()
@@ -167,14 +192,18 @@ class SqlStore:
             count = await self._member_count(conn, conversation_id)
         return _to_conversation(row, count)
 
-    async def list_conversations(self, user_id: str) -> list[ConversationSummary]:
+    async def list_conversations(self, user_id: str, conversation_id: str | None = None
+                                 ) -> list[ConversationSummary]:
+        query = (
+            select(conversations, members.c.role, members.c.last_read_seq)
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id, members.c.role != "banned")
+            .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
+        )
+        if conversation_id is not None:
+            query = query.where(conversations.c.id == conversation_id)
         async with self._read() as conn:
-            rows = (await conn.execute(
-                select(conversations, members.c.role, members.c.last_read_seq)
-                .join(members, members.c.conversation_id == conversations.c.id)
-                .where(members.c.user_id == user_id, members.c.role != "banned")
-                .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
-            )).all()
+            rows = (await conn.execute(query)).all()
             ids = [row.id for row in rows]
             counts = await self._member_counts(conn, ids)
             unread = await self._unread_counts(conn, user_id, rows)
@@ -189,6 +218,14 @@ class SqlStore:
             )
             for row in rows
         ]
+
+    async def conversation_ids_of(self, user_id: str) -> list[str]:
+        async with self._read() as conn:
+            rows = (await conn.execute(
+                select(members.c.conversation_id)
+                .where(members.c.user_id == user_id, members.c.role != "banned")
+            )).all()
+        return [row[0] for row in rows]
 
     async def get_role(self, conversation_id: str, user_id: str) -> Role | None:
         async with self._read() as conn:
@@ -249,35 +286,12 @@ class SqlStore:
     # -- messages ------------------------------------------------------------------------
 
     async def send(self, draft: MessageDraft) -> SendOutcome:
-        async def job(conn: AsyncConnection) -> SendOutcome:
-            if draft.client_message_id is not None:
-                existing = (await conn.execute(_message_select().where(
-                    messages.c.sender_id == draft.sender_id,
-                    messages.c.conversation_id == draft.conversation_id,
-                    messages.c.client_message_id == draft.client_message_id,
-                ))).first()
-                if existing is not None:
-                    found = await self._with_reactions(conn, [existing])
-                    return SendOutcome(found[0], created=False)
-            version = await self._next_version(conn, draft.conversation_id, draft.created_at)
-            await conn.execute(messages.insert().values(
-                id=draft.id, conversation_id=draft.conversation_id, seq=version,
-                version=version, sender_id=draft.sender_id, content=draft.content,
-                parent_id=draft.parent_id,
-                attachments=(_attachments_encoder.encode(list(draft.attachments)).decode()
-                             if draft.attachments else None),
-                client_message_id=draft.client_message_id, created_at=draft.created_at,
-            ))
-            message = Message(
-                id=draft.id, conversation_id=draft.conversation_id, seq=version,
-                version=version, sender_id=draft.sender_id, sender_name=draft.sender_name,
-                content=draft.content, parent_id=draft.parent_id,
-                attachments=draft.attachments, client_message_id=draft.client_message_id,
-                created_at=draft.created_at,
-            )
-            return SendOutcome(message, created=True)
-
-        return await self._write(job)
+        # Batched with the sends queued next to it: storage/sends.py.
+        try:
+            return await self._writer.run_batched(self._send_batch, draft,
+                                                  (draft.conversation_id,))
+        except (SQLAlchemyError, OSError, sqlite3.Error) as exc:
+            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
 
     async def edit(self, message_id: str, content: str, now: int) -> Message:
         async def job(conn: AsyncConnection) -> Message:
@@ -292,7 +306,7 @@ class SqlStore:
             ))
             return (await self._load_messages(conn, [message_id]))[0]
 
-        return await self._write(job)
+        return await self._write(job, await self._message_keys(message_id))
 
     async def delete(self, message_id: str, deleted_by: str, now: int) -> tuple[Message, bool]:
         async def job(conn: AsyncConnection) -> tuple[Message, bool]:
@@ -308,7 +322,7 @@ class SqlStore:
             await conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
             return (await self._load_messages(conn, [message_id]))[0], True
 
-        return await self._write(job)
+        return await self._write(job, await self._message_keys(message_id))
 
     async def get_message(self, message_id: str) -> Message | None:
         async with self._read() as conn:
@@ -334,16 +348,176 @@ class SqlStore:
             )).all()
         return [(row.version, row.previous_content, row.edited_at) for row in rows]
 
+    # -- search, sync, reactions, receipts (PROTOCOL.md §3) -----------------------------
+
+    async def search(self, user_id: str, query: str, conversation_id: str | None,
+                     limit: int) -> list[Message]:
+        statement = _message_select().where(
+            messages.c.deleted_at.is_(None),
+            contains_insensitive(self._dialect.name, messages.c.content, query),
+        )
+        if conversation_id is not None:
+            statement = statement.where(messages.c.conversation_id == conversation_id)
+        else:
+            # Readable: a membership whose role may read, or no membership in a public kind.
+            # A banned member has a membership row, so the second arm never lets them in.
+            statement = (
+                statement
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .outerjoin(members, and_(members.c.conversation_id == messages.c.conversation_id,
+                                         members.c.user_id == user_id))
+                .where(or_(members.c.role.in_(_READABLE_ROLES),
+                           and_(members.c.role.is_(None),
+                                conversations.c.kind.in_(_PUBLIC_KINDS))))
+            )
+        statement = statement.order_by(
+            messages.c.created_at.desc(), messages.c.seq.desc(), messages.c.id
+        ).limit(limit)
+        async with self._read() as conn:
+            rows = (await conn.execute(statement)).all()
+            return await self._with_reactions(conn, rows)
+
+    async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
+                   limit: int) -> SyncPage:
+        after = since_version or 0
+        statement = _message_select().where(messages.c.conversation_id == conversation_id,
+                                            messages.c.version > after)
+        if since is not None:
+            statement = statement.where(or_(
+                messages.c.created_at > since, messages.c.edited_at > since,
+                messages.c.deleted_at > since, messages.c.reacted_at > since,
+            ))
+        statement = statement.order_by(messages.c.version).limit(limit + 1)
+        current = None
+        async with self._read() as conn:
+            if since is not None:
+                # Read first: every version up to it has committed (versions are taken under
+                # the conversation row's lock), so an empty page may resume from it.
+                current = (await conn.execute(select(conversations.c.version).where(
+                    conversations.c.id == conversation_id
+                ))).scalar()
+            rows = (await conn.execute(statement)).all()
+            page = await self._with_reactions(conn, rows[:limit])
+        if page:
+            last_version = page[-1].version
+        elif current is not None:
+            last_version = max(after, int(current))
+        else:
+            last_version = after
+        return SyncPage(page, len(rows) > limit, last_version)
+
+    async def add_reaction(self, message_id: str, user_id: str, emoji: str,
+                           now: int) -> ReactionChange:
+        async def job(conn: AsyncConnection) -> ReactionChange:
+            row = await self._live_message_row(conn, message_id)
+            if await self._has_reaction(conn, message_id, user_id, emoji):
+                return ReactionChange(row.conversation_id, message_id, row.version, False)
+            version = await self._next_version(conn, row.conversation_id, None)
+            await conn.execute(reactions.insert().values(
+                message_id=message_id, user_id=user_id, emoji=emoji, created_at=now
+            ))
+            await conn.execute(update(messages).where(messages.c.id == message_id).values(
+                version=version, reacted_at=now
+            ))
+            return ReactionChange(row.conversation_id, message_id, version, True)
+
+        return await self._write(job, await self._message_keys(message_id))
+
+    async def remove_reaction(self, message_id: str, user_id: str, emoji: str,
+                              now: int) -> ReactionChange:
+        async def job(conn: AsyncConnection) -> ReactionChange:
+            row = await self._live_message_row(conn, message_id)
+            if not await self._has_reaction(conn, message_id, user_id, emoji):
+                return ReactionChange(row.conversation_id, message_id, row.version, False)
+            version = await self._next_version(conn, row.conversation_id, None)
+            await conn.execute(delete(reactions).where(
+                reactions.c.message_id == message_id, reactions.c.user_id == user_id,
+                reactions.c.emoji == emoji,
+            ))
+            await conn.execute(update(messages).where(messages.c.id == message_id).values(
+                version=version, reacted_at=now
+            ))
+            return ReactionChange(row.conversation_id, message_id, version, True)
+
+        return await self._write(job, await self._message_keys(message_id))
+
+    async def mark_read(self, conversation_id: str, user_id: str, message_id: str,
+                        now: int) -> ReceiptChange:
+        async def job(conn: AsyncConnection) -> ReceiptChange:
+            seq = await self._seq_in(conn, conversation_id, message_id)
+            # Monotonic: the condition on last_read_seq makes an older mark change nothing.
+            result = await conn.execute(update(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id,
+                members.c.last_read_seq < seq,
+            ).values(last_read_seq=seq, last_read_at=now))
+            return ReceiptChange(conversation_id, message_id, now, bool(result.rowcount))
+
+        return await self._write(job)
+
+    async def mark_delivered(self, conversation_id: str, user_id: str, message_id: str,
+                             now: int) -> ReceiptChange:
+        async def job(conn: AsyncConnection) -> ReceiptChange:
+            await self._seq_in(conn, conversation_id, message_id)
+            member = (await conn.execute(select(members.c.role).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            ))).first()
+            if member is None:
+                return ReceiptChange(conversation_id, message_id, now, False)
+            inserted = await conn.execute(self._dialect.insert(receipts).values(
+                message_id=message_id, user_id=user_id, conversation_id=conversation_id,
+                delivered_at=now,
+            ).on_conflict_do_nothing())
+            if inserted.rowcount:
+                return ReceiptChange(conversation_id, message_id, now, True)
+            # A row made by a read receipt may not have a delivery time yet.
+            updated = await conn.execute(update(receipts).where(
+                receipts.c.message_id == message_id, receipts.c.user_id == user_id,
+                receipts.c.delivered_at.is_(None),
+            ).values(delivered_at=now))
+            return ReceiptChange(conversation_id, message_id, now, bool(updated.rowcount))
+
+        return await self._write(job)
+
+    async def _has_reaction(self, conn: AsyncConnection, message_id: str, user_id: str,
+                            emoji: str) -> bool:
+        found = (await conn.execute(select(reactions.c.message_id).where(
+            reactions.c.message_id == message_id, reactions.c.user_id == user_id,
+            reactions.c.emoji == emoji,
+        ))).first()
+        return found is not None
+
+    async def _seq_in(self, conn: AsyncConnection, conversation_id: str,
+                      message_id: str) -> int:
+        """The message's seq, checking that it belongs to the conversation."""
+        seq = (await conn.execute(select(messages.c.seq).where(
+            messages.c.id == message_id, messages.c.conversation_id == conversation_id
+        ))).scalar()
+        if seq is None:
+            raise NotFound("unknown message in this conversation - at `$.message_id`")
+        return int(seq)
+
     # -- helpers -------------------------------------------------------------------------
 
     def _read(self) -> Any:
         return _Guarded(self._engine)
 
-    async def _write(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def _write(self, job: Callable[[AsyncConnection], Awaitable[T]],
+                     keys: tuple[str, ...] = ()) -> T:
         try:
-            return await self._writer.run(job)
+            return await self._writer.run(job, keys)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+
+    async def _message_keys(self, message_id: str) -> tuple[str, ...]:
+        """The conversation whose row a change of this message locks, when the Writer
+        orders locks (writer.py). A message never moves, so reading it first is safe."""
+        if not self._writer.orders_locks:
+            return ()
+        async with self._read() as conn:
+            found = (await conn.execute(
+                select(messages.c.conversation_id).where(messages.c.id == message_id)
+            )).scalar()
+        return () if found is None else (str(found),)
 
     async def _next_version(self, conn: AsyncConnection, conversation_id: str,
                             activity_at: int | None) -> int:
@@ -436,6 +610,14 @@ class SqlStore:
             newest.c.seq == messages.c.seq,
         )))).all()
         return {m.conversation_id: m for m in await self._with_reactions(conn, rows)}
+
+
+async def _lock_conversations(conn: AsyncConnection, ids: list[str]) -> None:
+    """Lock these conversations' rows in the order given (LockRows runs above the sort)."""
+    await conn.execute(
+        select(conversations.c.id).where(conversations.c.id.in_(ids))
+        .order_by(conversations.c.id).with_for_update()
+    )
 
 
 class _Guarded:

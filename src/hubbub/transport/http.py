@@ -8,7 +8,7 @@ import msgspec
 from aiohttp import web
 
 from hubbub.domain.errors import BadRequest, PayloadTooLarge, RateLimited
-from hubbub.protocol.codec import encode_json
+from hubbub.protocol.codec import NUL_REFUSED, encode_json, has_nul_escape, nul_path
 
 T = TypeVar("T")
 
@@ -44,12 +44,25 @@ async def read_body(request: web.Request, kind: type[T], max_bytes: int) -> T:
     """
     if request.content_length is not None and request.content_length > max_bytes:
         raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
-    raw = await request.content.read(max_bytes + 1)
+    # `read(n)` returns what has arrived so far, not the whole body: keep reading to the end
+    # (a body sent in pieces, e.g. chunked, would otherwise be cut short).
+    raw = bytearray()
+    while len(raw) <= max_bytes:
+        chunk = await request.content.read(max_bytes + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
     if len(raw) > max_bytes:
         raise PayloadTooLarge(f"body larger than {max_bytes} bytes")
+    body = bytes(raw)
     try:
-        return msgspec.json.decode(raw or b"{}", type=kind)
+        value = msgspec.json.decode(body or b"{}", type=kind)
     except msgspec.ValidationError as exc:
         raise BadRequest(str(exc)) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
+    if has_nul_escape(body):
+        path = nul_path(msgspec.to_builtins(value))
+        if path is not None:
+            raise BadRequest(f"{NUL_REFUSED} - at `{path}`")
+    return value

@@ -1,12 +1,21 @@
 """The hub: which local connections get which bus topics, and the fan-out itself.
 
 On an event the hub frames the payload once and pushes the same bytes to each recipient's
-Outbox; per recipient there is one comparison and one list append. Bus topics are
-subscribed while at least one local connection needs them and unsubscribed after.
+Outbox; per recipient there is one comparison and one list append. The events that follow
+in the same tick for the same recipients (a group commit's messages arrive together) are
+appended to that first event's `Chunk` instead, which costs nothing per recipient — in a
+100-member room that loop was the largest item of the server's own code (outbox.py has the
+rule that keeps each connection's order). Bus topics are subscribed while at least one
+local connection needs them and unsubscribed after.
+
+Change events (those with a `version`) pass a `VersionGate` per conversation first, so they
+reach connections in version order even when instances' publishes cross on the bus
+(transport/ordering.py explains the rule).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import msgspec
@@ -15,6 +24,7 @@ from hubbub.bus.base import Bus
 from hubbub.bus.envelope import (
     CONTROL,
     ControlEvent,
+    Envelope,
     control_decoder,
     conversation_topic,
     envelope_decoder,
@@ -22,20 +32,53 @@ from hubbub.bus.envelope import (
 )
 from hubbub.transport.connection import Connection
 from hubbub.transport.frames import text_frame
+from hubbub.transport.ordering import OrderStats, VersionGate
+from hubbub.transport.outbox import Chunk, Flusher
 
 DeliveryCounter = Callable[[str, int], None]
 ControlListener = Callable[[ControlEvent], None]
 
 
+class _OpenChunk:
+    """The last broadcast: more events for the same recipients may join its chunk while
+    the Flusher's epoch is still the one recorded here."""
+
+    __slots__ = ("chunk", "delivered", "epoch", "excluded", "recipients")
+
+    def __init__(self, chunk: Chunk, recipients: set[Connection], excluded: str | None,
+                 delivered: int, epoch: int) -> None:
+        self.chunk = chunk
+        self.recipients = recipients
+        self.excluded = excluded
+        self.delivered = delivered
+        self.epoch = epoch
+
+
+# How long an early change event waits for the versions before it. Crossed publishes of two
+# instances arrive a few milliseconds apart (docs/ARCHITECTURE.md has the measurement); a
+# quarter second also covers a busy event loop, and is paid only when an event was really
+# lost, which the client then repairs with SyncMessages anyway.
+REORDER_HOLD_S = 0.25
+
+
 class Hub:
     """Local subscriptions of this instance and delivery of bus events to them."""
 
-    def __init__(self, bus: Bus, count_deliveries: DeliveryCounter) -> None:
+    def __init__(self, bus: Bus, count_deliveries: DeliveryCounter,
+                 reorder_hold: float = REORDER_HOLD_S) -> None:
         self._bus = bus
         self._count = count_deliveries
         self._by_conversation: dict[str, set[Connection]] = {}
         self._by_user: dict[str, set[Connection]] = {}
         self._control_listeners: list[ControlListener] = []
+        self._hold = reorder_hold
+        self._gates: dict[str, VersionGate[Envelope]] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self.order_stats = OrderStats()
+        # The outboxes' Flusher (one per loop, known from the first connection) and the
+        # last broadcast, which any change of subscriptions closes.
+        self._flusher: Flusher | None = None
+        self._open: _OpenChunk | None = None
 
     @property
     def connection_count(self) -> int:
@@ -52,9 +95,22 @@ class Hub:
 
     def start(self) -> None:
         self._bus.subscribe(CONTROL)
+        self._bus.on_resumed(self._on_bus_resumed)
+
+    async def conversation_ready(self, conversation_id: str) -> None:
+        """Return once the bus carries the conversation's events to this instance, so that a
+        JoinConversation confirmed is a subscription in effect on every instance."""
+        await self._bus.ready(conversation_topic(conversation_id))
+
+    async def user_ready(self, user_id: str) -> None:
+        """Return once the bus carries events for the user's connections to this instance."""
+        await self._bus.ready(user_topic(user_id))
 
     def add(self, connection: Connection) -> bool:
         """Register a new connection; True when it is the user's first on this instance."""
+        self._open = None
+        if self._flusher is None:
+            self._flusher = connection.outbox.flusher
         conns = self._by_user.get(connection.user_id)
         if conns is None:
             conns = self._by_user[connection.user_id] = set()
@@ -64,6 +120,7 @@ class Hub:
 
     def remove(self, connection: Connection) -> bool:
         """Forget a closed connection; True when it was the user's last on this instance."""
+        self._open = None
         for conversation_id in list(connection.conversations):
             self.leave(connection, conversation_id)
         conns = self._by_user.get(connection.user_id)
@@ -78,6 +135,11 @@ class Hub:
 
     def join(self, connection: Connection, conversation_id: str) -> None:
         """Subscribe a connection to a conversation's events."""
+        if connection.outbox.closed:
+            # A JoinConversation that finished after its connection closed: subscribing now
+            # would keep the dead connection (and the bus topic) forever.
+            return
+        self._open = None
         subscribers = self._by_conversation.get(conversation_id)
         if subscribers is None:
             subscribers = self._by_conversation[conversation_id] = set()
@@ -87,6 +149,7 @@ class Hub:
 
     def leave(self, connection: Connection, conversation_id: str) -> None:
         """Unsubscribe a connection from a conversation (idempotent)."""
+        self._open = None
         connection.conversations.discard(conversation_id)
         subscribers = self._by_conversation.get(conversation_id)
         if subscribers is None:
@@ -95,6 +158,7 @@ class Hub:
         if not subscribers:
             del self._by_conversation[conversation_id]
             self._bus.unsubscribe(conversation_topic(conversation_id))
+            self._forget_order(conversation_id)
 
     def drop_user(self, user_id: str, conversation_id: str) -> None:
         """Unsubscribe every local connection of a user who lost read access."""
@@ -107,20 +171,97 @@ class Hub:
             self._on_control(payload)
             return
         if topic.startswith("conv."):
-            recipients = self._by_conversation.get(topic[5:])
+            conversation_id = topic[5:]
+            recipients = self._by_conversation.get(conversation_id)
+            if not recipients:
+                return
+            envelope = envelope_decoder.decode(payload)
+            if envelope.version is not None:
+                self._offer(conversation_id, envelope)
+                return
         else:
             recipients = self._by_user.get(topic[5:])
-        if not recipients:
-            return
-        envelope = envelope_decoder.decode(payload)
+            if not recipients:
+                return
+            envelope = envelope_decoder.decode(payload)
+        self._deliver(recipients, envelope)
+
+    def _deliver(self, recipients: set[Connection], envelope: Envelope) -> None:
         frame = text_frame(envelope.payload)
         excluded = envelope.exclude_user
+        flusher, last = self._flusher, self._open
+        if (last is not None and flusher is not None and last.epoch == flusher.epoch
+                and last.recipients is recipients and last.excluded == excluded):
+            last.chunk.frames.append(frame)
+            self._count(envelope.kind, last.delivered)
+            return
         delivered = 0
+        if envelope.exclude_connection is not None:
+            # Rare (call signalling to one user's devices): kept off the fan-out loop below.
+            # A new set each time, so such an event never extends a chunk.
+            recipients = {c for c in recipients if c.id != envelope.exclude_connection}
+        chunk = Chunk(frame)
         for connection in recipients:
             if connection.user_id != excluded:
-                connection.outbox.push(frame)
+                connection.outbox.push_chunk(chunk)
                 delivered += 1
         self._count(envelope.kind, delivered)
+        if flusher is not None:
+            self._open = _OpenChunk(chunk, recipients, excluded, delivered, flusher.epoch)
+
+    def _offer(self, conversation_id: str, envelope: Envelope) -> None:
+        """Pass a change event through its conversation's gate (ordering.py)."""
+        assert envelope.version is not None
+        gate = self._gates.get(conversation_id)
+        if gate is None:
+            gate = self._gates[conversation_id] = VersionGate(self._hold, self.order_stats)
+        loop = asyncio.get_running_loop()
+        ready = gate.offer(envelope.version, envelope, loop.time())
+        if ready:
+            recipients = self._by_conversation[conversation_id]
+            for event in ready:
+                self._deliver(recipients, event)
+        self._arm(conversation_id, gate)
+
+    def _arm(self, conversation_id: str, gate: VersionGate[Envelope]) -> None:
+        """Keep one timer per gate that holds events, due at the gate's deadline."""
+        deadline = gate.deadline
+        timer = self._timers.get(conversation_id)
+        if timer is not None and (deadline is None or timer.when() != deadline):
+            timer.cancel()
+            del self._timers[conversation_id]
+            timer = None
+        if deadline is not None and timer is None:
+            self._timers[conversation_id] = asyncio.get_running_loop().call_at(
+                deadline, self._expire, conversation_id
+            )
+
+    def _expire(self, conversation_id: str) -> None:
+        self._timers.pop(conversation_id, None)
+        gate = self._gates.get(conversation_id)
+        recipients = self._by_conversation.get(conversation_id)
+        if gate is None or not recipients:
+            return
+        for event in gate.expire(asyncio.get_running_loop().time()):
+            self._deliver(recipients, event)
+        self._arm(conversation_id, gate)
+
+    def _forget_order(self, conversation_id: str) -> None:
+        self._gates.pop(conversation_id, None)
+        timer = self._timers.pop(conversation_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _on_bus_resumed(self) -> None:
+        """After a bus outage every gap is a lost event: deliver what is held and start the
+        order afresh, instead of holding the first events after the outage."""
+        now = asyncio.get_running_loop().time()
+        for conversation_id, gate in list(self._gates.items()):
+            recipients = self._by_conversation.get(conversation_id)
+            for event in gate.drain(now):
+                if recipients:
+                    self._deliver(recipients, event)
+            self._forget_order(conversation_id)
 
     def _on_control(self, payload: bytes) -> None:
         try:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
+
+from hubbub.transport.ordering import OrderStats
 
 
 class Metrics:
@@ -51,5 +57,30 @@ class Metrics:
             child = self._children[key] = metric.labels(label)
         return child
 
+    def watch_order(self, stats: OrderStats) -> None:
+        """Export what the hub's version gates did (transport/ordering.py): how often bus
+        events arrived out of version order, and how often a gap had to be given up."""
+        self.registry.register(_OrderCollector(stats))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _OrderCollector(Collector):
+    def __init__(self, stats: OrderStats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        events = CounterMetricFamily(
+            "hubbub_order_events", "Change events by what the version gate did with them",
+            labels=["outcome"])
+        events.add_metric(["in_order"], self._stats.in_order)
+        events.add_metric(["held"], self._stats.held)
+        events.add_metric(["late_dropped"], self._stats.late_dropped)
+        yield events
+        yield CounterMetricFamily(
+            "hubbub_order_skipped_versions", "Versions given up after the hold (lost events)",
+            value=self._stats.skipped_versions)
+        yield GaugeMetricFamily(
+            "hubbub_order_longest_hold_seconds", "Longest time an early event waited",
+            value=self._stats.max_wait)

@@ -13,8 +13,17 @@ from msgspec import Meta
 from hubbub.bus.base import BusUnavailable
 from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.errors import BadRequest, ChatError
+from hubbub.domain.models import Conversation
 from hubbub.logs import get_logger
-from hubbub.protocol.objects import UUID_PATTERN, Attachments, ClientMessageId, Content, Id, Kind
+from hubbub.protocol.objects import (
+    UUID_PATTERN,
+    Attachments,
+    ClientMessageId,
+    Content,
+    ConversationObject,
+    Id,
+    Kind,
+)
 from hubbub.protocol.objects import Role as RoleName
 from hubbub.services.context import Actor
 from hubbub.services.views import conversation_object, message_object, summary_object
@@ -52,6 +61,7 @@ def routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
     api = "/api/v1"
     app.router.add_get(f"{api}/users/me", authed(users_me))
+    app.router.add_post(f"{api}/ws-tickets", create_ws_ticket)
     app.router.add_get(f"{api}/conversations", authed(list_conversations))
     app.router.add_post(f"{api}/conversations", authed(create_conversation))
     app.router.add_get(f"{api}/conversations/{{id}}", authed(get_conversation))
@@ -133,6 +143,22 @@ async def metrics(request: web.Request) -> web.Response:
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
+async def create_ws_ticket(request: web.Request) -> web.Response:
+    """§1, §7: a single-use `/ws?ticket=` valid 30 s, so a browser keeps its JWT out of URLs.
+
+    Not `authed`: the ticket keeps the token's `exp`, which still closes the socket (4001).
+    """
+    server: Server = request.app[SERVER]
+    identity = authenticate(server.verifier, bearer_token(request))
+    await server.users.seen(identity)
+    await server.limiter.hit("o:" + identity.user_id, server.settings.other_rule)
+    ticket = await server.tickets.issue(identity)
+    response = json_response({"ticket": ticket.value,
+                              "expires_at": format_time(ticket.expires_at)}, 201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 async def users_me(request: web.Request, server: Server, actor: Actor) -> web.Response:
     user = await server.users.get(actor.user_id)
     assert user is not None
@@ -153,12 +179,23 @@ async def create_conversation(request: web.Request, server: Server, actor: Actor
         actor, body.kind, body.name, body.member_ids
     )
     role = await server.conversations.role_of(actor, conversation.id)
-    return json_response(conversation_object(conversation, role), 201 if created else 200)
+    return json_response(await _caller_view(server, actor, conversation, role),
+                         201 if created else 200)
 
 
 async def get_conversation(request: web.Request, server: Server, actor: Actor) -> web.Response:
     conversation, role = await server.conversations.get(actor, _path_id(request))
-    return json_response(conversation_object(conversation, role))
+    return json_response(await _caller_view(server, actor, conversation, role))
+
+
+async def _caller_view(server: Server, actor: Actor, conversation: Conversation,
+                       role: RoleName | None) -> ConversationObject:
+    """§2: a member sees its role, unread count and last message; others see neither."""
+    summary = (None if role is None
+               else await server.conversations.summary(actor, conversation.id))
+    if summary is None:
+        return conversation_object(conversation, role)
+    return summary_object(summary)
 
 
 async def list_members(request: web.Request, server: Server, actor: Actor) -> web.Response:
@@ -188,7 +225,7 @@ async def remove_member(request: web.Request, server: Server, actor: Actor) -> w
 
 
 async def list_messages(request: web.Request, server: Server, actor: Actor) -> web.Response:
-    before = _int_query(request, "before", None, 0, None)
+    before = _int_query(request, "before", None, 0, 2**63 - 1)  # a BIGINT cursor
     limit = _int_query(request, "limit", 50, 1, 100)
     assert limit is not None
     page = await server.messages.history(actor, _path_id(request), before, limit)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -11,16 +12,27 @@ from hubbub.bus.base import Bus
 from hubbub.config import Settings
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
+from hubbub.services.calls import CallService
+from hubbub.services.connection_limit import ConnectionLimiter
 from hubbub.services.conversations import ConversationService
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
 from hubbub.services.ratelimit import RateLimiter
+from hubbub.services.reactions import ReactionService
+from hubbub.services.receipts import ReceiptService
+from hubbub.services.search import SearchService
+from hubbub.services.sync import SyncService
+from hubbub.services.tickets import TicketService
+from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
 from hubbub.storage.base import Store
 from hubbub.transport.connection import Connection
 from hubbub.transport.hub import Hub
 from hubbub.transport.metrics import Metrics
 from hubbub.transport.outbox import Flusher
+
+if TYPE_CHECKING:
+    from hubbub.transport.session import Session
 
 log = get_logger("hubbub.server")
 
@@ -41,10 +53,25 @@ class Server:
     messages: MessageService
     conversations: ConversationService
     presence: PresenceService
+    # PROTOCOL.md §3 conversation features.
+    search: SearchService
+    sync: SyncService
+    typing: TypingService
+    receipts: ReceiptService
+    reactions: ReactionService
+    # PROTOCOL.md §6 open connections per user, and §1 single-use tickets.
+    connection_limit: ConnectionLimiter
+    tickets: TicketService
+    # PROTOCOL.md §3 calls.
+    calls: CallService
     flusher: Flusher | None = None
     sockets: dict[Connection, web.WebSocketResponse] = field(default_factory=dict)
     background: set[asyncio.Task[None]] = field(default_factory=set)
     closing: bool = False
+    # What a graceful shutdown waits for: each connection's session (to drain its
+    # in-flight requests) and every HTTP or WebSocket request still being handled.
+    sessions: dict[Connection, Session] = field(default_factory=dict)
+    requests: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def flusher_for_loop(self) -> Flusher:
         """The one Flusher of this server's event loop (made on first use)."""

@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, assert_never
 
 from hubbub.domain.clock import format_time
-from hubbub.domain.errors import BadRequest, ChatError, RateLimited
+from hubbub.domain.errors import ChatError, RateLimited
 from hubbub.logs import get_logger
 from hubbub.protocol import client as c
 from hubbub.protocol.codec import DecodeError, decode_client_message, encode
@@ -22,10 +22,12 @@ from hubbub.protocol.server import (
     Error,
     HistoryChunk,
     Pong,
+    SearchResults,
     ServerMessage,
+    SyncChunk,
 )
 from hubbub.services.context import Actor
-from hubbub.services.views import conversation_object, message_object
+from hubbub.services.views import conversation_object, message_object, summary_object
 from hubbub.transport.connection import Connection
 from hubbub.transport.frames import text_frame
 
@@ -53,6 +55,8 @@ class Session:
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._limited: list[float] = []
         self.flooded = False
+        # Set by a graceful shutdown: new frames are refused, in-flight ones finish.
+        self.draining = False
 
     async def on_text(self, data: str) -> None:
         """Handle one text frame; returns once the work is under way."""
@@ -63,7 +67,14 @@ class Session:
                               request_id=exc.request_id))
             return
         self._server.metrics.count_received(type(message).__name__)
+        if self.draining:
+            self._refuse_while_draining(message.request_id)
+            return
         await self._slots.acquire()
+        if self.draining:
+            self._slots.release()
+            self._refuse_while_draining(message.request_id)
+            return
         task = asyncio.get_running_loop().create_task(self._run(message))
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -72,10 +83,29 @@ class Session:
         self._reply(Error(code="BAD_REQUEST",
                           message="binary frames are not supported; send JSON text frames"))
 
+    async def drain(self) -> None:
+        """Refuse new frames and wait for the in-flight requests (graceful shutdown).
+
+        Waits without gathering, so cancelling the drain never cancels a request.
+        """
+        self.draining = True
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    def _refuse_while_draining(self, request_id: str | None) -> None:
+        # No code of §4 says "unavailable"; the connection closes with 1001 right after, and
+        # nothing of this request was stored, so the client retries it once reconnected.
+        self._reply(Error(code="INTERNAL_ERROR", request_id=request_id,
+                          message="server shutting down: reconnect and retry"))
+
     async def close(self) -> None:
         """Wait for in-flight requests (their responses are dropped if the socket is gone)."""
+        # A closed connection stops its typing at once, and again after a Typing that was
+        # still in flight.
+        self._server.typing.connection_closed(self._connection.id)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._server.typing.connection_closed(self._connection.id)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -95,13 +125,15 @@ class Session:
             if isinstance(exc, RateLimited):
                 response = Error(code=exc.code, message=exc.message, request_id=request_id,
                                  retry_after_ms=exc.retry_after_ms)
-                self._note_rate_limited()
         except Exception:
             log.exception("request.failed", type=type(message).__name__,
                           connection_id=self._connection.id)
             response = Error(code="INTERNAL_ERROR", message="internal error",
                              request_id=request_id)
         self._reply(response)
+        if isinstance(response, Error) and response.code == "RATE_LIMITED":
+            # After the reply: the client sees the error that crossed the line, then 1008.
+            self._note_rate_limited()
 
     async def _dispatch(self, message: c.AnyClientMessage) -> ServerMessage:
         """One case per client message type of PROTOCOL.md §3."""
@@ -116,7 +148,7 @@ class Session:
                 )
                 server.metrics.send_commit.observe(time.perf_counter() - started)
                 return ActionConfirmed(action=action, request_id=rid,
-                                       message=message_object(outcome.message))
+                                       message=outcome.view or message_object(outcome.message))
             case c.EditMessage():
                 edited = await server.messages.edit(actor, message.message_id, message.content)
                 return ActionConfirmed(action=action, request_id=rid,
@@ -129,9 +161,16 @@ class Session:
                     actor, message.conversation_id
                 )
                 server.hub.join(self._connection, conversation.id)
+                # Confirmed means subscribed on the bus: events after it reach us.
+                await server.hub.conversation_ready(conversation.id)
+                summary = await server.conversations.summary(actor, conversation.id)
+                view = (summary_object(summary) if summary is not None
+                        else conversation_object(conversation, role))
                 return ActionConfirmed(action=action, request_id=rid, role=role,
-                                       conversation=conversation_object(conversation, role))
+                                       conversation=view)
             case c.LeaveConversation():
+                if message.conversation_id not in self._connection.conversations:
+                    await server.conversations.require_exists(message.conversation_id)
                 server.hub.leave(self._connection, message.conversation_id)
                 return ActionConfirmed(action=action, request_id=rid)
             case c.FetchHistory():
@@ -148,11 +187,62 @@ class Session:
             case c.Ping():
                 return Pong(timestamp=message.timestamp,
                             server_time=format_time(time.time_ns() // 1000), request_id=rid)
-            case (c.SearchMessages() | c.SyncMessages() | c.Typing() | c.MarkAsRead()
-                  | c.MarkAsDelivered() | c.AddReaction() | c.RemoveReaction()
-                  | c.CallOffer() | c.CallAnswer() | c.ICECandidate() | c.CallHangup()
-                  | c.CallReject()):
-                raise BadRequest(f"{action} is not supported by this server yet")
+            case c.SearchMessages():
+                found = await server.search.search(
+                    actor, message.query, message.conversation_id, message.limit
+                )
+                return SearchResults(query=message.query,
+                                     conversation_id=message.conversation_id,
+                                     messages=[message_object(m) for m in found],
+                                     request_id=rid)
+            case c.SyncMessages():
+                changes = await server.sync.sync(
+                    actor, message.conversation_id, message.since_version, message.since,
+                    message.limit,
+                )
+                return SyncChunk(conversation_id=message.conversation_id,
+                                 messages=[message_object(m) for m in changes.messages],
+                                 has_more=changes.has_more,
+                                 last_version=changes.last_version, request_id=rid)
+            case c.Typing():
+                await server.typing.update(actor, self._connection.id,
+                                           message.conversation_id, message.is_typing)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.MarkAsRead():
+                await server.receipts.mark_read(actor, message.conversation_id,
+                                                message.message_id)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.MarkAsDelivered():
+                await server.receipts.mark_delivered(actor, message.conversation_id,
+                                                     message.message_id)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.AddReaction():
+                await server.reactions.add(actor, message.message_id, message.emoji)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.RemoveReaction():
+                await server.reactions.remove(actor, message.message_id, message.emoji)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.CallOffer():
+                await server.calls.offer(actor, self._connection.id, message.conversation_id,
+                                         message.call_id, message.sdp, message.call_type,
+                                         message.target_user_id)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.CallAnswer():
+                await server.calls.answer(actor, self._connection.id, message.call_id,
+                                          message.sdp)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.ICECandidate():
+                await server.calls.candidate(actor, self._connection.id, message.call_id,
+                                             message.candidate)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.CallHangup():
+                await server.calls.hangup(actor, self._connection.id, message.call_id,
+                                          message.reason)
+                return ActionConfirmed(action=action, request_id=rid)
+            case c.CallReject():
+                await server.calls.reject(actor, self._connection.id, message.call_id,
+                                          message.reason)
+                return ActionConfirmed(action=action, request_id=rid)
             case _:
                 assert_never(message)
 

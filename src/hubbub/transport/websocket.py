@@ -10,16 +10,18 @@ import uuid
 from aiohttp import WSMsgType, web
 
 from hubbub.domain.clock import format_time
-from hubbub.domain.errors import ChatError
+from hubbub.domain.errors import ChatError, RateLimited
+from hubbub.domain.models import User
+from hubbub.domain.tokens import Identity
 from hubbub.domain.validation import MAX_ATTACHMENTS, MAX_CONTENT_CHARS
 from hubbub.logs import get_logger
 from hubbub.protocol.codec import encode
 from hubbub.protocol.server import Connected, Limits
 from hubbub.services.context import Actor
-from hubbub.transport.auth import authenticate, websocket_token
 from hubbub.transport.connection import Connection
 from hubbub.transport.frames import ping_frame, pong_frame, text_frame
-from hubbub.transport.http import error_response
+from hubbub.transport.handshake import admit
+from hubbub.transport.http import error_for, error_response
 from hubbub.transport.outbox import Outbox
 from hubbub.transport.server import SERVER, Server
 from hubbub.transport.session import Session
@@ -30,22 +32,40 @@ log = get_logger("hubbub.ws")
 # transport's own buffer (and so in the slow-consumer check) after ~this many bytes,
 # instead of hiding several MiB in the kernel first.
 SEND_BUFFER_BYTES = 256 * 1024
+# §6 gives no wait for a user at its connection cap: a slot frees only when one of its
+# connections closes, so the client is asked to back off for a while rather than hammer.
+CONNECTION_CAP_RETRY_MS = 5000
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    """Authenticate before the upgrade (401 on any bad token), then serve the connection."""
+    """Admit before the upgrade (403 origin, 429 rate or cap, 401 credentials), then serve."""
     server: Server = request.app[SERVER]
     if server.closing:
         return error_response(503, "UNAVAILABLE", "server shutting down")
     try:
-        identity = authenticate(server.verifier, websocket_token(request))
+        identity = await admit(server, request)
         user = await server.users.seen(identity)
     except ChatError as exc:
         server.metrics.count_error(exc.code)
-        return error_response(exc.http_status, exc.code, exc.message)
+        return error_for(exc)
+    cap = server.settings.max_connections_per_user
+    if not await server.connection_limit.acquire(user.id, cap):
+        server.metrics.count_error(RateLimited.code)
+        return error_for(RateLimited(f"more than {cap} open connections for this user",
+                                     CONNECTION_CAP_RETRY_MS))
+    try:
+        return await _serve(server, request, identity, user)
+    finally:
+        await server.connection_limit.release(user.id)
 
+
+async def _serve(server: Server, request: web.Request, identity: Identity,
+                 user: User) -> web.StreamResponse:
+    """Upgrade, greet, read until the connection ends, clean up."""
     ws = web.WebSocketResponse(
-        autoping=False, max_msg_size=server.settings.max_frame_bytes, compress=False,
+        autoping=False, compress=False,
+        # aiohttp refuses a frame of max_msg_size bytes or more; §1 closes only larger ones.
+        max_msg_size=server.settings.max_frame_bytes + 1,
         heartbeat=None,
     )
     await ws.prepare(request)
@@ -54,7 +74,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         return ws
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+        # Never hide more in the kernel than the slow-consumer bound allows to wait.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
+                        min(SEND_BUFFER_BYTES, server.settings.max_pending_bytes))
 
     connection_id = str(uuid.uuid4())
     actor = Actor(user.id, user.name)
@@ -67,8 +89,10 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     holder.append(connection)
     session = Session(server, connection, actor)
     server.sockets[connection] = ws
+    server.sessions[connection] = session
     server.hub.add(connection)
     server.metrics.connections_open.inc()
+    await server.hub.user_ready(user.id)  # events for the user reach us before `Connected`
     await server.presence.connection_opened(user.id)
     log.info("ws.open", connection_id=connection_id, user_id=user.id)
 
@@ -97,6 +121,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         expiry.cancel()
         outbox.close()
         server.sockets.pop(connection, None)
+        server.sessions.pop(connection, None)
         server.hub.remove(connection)
         server.metrics.connections_open.dec()
         await session.close()

@@ -1,0 +1,404 @@
+"""The Redis bus: pub/sub between hubbub instances (DESIGN.md, send path steps 4–5).
+
+A topic travels on the channel `<prefix>:<topic>` (`conv.<id>`, `user.<id>`, `control`),
+so deployments can share one Redis. Each instance keeps two connections:
+
+- Publishing: `publish` appends to a queue and returns. One task drains the queue, sending
+  everything queued in one pipeline per round trip; one task and one pipeline at a time
+  keep the call order, which is the commit order (bus/base.py).
+- Subscribing: one connection in subscribed mode. The channels wanted are the hub's topics;
+  a keeper task sends the difference between wanted and sent whenever it changes, and a
+  PING every few seconds proves the connection alive.
+
+When Redis goes away, `healthy` turns False and `ping` raises BusUnavailable (so /readyz
+says 503); events published meanwhile are dropped — and never sent twice: a failed pipeline
+is not retried, since part of it may have gone out. Both sides reconnect with capped,
+jittered exponential backoff; the subscriber re-subscribes every wanted channel, and once
+that is done the resume listeners hear about it. Clients recover what they missed from the
+version gap and `SyncMessages` (PROTOCOL.md §2).
+
+redis-py's exceptions stay inside this module: the seam raises only BusUnavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+from collections import deque
+
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from hubbub.bus.base import BusHandler, BusUnavailable, ResumeListener
+from hubbub.logs import get_logger
+
+log = get_logger("hubbub.bus.redis")
+
+# Events per pipeline: one round trip stays a few hundred KiB at most.
+MAX_PIPELINE = 1000
+# Events waiting for the round trip in flight. Past this Redis is not keeping up, and
+# dropping (at-most-once, repaired by sync) beats growing without bound.
+MAX_QUEUE = 100_000
+# Channels per SUBSCRIBE after a reconnect: keeps each command small.
+SUBSCRIBE_CHUNK = 1000
+# The subscriber connection is pinged this often, and given up when nothing at all (not
+# even the PONG) arrived for STALE_S: a half-open TCP connection shows no error by itself.
+KEEPALIVE_S = 5.0
+STALE_S = 15.0
+# Reconnect delays: the first retry is quick (a blip), later ones at most BACKOFF_MAX_S
+# apart, so a restarted Redis is found within about two seconds.
+BACKOFF_MIN_S = 0.05
+BACKOFF_MAX_S = 2.0
+CONNECT_TIMEOUT_S = 2.0
+COMMAND_TIMEOUT_S = 5.0
+PING_TIMEOUT_S = 2.0
+# JoinConversation waits at most this long for its SUBSCRIBE to be confirmed.
+READY_TIMEOUT_S = 2.0
+# `start` waits this long for the first connection; past it the server starts degraded.
+START_TIMEOUT_S = 3.0
+
+_RESUME_MARK = b"hubbub-resubscribed"
+_KEEPALIVE_MARK = b"hubbub-keepalive"
+# What a lost or refused connection raises (TimeoutError is an OSError).
+_ERRORS = (RedisError, OSError)
+
+
+class Backoff:
+    """Capped exponential delays with jitter, so instances do not reconnect in step."""
+
+    def __init__(self, first: float = BACKOFF_MIN_S, cap: float = BACKOFF_MAX_S) -> None:
+        self._first = first
+        self._cap = cap
+        self._attempt = 0
+
+    def reset(self) -> None:
+        self._attempt = 0
+
+    def next(self) -> float:
+        delay: float = min(self._cap, self._first * 2.0 ** min(self._attempt, 30))
+        self._attempt += 1
+        return delay * random.uniform(0.5, 1.0)
+
+
+class RedisBus:
+    """The `Bus` on Redis pub/sub: many instances behaving as one."""
+
+    def __init__(self, url: str, *, prefix: str = "hubbub") -> None:
+        self._prefix = prefix + ":"
+        # No retries inside redis-py: a retried pipeline could publish twice, and a command
+        # retried with backoff would stall the caller; this module reconnects by itself.
+        self._client = Redis.from_url(
+            url, protocol=2, retry=Retry(NoBackoff(), 0), socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True,
+        )
+        self._subscriber_pool = ConnectionPool.from_url(
+            url, protocol=2, retry=Retry(NoBackoff(), 0), socket_timeout=COMMAND_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True,
+        )
+        self._handler: BusHandler | None = None
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._queued = asyncio.Event()
+        # Channel name → topic for every channel the hub wants.
+        self._wanted: dict[bytes, str] = {}
+        self._sent: set[bytes] = set()
+        self._confirmed: set[bytes] = set()
+        self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
+        self._dirty = asyncio.Event()
+        self._publisher_up = False
+        self._subscriber_up = False
+        self._healthy = False
+        self._ever_healthy = False
+        self._up = asyncio.Event()
+        self._resume_listeners: list[ResumeListener] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._last_read = 0.0
+        self.dropped = 0
+        self.resumes = 0
+
+    # -- the seam ------------------------------------------------------------------------
+
+    async def start(self, handler: BusHandler) -> None:
+        self._handler = handler
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._publish_loop()),
+                       loop.create_task(self._subscribe_loop())]
+        try:
+            await asyncio.wait_for(self._up.wait(), START_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("bus.unavailable_at_start", note="serving without the bus until "
+                        "Redis answers; /readyz says 503 meanwhile")
+
+    async def close(self) -> None:
+        """Send what is queued (briefly), then stop both connections."""
+        if self._publisher_up and self._queue:
+            deadline = asyncio.get_running_loop().time() + 1.0
+            while self._queue and self._publisher_up:
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.01)
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        self._handler = None
+        self._wake_waiters()
+        await self._client.aclose()
+        await self._subscriber_pool.aclose()
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        if not self._publisher_up or len(self._queue) >= MAX_QUEUE:
+            self.dropped += 1
+            return
+        self._queue.append((self._prefix + topic, payload))
+        self._queued.set()
+
+    def subscribe(self, topic: str) -> None:
+        channel = (self._prefix + topic).encode()
+        if channel not in self._wanted:
+            self._wanted[channel] = topic
+            self._dirty.set()
+
+    def unsubscribe(self, topic: str) -> None:
+        channel = (self._prefix + topic).encode()
+        if self._wanted.pop(channel, None) is not None:
+            self._dirty.set()
+
+    async def ready(self, topic: str) -> None:
+        channel = (self._prefix + topic).encode()
+        if channel not in self._wanted or channel in self._confirmed or not self._healthy:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(channel, [])
+        waiters.append(future)
+        try:
+            await asyncio.wait_for(future, READY_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("bus.subscribe_slow", waited_s=READY_TIMEOUT_S)
+        finally:
+            with contextlib.suppress(ValueError):
+                waiters.remove(future)
+            if not waiters and self._waiters.get(channel) is waiters:
+                del self._waiters[channel]
+
+    def on_resumed(self, listener: ResumeListener) -> None:
+        self._resume_listeners.append(listener)
+
+    async def ping(self) -> None:
+        if not self._healthy:
+            raise BusUnavailable("the Redis bus is reconnecting")
+        try:
+            await asyncio.wait_for(self._client.ping(), PING_TIMEOUT_S)
+        except _ERRORS as exc:
+            self._set_publisher(False)
+            raise BusUnavailable(f"Redis did not answer: {type(exc).__name__}") from exc
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    # -- publishing ----------------------------------------------------------------------
+
+    async def _publish_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            if not self._publisher_up:
+                try:
+                    await self._client.ping()
+                except _ERRORS:
+                    await asyncio.sleep(backoff.next())
+                    continue
+                backoff.reset()
+                self._set_publisher(True)
+            if not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+                continue
+            await self._send_batch()
+
+    async def _send_batch(self) -> None:
+        queue = self._queue
+        batch = [queue.popleft() for _ in range(min(len(queue), MAX_PIPELINE))]
+        pipe = self._client.pipeline(transaction=False)
+        for channel, payload in batch:
+            pipe.publish(channel, payload)
+        try:
+            await pipe.execute()
+        except _ERRORS as exc:
+            lost = len(batch) + len(queue)
+            queue.clear()
+            self.dropped += lost
+            log.warning("bus.publish_failed", error=type(exc).__name__, dropped=lost)
+            self._set_publisher(False)
+        finally:
+            await pipe.reset()  # type: ignore[no-untyped-call]
+
+    # -- subscribing ---------------------------------------------------------------------
+
+    async def _subscribe_loop(self) -> None:
+        backoff = Backoff()
+        quiet = False  # one warning per outage, not one per reconnect attempt
+        while True:
+            connection: AbstractConnection = (
+                self._subscriber_pool.make_connection()  # type: ignore[no-untyped-call]
+            )
+            try:
+                await connection.connect()  # type: ignore[no-untyped-call]
+                backoff.reset()
+                quiet = False
+                await self._session(connection)
+            except _ERRORS as exc:
+                if not quiet:
+                    quiet = True
+                    log.warning("bus.subscriber_down", error=type(exc).__name__)
+            except Exception:
+                log.exception("bus.subscriber_failed")
+            finally:
+                self._set_subscriber(False)
+                with contextlib.suppress(*_ERRORS):
+                    await connection.disconnect(nowait=True)
+            await asyncio.sleep(backoff.next())
+
+    async def _session(self, connection: AbstractConnection) -> None:
+        """Serve one subscriber connection until it fails (raises)."""
+        self._sent.clear()
+        self._confirmed.clear()
+        self._last_read = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        reader = loop.create_task(self._read(connection))
+        keeper = loop.create_task(self._keep(connection))
+        try:
+            await asyncio.wait({reader, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reader.cancel()
+            keeper.cancel()
+            results = await asyncio.gather(reader, keeper, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        raise ConnectionError("the subscriber connection ended")
+
+    async def _keep(self, connection: AbstractConnection) -> None:
+        """Subscribe what is wanted, keep it in sync, and ping."""
+        loop = asyncio.get_running_loop()
+        await self._sync(connection)
+        # Its PONG comes after every SUBSCRIBE reply above: then the bus is whole again.
+        await connection.send_command("PING", _RESUME_MARK, check_health=False)
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), KEEPALIVE_S)
+            except TimeoutError:
+                if loop.time() - self._last_read > STALE_S:
+                    raise ConnectionError("no answer to PING on the subscriber") from None
+                await connection.send_command("PING", _KEEPALIVE_MARK, check_health=False)
+                continue
+            await self._sync(connection)
+
+    async def _sync(self, connection: AbstractConnection) -> None:
+        """Send the difference between the channels wanted and those already asked for."""
+        self._dirty.clear()
+        gone = [channel for channel in self._sent if channel not in self._wanted]
+        new = [channel for channel in self._wanted if channel not in self._sent]
+        self._sent.difference_update(gone)
+        self._confirmed.difference_update(gone)  # a re-subscribe must wait for its reply
+        self._sent.update(new)
+        for start in range(0, len(gone), SUBSCRIBE_CHUNK):
+            await connection.send_command("UNSUBSCRIBE", *gone[start:start + SUBSCRIBE_CHUNK],
+                                          check_health=False)
+        for start in range(0, len(new), SUBSCRIBE_CHUNK):
+            await connection.send_command("SUBSCRIBE", *new[start:start + SUBSCRIBE_CHUNK],
+                                          check_health=False)
+
+    async def _read(self, connection: AbstractConnection) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            response = await connection.read_response(timeout=math.inf)
+            self._last_read = loop.time()
+            if type(response) is list and response:
+                kind = response[0]
+                if kind == b"message":
+                    self._on_message(response[1], response[2])
+                elif kind == b"subscribe":
+                    self._on_subscribed(response[1])
+                elif kind == b"unsubscribe":
+                    self._confirmed.discard(response[1])
+                elif kind == b"pong" and len(response) > 1 and response[1] == _RESUME_MARK:
+                    self._set_subscriber(True)
+            elif response == _RESUME_MARK:  # PING outside subscribed mode: a bulk reply
+                self._set_subscriber(True)
+
+    def _on_message(self, channel: bytes, payload: bytes) -> None:
+        handler = self._handler
+        if handler is None:
+            return
+        topic = self._wanted.get(channel)
+        if topic is None:  # unsubscribed a moment ago: nobody here wants it any more
+            return
+        try:
+            handler(topic, payload)
+        except Exception:
+            log.exception("bus.handler_failed", topic_kind=topic.split(".", 1)[0])
+
+    def _on_subscribed(self, channel: bytes) -> None:
+        if channel not in self._sent:
+            return
+        self._confirmed.add(channel)
+        for future in self._waiters.pop(channel, ()):
+            if not future.done():
+                future.set_result(None)
+
+    # -- health --------------------------------------------------------------------------
+
+    def _set_publisher(self, up: bool) -> None:
+        self._publisher_up = up
+        if not up:
+            self._queued.set()  # wake the publish loop so that it reconnects
+        self._update_health()
+
+    def _set_subscriber(self, up: bool) -> None:
+        self._subscriber_up = up
+        if not up:
+            self._confirmed.clear()
+            # The publisher's pooled connection most likely died too (Redis restarted):
+            # have it proven with a PING before the next batch rather than lose that batch.
+            if self._publisher_up:
+                self._set_publisher(False)
+        self._update_health()
+
+    def _update_health(self) -> None:
+        healthy = self._publisher_up and self._subscriber_up
+        if healthy == self._healthy or self._closing:
+            return
+        self._healthy = healthy
+        if not healthy:
+            log.warning("bus.down", publisher=self._publisher_up,
+                        subscriber=self._subscriber_up)
+            self._up.clear()
+            self._wake_waiters()
+            return
+        self._up.set()
+        if not self._ever_healthy:
+            self._ever_healthy = True
+            log.info("bus.connected", channels=len(self._wanted))
+            return
+        self.resumes += 1
+        log.info("bus.resumed", channels=len(self._wanted), dropped_so_far=self.dropped)
+        for listener in self._resume_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("bus.resume_listener_failed")
+
+    def _wake_waiters(self) -> None:
+        """Nobody waits for a subscription while the bus is down (ready() returns at once)."""
+        waiters, self._waiters = self._waiters, {}
+        for futures in waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)

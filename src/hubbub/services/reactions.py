@@ -1,0 +1,66 @@
+"""AddReaction and RemoveReaction (PROTOCOL.md §3).
+
+One reaction per (message, user, emoji). A real change takes the conversation's next
+version, which becomes the message's `version` and is carried by the broadcast; adding a
+present reaction or removing an absent one is a no-op: confirmed, nothing stored, nothing
+broadcast, no version taken.
+"""
+
+from __future__ import annotations
+
+from hubbub.domain.errors import BadRequest, Conflict, NotFound
+from hubbub.domain.models import ReactionChange
+from hubbub.domain.permissions import Ability
+from hubbub.protocol.server import ReactionAdded, ReactionRemoved
+from hubbub.services.access import require_ability
+from hubbub.services.context import Actor, ServiceContext
+
+
+class ReactionService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    async def add(self, actor: Actor, message_id: str, emoji: str) -> ReactionChange:
+        """React to a live message; broadcasts `ReactionAdded` when it was not there yet.
+
+        Raises:
+            BadRequest: blank emoji; NotFound: unknown message;
+            Forbidden: the actor may not send here; Conflict: the message is deleted.
+        """
+        await self._check(actor, message_id, emoji)
+        change = await self._ctx.store.add_reaction(message_id, actor.user_id, emoji,
+                                                    self._ctx.clock())
+        if change.changed:
+            self._ctx.events.to_conversation(change.conversation_id, ReactionAdded(
+                conversation_id=change.conversation_id, message_id=message_id,
+                version=change.version, user_id=actor.user_id, emoji=emoji,
+            ))
+        return change
+
+    async def remove(self, actor: Actor, message_id: str, emoji: str) -> ReactionChange:
+        """Take one's reaction back; broadcasts `ReactionRemoved` when there was one.
+
+        Raises:
+            BadRequest, NotFound, Forbidden, Conflict: as for `add`.
+        """
+        await self._check(actor, message_id, emoji)
+        change = await self._ctx.store.remove_reaction(message_id, actor.user_id, emoji,
+                                                       self._ctx.clock())
+        if change.changed:
+            self._ctx.events.to_conversation(change.conversation_id, ReactionRemoved(
+                conversation_id=change.conversation_id, message_id=message_id,
+                version=change.version, user_id=actor.user_id, emoji=emoji,
+            ))
+        return change
+
+    async def _check(self, actor: Actor, message_id: str, emoji: str) -> None:
+        if not emoji.strip():
+            raise BadRequest("emoji may not be blank - at `$.emoji`")
+        message = await self._ctx.store.get_message(message_id)
+        if message is None:
+            raise NotFound("unknown message - at `$.message_id`")
+        # Permission before state: a non-member learns nothing about a message's deletion.
+        await require_ability(self._ctx, actor, message.conversation_id, Ability.SEND,
+                              what="react")
+        if message.is_deleted:
+            raise Conflict("the message is deleted - at `$.message_id`")

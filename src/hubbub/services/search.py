@@ -1,0 +1,26 @@
+"""SearchMessages (PROTOCOL.md §3): a literal, case-insensitive substring of live messages."""
+
+from __future__ import annotations
+
+from hubbub.domain.models import Message
+from hubbub.services.access import require_readable
+from hubbub.services.context import Actor, ServiceContext
+
+
+class SearchService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    async def search(self, actor: Actor, query: str, conversation_id: str | None,
+                     limit: int) -> list[Message]:
+        """Newest first, in one conversation or in every one the actor may read.
+
+        Access is checked up front for one conversation, and inside the query for all of
+        them, so no conversation the actor cannot read ever contributes a result.
+
+        Raises:
+            NotFound, Forbidden: for `conversation_id` (unknown, or not readable).
+        """
+        if conversation_id is not None:
+            await require_readable(self._ctx, actor, conversation_id)
+        return await self._ctx.store.search(actor.user_id, query, conversation_id, limit)

@@ -1,0 +1,106 @@
+"""Checks before the WebSocket upgrade (PROTOCOL.md §1, §6), cheapest first.
+
+    Origin (403) → handshakes per client IP (429) → token or ticket (401)
+
+The per-user connection cap comes after these, once the user is known (websocket.py).
+Every attempt counts against the handshake rate, failed ones included: that is the point of
+the limit (a client guessing tokens or tickets is slowed down like a reconnect storm).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from functools import lru_cache
+
+from aiohttp import web
+
+from hubbub.domain.errors import Forbidden, Unauthorized
+from hubbub.domain.tokens import Identity
+from hubbub.transport.auth import authenticate, websocket_token
+from hubbub.transport.server import Server
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+async def admit(server: Server, request: web.Request) -> Identity:
+    """Who may open this WebSocket, or the ChatError that refuses it.
+
+    Raises:
+        Forbidden: a disallowed `Origin`. RateLimited: too many handshakes from this IP.
+        Unauthorized: no valid token or ticket.
+    """
+    settings = server.settings
+    if not origin_allowed(request.headers.get("Origin"), settings.allowed_origins):
+        raise Forbidden("origin not allowed")
+    ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"),
+                   trusted_networks(settings.trusted_proxies))
+    await server.limiter.hit("h:" + ip, settings.handshake_rule)
+    token = websocket_token(request)
+    if token:
+        return authenticate(server.verifier, token)
+    ticket = request.query.get("ticket")
+    if ticket:
+        return await server.tickets.redeem(ticket)
+    raise Unauthorized("missing token")
+
+
+def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
+    """§1: with `allowed_origins` configured, a browser's `Origin` must be on the list.
+
+    No list allows every origin. A request without `Origin` is not from a browser page (every
+    browser sends one on a WebSocket handshake), and the check exists to stop other sites'
+    pages from using a visitor's credentials, so it is let through; `*` on the list allows all.
+    """
+    if not allowed or origin is None:
+        return True
+    wanted = _normalise(origin)
+    return any(entry == "*" or _normalise(entry) == wanted for entry in allowed)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None,
+              trusted: Sequence[IPNetwork]) -> str:
+    """The client's IP: the peer address, or the first `X-Forwarded-For` hop when the peer is
+    a trusted proxy and that hop is an IP address."""
+    address = _plain(peer) if peer else "unknown"
+    if not forwarded_for or not trusted or not _in_any(address, trusted):
+        return address
+    first = forwarded_for.split(",", 1)[0].strip()
+    try:
+        ipaddress.ip_address(first)
+    except ValueError:
+        return address
+    return _plain(first)
+
+
+@lru_cache(maxsize=8)
+def trusted_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    """Parse `HUBBUB_TRUSTED_PROXIES` (addresses or CIDR networks).
+
+    Raises:
+        ValueError: an entry is neither (checked at start, so a typo fails loudly).
+    """
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _in_any(address: str, networks: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip.version == net.version and ip in net for net in networks)
+
+
+def _plain(address: str) -> str:
+    """One spelling per client: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as plain IPv4."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def _normalise(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()

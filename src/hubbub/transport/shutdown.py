@@ -1,0 +1,89 @@
+"""Graceful shutdown (SIGTERM), within `shutdown_grace` seconds.
+
+    aiohttp stops listening                      (before on_shutdown runs)
+    → drain: each session answers new frames with an Error and finishes the requests it
+      has in flight (at most half of the budget)
+    → a moment for events committed during the drain to reach the local outboxes
+    → flush every outbox and close its connection with 1001 (PROTOCOL.md §1)
+    → wait for every HTTP and WebSocket handler to finish
+    → at the deadline, cut off whatever is still open
+
+The store and the bus close after this, in the app's cleanup. No acknowledged message is
+lost: an acknowledgement is sent only after its commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from hubbub.logs import get_logger
+from hubbub.transport.server import SERVER, Server
+
+log = get_logger("hubbub.shutdown")
+
+# Long enough for an event published on the bus (a Redis round trip included) to come back
+# to this instance's hub before the connections close; short against any grace period.
+SETTLE_S = 0.05
+
+
+def reserve(grace: float) -> float:
+    """The part of the grace period kept for what runs after `shut_down`: aiohttp's own
+    handler shutdown and closing the store and the bus."""
+    return min(1.0, grace * 0.2)
+
+
+def handler_timeout(grace: float) -> float:
+    """aiohttp's `shutdown_timeout`: it may wait twice this for a handler still running after
+    `shut_down` (first to finish, then to cancel), so two of it fit in the reserve."""
+    return reserve(grace) / 2
+
+
+@web.middleware
+async def track_requests(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    """Keep the set of requests being handled, so shutdown can wait for them."""
+    server = request.app.get(SERVER)
+    task = asyncio.current_task()
+    if server is None or task is None:
+        return await handler(request)
+    server.requests.add(task)
+    try:
+        return await handler(request)
+    finally:
+        server.requests.discard(task)
+
+
+async def shut_down(server: Server, grace: float) -> None:
+    """Finish in-flight work and close every connection with 1001 before the deadline."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    deadline = started + max(0.0, grace - reserve(grace))
+    server.closing = True
+    connections = len(server.sockets)
+
+    drains = [loop.create_task(session.drain()) for session in list(server.sessions.values())]
+    if drains:
+        halfway = started + (deadline - started) / 2
+        _, late = await asyncio.wait(drains, timeout=max(0.0, halfway - loop.time()))
+        for task in late:
+            task.cancel()
+    await asyncio.sleep(max(0.0, min(SETTLE_S, deadline - loop.time())))
+
+    for connection in list(server.sockets):
+        server.close_connection(connection, 1001, "server shutting down")
+    pending = {task for task in server.requests if not task.done()} | set(server.background)
+    if pending:
+        await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+
+    cut = 0
+    for connection in list(server.sockets):
+        transport = connection.outbox.transport
+        if not transport.is_closing():
+            transport.abort()
+            cut += 1
+    log.info("shutdown.drained", connections=connections, cut_off=cut,
+             seconds=round(loop.time() - started, 3))

@@ -1,0 +1,504 @@
+"""Three instances on one PostgreSQL and one Redis behave as one server (DESIGN.md, Tests):
+every event reaches every subscribed connection exactly once and in version order,
+whichever instance committed it, and everything that must be global is global.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+import websockets
+from websockets.asyncio.client import ClientConnection
+
+from tests.support.client import ChatClient
+from tests.support.cluster import Cluster, postgres_database, run_cluster
+from tests.support.flows import TIMEOUT, assert_error, joined, send, set_role
+from tests.support.process import ServerProcess
+from tests.support.server import RunningServer, User
+from tests.support.services import REDIS_URL, check_redis
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+CHANGE_EVENTS = ("NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded",
+                 "ReactionRemoved")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def database() -> AsyncIterator[str]:
+    """One PostgreSQL database for this module's clusters."""
+    async with postgres_database() as db:
+        yield db.url
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def shared_cluster(database: str) -> AsyncIterator[Cluster]:
+    async with run_cluster(database, 3, rate_limits=False) as cluster:
+        yield cluster
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def cluster(shared_cluster: Cluster) -> AsyncIterator[Cluster]:
+    """Three instances without rate limits; each test's connections close after it."""
+    yield shared_cluster
+    await shared_cluster.close_clients()
+
+
+# -- volume: exactly once, in order ---------------------------------------------------------
+
+
+def change_version(frame: dict[str, Any]) -> int:
+    if frame["type"] in ("NewMessage", "MessageEdited"):
+        return int(frame["message"]["version"])
+    return int(frame["version"])
+
+
+def change_key(frame: dict[str, Any]) -> tuple[str, str, int]:
+    """(type, message id, version): what identifies one change event."""
+    message_id = frame["message"]["id"] if "message" in frame else frame["message_id"]
+    return frame["type"], message_id, change_version(frame)
+
+
+class Peer:
+    """A connection that answers requests by id and files change events per conversation,
+    cheaply enough for thousands of frames (the general test client rescans its frames)."""
+
+    _ids = itertools.count()
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self.events: dict[str, list[tuple[str, str, int]]] = {}
+        self._changed = asyncio.Event()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    @classmethod
+    async def open(cls, instance: RunningServer | ServerProcess, user: User) -> Peer:
+        ws = await websockets.connect(f"{instance.ws_url}?token={user.token}", max_size=None)
+        first = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert first["type"] == "Connected", first
+        return cls(ws)
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self._ws:
+                frame = json.loads(raw)
+                future = self._pending.pop(frame.get("request_id") or "", None)
+                if future is not None:
+                    future.set_result(frame)
+                elif frame["type"] in CHANGE_EVENTS:
+                    conversation_id = (frame["message"]["conversation_id"]
+                                       if "message" in frame else frame["conversation_id"])
+                    self.events.setdefault(conversation_id, []).append(change_key(frame))
+                    self._changed.set()
+
+    async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
+        request_id = f"p{next(self._ids)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        await self._ws.send(json.dumps({"type": type_, "request_id": request_id, **fields}))
+        return await asyncio.wait_for(future, TIMEOUT)
+
+    async def wait_for_events(self, counts: dict[str, int], deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        while any(len(self.events.get(c, [])) < n for c, n in counts.items()):
+            self._changed.clear()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def close(self) -> None:
+        await self._ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
+
+
+ROOMS = 2
+SENDERS_PER_INSTANCE = 3
+ACTIONS_PER_SENDER = 340  # 3 × 3 × 340 ≈ 3000 changes; every fifth one an edit
+IN_FLIGHT_PER_SENDER = 8
+VOLUME_DEADLINE_S = 30.0
+
+
+async def test_every_change_reaches_every_connection_once_in_version_order(
+        cluster: Cluster) -> None:
+    """Thousands of sends and edits committed on three instances at once reach each
+    subscribed connection, on every instance, exactly once and in version order."""
+    owner = cluster.user("owner")
+    rooms = [(await cluster[0].create_conversation(owner, name=f"volume-{n}"))["id"]
+             for n in range(ROOMS)]
+    senders: list[Peer] = []
+    watchers: list[Peer] = []
+    watcher = cluster.user("watcher")  # one user, a connection on each instance
+    for index in range(len(cluster)):
+        for _ in range(SENDERS_PER_INSTANCE):
+            senders.append(await Peer.open(cluster[index], cluster.user()))
+        watchers.append(await Peer.open(cluster[index], watcher))
+    peers = senders + watchers
+    try:
+        for peer in peers:
+            for room in rooms:
+                reply = await peer.request("JoinConversation", conversation_id=room)
+                assert reply["type"] == "ActionConfirmed", reply
+
+        acked: dict[str, set[tuple[str, str, int]]] = {room: set() for room in rooms}
+        started = time.perf_counter()
+
+        async def work(peer: Peer, lane: int) -> None:
+            own: list[tuple[str, str]] = []
+            for n in range(lane, ACTIONS_PER_SENDER, IN_FLIGHT_PER_SENDER):
+                room = rooms[n % ROOMS]
+                if n % 5 == 4 and own:
+                    room, message_id = own[n % len(own)]
+                    reply = await peer.request("EditMessage", message_id=message_id,
+                                               content=f"edit {n}")
+                else:
+                    reply = await peer.request("SendMessage", conversation_id=room,
+                                               content=f"message {n}")
+                assert reply["type"] == "ActionConfirmed", reply
+                message = reply["message"]
+                own.append((room, message["id"]))
+                kind = "NewMessage" if reply["action"] == "SendMessage" else "MessageEdited"
+                acked[room].add((kind, message["id"], message["version"]))
+
+        await asyncio.gather(*(work(peer, lane) for peer in senders
+                               for lane in range(IN_FLIGHT_PER_SENDER)))
+        committed_in = time.perf_counter() - started
+        deadline = asyncio.get_running_loop().time() + VOLUME_DEADLINE_S
+        expected = {room: len(changes) for room, changes in acked.items()}
+        await asyncio.gather(*(peer.wait_for_events(expected, deadline) for peer in peers))
+        delivered_in = time.perf_counter() - started
+
+        stats = [instance.internals.hub.order_stats for instance in cluster.instances]
+        report = (f"{sum(expected.values())} changes committed in {committed_in:.1f} s, "
+                  f"delivered to {len(peers)} connections in {delivered_in:.1f} s; "
+                  f"order: held {sum(s.held for s in stats)}, "
+                  f"skipped {sum(s.skipped_versions for s in stats)}, "
+                  f"late {sum(s.late_dropped for s in stats)}, "
+                  f"longest hold {max(s.max_wait for s in stats) * 1000:.1f} ms")
+        print(report)
+        assert sum(expected.values()) >= 3000
+        for peer in peers:
+            for room in rooms:
+                received = peer.events.get(room, [])
+                duplicates = [k for k, n in Counter(received).items() if n > 1]
+                assert not duplicates, (duplicates[:5], report)
+                assert set(received) == acked[room], (
+                    f"missing {len(acked[room] - set(received))}, "
+                    f"unexpected {len(set(received) - acked[room])}; {report}")
+                versions = [version for _, _, version in received]
+                assert versions == sorted(versions), report
+                assert versions == list(range(versions[0], versions[0] + len(versions)))
+    finally:
+        for peer in peers:
+            await peer.close()
+
+
+PROCESS_SENDERS_PER_INSTANCE = 2
+PROCESS_MESSAGES_PER_SENDER = 300
+
+
+async def test_version_order_holds_across_separate_processes(database: str,
+                                                            tmp_path: Path) -> None:
+    """With three `hubbub serve` processes committing into one conversation in parallel
+    (where publishes really cross on Redis), every connection still gets every change once,
+    in consecutive version order."""
+    secret = "multi-process-test-secret-long-enough-for-hs256"
+    prefix = await check_redis()
+    processes: list[ServerProcess] = []
+    peers: list[Peer] = []
+    try:
+        for index in range(3):
+            workdir = tmp_path / f"instance-{index}"
+            workdir.mkdir()
+            process = ServerProcess(database_url=database, workdir=workdir, jwt_secret=secret,
+                                    extra_env={"HUBBUB_REDIS_URL": REDIS_URL,
+                                               "HUBBUB_REDIS_PREFIX": prefix})
+            await process.start()
+            processes.append(process)
+        owner = processes[0].user("owner")
+        async with processes[0].http(owner) as http:
+            response = await http.post("/api/v1/conversations",
+                                       json={"kind": "channel", "name": "processes"})
+        room = response.json()["id"]
+        senders = [await Peer.open(process, process.user())
+                   for process in processes for _ in range(PROCESS_SENDERS_PER_INSTANCE)]
+        watchers = [await Peer.open(process, process.user()) for process in processes]
+        peers = senders + watchers
+        for peer in peers:
+            assert (await peer.request("JoinConversation", conversation_id=room))[
+                "type"] == "ActionConfirmed"
+        acked: set[tuple[str, str, int]] = set()
+
+        async def lane(peer: Peer, offset: int) -> None:
+            for n in range(offset, PROCESS_MESSAGES_PER_SENDER, 4):
+                reply = await peer.request("SendMessage", conversation_id=room,
+                                           content=f"m{n}")
+                assert reply["type"] == "ActionConfirmed", reply
+                message = reply["message"]
+                acked.add(("NewMessage", message["id"], message["version"]))
+
+        await asyncio.gather(*(lane(peer, offset) for peer in senders for offset in range(4)))
+        deadline = asyncio.get_running_loop().time() + VOLUME_DEADLINE_S
+        await asyncio.gather(*(p.wait_for_events({room: len(acked)}, deadline) for p in peers))
+        for peer in peers:
+            received = peer.events.get(room, [])
+            assert len(received) == len(set(received)), "a change arrived twice"
+            assert set(received) == acked
+            versions = [version for _, _, version in received]
+            assert versions == list(range(versions[0], versions[0] + len(versions)))
+        held = []
+        for process in processes:
+            async with process.http() as http:
+                text = (await http.get("/metrics")).text
+            held += [line.rsplit(" ", 1)[1] for line in text.splitlines()
+                     if line.startswith('hubbub_order_events_total{outcome="held"}')]
+        print(f"{len(acked)} messages from three processes; held early per instance: {held}")
+    finally:
+        for peer in peers:
+            await peer.close()
+        for process in processes:
+            await process.stop()
+
+
+# -- the features, across instances ---------------------------------------------------------
+
+
+async def room_across(cluster: Cluster, *names: str) -> tuple[str, list[User],
+                                                             list[ChatClient]]:
+    """A channel and one member per name, member n connected to instance n % 3 and
+    subscribed."""
+    users = [cluster.user(name) for name in names]
+    room = (await cluster[0].create_conversation(users[0], name="across"))["id"]
+    clients = [await joined(cluster[n % len(cluster)], user, room)
+               for n, user in enumerate(users)]
+    return room, users, clients
+
+
+async def test_reactions_reach_other_instances(cluster: Cluster) -> None:
+    """A reaction added on one instance reaches subscribers on the others with its
+    version."""
+    room, _, (alice, bob, carol) = await room_across(cluster, "alice", "bob", "carol")
+    message = await send(alice, room, "react to me")
+    reply = await bob.request("AddReaction", message_id=message["id"], emoji="👍",
+                              timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    added = await carol.expect("ReactionAdded", timeout=TIMEOUT, message_id=message["id"])
+    assert added["emoji"] == "👍"
+    assert added["version"] == message["version"] + 1
+    assert (await alice.expect("ReactionAdded", timeout=TIMEOUT))["version"] == added["version"]
+
+
+async def test_read_receipts_reach_other_instances(cluster: Cluster) -> None:
+    """MarkAsRead on one instance is broadcast to subscribers on the others."""
+    room, users, (alice, bob, carol) = await room_across(cluster, "alice", "bob", "carol")
+    message = await send(alice, room, "read me")
+    reply = await bob.request("MarkAsRead", conversation_id=room, message_id=message["id"],
+                              timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    for client in (alice, carol):
+        read = await client.expect("MessageRead", timeout=TIMEOUT, message_id=message["id"])
+        assert read["user_id"] == users[1].id
+
+
+async def test_delivery_receipts_reach_other_instances(cluster: Cluster) -> None:
+    """MarkAsDelivered on one instance is broadcast to subscribers on the others."""
+    room, users, (alice, bob, _) = await room_across(cluster, "alice", "bob", "carol")
+    message = await send(alice, room, "deliver me")
+    reply = await bob.request("MarkAsDelivered", conversation_id=room,
+                              message_id=message["id"], timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    delivered = await alice.expect("MessageDelivered", timeout=TIMEOUT,
+                                   message_id=message["id"])
+    assert delivered["user_id"] == users[1].id
+
+
+async def test_typing_reaches_other_instances_but_not_the_typist(cluster: Cluster) -> None:
+    """UserTyping goes to the other subscribers, wherever they are, and not back."""
+    room, users, (alice, bob, carol) = await room_across(cluster, "alice", "bob", "carol")
+    reply = await alice.request("Typing", conversation_id=room, is_typing=True,
+                                timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    for client in (bob, carol):
+        typing = await client.expect("UserTyping", timeout=TIMEOUT, user_id=users[0].id)
+        assert typing["is_typing"] is True
+    await alice.expect_none("UserTyping", within=0.3)
+
+
+async def test_presence_is_counted_across_instances(cluster: Cluster) -> None:
+    """A user online on two instances goes offline only when the last connection closes."""
+    watcher, dave = cluster.user("watcher"), cluster.user("dave")
+    room = (await cluster[0].create_conversation(watcher, name="presence",
+                                                 members=[dave]))["id"]
+    watching = await joined(cluster[0], watcher, room)
+    on_b = await cluster.connect(1, dave)
+    online = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
+    assert online["status"] == "online"
+    on_c = await cluster.connect(2, dave)
+    await on_b.close()
+    await watching.expect_none("PresenceChanged", within=0.5, user_id=dave.id)
+    await on_c.close()
+    offline = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
+    assert offline["status"] == "offline"
+
+
+async def test_a_ban_on_one_instance_applies_on_the_others(cluster: Cluster) -> None:
+    """Every instance's role cache forgets a banned member: once instance 1 has heard the
+    ban made through instance 0, bob's next send there is refused and its broadcasts stop."""
+    owner, bob, dave = cluster.user("owner"), cluster.user("bob"), cluster.user("dave")
+    room = (await cluster[0].create_conversation(owner, name="ban",
+                                                 members=[bob, dave]))["id"]
+    owner_client = await joined(cluster[0], owner, room)
+    bob_client = await joined(cluster[1], bob, room)
+    dave_client = await joined(cluster[1], dave, room)
+    await send(bob_client, room, "role cached on instance 1")
+    await bob_client.expect("NewMessage", timeout=TIMEOUT)
+    await dave_client.expect("NewMessage", timeout=TIMEOUT)
+    assert await set_role(cluster[0], owner, room, bob, "banned") == 200
+    # Instance 0 publishes the ban, then this message, on one connection: Redis hands them
+    # to instance 1 in that order, so when dave sees the message, instance 1 knows the ban.
+    marker = await send(owner_client, room, "after the ban")
+    assert (await dave_client.expect("NewMessage", timeout=TIMEOUT))["message"]["id"] == (
+        marker["id"])
+    reply = await bob_client.request("SendMessage", conversation_id=room, content="refused",
+                                     timeout=TIMEOUT)
+    assert_error(reply, "FORBIDDEN", request_id=reply["request_id"])
+    await bob_client.expect_none("NewMessage", within=0.3)
+
+
+async def test_a_ticket_from_one_instance_opens_a_socket_on_another(cluster: Cluster) -> None:
+    """A ws-ticket issued by one instance is redeemed by another, once."""
+    alice = cluster.user("alice")
+    async with cluster[0].http(alice) as http:
+        response = await http.post("/api/v1/ws-tickets")
+    assert response.status_code == 201, response.text
+    ticket = response.json()["ticket"]
+    async with websockets.connect(f"{cluster[1].ws_url}?ticket={ticket}") as ws:
+        first = json.loads(await ws.recv())
+        assert first["type"] == "Connected"
+        assert first["user_id"] == alice.id
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{cluster[2].ws_url}?ticket={ticket}")
+    assert refused.value.response.status_code == 401
+
+
+OFFER_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+ANSWER_SDP = OFFER_SDP.replace("o=- 1 1", "o=- 2 1")
+
+
+async def test_a_call_rings_and_is_answered_across_instances(cluster: Cluster) -> None:
+    """A call offered on one instance rings the callee on another, and the answer and
+    hangup come back across."""
+    alice, bob = cluster.user("alice"), cluster.user("bob")
+    direct = await cluster[0].create_conversation(alice, kind="direct", members=[bob])
+    a, b = await cluster.connect(0, alice), await cluster.connect(2, bob)
+    call_id = "5b1f0c9e-2a34-4e8b-9c1d-7f6a5e4d3c2b"
+    reply = await a.request("CallOffer", conversation_id=direct["id"], call_id=call_id,
+                            sdp=OFFER_SDP, call_type="audio", timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    offer = await b.expect("CallOffer", timeout=TIMEOUT, call_id=call_id)
+    assert offer["from_user_id"] == alice.id
+    reply = await b.request("CallAnswer", call_id=call_id, sdp=ANSWER_SDP, timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    answer = await a.expect("CallAnswer", timeout=TIMEOUT, call_id=call_id)
+    assert answer["from_user_id"] == bob.id
+    reply = await a.request("CallHangup", call_id=call_id, timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    await b.expect("CallHangup", timeout=TIMEOUT, call_id=call_id)
+
+
+# -- limits counted by all instances together -----------------------------------------------
+
+
+RATE = 10  # per second, burst RATE: what the whole cluster allows one user
+CAP = 3  # open connections per user, for the whole cluster
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def limited_cluster(database: str) -> AsyncIterator[Cluster]:
+    """Three instances with a small 'other actions' bucket and a small connection cap."""
+    async with run_cluster(database, 3, other_rate=float(RATE), other_burst=RATE,
+                           max_connections_per_user=CAP, handshake_rate=1000.0,
+                           handshake_burst=1000) as cluster:
+        yield cluster
+        await cluster.close_clients()
+
+
+async def test_a_rate_limit_of_n_allows_n_across_all_instances(
+        limited_cluster: Cluster) -> None:
+    """One user pinging through three instances at once gets RATE through in total (plus
+    what refills meanwhile), not three times as many."""
+    cluster = limited_cluster
+    user = cluster.user("pinger")
+    clients = [await cluster.connect(index, user) for index in range(len(cluster))]
+    started = time.perf_counter()
+    request_ids = [(client, await client.send("Ping"))
+                   for _ in range(RATE) for client in clients]
+    replies = [await client.response(rid, TIMEOUT) for client, rid in request_ids]
+    elapsed = time.perf_counter() - started
+    allowed = sum(reply["type"] == "Pong" for reply in replies)
+    limited = [r for r in replies if r["type"] == "Error"]
+    assert all(r["code"] == "RATE_LIMITED" for r in limited), limited
+    assert RATE <= allowed <= RATE + int(RATE * elapsed) + 1, (allowed, elapsed)
+
+
+async def test_the_connection_cap_counts_every_instance(limited_cluster: Cluster) -> None:
+    """With one connection on each of three instances and a cap of three, the next one is
+    refused, though no instance holds more than one."""
+    cluster = limited_cluster
+    alice = cluster.user("alice")
+    for index in range(CAP):
+        await cluster.connect(index % len(cluster), alice)
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(f"{cluster[1].ws_url}?token={alice.token}")
+    assert refused.value.response.status_code == 429
+
+
+# -- a crashed instance ---------------------------------------------------------------------
+
+
+async def test_a_crashed_instance_s_users_go_offline(database: str, tmp_path: Path) -> None:
+    """When an instance dies without a goodbye, the survivors announce its users offline
+    once its heartbeat expires."""
+    async with run_cluster(database, 2, rate_limits=False, presence_ttl=1.5) as cluster:
+        process = ServerProcess(database_url=database, workdir=tmp_path,
+                                jwt_secret=cluster.jwt_secret, extra_env={
+                                    "HUBBUB_REDIS_URL": cluster.redis_url,
+                                    "HUBBUB_REDIS_PREFIX": cluster.redis_prefix,
+                                    "HUBBUB_PRESENCE_TTL": "1.5",
+                                })
+        await process.start()
+        try:
+            watcher, dave = cluster.user("watcher"), cluster.user("dave")
+            room = (await cluster[0].create_conversation(watcher, name="crash",
+                                                         members=[dave]))["id"]
+            watching = await joined(cluster[0], watcher, room)
+            await process.connect(dave)
+            online = await watching.expect("PresenceChanged", timeout=TIMEOUT,
+                                           user_id=dave.id)
+            assert online["status"] == "online"
+            await process.kill()
+            offline = await watching.expect("PresenceChanged", timeout=TIMEOUT,
+                                            user_id=dave.id)
+            assert offline["status"] == "offline"
+            async with httpx.AsyncClient(base_url=cluster[1].base_url, headers={
+                    "Authorization": f"Bearer {watcher.token}"}, timeout=TIMEOUT) as http:
+                members = (await http.get(f"/api/v1/conversations/{room}/members")).json()
+            assert {m["user_id"]: m["online"] for m in members["members"]}[dave.id] is False
+        finally:
+            await process.close_clients()
+            await process.stop()
+            await cluster.close_clients()

@@ -1,0 +1,151 @@
+"""hubbub as a separate process (`python -m hubbub serve`), for tests that kill it.
+
+The in-process `RunningServer` cannot be SIGKILLed without taking the tests with it; this
+one can. Configuration goes through `HUBBUB_*` variables, as an operator would set them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from hubbub.domain.tokens import mint
+from tests.support.client import ChatClient
+from tests.support.server import User
+
+# A cold interpreter imports hubbub, migrates and binds in well under a second; the margin
+# is for a loaded two-core machine.
+START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the server cannot report one it picked itself)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class ServerProcess:
+    """One `hubbub serve` child process and what a test needs to talk to it."""
+
+    database_url: str
+    workdir: Path
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: asyncio.subprocess.Process | None = None
+    _clients: list[ChatClient] = field(default_factory=list)
+    _starts: int = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"server-{self._starts}.log"
+
+    def user(self, name: str | None = None) -> User:
+        """A new user and a token for it, signed with this server's secret."""
+        user_id = str(uuid.uuid4())
+        name = name or f"user-{user_id[:6]}"
+        token = mint(self.jwt_secret, user_id, name, now=time.time(), ttl_s=3600)
+        return User(user_id, name, token)
+
+    def http(self, user: User | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {user.token}"} if user else {}
+        return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
+
+    async def connect(self, user: User) -> ChatClient:
+        client = await ChatClient.connect(self.ws_url, user.token)
+        self._clients.append(client)
+        return client
+
+    async def start(self) -> None:
+        """Start the process on a fresh port and wait until `/healthz` answers."""
+        assert self.process is None, "already running"
+        self._starts += 1
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "HUBBUB_HOST": "127.0.0.1",
+            "HUBBUB_PORT": str(self.port),
+            "HUBBUB_DATABASE_URL": self.database_url,
+            "HUBBUB_JWT_SECRET": self.jwt_secret,
+            "HUBBUB_RATE_LIMITS": "off",
+            "HUBBUB_LOG_LEVEL": "warning",
+            "HUBBUB_LOG_FORMAT": "text",
+            **self.extra_env,
+        }
+        with self.log_path.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hubbub", "serve", cwd=self.workdir, env=env,
+                stdout=log, stderr=asyncio.subprocess.STDOUT,
+            )
+        await self._wait_healthy()
+
+    async def _wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + START_TIMEOUT_S
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=2) as http:
+            while True:
+                if self.process.returncode is not None:
+                    raise AssertionError(f"hubbub exited with {self.process.returncode}:\n"
+                                         f"{self.log_tail()}")
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"hubbub not healthy after {START_TIMEOUT_S} s:\n"
+                                         f"{self.log_tail()}")
+                await asyncio.sleep(0.1)
+
+    async def kill(self) -> None:
+        """SIGKILL: no shutdown handler runs, nothing is flushed on the way out."""
+        await self._end(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """SIGTERM, the graceful way (what an orchestrator does first)."""
+        await self._end(signal.SIGTERM)
+
+    async def close_clients(self) -> None:
+        for client in self._clients:
+            await client.close()
+        self._clients.clear()
+
+    async def _end(self, signum: signal.Signals) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.returncode is None:
+            process.send_signal(signum)
+        try:
+            await asyncio.wait_for(process.wait(), START_TIMEOUT_S)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        self.process = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

@@ -1,0 +1,68 @@
+"""A private `redis-server` on a free port, which a test may kill and start again.
+
+Outside CI a missing `redis-server` binary skips the test loudly; with CI=true it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+from tests.support.services import unavailable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class RedisProcess:
+    """One redis-server without persistence: a restart comes back empty, like a crash."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            unavailable("redis-server", FileNotFoundError("redis-server is not on PATH"))
+        self._binary = binary or "redis-server"
+        self._workdir = workdir
+        self.port = free_port()
+        self._process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        """Start on the same port as before and wait until it accepts connections."""
+        self._process = await asyncio.create_subprocess_exec(
+            self._binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self._workdir),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while loop.time() < deadline:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+        raise AssertionError(f"redis-server did not start on port {self.port}")
+
+    async def kill(self) -> None:
+        """SIGKILL: connections drop without a goodbye, as in a crash."""
+        if self._process is not None:
+            self._process.kill()
+            await self._process.wait()
+            self._process = None
+
+    async def stop(self) -> None:
+        await self.kill()

@@ -1,0 +1,83 @@
+"""The pure parts of admitting a WebSocket (PROTOCOL.md §1, §6): origins and client IPs,
+and the per-user connection cap's memory implementation."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubbub.services.connection_limit import MemoryConnectionLimiter
+from hubbub.transport.handshake import client_ip, origin_allowed, trusted_networks
+
+PROXIES = trusted_networks(("10.0.0.0/8", "::1"))
+
+
+def test_any_origin_is_allowed_without_a_list() -> None:
+    """No `allowed_origins` means no origin check."""
+    assert origin_allowed("https://evil.example", ())
+
+
+@pytest.mark.parametrize("origin", ["https://chat.example", "HTTPS://Chat.Example/"])
+def test_a_listed_origin_is_allowed(origin: str) -> None:
+    """A listed origin passes, compared without case or a trailing slash."""
+    assert origin_allowed(origin, ("https://chat.example",))
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://chat.example", "null",
+                                    "https://chat.example.evil.example"])
+def test_an_unlisted_origin_is_refused(origin: str) -> None:
+    """Another scheme, host or an opaque origin is refused."""
+    assert not origin_allowed(origin, ("https://chat.example",))
+
+
+def test_a_request_without_origin_is_allowed() -> None:
+    """Non-browser clients send no Origin and are not what the check defends against."""
+    assert origin_allowed(None, ("https://chat.example",))
+
+
+def test_the_peer_is_the_client_without_trusted_proxies() -> None:
+    """`X-Forwarded-For` is ignored unless the peer is trusted."""
+    assert client_ip("192.0.2.1", "203.0.113.7", ()) == "192.0.2.1"
+    assert client_ip("192.0.2.1", "203.0.113.7", PROXIES) == "192.0.2.1"
+
+
+def test_a_trusted_proxy_forwards_its_first_hop() -> None:
+    """Behind a trusted proxy the first hop of `X-Forwarded-For` is the client."""
+    assert client_ip("10.1.2.3", "203.0.113.7, 10.9.9.9", PROXIES) == "203.0.113.7"
+    assert client_ip("::1", "2001:db8::5", PROXIES) == "2001:db8::5"
+
+
+def test_ipv4_mapped_addresses_count_as_ipv4() -> None:
+    """A client seen over a dual-stack socket has the same bucket as over IPv4."""
+    assert client_ip("::ffff:192.0.2.1", None, ()) == "192.0.2.1"
+    assert client_ip("::ffff:10.1.2.3", "::ffff:203.0.113.7", PROXIES) == "203.0.113.7"
+
+
+def test_a_garbled_forwarded_hop_falls_back_to_the_peer() -> None:
+    """A first hop that is not an IP address is not trusted as one."""
+    assert client_ip("10.1.2.3", "unknown, 203.0.113.7", PROXIES) == "10.1.2.3"
+
+
+def test_a_malformed_trusted_proxy_fails_at_start() -> None:
+    """A typo in `HUBBUB_TRUSTED_PROXIES` is an error, not a silently ignored entry."""
+    with pytest.raises(ValueError, match=r"10\.0\.0\.300"):
+        trusted_networks(("10.0.0.300",))
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_the_cap_admits_up_to_the_limit() -> None:
+    """`acquire` counts up to the limit and refuses past it; `release` frees one slot."""
+    limiter = MemoryConnectionLimiter()
+    assert [await limiter.acquire("u", 2) for _ in range(3)] == [True, True, False]
+    await limiter.release("u")
+    assert await limiter.acquire("u", 2)
+    assert not await limiter.acquire("u", 2)
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_released_users_are_forgotten() -> None:
+    """A user with no open connection leaves nothing behind."""
+    limiter = MemoryConnectionLimiter()
+    await limiter.acquire("u", 5)
+    await limiter.release("u")
+    assert limiter.open_count("u") == 0
+    assert limiter._open == {}
