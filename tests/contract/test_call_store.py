@@ -6,17 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
-import pytest_asyncio
 
 from hubbub.domain.calls import Call, CallState, EndReason
-from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
 from hubbub.storage.sql import SqlStore
-from tests.conftest import Backend
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -31,15 +27,6 @@ def now() -> int:
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def store(backend: Backend) -> AsyncIterator[SqlStore]:
-    opened = await open_store(backend.database_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

@@ -6,17 +6,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 
 from hubbub.domain.errors import NotFound
 from hubbub.domain.models import MessageDraft, SendOutcome
-from hubbub.storage import open_store
 from hubbub.storage.base import StoreUnavailable
 from hubbub.storage.sql import SqlStore
-from tests.conftest import Backend
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -25,15 +21,6 @@ _clock = itertools.count(1_900_000_000_000_000)
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def store(backend: Backend) -> AsyncIterator[SqlStore]:
-    opened = await open_store(backend.database_url)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def user(store: SqlStore) -> str:
