@@ -81,18 +81,24 @@ class ConversationService:
         if not may_join(conversation.kind, role):
             raise Forbidden("not allowed to join this conversation")
         if role is None:
-            _, created = await self._ctx.store.put_member(
+            # Insert-if-absent, never an upsert: a ban landing meanwhile must win.
+            member, created = await self._ctx.store.add_member_if_absent(
                 conversation_id, actor.user_id, "member", self._ctx.clock()
             )
-            role = "member"
             self._ctx.members.forget(conversation_id, actor.user_id)
+            if not created:
+                # Someone made the membership first (a ban, an add, another device's join):
+                # decide on the role it has now.
+                if not may_join(conversation.kind, member.role):
+                    raise Forbidden("not allowed to join this conversation")
+                return conversation, member.role
+            role = member.role
             self._ctx.events.membership_changed(conversation_id, actor.user_id, role)
-            if created:
-                self._ctx.events.to_conversation(conversation_id, UserJoined(
-                    conversation_id=conversation_id, user_id=actor.user_id,
-                    user_name=actor.name,
-                ))
-                conversation = await self._require(conversation_id)
+            self._ctx.events.to_conversation(conversation_id, UserJoined(
+                conversation_id=conversation_id, user_id=actor.user_id,
+                user_name=actor.name,
+            ))
+            conversation = await self._require(conversation_id)
         return conversation, role
 
     async def members(self, actor: Actor, conversation_id: str) -> list[Member]:

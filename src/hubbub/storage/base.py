@@ -65,7 +65,8 @@ class Store(Protocol):
     async def list_conversations(self, user_id: str, conversation_id: str | None = None
                                  ) -> list[ConversationSummary]:
         """The user's conversations (banned ones left out), newest activity first; only
-        that one (if the user is in it) when `conversation_id` is given."""
+        that one (if the user is in it) when `conversation_id` is given. `unread_count`
+        saturates at a cap (docs/DECISIONS.md)."""
 
     async def conversation_ids_of(self, user_id: str) -> list[str]:
         """The ids of the user's conversations (banned ones left out): one indexed query,
@@ -79,6 +80,13 @@ class Store(Protocol):
         self, conversation_id: str, user_id: str, role: Role, now: int
     ) -> tuple[Member, bool]:
         """Add a member or change its role; True when the membership was created."""
+
+    async def add_member_if_absent(
+        self, conversation_id: str, user_id: str, role: Role, now: int
+    ) -> tuple[Member, bool]:
+        """Add a member unless a membership exists (one INSERT … ON CONFLICT DO NOTHING):
+        True and the new member, or False and the member as it is, whose role is left
+        alone. A join must never overwrite a ban set at the same moment."""
 
     async def remove_member(self, conversation_id: str, user_id: str) -> bool: ...
 
@@ -110,7 +118,9 @@ class Store(Protocol):
                      limit: int) -> list[Message]:
         """Live messages whose content contains `query` (case-insensitive; `%`, `_` and
         `\\` literal), newest first: in `conversation_id`, or when None in every
-        conversation `user_id` may read (readable memberships and public channels)."""
+        conversation `user_id` may read (readable memberships and public channels).
+        Where no index narrows the match, only the newest messages of that scope up to a
+        cap are considered (docs/DECISIONS.md)."""
 
     async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
                    limit: int) -> SyncPage:

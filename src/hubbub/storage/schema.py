@@ -82,6 +82,8 @@ messages = Table(
         "sender_id", "conversation_id", "client_message_id", name="uq_messages_client_id"
     ),
     Index("ix_messages_conversation_version", "conversation_id", "version"),
+    # Lets a search across conversations walk messages newest first and stop at its cap.
+    Index("ix_messages_created_at", "created_at"),
 )
 
 message_edits = Table(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar, cast, get_args
 
 import msgspec
-from sqlalchemy import Row, and_, delete, func, or_, select, text, update
+from sqlalchemy import Row, and_, delete, func, literal_column, or_, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -53,6 +54,16 @@ _MESSAGE_COLUMNS = (*messages.c, users.c.name.label("sender_name"))
 _READABLE_ROLES = tuple(role for role in get_args(Role) if can(role, Ability.READ))
 _PUBLIC_KINDS = tuple(kind for kind in get_args(Kind) if can_read(kind, None))
 
+# Bounds on per-request work (docs/DECISIONS.md, "Search" and "Conversations"): a search
+# without index help considers only the newest SEARCH_SCAN_LIMIT live messages of its scope,
+# and `unread_count` counts at most UNREAD_COUNT_CAP messages (clients show "999+").
+SEARCH_SCAN_LIMIT = 50_000
+UNREAD_COUNT_CAP = 1000
+# PostgreSQL: a backstop for any search, index or not (milliseconds).
+SEARCH_TIMEOUT_MS = 5000
+# pg_trgm can use its index only for a pattern with a word of three characters or more.
+_TRIGRAM_WORD = re.compile(r"\w{3}")
+
 
 def _message_select() -> Any:
     return select(*_MESSAGE_COLUMNS).join(users, users.c.id == messages.c.sender_id)
@@ -88,9 +99,13 @@ def _to_conversation(row: Row[Any], member_count: int) -> Conversation:
 class SqlStore:
     """Store on an async SQLAlchemy engine; writes go through one group-committing Writer."""
 
-    def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
+    def __init__(self, engine: AsyncEngine, dialect: Dialect, *,
+                 search_scan_limit: int = SEARCH_SCAN_LIMIT,
+                 unread_count_cap: int = UNREAD_COUNT_CAP) -> None:
         self._engine = engine
         self._dialect = dialect
+        self._search_scan_limit = search_scan_limit
+        self._unread_count_cap = unread_count_cap
         # PostgreSQL: several instances write at once, so batches lock in one order.
         self._writer = Writer(engine, _lock_conversations if dialect.name == "postgresql"
                               else None)
@@ -195,7 +210,8 @@ class SqlStore:
     async def list_conversations(self, user_id: str, conversation_id: str | None = None
                                  ) -> list[ConversationSummary]:
         query = (
-            select(conversations, members.c.role, members.c.last_read_seq)
+            select(conversations, members.c.role, members.c.last_read_seq,
+                   self._unread_count(user_id).label("unread_count"))
             .join(members, members.c.conversation_id == conversations.c.id)
             .where(members.c.user_id == user_id, members.c.role != "banned")
             .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
@@ -206,13 +222,12 @@ class SqlStore:
             rows = (await conn.execute(query)).all()
             ids = [row.id for row in rows]
             counts = await self._member_counts(conn, ids)
-            unread = await self._unread_counts(conn, user_id, rows)
             last = await self._last_messages(conn, ids)
         return [
             ConversationSummary(
                 conversation=_to_conversation(row, counts.get(row.id, 0)),
                 role=row.role,
-                unread_count=unread.get(row.id, 0),
+                unread_count=int(row.unread_count),
                 last_message=last.get(row.id),
                 last_activity=row.last_activity_at,
             )
@@ -271,6 +286,30 @@ class SqlStore:
             member = Member(conversation_id, user_id, user.name, role, row.joined_at,
                             row.last_read_seq)
             return member, False
+
+        return await self._write(job)
+
+    async def add_member_if_absent(
+        self, conversation_id: str, user_id: str, role: Role, now: int
+    ) -> tuple[Member, bool]:
+        async def job(conn: AsyncConnection) -> tuple[Member, bool]:
+            user = (await conn.execute(select(users.c.name).where(users.c.id == user_id))).first()
+            if user is None:
+                raise NotFound("unknown user")
+            # Never an update: a role set concurrently (a ban above all) must stay as it is.
+            inserted = await conn.execute(self._dialect.insert(members).values(
+                conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now
+            ).on_conflict_do_nothing())
+            if inserted.rowcount:
+                return Member(conversation_id, user_id, user.name, role, now), True
+            row = (await conn.execute(select(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            ))).first()
+            if row is None:
+                # Removed between the two statements (PostgreSQL, read committed): rare.
+                raise Conflict("the membership changed meanwhile; retry")
+            return Member(conversation_id, user_id, user.name, row.role, row.joined_at,
+                          row.last_read_seq), False
 
         return await self._write(job)
 
@@ -352,30 +391,32 @@ class SqlStore:
 
     async def search(self, user_id: str, query: str, conversation_id: str | None,
                      limit: int) -> list[Message]:
-        statement = _message_select().where(
-            messages.c.deleted_at.is_(None),
-            contains_insensitive(self._dialect.name, messages.c.content, query),
-        )
-        if conversation_id is not None:
-            statement = statement.where(messages.c.conversation_id == conversation_id)
+        if self._search_is_scan(query):
+            # No index narrows the match: test only the newest messages of the scope.
+            newest = (messages.c.seq.desc(),) if conversation_id is not None else (
+                messages.c.created_at.desc(), messages.c.seq.desc())
+            candidates = _search_scope(
+                select(messages.c.id), user_id, conversation_id
+            ).order_by(*newest).limit(self._search_scan_limit).subquery()
+            statement = _message_select().join(candidates, candidates.c.id == messages.c.id)
         else:
-            # Readable: a membership whose role may read, or no membership in a public kind.
-            # A banned member has a membership row, so the second arm never lets them in.
-            statement = (
-                statement
-                .join(conversations, conversations.c.id == messages.c.conversation_id)
-                .outerjoin(members, and_(members.c.conversation_id == messages.c.conversation_id,
-                                         members.c.user_id == user_id))
-                .where(or_(members.c.role.in_(_READABLE_ROLES),
-                           and_(members.c.role.is_(None),
-                                conversations.c.kind.in_(_PUBLIC_KINDS))))
-            )
-        statement = statement.order_by(
+            statement = _search_scope(_message_select(), user_id, conversation_id)
+        statement = statement.where(
+            contains_insensitive(self._dialect.name, messages.c.content, query)
+        ).order_by(
             messages.c.created_at.desc(), messages.c.seq.desc(), messages.c.id
         ).limit(limit)
         async with self._read() as conn:
+            if self._dialect.name == "postgresql":
+                # Ends with this read's transaction; a cancelled search is StoreUnavailable.
+                await conn.execute(text(f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"))
             rows = (await conn.execute(statement)).all()
             return await self._with_reactions(conn, rows)
+
+    def _search_is_scan(self, query: str) -> bool:
+        """Whether this search reads messages one by one: always on SQLite, and on
+        PostgreSQL when the query has no three-character word for pg_trgm to look up."""
+        return self._dialect.name != "postgresql" or _TRIGRAM_WORD.search(query) is None
 
     async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
                    limit: int) -> SyncPage:
@@ -579,22 +620,21 @@ class SqlStore:
         )).all()
         return {row[0]: int(row[1]) for row in rows}
 
-    async def _unread_counts(self, conn: AsyncConnection, user_id: str,
-                             rows: Sequence[Row[Any]]) -> dict[str, int]:
-        """Other users' live messages after the user's read mark, per conversation."""
-        if not rows:
-            return {}
-        query = (
-            select(messages.c.conversation_id, func.count())
-            .join(members, and_(members.c.conversation_id == messages.c.conversation_id,
-                                members.c.user_id == user_id))
-            .where(messages.c.conversation_id.in_([row.id for row in rows]),
+    def _unread_count(self, user_id: str) -> Any:
+        """Other users' live messages after the member's read mark, counted up to the cap:
+        the LIMIT inside stops the index range scan there, so a member who never reads a
+        busy channel costs at most the cap per listing, not the channel's whole history."""
+        unread = (
+            select(literal_column("1")).select_from(messages)
+            .where(messages.c.conversation_id == conversations.c.id,
                    messages.c.seq > members.c.last_read_seq,
                    messages.c.sender_id != user_id,
                    messages.c.deleted_at.is_(None))
-            .group_by(messages.c.conversation_id)
+            .correlate(conversations, members)
+            .limit(self._unread_count_cap)
+            .subquery()
         )
-        return {row[0]: int(row[1]) for row in (await conn.execute(query)).all()}
+        return select(func.count()).select_from(unread).scalar_subquery()
 
     async def _last_messages(self, conn: AsyncConnection, ids: list[str]) -> dict[str, Message]:
         if not ids:
@@ -610,6 +650,24 @@ class SqlStore:
             newest.c.seq == messages.c.seq,
         )))).all()
         return {m.conversation_id: m for m in await self._with_reactions(conn, rows)}
+
+
+def _search_scope(statement: Any, user_id: str, conversation_id: str | None) -> Any:
+    """`statement` (over `messages`) narrowed to the live messages the search may see: of
+    `conversation_id`, or when None of every conversation the user may read."""
+    statement = statement.where(messages.c.deleted_at.is_(None))
+    if conversation_id is not None:
+        return statement.where(messages.c.conversation_id == conversation_id)
+    # Readable: a membership whose role may read, or no membership in a public kind.
+    # A banned member has a membership row, so the second arm never lets them in.
+    return (
+        statement
+        .join(conversations, conversations.c.id == messages.c.conversation_id)
+        .outerjoin(members, and_(members.c.conversation_id == messages.c.conversation_id,
+                                 members.c.user_id == user_id))
+        .where(or_(members.c.role.in_(_READABLE_ROLES),
+                   and_(members.c.role.is_(None), conversations.c.kind.in_(_PUBLIC_KINDS))))
+    )
 
 
 async def _lock_conversations(conn: AsyncConnection, ids: list[str]) -> None:
