@@ -37,7 +37,9 @@ from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
 from hubbub.transport import calls as call_routes
 from hubbub.transport import rest, static
+from hubbub.transport.expiry import expire_tokens
 from hubbub.transport.handshake import trusted_networks
+from hubbub.transport.http import WS_PATH
 from hubbub.transport.hub import Hub
 from hubbub.transport.metrics import Metrics
 from hubbub.transport.server import SERVER, Server
@@ -104,7 +106,7 @@ def create_app(settings: Settings) -> web.Application:
     trusted_networks(settings.trusted_proxies)  # a malformed entry fails here, at start
     app = web.Application(middlewares=[track_requests, rest.errors_middleware],
                           client_max_size=settings.max_body_bytes)
-    app.router.add_get("/ws", websocket_handler)
+    app.router.add_get(WS_PATH, websocket_handler)
     rest.routes(app)
     call_routes.routes(app)
     static.routes(app)
@@ -145,14 +147,18 @@ def create_app(settings: Settings) -> web.Application:
         await server.calls.start(server.presence.online)
         app[SERVER] = server
         beat = asyncio.get_running_loop().create_task(heartbeat(server))
+        sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
         log.info("server.started", database=settings.database_url.split("://")[0],
                  bus="redis" if settings.redis_url else "memory")
         try:
             yield
         finally:
             beat.cancel()
+            sweep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweep
             server.typing.close()
             await server.calls.close()
             if coordination.close is not None:

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from hubbub.domain.errors import Forbidden, Unauthorized
 from hubbub.domain.tokens import Identity
-from hubbub.transport.auth import authenticate, websocket_token
+from hubbub.transport.auth import authenticate, query_value, websocket_token
 from hubbub.transport.server import Server
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -39,7 +39,7 @@ async def admit(server: Server, request: web.Request) -> Identity:
     token = websocket_token(request)
     if token:
         return authenticate(server.verifier, token)
-    ticket = request.query.get("ticket")
+    ticket = query_value(request, "ticket")
     if ticket:
         return await server.tickets.redeem(ticket)
     raise Unauthorized("missing token")

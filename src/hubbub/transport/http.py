@@ -12,6 +12,15 @@ from hubbub.protocol.codec import NUL_REFUSED, encode_json, has_nul_escape, nul_
 
 T = TypeVar("T")
 
+# The WebSocket endpoint. Its handler tracks itself and turns its own failures into
+# responses, so the middlewares hand it on without a frame of theirs (see websocket.py).
+WS_PATH = "/ws"
+
+
+def serves_websocket(request: web.Request) -> bool:
+    """Whether the `/ws` handler takes this request (not a 405 the router answers)."""
+    return request.path == WS_PATH and request.match_info.http_exception is None
+
 
 def json_response(value: Any, status: int = 200) -> web.Response:
     return web.Response(body=encode_json(value), status=status,

@@ -16,7 +16,7 @@ reach connections in version order even when instances' publishes cross on the b
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import msgspec
 
@@ -45,7 +45,7 @@ class _OpenChunk:
 
     __slots__ = ("chunk", "delivered", "epoch", "excluded", "recipients")
 
-    def __init__(self, chunk: Chunk, recipients: set[Connection], excluded: str | None,
+    def __init__(self, chunk: Chunk, recipients: Collection[Connection], excluded: str | None,
                  delivered: int, epoch: int) -> None:
         self.chunk = chunk
         self.recipients = recipients
@@ -69,7 +69,9 @@ class Hub:
         self._bus = bus
         self._count = count_deliveries
         self._by_conversation: dict[str, set[Connection]] = {}
-        self._by_user: dict[str, set[Connection]] = {}
+        # A tuple per user, replaced on change: users have a few connections each, and a
+        # 1-tuple costs 56 bytes where a set costs 216.
+        self._by_user: dict[str, tuple[Connection, ...]] = {}
         self._control_listeners: list[ControlListener] = []
         self._hold = reorder_hold
         self._gates: dict[str, VersionGate[Envelope]] = {}
@@ -87,8 +89,8 @@ class Hub:
     def user_is_local(self, user_id: str) -> bool:
         return user_id in self._by_user
 
-    def connections_of(self, user_id: str) -> set[Connection]:
-        return self._by_user.get(user_id, set())
+    def connections_of(self, user_id: str) -> tuple[Connection, ...]:
+        return self._by_user.get(user_id, ())
 
     def add_control_listener(self, listener: ControlListener) -> None:
         self._control_listeners.append(listener)
@@ -113,9 +115,11 @@ class Hub:
             self._flusher = connection.outbox.flusher
         conns = self._by_user.get(connection.user_id)
         if conns is None:
-            conns = self._by_user[connection.user_id] = set()
+            self._by_user[connection.user_id] = (connection,)
             self._bus.subscribe(user_topic(connection.user_id))
-        conns.add(connection)
+            return True
+        if connection not in conns:
+            conns = self._by_user[connection.user_id] = (*conns, connection)
         return len(conns) == 1
 
     def remove(self, connection: Connection) -> bool:
@@ -126,8 +130,9 @@ class Hub:
         conns = self._by_user.get(connection.user_id)
         if conns is None:
             return False
-        conns.discard(connection)
+        conns = tuple(c for c in conns if c is not connection)
         if conns:
+            self._by_user[connection.user_id] = conns
             return False
         del self._by_user[connection.user_id]
         self._bus.unsubscribe(user_topic(connection.user_id))
@@ -145,12 +150,12 @@ class Hub:
             subscribers = self._by_conversation[conversation_id] = set()
             self._bus.subscribe(conversation_topic(conversation_id))
         subscribers.add(connection)
-        connection.conversations.add(conversation_id)
+        connection.subscribed(conversation_id)
 
     def leave(self, connection: Connection, conversation_id: str) -> None:
         """Unsubscribe a connection from a conversation (idempotent)."""
         self._open = None
-        connection.conversations.discard(conversation_id)
+        connection.unsubscribed(conversation_id)
         subscribers = self._by_conversation.get(conversation_id)
         if subscribers is None:
             return
@@ -172,7 +177,8 @@ class Hub:
             return
         if topic.startswith("conv."):
             conversation_id = topic[5:]
-            recipients = self._by_conversation.get(conversation_id)
+            recipients: Collection[Connection] | None = self._by_conversation.get(
+                conversation_id)
             if not recipients:
                 return
             envelope = envelope_decoder.decode(payload)
@@ -186,7 +192,7 @@ class Hub:
             envelope = envelope_decoder.decode(payload)
         self._deliver(recipients, envelope)
 
-    def _deliver(self, recipients: set[Connection], envelope: Envelope) -> None:
+    def _deliver(self, recipients: Collection[Connection], envelope: Envelope) -> None:
         frame = text_frame(envelope.payload)
         excluded = envelope.exclude_user
         flusher, last = self._flusher, self._open

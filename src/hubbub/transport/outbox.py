@@ -82,15 +82,18 @@ class Chunk:
 class Outbox:
     """The frames waiting for one connection's socket."""
 
-    __slots__ = ("_flusher", "_on_overflow", "_pending", "_transport", "closed",
-                 "max_pending_bytes")
+    __slots__ = ("_flusher", "_pending", "_transport", "closed", "max_pending_bytes",
+                 "on_overflow")
 
     def __init__(self, transport: asyncio.Transport, flusher: Flusher, max_pending_bytes: int,
-                 on_overflow: Callable[[], None]) -> None:
+                 on_overflow: Callable[[], None] | None = None) -> None:
         self._transport = transport
         self._flusher = flusher
-        self._pending: list[bytes | Chunk] = []
-        self._on_overflow = on_overflow
+        # None while nothing waits: an idle connection keeps no empty list.
+        self._pending: list[bytes | Chunk] | None = None
+        # Called once when the peer falls behind; may be set after construction, so that
+        # the owner can pass a bound method instead of a closure over itself.
+        self.on_overflow = on_overflow
         self.max_pending_bytes = max_pending_bytes
         self.closed = False
 
@@ -108,9 +111,12 @@ class Outbox:
             return
         flusher = self._flusher
         flusher.epoch += 1
-        if not self._pending:
+        pending = self._pending
+        if pending is None:
             flusher.mark(self)
-        self._pending.append(frame)
+            self._pending = [frame]
+        else:
+            pending.append(frame)
 
     def push_chunk(self, chunk: Chunk) -> None:
         """Queue a broadcast chunk (frames may still be appended to it in this tick)."""
@@ -118,16 +124,19 @@ class Outbox:
             return
         flusher = self._flusher
         flusher.epoch += 1
-        if not self._pending:
+        pending = self._pending
+        if pending is None:
             flusher.mark(self)
-        self._pending.append(chunk)
+            self._pending = [chunk]
+        else:
+            pending.append(chunk)
 
     def flush(self) -> None:
         """Write everything pending in one call (called by the Flusher)."""
         pending = self._pending
-        if not pending:
+        if pending is None:
             return
-        self._pending = []
+        self._pending = None
         self._flusher.epoch += 1
         if self.closed or self._transport.is_closing():
             return
@@ -140,9 +149,10 @@ class Outbox:
         self._transport.write(data)
         if self._transport.get_write_buffer_size() > self.max_pending_bytes:
             self.closed = True
-            self._on_overflow()
+            if self.on_overflow is not None:
+                self.on_overflow()
 
     def close(self) -> None:
         """Drop whatever is pending and accept nothing more."""
         self.closed = True
-        self._pending = []
+        self._pending = None

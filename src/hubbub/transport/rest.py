@@ -29,7 +29,13 @@ from hubbub.services.context import Actor
 from hubbub.services.views import conversation_object, message_object, summary_object
 from hubbub.storage.base import StoreUnavailable
 from hubbub.transport.auth import authenticate, bearer_token
-from hubbub.transport.http import error_for, error_response, json_response, read_body
+from hubbub.transport.http import (
+    error_for,
+    error_response,
+    json_response,
+    read_body,
+    serves_websocket,
+)
 from hubbub.transport.server import SERVER, Server
 
 log = get_logger("hubbub.http")
@@ -74,26 +80,48 @@ def routes(app: web.Application) -> None:
 
 
 @web.middleware
-async def errors_middleware(request: web.Request,
-                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                            ) -> web.StreamResponse:
-    """ChatErrors become §7 JSON bodies; anything unexpected is a 500 without details."""
+def errors_middleware(request: web.Request,
+                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                      ) -> Awaitable[web.StreamResponse]:
+    """ChatErrors become §7 JSON bodies; anything unexpected is a 500 without details.
+
+    `/ws` does this itself (`failure_response`): a frame of this middleware would stay for
+    the whole life of every WebSocket connection.
+    """
+    if serves_websocket(request):
+        return handler(request)
+    return _errors(request, handler)
+
+
+async def _errors(request: web.Request,
+                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                  ) -> web.StreamResponse:
     server: Server = request.app[SERVER]
     try:
         return await handler(request)
-    except ChatError as exc:
+    except Exception as exc:
+        return failure_response(server, request, exc)
+
+
+def failure_response(server: Server, request: web.Request,
+                     exc: Exception) -> web.StreamResponse:
+    """The §7 response for an exception a handler let through (call it in `except`).
+
+    Raises:
+        web.HTTPException: `exc` itself when it is not an error (a redirect, say).
+    """
+    if isinstance(exc, ChatError):
         server.metrics.count_error(exc.code)
         return error_for(exc)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status >= 400:
             code = {404: "NOT_FOUND", 405: "BAD_REQUEST", 413: "PAYLOAD_TOO_LARGE"}.get(
                 exc.status, "BAD_REQUEST")
             return error_response(exc.status, code, exc.reason)
-        raise
-    except Exception:
-        log.exception("http.failed", method=request.method, path=request.path)
-        server.metrics.count_error("INTERNAL_ERROR")
-        return error_response(500, "INTERNAL_ERROR", "internal error")
+        raise exc
+    log.exception("http.failed", method=request.method, path=request.path)
+    server.metrics.count_error("INTERNAL_ERROR")
+    return error_response(500, "INTERNAL_ERROR", "internal error")
 
 
 def authed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -27,6 +27,7 @@ from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
 from hubbub.storage.base import Store
 from hubbub.transport.connection import Connection
+from hubbub.transport.expiry import Expiries
 from hubbub.transport.hub import Hub
 from hubbub.transport.metrics import Metrics
 from hubbub.transport.outbox import Flusher
@@ -72,6 +73,8 @@ class Server:
     # in-flight requests) and every HTTP or WebSocket request still being handled.
     sessions: dict[Connection, Session] = field(default_factory=dict)
     requests: set[asyncio.Task[Any]] = field(default_factory=set)
+    # Open connections by when their token expires (one sweep instead of a timer each).
+    expiries: Expiries = field(default_factory=Expiries)
 
     def flusher_for_loop(self) -> Flusher:
         """The one Flusher of this server's event loop (made on first use)."""

@@ -45,15 +45,21 @@ _SEND_CLASS = (c.SendMessage, c.EditMessage)
 
 
 class Session:
-    """Handles the client messages of one connection."""
+    """Handles the client messages of one connection.
 
-    def __init__(self, server: Server, connection: Connection, actor: Actor) -> None:
+    Most connections sit idle, so the containers are made on first use (an empty set, a
+    Semaphore and a list cost ~0.4 KiB per connection), and the Actor once per request.
+    """
+
+    __slots__ = ("_connection", "_limited", "_server", "_slots", "_tasks", "draining",
+                 "flooded")
+
+    def __init__(self, server: Server, connection: Connection) -> None:
         self._server = server
         self._connection = connection
-        self._actor = actor
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._limited: list[float] = []
+        self._tasks: set[asyncio.Task[None]] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._limited: list[float] | None = None
         self.flooded = False
         # Set by a graceful shutdown: new frames are refused, in-flight ones finish.
         self.draining = False
@@ -70,13 +76,19 @@ class Session:
         if self.draining:
             self._refuse_while_draining(message.request_id)
             return
-        await self._slots.acquire()
+        slots = self._slots
+        if slots is None:
+            slots = self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        await slots.acquire()
         if self.draining:
-            self._slots.release()
+            slots.release()
             self._refuse_while_draining(message.request_id)
             return
         task = asyncio.get_running_loop().create_task(self._run(message))
-        self._tasks.add(task)
+        tasks = self._tasks
+        if tasks is None:
+            tasks = self._tasks = set()
+        tasks.add(task)
         task.add_done_callback(self._done)
 
     def on_binary(self) -> None:
@@ -108,8 +120,10 @@ class Session:
             self._server.typing.connection_closed(self._connection.id)
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+        if self._tasks is not None:
+            self._tasks.discard(task)
+        if self._slots is not None:
+            self._slots.release()
 
     async def _run(self, message: c.AnyClientMessage) -> None:
         request_id = message.request_id
@@ -117,7 +131,8 @@ class Session:
             rule = (self._server.settings.send_rule if isinstance(message, _SEND_CLASS)
                     else self._server.settings.other_rule)
             await self._server.limiter.hit(
-                ("s:" if isinstance(message, _SEND_CLASS) else "o:") + self._actor.user_id, rule
+                ("s:" if isinstance(message, _SEND_CLASS) else "o:") + self._connection.user_id,
+                rule
             )
             response = await self._dispatch(message)
         except ChatError as exc:
@@ -137,7 +152,8 @@ class Session:
 
     async def _dispatch(self, message: c.AnyClientMessage) -> ServerMessage:
         """One case per client message type of PROTOCOL.md §3."""
-        server, actor, rid = self._server, self._actor, message.request_id
+        server, rid = self._server, message.request_id
+        actor = Actor(self._connection.user_id, self._connection.user_name)
         action = type(message).__name__
         match message:
             case c.SendMessage():
@@ -250,6 +266,10 @@ class Session:
     def connection(self) -> Connection:
         return self._connection
 
+    def slow_consumer(self) -> None:
+        """The outbox's overflow callback: close with 4008 (PROTOCOL.md §1)."""
+        self._server.close_connection(self._connection, 4008, "slow consumer")
+
     def _reply(self, message: ServerMessage) -> None:
         if isinstance(message, Error):
             self._server.metrics.count_error(message.code)
@@ -258,6 +278,8 @@ class Session:
 
     def _note_rate_limited(self) -> None:
         now = time.monotonic()
+        if self._limited is None:
+            self._limited = []
         self._limited.append(now)
         if len(self._limited) > FLOOD_ERRORS:
             cutoff = now - FLOOD_WINDOW_S

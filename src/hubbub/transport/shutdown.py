@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hubbub.logs import get_logger
+from hubbub.transport.http import serves_websocket
 from hubbub.transport.server import SERVER, Server
 
 log = get_logger("hubbub.shutdown")
@@ -42,10 +43,22 @@ def handler_timeout(grace: float) -> float:
 
 
 @web.middleware
-async def track_requests(request: web.Request,
-                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                         ) -> web.StreamResponse:
-    """Keep the set of requests being handled, so shutdown can wait for them."""
+def track_requests(request: web.Request,
+                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                   ) -> Awaitable[web.StreamResponse]:
+    """Keep the set of requests being handled, so shutdown can wait for them.
+
+    `/ws` adds itself: a frame of this middleware would stay for the whole life of every
+    WebSocket connection.
+    """
+    if serves_websocket(request):
+        return handler(request)
+    return _tracked(request, handler)
+
+
+async def _tracked(request: web.Request,
+                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                   ) -> web.StreamResponse:
     server = request.app.get(SERVER)
     task = asyncio.current_task()
     if server is None or task is None:

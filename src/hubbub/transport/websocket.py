@@ -12,17 +12,16 @@ from aiohttp import WSMsgType, web
 from hubbub.domain.clock import format_time
 from hubbub.domain.errors import ChatError, RateLimited
 from hubbub.domain.models import User
-from hubbub.domain.tokens import Identity
 from hubbub.domain.validation import MAX_ATTACHMENTS, MAX_CONTENT_CHARS
 from hubbub.logs import get_logger
 from hubbub.protocol.codec import encode
 from hubbub.protocol.server import Connected, Limits
-from hubbub.services.context import Actor
 from hubbub.transport.connection import Connection
 from hubbub.transport.frames import ping_frame, pong_frame, text_frame
 from hubbub.transport.handshake import admit
 from hubbub.transport.http import error_for, error_response
 from hubbub.transport.outbox import Outbox
+from hubbub.transport.rest import failure_response
 from hubbub.transport.server import SERVER, Server
 from hubbub.transport.session import Session
 
@@ -38,67 +37,111 @@ CONNECTION_CAP_RETRY_MS = 5000
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    """Admit before the upgrade (403 origin, 429 rate or cap, 401 credentials), then serve."""
+    """Admit before the upgrade (403 origin, 429 rate or cap, 401 credentials), then serve.
+
+    An idle connection's cost is mostly what stays alive while it waits, so this one
+    coroutine does it all: the middlewares pass `/ws` straight through, so it tracks itself
+    for shutdown and answers its own failures as they would.
+    """
     server: Server = request.app[SERVER]
-    if server.closing:
-        return error_response(503, "UNAVAILABLE", "server shutting down")
+    task = asyncio.current_task()
+    if task is not None:
+        server.requests.add(task)
     try:
-        identity = await admit(server, request)
-        user = await server.users.seen(identity)
-    except ChatError as exc:
-        server.metrics.count_error(exc.code)
-        return error_for(exc)
-    cap = server.settings.max_connections_per_user
-    if not await server.connection_limit.acquire(user.id, cap):
-        server.metrics.count_error(RateLimited.code)
-        return error_for(RateLimited(f"more than {cap} open connections for this user",
-                                     CONNECTION_CAP_RETRY_MS))
-    try:
-        return await _serve(server, request, identity, user)
+        if server.closing:
+            return error_response(503, "UNAVAILABLE", "server shutting down")
+        try:
+            identity = await admit(server, request)
+            user = await server.users.seen(identity)
+        except ChatError as exc:
+            server.metrics.count_error(exc.code)
+            return error_for(exc)
+        user_id = user.id
+        cap = server.settings.max_connections_per_user
+        if not await server.connection_limit.acquire(user_id, cap):
+            server.metrics.count_error(RateLimited.code)
+            return error_for(RateLimited(f"more than {cap} open connections for this user",
+                                         CONNECTION_CAP_RETRY_MS))
+        try:
+            ws = _response(server)
+            await ws.prepare(request)
+            transport = request.transport
+            if transport is None:
+                return ws
+            connection, session = _open(server, ws, transport, user)
+            await server.hub.user_ready(user_id)  # events for the user reach us before `Connected`
+            await server.presence.connection_opened(user_id)
+            log.info("ws.open", connection_id=connection.id, user_id=user_id)
+            _greet(server, connection)
+            expiry = server.expiries.add(connection, identity.expires_at)
+            # The connection has what is needed from here on; these would otherwise stay
+            # for its whole life.
+            del identity, user
+            try:
+                while True:  # read until the connection ends
+                    message = await ws.receive()
+                    connection.last_seen = time.monotonic()
+                    kind = message.type
+                    if kind is WSMsgType.TEXT:
+                        await session.on_text(message.data)
+                    elif kind is WSMsgType.BINARY:
+                        session.on_binary()
+                    elif kind is WSMsgType.PING:
+                        connection.outbox.push(pong_frame(message.data))
+                    elif kind is WSMsgType.PONG:
+                        continue
+                    else:  # CLOSE, CLOSING, CLOSED, ERROR (a frame over max_frame_bytes: 1009)
+                        if kind is WSMsgType.ERROR:
+                            log.info("ws.error", connection_id=connection.id,
+                                     error=type(ws.exception()).__name__)
+                        break
+            finally:
+                server.expiries.discard(connection, expiry)
+                await _closed(server, ws, connection, session)
+            return ws
+        finally:
+            await server.connection_limit.release(user_id)
+    except Exception as exc:
+        return failure_response(server, request, exc)
     finally:
-        await server.connection_limit.release(user.id)
+        if task is not None:
+            server.requests.discard(task)
 
 
-async def _serve(server: Server, request: web.Request, identity: Identity,
-                 user: User) -> web.StreamResponse:
-    """Upgrade, greet, read until the connection ends, clean up."""
-    ws = web.WebSocketResponse(
+def _response(server: Server) -> web.WebSocketResponse:
+    return web.WebSocketResponse(
         autoping=False, compress=False,
         # aiohttp refuses a frame of max_msg_size bytes or more; §1 closes only larger ones.
         max_msg_size=server.settings.max_frame_bytes + 1,
         heartbeat=None,
     )
-    await ws.prepare(request)
-    transport = request.transport
-    if transport is None:
-        return ws
+
+
+def _open(server: Server, ws: web.WebSocketResponse, transport: asyncio.Transport,
+          user: User) -> tuple[Connection, Session]:
+    """Register an upgraded connection with the server and the hub."""
     sock = transport.get_extra_info("socket")
     if sock is not None:
         # Never hide more in the kernel than the slow-consumer bound allows to wait.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
                         min(SEND_BUFFER_BYTES, server.settings.max_pending_bytes))
-
-    connection_id = str(uuid.uuid4())
-    actor = Actor(user.id, user.name)
-    holder: list[Connection] = []
-    outbox = Outbox(
-        transport, server.flusher_for_loop(), server.settings.max_pending_bytes,
-        lambda: server.close_connection(holder[0], 4008, "slow consumer"),
-    )
-    connection = Connection(connection_id, user.id, user.name, outbox)
-    holder.append(connection)
-    session = Session(server, connection, actor)
+    outbox = Outbox(transport, server.flusher_for_loop(), server.settings.max_pending_bytes)
+    connection = Connection(str(uuid.uuid4()), user.id, user.name, outbox)
+    session = Session(server, connection)
+    outbox.on_overflow = session.slow_consumer  # a bound method: no closure per connection
     server.sockets[connection] = ws
     server.sessions[connection] = session
     server.hub.add(connection)
     server.metrics.connections_open.inc()
-    await server.hub.user_ready(user.id)  # events for the user reach us before `Connected`
-    await server.presence.connection_opened(user.id)
-    log.info("ws.open", connection_id=connection_id, user_id=user.id)
+    return connection, session
 
+
+def _greet(server: Server, connection: Connection) -> None:
+    """Queue `Connected`, the first frame of every connection (PROTOCOL.md §1)."""
     settings = server.settings
-    outbox.push(text_frame(encode(Connected(
-        user_id=user.id, user_name=user.name, connection_id=connection_id,
+    connection.outbox.push(text_frame(encode(Connected(
+        user_id=connection.user_id, user_name=connection.user_name,
+        connection_id=connection.id,
         server_time=format_time(time.time_ns() // 1000),
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
         limits=Limits(
@@ -110,46 +153,19 @@ async def _serve(server: Server, request: web.Request, identity: Identity,
     ))))
     server.metrics.count_sent("Connected")
 
-    loop = asyncio.get_running_loop()
-    expiry = loop.call_later(
-        max(0.0, identity.expires_at - time.time()),
-        server.close_connection, connection, 4001, "token expired",
-    )
-    try:
-        await _read_loop(server, ws, connection, session)
-    finally:
-        expiry.cancel()
-        outbox.close()
-        server.sockets.pop(connection, None)
-        server.sessions.pop(connection, None)
-        server.hub.remove(connection)
-        server.metrics.connections_open.dec()
-        await session.close()
-        await server.presence.connection_closed(user.id)
-        log.info("ws.closed", connection_id=connection_id, user_id=user.id,
-                 code=ws.close_code)
-    return ws
 
-
-async def _read_loop(server: Server, ws: web.WebSocketResponse, connection: Connection,
-                     session: Session) -> None:
-    while True:
-        message = await ws.receive()
-        connection.last_seen = time.monotonic()
-        kind = message.type
-        if kind is WSMsgType.TEXT:
-            await session.on_text(message.data)
-        elif kind is WSMsgType.BINARY:
-            session.on_binary()
-        elif kind is WSMsgType.PING:
-            connection.outbox.push(pong_frame(message.data))
-        elif kind is WSMsgType.PONG:
-            continue
-        else:  # CLOSE, CLOSING, CLOSED, ERROR (e.g. a frame over max_frame_bytes → 1009)
-            if kind is WSMsgType.ERROR:
-                log.info("ws.error", connection_id=connection.id,
-                         error=type(ws.exception()).__name__)
-            return
+async def _closed(server: Server, ws: web.WebSocketResponse, connection: Connection,
+                  session: Session) -> None:
+    """Forget a connection that ended; waits for its in-flight requests."""
+    connection.outbox.close()
+    server.sockets.pop(connection, None)
+    server.sessions.pop(connection, None)
+    server.hub.remove(connection)
+    server.metrics.connections_open.dec()
+    await session.close()
+    await server.presence.connection_closed(connection.user_id)
+    log.info("ws.closed", connection_id=connection.id, user_id=connection.user_id,
+             code=ws.close_code)
 
 
 async def heartbeat(server: Server) -> None:
