@@ -33,7 +33,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield database.url
 
 
-# Made by the migrations on PostgreSQL only, on purpose: DESIGN.md's pg_trgm index for
+# Made by the migrations on PostgreSQL only, on purpose: the pg_trgm index for
 # search, which SQLite cannot have, so schema.py does not declare it.
 POSTGRES_ONLY = {"ix_messages_content_trgm"}
 

@@ -1,5 +1,5 @@
 """Durability: a server killed with SIGKILL mid-traffic loses no acknowledged message, and
-retries after the restart never duplicate one (DESIGN.md, send path step 4)."""
+retries after the restart never duplicate one (ARCHITECTURE.md, send path step 4)."""
 
 from __future__ import annotations
 

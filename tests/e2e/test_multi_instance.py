@@ -1,4 +1,4 @@
-"""Three instances on one PostgreSQL and one Redis behave as one server (DESIGN.md, Tests):
+"""Three instances on one PostgreSQL and one Redis behave as one server (docs/ARCHITECTURE.md):
 every event reaches every subscribed connection exactly once and in version order,
 whichever instance committed it, and everything that must be global is global.
 """

@@ -1,4 +1,4 @@
-"""Redis dies and comes back under steady traffic (DESIGN.md: persist first, publish second).
+"""Redis dies and comes back under steady traffic (persist first, publish second).
 
 Two instances share PostgreSQL and a private `redis-server`. While Redis is down, sends are
 still acknowledged and stored (persistence does not need Redis) and `/readyz` says 503;

@@ -21,7 +21,7 @@ def unavailable(what: str, exc: BaseException) -> None:
     message = f"{what} unavailable ({type(exc).__name__}: {exc})"
     if IN_CI:
         pytest.fail(f"{message}; CI=true requires it")
-    pytest.skip(f"{message}; set HUBBUB_TEST_* or start it to run these tests")
+    pytest.skip(f"{message}; these tests need it (unavailable here, outside CI)")
 
 
 @dataclass

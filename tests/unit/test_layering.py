@@ -1,4 +1,4 @@
-"""The layering of DESIGN.md, kept by a test rather than by memory (STYLE.md rule 8).
+"""The layering of docs/ARCHITECTURE.md, kept by a test rather than by memory.
 
 Rules, checked on the import statements of every module under src/hubbub (with `ast`, so
 imports under `if TYPE_CHECKING:` and inside functions count too):

@@ -1,4 +1,4 @@
-"""The Redis bus: pub/sub between hubbub instances (DESIGN.md, send path steps 4–5).
+"""The Redis bus: pub/sub between hubbub instances (docs/ARCHITECTURE.md, send path steps 4–5).
 
 A topic travels on the channel `<prefix>:<topic>` (`conv.<id>`, `user.<id>`, `control`),
 so deployments can share one Redis. Each instance keeps two connections:

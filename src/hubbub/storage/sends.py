@@ -9,7 +9,7 @@ they cost three statements whatever their number, instead of three each:
    versions stay gapless and in arrival order, exactly as one UPDATE per message would;
 3. one INSERT stores every new message.
 
-DESIGN.md allows the store to run its hot statement on the raw driver behind the same
+The architecture allows the store to run its hot statement on the raw driver behind the same
 seam, and a profile showed why: through SQLAlchemy's adapter each statement costs several
 hand-offs to aiosqlite's thread (cursor, execute, fetch, close) plus greenlet switches.
 SQLite runs the three statements on aiosqlite's connection directly (one hand-off each),

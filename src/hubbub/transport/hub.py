@@ -209,7 +209,7 @@ class Hub:
         chunk = Chunk(frame)
         for connection in recipients:
             if connection.user_id != excluded:
-                connection.outbox.push_chunk(chunk)
+                connection.outbox.push(chunk)
                 delivered += 1
         self._count(envelope.kind, delivered)
         if flusher is not None:

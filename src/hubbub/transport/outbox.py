@@ -1,10 +1,10 @@
-"""Per-connection outboxes flushed once per event-loop tick (DESIGN.md, send path step 6).
+"""Per-connection outboxes flushed once per event-loop tick (ARCHITECTURE.md, step 6).
 
 Frames for a connection collect in its Outbox during a tick; one `call_soon` per tick (not
 per connection) flushes every outbox that has something, each with one `transport.write`.
 Every data frame of a connection goes through its Outbox, so frames never interleave.
 
-Broadcasts (`push_chunk`): the hub queues a `Chunk` — the frames of consecutive events for
+Broadcasts (`push` of a `Chunk`): the hub queues a `Chunk` — the frames of consecutive events for
 the same recipients — once per recipient, and appends the next events of the tick to it
 instead of pushing each to every outbox; the chunk's bytes are joined once and the same
 bytes written to every socket. The Flusher's `epoch` moves with every push and flush, so a
@@ -105,8 +105,9 @@ class Outbox:
     def flusher(self) -> Flusher:
         return self._flusher
 
-    def push(self, frame: bytes) -> None:
-        """Queue a complete frame; it is written at the end of this loop tick."""
+    def push(self, item: bytes | Chunk) -> None:
+        """Queue a complete frame, or a broadcast chunk (to which frames may still be
+        appended in this tick); it is written at the end of this loop tick."""
         if self.closed:
             return
         flusher = self._flusher
@@ -114,22 +115,9 @@ class Outbox:
         pending = self._pending
         if pending is None:
             flusher.mark(self)
-            self._pending = [frame]
+            self._pending = [item]
         else:
-            pending.append(frame)
-
-    def push_chunk(self, chunk: Chunk) -> None:
-        """Queue a broadcast chunk (frames may still be appended to it in this tick)."""
-        if self.closed:
-            return
-        flusher = self._flusher
-        flusher.epoch += 1
-        pending = self._pending
-        if pending is None:
-            flusher.mark(self)
-            self._pending = [chunk]
-        else:
-            pending.append(chunk)
+            pending.append(item)
 
     def flush(self) -> None:
         """Write everything pending in one call (called by the Flusher)."""
