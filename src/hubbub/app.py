@@ -31,7 +31,7 @@ from hubbub.services.receipts import ReceiptService
 from hubbub.services.search import SearchService
 from hubbub.services.sync import SyncService
 from hubbub.services.tickets import MemoryTicketStore, TicketService, TicketStore
-from hubbub.services.typing import TypingService
+from hubbub.services.typing import MemoryTypingStates, TypingService, TypingStates
 from hubbub.services.users import UserService
 from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
@@ -66,6 +66,7 @@ class Coordination:
     connection_limit: ConnectionLimiter
     presence: PresenceCounter
     tickets: TicketStore
+    typing: TypingStates
     # Tells presence about users whose last connection died with a crashed instance.
     watch_expired: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
     close: Callable[[], Awaitable[None]] | None = None
@@ -79,8 +80,11 @@ async def open_coordination(settings: Settings) -> Coordination:
             connection_limit=MemoryConnectionLimiter() if limits_on else NoConnectionLimit(),
             presence=MemoryPresenceCounter(),
             tickets=MemoryTicketStore(),
+            typing=MemoryTypingStates(),
         )
-    from hubbub.coordination import redis as shared  # imported lazily: only Redis needs it
+    # Imported lazily: only Redis needs them.
+    from hubbub.coordination import redis as shared
+    from hubbub.coordination.typists import RedisTypingStates
 
     client = shared.connect(settings.redis_url)
     registry = shared.InstanceRegistry(client, settings.redis_prefix, settings.presence_ttl)
@@ -97,6 +101,7 @@ async def open_coordination(settings: Settings) -> Coordination:
 
     return Coordination(limiter, connection_limit, presence,
                         shared.RedisTicketStore(client, settings.redis_prefix),
+                        RedisTypingStates(client, settings.redis_prefix),
                         presence.on_expired, close)
 
 
@@ -133,7 +138,7 @@ def create_app(settings: Settings) -> web.Application:
             presence=PresenceService(ctx, coordination.presence),
             connection_limit=connection_limit, tickets=TicketService(coordination.tickets),
             search=SearchService(ctx), sync=SyncService(ctx),
-            typing=TypingService(ctx, settings.typing_timeout),
+            typing=TypingService(ctx, coordination.typing, settings.typing_timeout),
             receipts=ReceiptService(ctx), reactions=ReactionService(ctx),
             calls=CallService(ctx, SqlCallStore(store.engine, store.dialect, store.writer),
                               settings.call_ring_timeout),
@@ -159,7 +164,7 @@ def create_app(settings: Settings) -> web.Application:
                 await beat
             with contextlib.suppress(asyncio.CancelledError):
                 await sweep
-            server.typing.close()
+            await server.typing.close()
             await server.calls.close()
             if coordination.close is not None:
                 await coordination.close()

@@ -26,7 +26,7 @@ from hubbub.domain.ratelimit import BucketRule
 from hubbub.domain.tokens import Identity
 from hubbub.services.presence import MemoryPresenceCounter, PresenceCounter
 from hubbub.services.ratelimit import MemoryRateLimiter, RateLimiter
-from tests.support.redis_server import RedisProcess
+from tests.support.redis_server import private_redis
 from tests.support.services import REDIS_URL, check_redis
 from tests.support.waiting import until
 
@@ -116,10 +116,7 @@ async def test_pipelined_checks_are_decided_in_call_order(client: Redis, prefix:
 
 async def test_limits_fall_back_to_this_process_while_redis_is_down(tmp_path: Path) -> None:
     """With Redis gone, a limiter still limits (per process) instead of failing requests."""
-    redis = RedisProcess(tmp_path)
-    await redis.start()
-    private = connect(redis.url)
-    try:
+    async with private_redis(tmp_path) as (redis, private):
         limiter = RedisRateLimiter(private, "down")
         await redis.kill()
         rule = BucketRule(rate=0.001, burst=2)
@@ -131,9 +128,6 @@ async def test_limits_fall_back_to_this_process_while_redis_is_down(tmp_path: Pa
             except RateLimited:
                 outcomes.append(False)
         assert outcomes == [True, True, False, False]
-    finally:
-        await private.aclose()
-        await redis.stop()
 
 
 # -- presence counts ------------------------------------------------------------------------
@@ -228,25 +222,20 @@ async def test_a_crashed_instance_s_users_go_offline(client: Redis, prefix: str)
 
 async def test_counts_come_back_after_redis_loses_them(tmp_path: Path) -> None:
     """After a Redis restart (empty), each instance writes its own counts back."""
-    redis = RedisProcess(tmp_path)
-    await redis.start()
-    private = connect(redis.url)
-    try:
-        async with registries(private, "restart", 2, ttl=1.5) as (one, two):
-            first, second = RedisPresenceCounter(one), RedisPresenceCounter(two)
-            await one.start()
-            await two.start()
-            await first.connected("u")
-            await redis.kill()
-            await redis.start()
-            async def counted() -> bool:
-                return await second.online(["u"]) == {"u"}
+    async with (private_redis(tmp_path) as (redis, private),
+                registries(private, "restart", 2, ttl=1.5) as (one, two)):
+        first, second = RedisPresenceCounter(one), RedisPresenceCounter(two)
+        await one.start()
+        await two.start()
+        await first.connected("u")
+        await redis.kill()
+        await redis.start()
 
-            await until(counted, "the counts are written back")
-            assert await second.connected("u") is False
-    finally:
-        await private.aclose()
-        await redis.stop()
+        async def counted() -> bool:
+            return await second.online(["u"]) == {"u"}
+
+        await until(counted, "the counts are written back")
+        assert await second.connected("u") is False
 
 
 # -- connection caps ------------------------------------------------------------------------

@@ -338,6 +338,78 @@ async def test_typing_reaches_other_instances_but_not_the_typist(cluster: Cluste
     await alice.expect_none("UserTyping", within=0.3)
 
 
+async def typing_across(cluster: Cluster) -> tuple[str, list[ChatClient], list[ChatClient]]:
+    """A room where alice is connected through instances 0 and 1, and bob and carol watch
+    from instances 2 and 0."""
+    alice, bob, carol = cluster.user("alice"), cluster.user("bob"), cluster.user("carol")
+    room = (await cluster[0].create_conversation(alice, name="typing"))["id"]
+    tabs = [await joined(cluster[0], alice, room), await joined(cluster[1], alice, room)]
+    watchers = [await joined(cluster[2 % len(cluster)], bob, room),
+                await joined(cluster[0], carol, room)]
+    return room, tabs, watchers
+
+
+async def set_typing(client: ChatClient, room: str, is_typing: bool) -> None:
+    reply = await client.request("Typing", conversation_id=room, is_typing=is_typing,
+                                 timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+
+
+async def test_a_user_typing_through_two_instances_has_one_state(cluster: Cluster) -> None:
+    """Typing through a second instance only refreshes the state (no second start), and a
+    stop sent through either instance ends it for everyone, once."""
+    room, tabs, watchers = await typing_across(cluster)
+    await set_typing(tabs[0], room, True)
+    await set_typing(tabs[1], room, True)
+    for watcher in watchers:
+        await watcher.expect("UserTyping", timeout=TIMEOUT, is_typing=True)
+    await set_typing(tabs[1], room, False)
+    for watcher in watchers:
+        await watcher.expect("UserTyping", timeout=TIMEOUT, is_typing=False)
+    await set_typing(tabs[0], room, False)  # already ended: confirmed, silent
+    await asyncio.sleep(0.3)
+    for watcher in watchers:
+        assert [f["is_typing"] for f in watcher.all("UserTyping")] == [True, False]
+
+
+async def test_typing_ends_when_its_last_holder_anywhere_closes(cluster: Cluster) -> None:
+    """A state refreshed through two instances survives one connection closing and ends
+    when the other closes."""
+    room, tabs, watchers = await typing_across(cluster)
+    await set_typing(tabs[0], room, True)
+    await set_typing(tabs[1], room, True)
+    await watchers[0].expect("UserTyping", timeout=TIMEOUT, is_typing=True)
+    await tabs[0].close()
+    await watchers[0].expect_none("UserTyping", within=0.4, is_typing=False)
+    await tabs[1].close()
+    for watcher in watchers:
+        await watcher.expect("UserTyping", timeout=TIMEOUT, is_typing=False)
+    await asyncio.sleep(0.3)
+    for watcher in watchers:
+        assert [f["is_typing"] for f in watcher.all("UserTyping")] == [True, False]
+
+
+async def test_typing_expires_once_after_the_last_refresh_anywhere(database: str) -> None:
+    """The expiry follows the latest refresh, whichever instance it came through, and is
+    announced once although both instances keep a timer for the state."""
+    timeout = 1.0
+    async with run_cluster(database, 3, rate_limits=False, typing_timeout=timeout) as quick:
+        room, tabs, watchers = await typing_across(quick)
+        loop = asyncio.get_running_loop()
+        await set_typing(tabs[0], room, True)
+        await watchers[0].expect("UserTyping", timeout=TIMEOUT, is_typing=True)
+        await asyncio.sleep(timeout * 0.6)
+        refreshed = loop.time()
+        await set_typing(tabs[1], room, True)
+        for watcher in watchers:
+            await watcher.expect("UserTyping", timeout=TIMEOUT + timeout, is_typing=False)
+        assert loop.time() - refreshed >= timeout * 0.95
+        await asyncio.sleep(timeout)  # both instances' timers have fired by now
+        for watcher in watchers:
+            assert [f["is_typing"] for f in watcher.all("UserTyping")] == [True, False]
+        assert [instance.internals.typing.active for instance in quick.instances] == [0, 0, 0]
+
+
 async def test_presence_is_counted_across_instances(cluster: Cluster) -> None:
     """A user online on two instances goes offline only when the last connection closes."""
     watcher, dave = cluster.user("watcher"), cluster.user("dave")

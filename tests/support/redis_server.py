@@ -6,11 +6,16 @@ Outside CI a missing `redis-server` binary skips the test loudly; with CI=true i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import socket
 import subprocess
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+from redis.asyncio import Redis
+
+from hubbub.coordination.redis import connect
 from tests.support.services import unavailable
 
 
@@ -66,3 +71,17 @@ class RedisProcess:
 
     async def stop(self) -> None:
         await self.kill()
+
+
+@contextlib.asynccontextmanager
+async def private_redis(workdir: Path) -> AsyncIterator[tuple[RedisProcess, Redis]]:
+    """A started private redis-server and a client of it (fail-fast, as the server's own);
+    the client is closed and the server stopped afterwards."""
+    redis = RedisProcess(workdir)
+    await redis.start()
+    client = connect(redis.url)
+    try:
+        yield redis, client
+    finally:
+        await client.aclose()
+        await redis.stop()

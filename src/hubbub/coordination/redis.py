@@ -51,7 +51,7 @@ from hubbub.services.tickets import MemoryTicketStore, TicketStore
 
 log = get_logger("hubbub.coordination.redis")
 
-_ERRORS = (RedisError, OSError)
+REDIS_ERRORS = (RedisError, OSError)
 # A dead Redis is skipped for this long after a failure, so a request pays at most one
 # failed attempt per second instead of one per call.
 BREAKER_COOLDOWN_S = 1.0
@@ -243,7 +243,7 @@ class RedisRateLimiter:
                 allowed, retry_after_ms = await self._script(
                     [self._prefix + key], [repr(rule.rate), rule.burst, now]
                 )
-            except _ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._breaker.failed(exc)
             else:
                 self._breaker.succeeded()
@@ -442,7 +442,7 @@ class InstanceCounts:
                         "add", self._ns, user_id, registry.instance_id,
                         -1 if limit is None else limit,
                     ))
-                except _ERRORS as exc:
+                except REDIS_ERRORS as exc:
                     registry.failed(exc)
                 else:
                     registry.succeeded()
@@ -470,7 +470,7 @@ class InstanceCounts:
                 try:
                     total = int(await registry.run("remove", self._ns, user_id,
                                                    registry.instance_id))
-                except _ERRORS as exc:
+                except REDIS_ERRORS as exc:
                     registry.failed(exc)
                 else:
                     registry.succeeded()
@@ -485,7 +485,7 @@ class InstanceCounts:
             return here
         try:
             flags = await registry.run("online", self._ns, registry.instance_id, *user_ids)
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             registry.failed(exc)
             return here
         registry.succeeded()
@@ -547,7 +547,7 @@ class InstanceRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        with contextlib.suppress(*_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self.run("leave", self.instance_id, *(c.namespace for c in self._counts))
 
     async def beat(self) -> None:
@@ -557,7 +557,7 @@ class InstanceRegistry:
             if not present or self._needs_resync:
                 await self._resync()
             gone = await self.run("reap", PRESENCE, *(c.namespace for c in self._counts))
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             self.failed(exc)
             return
         self.breaker.succeeded()
@@ -676,7 +676,7 @@ class RedisTicketStore:
             try:
                 await self._client.set(self._prefix + ticket, _ticket_encoder.encode(record),
                                        px=max(1, int(ttl_s * 1000)))
-            except _ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 self._breaker.failed(exc)
             else:
                 self._breaker.succeeded()
@@ -689,7 +689,7 @@ class RedisTicketStore:
             return local
         try:
             raw = await self._client.getdel(self._prefix + ticket)
-        except _ERRORS as exc:
+        except REDIS_ERRORS as exc:
             self._breaker.failed(exc)
             return None
         self._breaker.succeeded()

@@ -1,29 +1,38 @@
 """Typing indicators (PROTOCOL.md §3): `Typing` → `UserTyping` to the other subscribers.
 
-State lives in the memory of the instance the typist is connected to; nothing is stored.
-(A user typing through connections on two instances has a state on each.)
-
 Rules:
-- The state is kept per (conversation, user). `is_typing:true` starts it (broadcast) or
-  refreshes it (nothing broadcast: only transitions travel, so a typist refreshing every
-  few seconds costs the room nothing).
+- The state is kept per (conversation, user), whichever connections and instances the user
+  types through. `is_typing:true` starts it (broadcast) or refreshes it (nothing broadcast:
+  only transitions travel, so a typist refreshing every few seconds costs the room nothing).
 - `is_typing:false` from any of the user's connections ends it (broadcast).
 - A state not refreshed for `timeout_s` ends (broadcast `is_typing:false`).
 - A connection that closes leaves every state it refreshed; a state no open connection
   holds any more ends at once (broadcast).
-- One timer per typing user and conversation, whatever the number of recipients; a refresh
-  only moves a deadline, and the timer re-arms itself lazily when it fires early.
+
+The shared state sits behind the `TypingStates` seam — this process's memory, or Redis where
+several instances serve one deployment — and every transition is decided there atomically,
+so each start and each end is announced once, by one instance. Expiry needs a clock that
+fires: every instance holding a connection that refreshed a state keeps one timer for it
+(one per typing user and conversation, whatever the number of recipients). A refresh only
+moves the local deadline; when it passes, the instance asks the store, which ends the state
+if its shared deadline has passed too, or tells how long is left.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from hubbub.domain.permissions import Ability
+from hubbub.logs import get_logger
 from hubbub.protocol.server import UserTyping
 from hubbub.services.access import require_ability
 from hubbub.services.context import Actor, ServiceContext
+
+log = get_logger("hubbub.typing")
 
 # Clients refresh while typing every few seconds; an indicator silent for 6 s is stale.
 DEFAULT_TIMEOUT_S = 6.0
@@ -31,25 +40,100 @@ DEFAULT_TIMEOUT_S = 6.0
 Key = tuple[str, str]  # (conversation_id, user_id)
 
 
+class TypingStates(Protocol):
+    """The typing states of a deployment. Each call is one atomic step, and its result says
+    whether this call made the transition that must be announced."""
+
+    async def start(self, key: Key, connection_id: str, timeout_s: float) -> bool:
+        """Start or refresh the state, held by `connection_id`, until `timeout_s` from now.
+        True when it started (it was not on)."""
+
+    async def stop(self, key: Key) -> bool:
+        """End the state; True when this call ended it."""
+
+    async def leave(self, key: Key, connection_id: str) -> bool:
+        """`connection_id` closed; True when this ended the state (no holder left)."""
+
+    async def settle(self, key: Key) -> float | None:
+        """End the state if its deadline has passed. Returns the seconds left until the
+        deadline, 0.0 when this call ended it, None when it had ended already."""
+
+
 @dataclass(slots=True)
-class _State:
-    user_name: str
+class _Shared:
     deadline: float
-    timer: asyncio.TimerHandle | None = None
     connections: set[str] = field(default_factory=set)
 
 
+class MemoryTypingStates:
+    """Typing states of this process (the single-instance default)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._states: dict[Key, _Shared] = {}
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._states
+
+    async def start(self, key: Key, connection_id: str, timeout_s: float) -> bool:
+        deadline = self._clock() + timeout_s
+        state = self._states.get(key)
+        started = state is None
+        if state is None:
+            state = self._states[key] = _Shared(deadline)
+        state.deadline = deadline
+        state.connections.add(connection_id)
+        return started
+
+    async def stop(self, key: Key) -> bool:
+        return self._states.pop(key, None) is not None
+
+    async def leave(self, key: Key, connection_id: str) -> bool:
+        state = self._states.get(key)
+        if state is None or connection_id not in state.connections:
+            return False
+        state.connections.discard(connection_id)
+        if state.connections:
+            return False
+        del self._states[key]
+        return True
+
+    async def settle(self, key: Key) -> float | None:
+        state = self._states.get(key)
+        if state is None:
+            return None
+        left = state.deadline - self._clock()
+        if left > 0:
+            return left
+        del self._states[key]
+        return 0.0
+
+
+@dataclass(slots=True)
+class _Held:
+    """This instance's part in a typing state: its connections that refreshed the state,
+    and the timer that fires at the latest local deadline."""
+
+    user_name: str
+    deadline: float
+    connections: set[str] = field(default_factory=set)
+    timer: asyncio.TimerHandle | None = None
+
+
 class TypingService:
-    def __init__(self, ctx: ServiceContext, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, ctx: ServiceContext, states: TypingStates | None = None,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._ctx = ctx
+        self._states: TypingStates = states if states is not None else MemoryTypingStates()
         self._timeout = timeout_s
-        self._states: dict[Key, _State] = {}
+        self._held: dict[Key, _Held] = {}
         self._by_connection: dict[str, set[Key]] = {}
+        self._settling: set[asyncio.Task[None]] = set()
 
     @property
     def active(self) -> int:
-        """How many (conversation, user) typing states are open (for tests and metrics)."""
-        return len(self._states)
+        """How many (conversation, user) typing states this instance holds (tests, metrics)."""
+        return len(self._held)
 
     async def update(self, actor: Actor, connection_id: str, conversation_id: str,
                      is_typing: bool) -> None:
@@ -61,65 +145,101 @@ class TypingService:
         await require_ability(self._ctx, actor, conversation_id, Ability.SEND, what="type")
         key = (conversation_id, actor.user_id)
         if is_typing:
-            self._start(key, actor.name, connection_id)
+            self._hold(key, actor.name, connection_id)
+            if await self._states.start(key, connection_id, self._timeout):
+                self._announce(key, actor.name, True)
         else:
-            self._end(key)
+            held = self._release(key)
+            if await self._states.stop(key):
+                self._announce(key, held.user_name if held else actor.name, False)
 
-    def connection_closed(self, connection_id: str) -> None:
-        """End the typing a closing connection held (idempotent)."""
+    async def connection_closed(self, connection_id: str) -> None:
+        """End the typing a closing connection held, where no other connection holds it
+        (idempotent)."""
         for key in self._by_connection.pop(connection_id, ()):
-            state = self._states.get(key)
-            if state is None:
+            held = self._held.get(key)
+            if held is None:
                 continue
-            state.connections.discard(connection_id)
-            if not state.connections:
-                self._end(key)
+            held.connections.discard(connection_id)
+            if not held.connections:
+                self._release(key)
+            if await self._states.leave(key, connection_id):
+                self._announce(key, held.user_name, False)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         """Cancel every timer (server shutdown); nothing is broadcast."""
-        for state in self._states.values():
-            if state.timer is not None:
-                state.timer.cancel()
-        self._states.clear()
+        for held in self._held.values():
+            if held.timer is not None:
+                held.timer.cancel()
+        self._held.clear()
         self._by_connection.clear()
+        for task in list(self._settling):
+            task.cancel()
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
-    def _start(self, key: Key, user_name: str, connection_id: str) -> None:
+    def _hold(self, key: Key, user_name: str, connection_id: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._timeout
-        state = self._states.get(key)
-        if state is None:
-            state = self._states[key] = _State(user_name, deadline)
-            state.timer = loop.call_at(deadline, self._expire, key)
-            self._announce(key, user_name, True)
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = _Held(user_name, deadline)
+            held.timer = loop.call_at(deadline, self._due, key)
         else:
-            state.deadline = deadline
-        state.connections.add(connection_id)
+            held.deadline = deadline
+        held.connections.add(connection_id)
         self._by_connection.setdefault(connection_id, set()).add(key)
 
-    def _expire(self, key: Key) -> None:
-        state = self._states.get(key)
-        if state is None:
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() < state.deadline:
-            state.timer = loop.call_at(state.deadline, self._expire, key)
-            return
-        state.timer = None
-        self._end(key)
-
-    def _end(self, key: Key) -> None:
-        state = self._states.pop(key, None)
-        if state is None:
-            return
-        if state.timer is not None:
-            state.timer.cancel()
-        for connection_id in state.connections:
+    def _release(self, key: Key) -> _Held | None:
+        """Forget this instance's part in a state (its timer, its connections' claims)."""
+        held = self._held.pop(key, None)
+        if held is None:
+            return None
+        if held.timer is not None:
+            held.timer.cancel()
+        for connection_id in held.connections:
             keys = self._by_connection.get(connection_id)
             if keys is not None:
                 keys.discard(key)
                 if not keys:
                     del self._by_connection[connection_id]
-        self._announce(key, state.user_name, False)
+        return held
+
+    def _due(self, key: Key) -> None:
+        """The timer fired: re-arm if a local refresh moved the deadline, else settle."""
+        held = self._held.get(key)
+        if held is None:
+            return
+        loop = asyncio.get_running_loop()
+        held.timer = None
+        if loop.time() < held.deadline:
+            held.timer = loop.call_at(held.deadline, self._due, key)
+            return
+        task = loop.create_task(self._settle(key, held))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, key: Key, held: _Held) -> None:
+        try:
+            left = await self._states.settle(key)
+        except Exception:  # an adapter that failed: end the state rather than keep it
+            log.exception("typing.settle_failed")
+            left = 0.0
+        if left == 0.0:
+            self._announce(key, held.user_name, False)
+        if self._held.get(key) is not held:
+            return  # released or replaced meanwhile: whoever did that owns the state now
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if now < held.deadline:
+            # Refreshed here while the store was asked: that refresh reached the store
+            # after this settle (one queue, in call order), so it holds the state now.
+            held.timer = loop.call_at(held.deadline, self._due, key)
+        elif left is None or left == 0.0:
+            self._release(key)
+        else:  # refreshed through another instance: wait for the shared deadline
+            held.deadline = now + left
+            held.timer = loop.call_at(held.deadline, self._due, key)
 
     def _announce(self, key: Key, user_name: str, is_typing: bool) -> None:
         conversation_id, user_id = key

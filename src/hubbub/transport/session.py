@@ -114,10 +114,10 @@ class Session:
         """Wait for in-flight requests (their responses are dropped if the socket is gone)."""
         # A closed connection stops its typing at once, and again after a Typing that was
         # still in flight.
-        self._server.typing.connection_closed(self._connection.id)
+        await self._server.typing.connection_closed(self._connection.id)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._server.typing.connection_closed(self._connection.id)
+            await self._server.typing.connection_closed(self._connection.id)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         if self._tasks is not None:

@@ -1,0 +1,101 @@
+"""Typing states shared by every instance (the `TypingStates` of services/typing.py).
+
+A state is a hash under `P:typing:<conversation>:<user>`: the deadline in Redis's clock
+(milliseconds) and one field per connection that refreshed it. One Lua script decides each
+step, so of two instances racing to end a state exactly one is told it did; every step goes
+through one pipeline in call order, so the transitions reach the bus in the order Redis
+made them. The key outlives its deadline by a grace period: long enough for a late timer to
+settle it, short enough that a state whose instances all crashed disappears on its own.
+
+While Redis is down the states live in this process (the in-memory fallback), and a state
+Redis cannot be asked about any more is ended rather than kept.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from hubbub.coordination.redis import REDIS_ERRORS, Breaker, ScriptPipeline
+from hubbub.services.typing import Key, MemoryTypingStates
+
+# How long a state outlives its deadline in Redis unless an instance settles it first.
+GRACE_MS = 60_000
+
+# ARGV: op, connection id, timeout ms. Ops and results:
+#   start  → 1 if the state started, 0 if it was refreshed
+#   stop   → 1 if this ended the state
+#   leave  → 1 if this ended the state (the connection was its last holder)
+#   settle → ms left until the deadline, 0 if this ended it, -1 if it had ended already
+_TYPING = """
+local op, conn = ARGV[1], 'c:' .. ARGV[2]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+if op == 'start' then
+  local timeout = tonumber(ARGV[3])
+  local fresh = redis.call('EXISTS', KEYS[1]) == 0
+  redis.call('HSET', KEYS[1], '~deadline', now_ms() + timeout, conn, '1')
+  redis.call('PEXPIRE', KEYS[1], timeout + tonumber(ARGV[4]))
+  if fresh then return 1 end
+  return 0
+elseif op == 'stop' then
+  return redis.call('DEL', KEYS[1])
+elseif op == 'leave' then
+  if redis.call('HDEL', KEYS[1], conn) == 0 then return 0 end
+  if redis.call('HLEN', KEYS[1]) > 1 then return 0 end
+  return redis.call('DEL', KEYS[1])
+end
+local deadline = redis.call('HGET', KEYS[1], '~deadline')
+if not deadline then return -1 end
+local left = tonumber(deadline) - now_ms()
+if left > 0 then return left end
+redis.call('DEL', KEYS[1])
+return 0
+"""
+
+
+class RedisTypingStates:
+    def __init__(self, client: Redis, prefix: str) -> None:
+        self._prefix = prefix + ":typing:"
+        self._script = ScriptPipeline(client, _TYPING)
+        self._fallback = MemoryTypingStates()
+        self._breaker = Breaker("typing")
+
+    async def start(self, key: Key, connection_id: str, timeout_s: float) -> bool:
+        if key not in self._fallback:
+            result = await self._run(key, "start", connection_id,
+                                     max(1, int(timeout_s * 1000)), GRACE_MS)
+            if result is not None:
+                return result == 1
+        return await self._fallback.start(key, connection_id, timeout_s)
+
+    async def stop(self, key: Key) -> bool:
+        here = await self._fallback.stop(key)
+        return await self._run(key, "stop") == 1 or here
+
+    async def leave(self, key: Key, connection_id: str) -> bool:
+        here = await self._fallback.leave(key, connection_id)
+        return await self._run(key, "leave", connection_id) == 1 or here
+
+    async def settle(self, key: Key) -> float | None:
+        if key in self._fallback:
+            return await self._fallback.settle(key)
+        result = await self._run(key, "settle")
+        if result is None:
+            return 0.0  # Redis cannot tell: end it here rather than leave it on
+        return None if result < 0 else result / 1000
+
+    async def _run(self, key: Key, op: str, connection_id: str = "", *args: int) -> int | None:
+        """The script's answer; None when Redis is unavailable."""
+        if not self._breaker.available:
+            return None
+        conversation_id, user_id = key
+        try:
+            result = await self._script([f"{self._prefix}{conversation_id}:{user_id}"],
+                                        [op, connection_id, *args])
+        except REDIS_ERRORS as exc:
+            self._breaker.failed(exc)
+            return None
+        self._breaker.succeeded()
+        return int(result)

@@ -1,0 +1,132 @@
+"""Typing states (services/typing.py, coordination/typists.py): every transition is decided
+once, whichever instance asks, in memory and in Redis alike."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from redis.asyncio import Redis
+
+from hubbub.coordination.redis import connect
+from hubbub.coordination.typists import GRACE_MS, RedisTypingStates
+from hubbub.services.typing import Key, MemoryTypingStates, TypingStates
+from tests.support.redis_server import private_redis
+from tests.support.services import REDIS_URL, check_redis
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+TIMEOUT_S = 0.3
+
+
+def new_key() -> Key:
+    return str(uuid.uuid4()), str(uuid.uuid4())
+
+
+@pytest_asyncio.fixture(params=["memory", "redis"], loop_scope="session")
+async def instances(request: pytest.FixtureRequest) -> AsyncIterator[list[TypingStates]]:
+    """Two instances' views of one deployment's typing states."""
+    if request.param == "memory":
+        shared = MemoryTypingStates()
+        yield [shared, shared]
+        return
+    prefix = await check_redis()
+    client = connect(REDIS_URL)
+    try:
+        yield [RedisTypingStates(client, prefix), RedisTypingStates(client, prefix)]
+    finally:
+        await client.aclose()
+
+
+async def test_a_state_starts_once_and_refreshes_after(instances: list[TypingStates]) -> None:
+    one, two = instances
+    key = new_key()
+    assert await one.start(key, "c1", TIMEOUT_S) is True
+    assert await two.start(key, "c2", TIMEOUT_S) is False
+    assert await one.start(key, "c1", TIMEOUT_S) is False
+
+
+async def test_a_state_is_stopped_once(instances: list[TypingStates]) -> None:
+    one, two = instances
+    key = new_key()
+    assert await two.stop(key) is False  # never started
+    await one.start(key, "c1", TIMEOUT_S)
+    assert await two.stop(key) is True
+    assert await one.stop(key) is False
+    assert await one.start(key, "c1", TIMEOUT_S) is True  # a new state after the end
+
+
+async def test_the_last_holder_leaving_ends_the_state(instances: list[TypingStates]) -> None:
+    one, two = instances
+    key = new_key()
+    await one.start(key, "c1", TIMEOUT_S)
+    await two.start(key, "c2", TIMEOUT_S)
+    assert await one.leave(key, "c3") is False  # never held it
+    assert await one.leave(key, "c1") is False  # c2 still holds it
+    assert await two.start(key, "c2", TIMEOUT_S) is False
+    assert await two.leave(key, "c2") is True
+    assert await two.leave(key, "c2") is False
+    assert await one.start(key, "c1", TIMEOUT_S) is True
+
+
+async def test_settling_reports_the_time_left_then_ends_once(
+        instances: list[TypingStates]) -> None:
+    one, two = instances
+    key = new_key()
+    assert await one.settle(key) is None
+    await one.start(key, "c1", TIMEOUT_S)
+    left = await two.settle(key)
+    assert left is not None
+    assert 0 < left <= TIMEOUT_S
+    await asyncio.sleep(TIMEOUT_S + 0.05)
+    results = await asyncio.gather(one.settle(key), two.settle(key), one.settle(key))
+    assert sorted(results, key=lambda r: -1 if r is None else r) == [None, None, 0.0]
+    assert await one.stop(key) is False
+
+
+async def test_a_refresh_through_any_instance_moves_the_shared_deadline(
+        instances: list[TypingStates]) -> None:
+    one, two = instances
+    key = new_key()
+    await one.start(key, "c1", TIMEOUT_S)
+    await asyncio.sleep(TIMEOUT_S * 0.6)
+    await two.start(key, "c2", TIMEOUT_S)
+    left = await one.settle(key)
+    assert left is not None
+    assert left > TIMEOUT_S * 0.6
+
+
+async def test_a_redis_state_outlives_its_deadline_by_the_grace_only() -> None:
+    """A state nobody settles (its instances crashed) disappears on its own."""
+    prefix = await check_redis()
+    client: Redis = connect(REDIS_URL)
+    try:
+        states = RedisTypingStates(client, prefix)
+        key = new_key()
+        await states.start(key, "c1", TIMEOUT_S)
+        ttl_ms = await client.pttl(f"{prefix}:typing:{key[0]}:{key[1]}")
+        assert TIMEOUT_S * 1000 < ttl_ms <= TIMEOUT_S * 1000 + GRACE_MS
+    finally:
+        await client.aclose()
+
+
+async def test_states_fall_back_to_this_process_while_redis_is_down(tmp_path: Path) -> None:
+    """With Redis gone, typing still starts, refreshes, stops and expires per process."""
+    async with private_redis(tmp_path) as (redis, client):
+        states = RedisTypingStates(client, "down")
+        before = new_key()
+        assert await states.start(before, "c1", TIMEOUT_S) is True
+        await redis.kill()
+        assert await states.settle(before) == 0.0  # Redis cannot tell: ended, not kept
+        key = new_key()
+        assert await states.start(key, "c1", TIMEOUT_S) is True
+        assert await states.start(key, "c2", TIMEOUT_S) is False
+        assert await states.leave(key, "c1") is False
+        assert await states.stop(key) is True
+        assert await states.start(key, "c1", TIMEOUT_S) is True
+        await asyncio.sleep(TIMEOUT_S + 0.05)
+        assert await states.settle(key) == 0.0
