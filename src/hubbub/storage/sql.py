@@ -153,13 +153,13 @@ class SqlStore:
                 return User(user_id, name, row.created_at, row.last_seen)
             return User(user_id, row.name, row.created_at, row.last_seen)
 
-        return await self._write(job)
+        return await self._write_one_row(job)
 
     async def touch_user(self, user_id: str, now: int) -> None:
         async def job(conn: AsyncConnection) -> None:
             await conn.execute(update(users).where(users.c.id == user_id).values(last_seen=now))
 
-        await self._write(job)
+        await self._write_one_row(job)
 
     async def get_user(self, user_id: str) -> User | None:
         async with self._read() as conn:
@@ -272,6 +272,7 @@ class SqlStore:
             user = (await conn.execute(select(users.c.name).where(users.c.id == user_id))).first()
             if user is None:
                 raise NotFound("unknown user")
+            await self._lock_conversation(conn, conversation_id)
             row = (await conn.execute(select(members).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ))).first()
@@ -287,7 +288,7 @@ class SqlStore:
                             row.last_read_seq)
             return member, False
 
-        return await self._write(job)
+        return await self._write(job, (conversation_id,))
 
     async def add_member_if_absent(
         self, conversation_id: str, user_id: str, role: Role, now: int
@@ -296,6 +297,7 @@ class SqlStore:
             user = (await conn.execute(select(users.c.name).where(users.c.id == user_id))).first()
             if user is None:
                 raise NotFound("unknown user")
+            await self._lock_conversation(conn, conversation_id)
             # Never an update: a role set concurrently (a ban above all) must stay as it is.
             inserted = await conn.execute(self._dialect.insert(members).values(
                 conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now
@@ -311,16 +313,17 @@ class SqlStore:
             return Member(conversation_id, user_id, user.name, row.role, row.joined_at,
                           row.last_read_seq), False
 
-        return await self._write(job)
+        return await self._write(job, (conversation_id,))
 
     async def remove_member(self, conversation_id: str, user_id: str) -> bool:
         async def job(conn: AsyncConnection) -> bool:
+            await self._lock_conversation(conn, conversation_id)
             result = await conn.execute(delete(members).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ))
             return bool(result.rowcount)
 
-        return await self._write(job)
+        return await self._write(job, (conversation_id,))
 
     # -- messages ------------------------------------------------------------------------
 
@@ -486,6 +489,7 @@ class SqlStore:
                         now: int) -> ReceiptChange:
         async def job(conn: AsyncConnection) -> ReceiptChange:
             seq = await self._seq_in(conn, conversation_id, message_id)
+            await self._lock_conversation(conn, conversation_id)
             # Monotonic: the condition on last_read_seq makes an older mark change nothing.
             result = await conn.execute(update(members).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id,
@@ -493,12 +497,13 @@ class SqlStore:
             ).values(last_read_seq=seq, last_read_at=now))
             return ReceiptChange(conversation_id, message_id, now, bool(result.rowcount))
 
-        return await self._write(job)
+        return await self._write(job, (conversation_id,))
 
     async def mark_delivered(self, conversation_id: str, user_id: str, message_id: str,
                              now: int) -> ReceiptChange:
         async def job(conn: AsyncConnection) -> ReceiptChange:
             await self._seq_in(conn, conversation_id, message_id)
+            await self._lock_conversation(conn, conversation_id)
             member = (await conn.execute(select(members.c.role).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ))).first()
@@ -517,7 +522,7 @@ class SqlStore:
             ).values(delivered_at=now))
             return ReceiptChange(conversation_id, message_id, now, bool(updated.rowcount))
 
-        return await self._write(job)
+        return await self._write(job, (conversation_id,))
 
     async def _has_reaction(self, conn: AsyncConnection, message_id: str, user_id: str,
                             emoji: str) -> bool:
@@ -548,6 +553,26 @@ class SqlStore:
             return await self._writer.run(job, keys)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+
+    async def _write_one_row(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """A write of one row that belongs to no conversation (a user's). On PostgreSQL it
+        runs in a transaction of its own: holding one lock and never waiting while holding
+        it, it can take no part in a deadlock, whatever other instances' batches lock.
+        SQLite has one writer: the job joins its batch like any other."""
+        if not self._writer.orders_locks:
+            return await self._write(job)
+        try:
+            async with self._engine.begin() as conn:
+                return await job(conn)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+
+    async def _lock_conversation(self, conn: AsyncConnection, conversation_id: str) -> None:
+        """Lock the conversation's row before writing rows of it that do not bump it
+        (memberships, receipts), when the Writer orders locks (writer.py): every job then
+        locks a conversation before its rows, so no two batches wait on each other's."""
+        if self._writer.orders_locks:
+            await _lock_conversations(conn, [conversation_id])
 
     async def _message_keys(self, message_id: str) -> tuple[str, ...]:
         """The conversation whose row a change of this message locks, when the Writer

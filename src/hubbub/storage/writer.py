@@ -24,6 +24,8 @@ in different orders deadlock, and PostgreSQL breaks a deadlock only after `deadl
 (1 s by default) — measured on three instances: ~165 changes/s instead of thousands. So a
 job names the conversations it will lock (`keys`), and a batch with two or more of them
 first locks them all in sorted order (`lock`), before any job runs. One key needs no order.
+Jobs lock their conversation's row before any other row of it (storage/sql.py), so these
+locks order every row a batch writes.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
+        # Batches whose shared transaction failed (their jobs were retried alone).
+        self.aborted = 0
 
     @property
     def orders_locks(self) -> bool:
@@ -155,6 +159,7 @@ class Writer:
                     outcomes += [(not isinstance(r, ChatError), r) for r in results]
                     i = end
         except Exception:
+            self.aborted += 1
             await self._release()
             for job, item, future, _ in batch:
                 await self._run_alone(job, item, future)
