@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 from hubbub.transport.ordering import OrderStats
@@ -18,17 +17,12 @@ class Metrics:
         self.connections_open = Gauge(
             "hubbub_connections_open", "WebSocket connections open now", registry=self.registry
         )
-        self.received = Counter(
-            "hubbub_messages_received_total", "Client messages received, by type", ["type"],
-            registry=self.registry,
-        )
-        self.sent = Counter(
-            "hubbub_messages_sent_total", "Server messages sent, by type", ["type"],
-            registry=self.registry,
-        )
-        self.errors = Counter(
-            "hubbub_errors_total", "Error responses, by code", ["code"], registry=self.registry
-        )
+        # Per-type counts sit on the hot path (several per message): plain dicts, turned
+        # into metrics only when scraped, instead of a locked prometheus value each.
+        self._received: dict[str, int] = {}
+        self._sent: dict[str, int] = {}
+        self._errors: dict[str, int] = {}
+        self.registry.register(_CountsCollector(self))
         self.send_commit = Histogram(
             "hubbub_send_commit_seconds", "SendMessage received → committed",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
@@ -38,24 +32,16 @@ class Metrics:
             "hubbub_connections_closed_total", "Connections closed by the server, by code",
             ["code"], registry=self.registry,
         )
-        self._children: dict[tuple[int, str], MetricWrapperBase] = {}
 
     def count_sent(self, kind: str, n: int = 1) -> None:
         """Count `n` frames of one type (called once per event, not per recipient)."""
-        self._child(self.sent, kind).inc(n)  # type: ignore[attr-defined]
+        self._sent[kind] = self._sent.get(kind, 0) + n
 
     def count_received(self, kind: str) -> None:
-        self._child(self.received, kind).inc()  # type: ignore[attr-defined]
+        self._received[kind] = self._received.get(kind, 0) + 1
 
     def count_error(self, code: str) -> None:
-        self._child(self.errors, code).inc()  # type: ignore[attr-defined]
-
-    def _child(self, metric: MetricWrapperBase, label: str) -> MetricWrapperBase:
-        key = (id(metric), label)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(label)
-        return child
+        self._errors[code] = self._errors.get(code, 0) + 1
 
     def watch_order(self, stats: OrderStats) -> None:
         """Export what the hub's version gates did (transport/ordering.py): how often bus
@@ -64,6 +50,24 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CountsCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        for name, doc, label, counts in (
+            ("hubbub_messages_received", "Client messages received, by type", "type",
+             self._metrics._received),
+            ("hubbub_messages_sent", "Server messages sent, by type", "type",
+             self._metrics._sent),
+            ("hubbub_errors", "Error responses, by code", "code", self._metrics._errors),
+        ):
+            family = CounterMetricFamily(name, doc, labels=[label])
+            for value, count in sorted(counts.items()):
+                family.add_metric([value], count)
+            yield family
 
 
 class _OrderCollector(Collector):

@@ -47,16 +47,17 @@ _SEND_CLASS = (c.SendMessage, c.EditMessage)
 class Session:
     """Handles the client messages of one connection.
 
-    Most connections sit idle, so the containers are made on first use (an empty set, a
-    Semaphore and a list cost ~0.4 KiB per connection), and the Actor once per request.
+    Most connections sit idle, so the containers and the Actor are made on first use (an
+    empty set, a Semaphore and a list cost ~0.4 KiB per connection).
     """
 
-    __slots__ = ("_connection", "_limited", "_server", "_slots", "_tasks", "draining",
-                 "flooded")
+    __slots__ = ("_actor", "_connection", "_limited", "_server", "_slots", "_tasks",
+                 "draining", "flooded")
 
     def __init__(self, server: Server, connection: Connection) -> None:
         self._server = server
         self._connection = connection
+        self._actor: Actor | None = None
         self._tasks: set[asyncio.Task[None]] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._limited: list[float] | None = None
@@ -153,7 +154,9 @@ class Session:
     async def _dispatch(self, message: c.AnyClientMessage) -> ServerMessage:
         """One case per client message type of PROTOCOL.md §3."""
         server, rid = self._server, message.request_id
-        actor = Actor(self._connection.user_id, self._connection.user_name)
+        actor = self._actor
+        if actor is None:
+            actor = self._actor = Actor(self._connection.user_id, self._connection.user_name)
         action = type(message).__name__
         match message:
             case c.SendMessage():
