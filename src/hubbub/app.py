@@ -83,16 +83,23 @@ async def open_coordination(settings: Settings) -> Coordination:
             typing=MemoryTypingStates(),
         )
     # Imported lazily: only Redis needs them.
-    from hubbub.coordination import redis as shared
+    from hubbub.coordination.counts import (
+        InstanceRegistry,
+        RedisConnectionLimiter,
+        RedisPresenceCounter,
+    )
+    from hubbub.coordination.ratelimit import RedisRateLimiter
+    from hubbub.coordination.redis import connect
+    from hubbub.coordination.tickets import RedisTicketStore
     from hubbub.coordination.typists import RedisTypingStates
 
-    client = shared.connect(settings.redis_url)
-    registry = shared.InstanceRegistry(client, settings.redis_prefix, settings.presence_ttl)
-    presence = shared.RedisPresenceCounter(registry)
+    client = connect(settings.redis_url)
+    registry = InstanceRegistry(client, settings.redis_prefix, settings.presence_ttl)
+    presence = RedisPresenceCounter(registry)
     connection_limit: ConnectionLimiter = (
-        shared.RedisConnectionLimiter(registry) if limits_on else NoConnectionLimit())
+        RedisConnectionLimiter(registry) if limits_on else NoConnectionLimit())
     limiter: RateLimiter = (
-        shared.RedisRateLimiter(client, settings.redis_prefix) if limits_on else Unlimited())
+        RedisRateLimiter(client, settings.redis_prefix) if limits_on else Unlimited())
     await registry.start()
 
     async def close() -> None:
@@ -100,7 +107,7 @@ async def open_coordination(settings: Settings) -> Coordination:
         await client.aclose()
 
     return Coordination(limiter, connection_limit, presence,
-                        shared.RedisTicketStore(client, settings.redis_prefix),
+                        RedisTicketStore(client, settings.redis_prefix),
                         RedisTypingStates(client, settings.redis_prefix),
                         presence.on_expired, close)
 

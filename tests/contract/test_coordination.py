@@ -13,14 +13,14 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from hubbub.coordination.redis import (
+from hubbub.coordination.counts import (
     InstanceRegistry,
     RedisConnectionLimiter,
     RedisPresenceCounter,
-    RedisRateLimiter,
-    RedisTicketStore,
-    connect,
 )
+from hubbub.coordination.ratelimit import RedisRateLimiter
+from hubbub.coordination.redis import connect
+from hubbub.coordination.tickets import RedisTicketStore
 from hubbub.domain.errors import RateLimited
 from hubbub.domain.ratelimit import BucketRule
 from hubbub.domain.tokens import Identity

@@ -1,0 +1,427 @@
+"""Connections per user, counted per instance in Redis: the presence counter and the
+per-user connection cap across instances (PROTOCOL.md §4, §6). Key layout under the
+prefix `P:`:
+
+    P:inst:all            set of instance ids
+    P:inst:alive:<iid>    a heartbeat key with a TTL, refreshed every TTL/3
+    P:<ns>:u:<uid>        hash: instance id → open connections of the user there
+    P:<ns>:i:<iid>        set: the users an instance has counted (for cleaning up)
+
+A user's total counts only instances whose heartbeat key exists, so a crashed instance's
+connections stop counting within the TTL; the first live instance to notice removes them
+(atomically: one script) and reports the users left with no connection, whom presence
+then announces offline.
+
+Each instance also keeps its own counts in memory. They decide for its own connections
+(a second local connection is never "first"), they keep presence and limits working while
+Redis is down (per instance then, like the in-memory fallback), and they are written back
+in full whenever the heartbeat finds the instance's state missing (Redis restarted, or the
+instance stalled past its TTL) or Redis answers again after a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from hubbub.coordination.redis import REDIS_ERRORS, Breaker
+from hubbub.logs import get_logger
+
+log = get_logger("hubbub.coordination.counts")
+
+ExpiredListener = Callable[[str], Awaitable[None]]
+
+
+# Shared by the scripts below: the user's connections on live instances. Fields of dead
+# instances are removed on the way (their users' totals no longer include them).
+_LIVE_TOTAL = """
+local function live_total(hkey, self_iid, alive)
+  local flat = redis.call('HGETALL', hkey)
+  local total = 0
+  for i = 1, #flat, 2 do
+    local iid = flat[i]
+    if iid == self_iid or redis.call('EXISTS', alive .. iid) == 1 then
+      total = total + tonumber(flat[i + 1])
+    else
+      redis.call('HDEL', hkey, iid)
+    end
+  end
+  return total
+end
+"""
+
+# ARGV: P, ns, uid, iid, limit (-1: none). Returns the user's new total, or -1 when the
+# limit was reached (nothing counted).
+_ADD = _LIVE_TOTAL + """
+local P, ns, uid, iid, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local hkey = P .. ns .. ':u:' .. uid
+local total = live_total(hkey, iid, P .. 'inst:alive:')
+if limit >= 0 and total >= limit then return -1 end
+redis.call('HINCRBY', hkey, iid, 1)
+redis.call('SADD', P .. ns .. ':i:' .. iid, uid)
+return total + 1
+"""
+
+# ARGV: P, ns, uid, iid. Returns the user's remaining total.
+_REMOVE = _LIVE_TOTAL + """
+local P, ns, uid, iid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local hkey = P .. ns .. ':u:' .. uid
+if redis.call('HINCRBY', hkey, iid, -1) <= 0 then
+  redis.call('HDEL', hkey, iid)
+  redis.call('SREM', P .. ns .. ':i:' .. iid, uid)
+end
+return live_total(hkey, iid, P .. 'inst:alive:')
+"""
+
+# ARGV: P, ns, iid, uid... Returns 1/0 per user: has a connection on a live instance.
+_ONLINE = _LIVE_TOTAL + """
+local P, ns, iid = ARGV[1], ARGV[2], ARGV[3]
+local result = {}
+for i = 4, #ARGV do
+  local total = live_total(P .. ns .. ':u:' .. ARGV[i], iid, P .. 'inst:alive:')
+  if total > 0 then result[#result + 1] = 1 else result[#result + 1] = 0 end
+end
+return result
+"""
+
+# ARGV: P, ns, iid, uid1, n1, uid2, n2... Replaces the instance's counts with these.
+_RESYNC = """
+local P, ns, iid = ARGV[1], ARGV[2], ARGV[3]
+local skey = P .. ns .. ':i:' .. iid
+for _, uid in ipairs(redis.call('SMEMBERS', skey)) do
+  redis.call('HDEL', P .. ns .. ':u:' .. uid, iid)
+end
+redis.call('DEL', skey)
+for i = 4, #ARGV, 2 do
+  redis.call('HSET', P .. ns .. ':u:' .. ARGV[i], iid, ARGV[i + 1])
+  redis.call('SADD', skey, ARGV[i])
+end
+return 1
+"""
+
+# ARGV: P, iid, ttl_ms. Returns 1 when the heartbeat key was there, 0 when it was missing
+# (first beat, Redis restarted, or this instance stalled past its TTL): then resync.
+_HEARTBEAT = """
+local P, iid, ttl = ARGV[1], ARGV[2], ARGV[3]
+redis.call('SADD', P .. 'inst:all', iid)
+if redis.call('SET', P .. 'inst:alive:' .. iid, '1', 'PX', ttl, 'XX') then return 1 end
+redis.call('SET', P .. 'inst:alive:' .. iid, '1', 'PX', ttl)
+return 0
+"""
+
+# ARGV: P, report_ns, ns... Removes every dead instance's counts in every namespace and
+# returns the users of `report_ns` who have no connection left on a live instance.
+_REAP = _LIVE_TOTAL + """
+local P, report = ARGV[1], ARGV[2]
+local alive = P .. 'inst:alive:'
+local gone = {}
+for _, dead in ipairs(redis.call('SMEMBERS', P .. 'inst:all')) do
+  if redis.call('EXISTS', alive .. dead) == 0 then
+    for j = 3, #ARGV do
+      local ns = ARGV[j]
+      local skey = P .. ns .. ':i:' .. dead
+      for _, uid in ipairs(redis.call('SMEMBERS', skey)) do
+        local hkey = P .. ns .. ':u:' .. uid
+        if redis.call('HDEL', hkey, dead) == 1 and ns == report
+           and live_total(hkey, '', alive) == 0 then
+          gone[#gone + 1] = uid
+        end
+      end
+      redis.call('DEL', skey)
+    end
+    redis.call('SREM', P .. 'inst:all', dead)
+  end
+end
+return gone
+"""
+
+# ARGV: P, iid, ns... A clean shutdown: the instance's counts and heartbeat go at once.
+_LEAVE = """
+local P, iid = ARGV[1], ARGV[2]
+for j = 3, #ARGV do
+  local ns = ARGV[j]
+  local skey = P .. ns .. ':i:' .. iid
+  for _, uid in ipairs(redis.call('SMEMBERS', skey)) do
+    redis.call('HDEL', P .. ns .. ':u:' .. uid, iid)
+  end
+  redis.call('DEL', skey)
+end
+redis.call('DEL', P .. 'inst:alive:' .. iid)
+redis.call('SREM', P .. 'inst:all', iid)
+return 1
+"""
+
+PRESENCE = "presence"
+CONNECTIONS = "conns"
+
+
+class _Exclusive:
+    """Counting calls run side by side; a resync waits for them and runs alone, so that it
+    writes a snapshot no increment in flight can land on top of."""
+
+    def __init__(self) -> None:
+        self._condition = asyncio.Condition()
+        self._active = 0
+        self._resyncing = False
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        if self._resyncing:
+            async with self._condition:
+                await self._condition.wait_for(lambda: not self._resyncing)
+        self._active += 1
+        try:
+            yield
+        finally:
+            self._active -= 1
+            if self._active == 0 and self._resyncing:
+                async with self._condition:
+                    self._condition.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        async with self._condition:
+            self._resyncing = True
+            await self._condition.wait_for(lambda: self._active == 0)
+        try:
+            yield
+        finally:
+            async with self._condition:
+                self._resyncing = False
+                self._condition.notify_all()
+
+
+class InstanceCounts:
+    """Per-user connection counts of one namespace: this instance's in memory, everyone's in
+    Redis (see the module docstring)."""
+
+    def __init__(self, registry: InstanceRegistry, namespace: str) -> None:
+        self._registry = registry
+        self._ns = namespace
+        self.local: dict[str, int] = {}
+        registry.register(self)
+
+    @property
+    def namespace(self) -> str:
+        return self._ns
+
+    async def add(self, user_id: str, limit: int | None = None) -> int | None:
+        """Count a connection; returns the user's total (None: Redis unavailable, the caller
+        decides from `local`), or -1 when `limit` connections are open already."""
+        registry = self._registry
+        async with registry.gate.shared():
+            # Counted here before the round trip, so that concurrent adds of one user see
+            # each other; taken back if refused.
+            self.local[user_id] = self.local.get(user_id, 0) + 1
+            if registry.breaker.available:
+                try:
+                    total = int(await registry.run(
+                        "add", self._ns, user_id, registry.instance_id,
+                        -1 if limit is None else limit,
+                    ))
+                except REDIS_ERRORS as exc:
+                    registry.failed(exc)
+                else:
+                    registry.succeeded()
+                    if total < 0:
+                        self._take_back(user_id)
+                    return total
+            if limit is not None and self.local[user_id] > limit:
+                self._take_back(user_id)
+                return -1
+            return None
+
+    def _take_back(self, user_id: str) -> None:
+        count = self.local.get(user_id, 0) - 1
+        if count > 0:
+            self.local[user_id] = count
+        else:
+            self.local.pop(user_id, None)
+
+    async def remove(self, user_id: str) -> int | None:
+        """Forget a connection; returns the user's remaining total (None: Redis unavailable)."""
+        registry = self._registry
+        async with registry.gate.shared():
+            self._take_back(user_id)
+            if registry.breaker.available:
+                try:
+                    total = int(await registry.run("remove", self._ns, user_id,
+                                                   registry.instance_id))
+                except REDIS_ERRORS as exc:
+                    registry.failed(exc)
+                else:
+                    registry.succeeded()
+                    return total
+            return None
+
+    async def online(self, user_ids: list[str]) -> set[str]:
+        """Users with a connection on any live instance (this one's, while Redis is down)."""
+        here = {uid for uid in user_ids if uid in self.local}
+        registry = self._registry
+        if not user_ids or not registry.breaker.available:
+            return here
+        try:
+            flags = await registry.run("online", self._ns, registry.instance_id, *user_ids)
+        except REDIS_ERRORS as exc:
+            registry.failed(exc)
+            return here
+        registry.succeeded()
+        return here | {uid for uid, flag in zip(user_ids, flags, strict=True) if int(flag)}
+
+
+class InstanceRegistry:
+    """This instance's heartbeat, the resync of its counts, and the removal of dead
+    instances' counts. One per process, shared by every `InstanceCounts`."""
+
+    def __init__(self, client: Redis, prefix: str, ttl: float,
+                 instance_id: str | None = None) -> None:
+        self.instance_id = instance_id or str(uuid.uuid4())
+        self._client = client
+        self._prefix = prefix + ":"
+        self._ttl_ms = max(1000, int(ttl * 1000))
+        self._scripts = {
+            name: client.register_script(source) for name, source in (
+                ("add", _ADD), ("remove", _REMOVE), ("online", _ONLINE),
+                ("resync", _RESYNC), ("heartbeat", _HEARTBEAT), ("reap", _REAP),
+                ("leave", _LEAVE),
+            )
+        }
+        self._counts: list[InstanceCounts] = []
+        self._expired_listeners: list[ExpiredListener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._needs_resync = True
+        self.gate = _Exclusive()
+        self.breaker = Breaker("connection_counts")
+
+    def register(self, counts: InstanceCounts) -> None:
+        self._counts.append(counts)
+
+    def on_expired(self, listener: ExpiredListener) -> None:
+        """Call `listener(user_id)` for each user left with no presence anywhere when a dead
+        instance's counts are removed."""
+        self._expired_listeners.append(listener)
+
+    async def run(self, script: str, *args: Any) -> Any:
+        return await self._scripts[script](args=[self._prefix, *args])
+
+    def failed(self, exc: BaseException) -> None:
+        self.breaker.failed(exc)
+        self._needs_resync = True
+
+    def succeeded(self) -> None:
+        if self.breaker.succeeded():
+            self._wake()
+
+    async def start(self) -> None:
+        """Beat once now (so this instance counts at once), then every TTL/3."""
+        await self.beat()
+        self._task = asyncio.get_running_loop().create_task(self._beating())
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(*REDIS_ERRORS):
+            await self.run("leave", self.instance_id, *(c.namespace for c in self._counts))
+
+    async def beat(self) -> None:
+        """Refresh the heartbeat; resync when needed; remove dead instances' counts."""
+        try:
+            present = int(await self.run("heartbeat", self.instance_id, self._ttl_ms))
+            if not present or self._needs_resync:
+                await self._resync()
+            gone = await self.run("reap", PRESENCE, *(c.namespace for c in self._counts))
+        except REDIS_ERRORS as exc:
+            self.failed(exc)
+            return
+        self.breaker.succeeded()
+        for raw in gone:
+            user_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+            for listener in self._expired_listeners:
+                try:
+                    await listener(user_id)
+                except Exception:
+                    log.exception("presence.expired_listener_failed")
+
+    async def _resync(self) -> None:
+        async with self.gate.exclusive():
+            self._needs_resync = False
+            for counts in self._counts:
+                pairs: list[Any] = []
+                for user_id, n in counts.local.items():
+                    pairs += [user_id, n]
+                await self.run("resync", counts.namespace, self.instance_id, *pairs)
+        log.info("redis.counts_resynced", instance_id=self.instance_id,
+                 users=sum(len(c.local) for c in self._counts))
+
+    async def _beating(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self._ttl_ms / 3000)
+            self._wakeup.clear()
+            await self.beat()
+
+    def _wake(self) -> None:
+        """Redis is back: resync now rather than at the next beat."""
+        self._wakeup.set()
+
+
+class RedisPresenceCounter:
+    """The `PresenceCounter` across instances (services/presence.py)."""
+
+    def __init__(self, registry: InstanceRegistry) -> None:
+        self._counts = InstanceCounts(registry, PRESENCE)
+        self._registry = registry
+
+    def on_expired(self, listener: ExpiredListener) -> None:
+        """Call `listener(user_id)` when a crashed instance took a user's last connection."""
+        self._registry.on_expired(listener)
+
+    async def connected(self, user_id: str) -> bool:
+        first_here = user_id not in self._counts.local
+        total = await self._counts.add(user_id)
+        return first_here and (total is None or total == 1)
+
+    async def disconnected(self, user_id: str) -> bool:
+        if user_id not in self._counts.local:
+            return False
+        total = await self._counts.remove(user_id)
+        return user_id not in self._counts.local and (total is None or total == 0)
+
+    async def online(self, user_ids: list[str]) -> set[str]:
+        return await self._counts.online(user_ids)
+
+    async def close(self) -> None:
+        return None  # the registry, shared, is closed by its owner
+
+
+class RedisConnectionLimiter:
+    """The `ConnectionLimiter` across instances (services/connection_limit.py): check and
+    add in one script, so two handshakes racing for the last slot cannot both get it."""
+
+    def __init__(self, registry: InstanceRegistry) -> None:
+        self._counts = InstanceCounts(registry, CONNECTIONS)
+
+    async def acquire(self, user_id: str, limit: int) -> bool:
+        return await self._counts.add(user_id, limit) != -1
+
+    async def release(self, user_id: str) -> None:
+        if user_id in self._counts.local:
+            await self._counts.remove(user_id)
+
+    def open_count(self, user_id: str) -> int:
+        """Connections of `user_id` counted on this instance."""
+        return self._counts.local.get(user_id, 0)
+
+    async def close(self) -> None:
+        return None
+
+
