@@ -67,8 +67,10 @@ class Coordination:
     presence: PresenceCounter
     tickets: TicketStore
     typing: TypingStates
-    # Tells presence about users whose last connection died with a crashed instance.
+    # Tell presence about users whose last connection died with a crashed instance, and
+    # about this instance's users whom the others reported offline while it was cut off.
     watch_expired: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
+    watch_revived: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
     close: Callable[[], Awaitable[None]] | None = None
 
 
@@ -109,7 +111,8 @@ async def open_coordination(settings: Settings) -> Coordination:
     return Coordination(limiter, connection_limit, presence,
                         RedisTicketStore(client, settings.redis_prefix),
                         RedisTypingStates(client, settings.redis_prefix),
-                        presence.on_expired, close)
+                        watch_expired=presence.on_expired, watch_revived=presence.on_revived,
+                        close=close)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -153,6 +156,8 @@ def create_app(settings: Settings) -> web.Application:
         server.presence.on_offline(server.calls.user_offline)
         if coordination.watch_expired is not None:
             coordination.watch_expired(server.presence.went_offline)
+        if coordination.watch_revived is not None:
+            coordination.watch_revived(server.presence.back_online)
         server.flusher_for_loop()
         await bus.start(hub.on_bus)
         hub.start()

@@ -220,11 +220,48 @@ async def test_a_crashed_instance_s_users_go_offline(client: Redis, prefix: str)
         assert await survivor.online(["lost", "kept"]) == {"kept"}
 
 
+async def test_a_stalled_instance_s_users_are_announced_back_online(client: Redis,
+                                                                   prefix: str) -> None:
+    """An instance cut off past its TTL is reaped (its users reported offline); when it
+    beats again it counts them again and reports, once, those it had announced offline."""
+    async with registries(client, prefix, 2, ttl=1.0) as (alive, stalled):
+        survivor, sleeper = RedisPresenceCounter(alive), RedisPresenceCounter(stalled)
+        expired: list[str] = []
+        revived: list[str] = []
+
+        async def note_expired(user_id: str) -> None:
+            expired.append(user_id)
+
+        async def note_revived(user_id: str) -> None:
+            revived.append(user_id)
+
+        survivor.on_expired(note_expired)
+        sleeper.on_revived(note_revived)
+        await alive.start()
+        await stalled.beat()  # one beat, then silence: a stall (or a cut to Redis)
+        await sleeper.connected("napper")
+        await sleeper.connected("shared")
+        await survivor.connected("shared")
+        await until(lambda: "napper" in expired, "the stalled instance is reaped")
+        assert await survivor.online(["napper", "shared"]) == {"shared"}
+        await stalled.beat()  # awake: its heartbeat key is gone, so it writes its counts
+        assert revived == ["napper"]  # "shared" was never reported offline
+        assert await survivor.online(["napper", "shared"]) == {"napper", "shared"}
+        await stalled.beat()
+        assert revived == ["napper"]
+
+
 async def test_counts_come_back_after_redis_loses_them(tmp_path: Path) -> None:
     """After a Redis restart (empty), each instance writes its own counts back."""
     async with (private_redis(tmp_path) as (redis, private),
                 registries(private, "restart", 2, ttl=1.5) as (one, two)):
         first, second = RedisPresenceCounter(one), RedisPresenceCounter(two)
+        revived: list[str] = []
+
+        async def note_revived(user_id: str) -> None:
+            revived.append(user_id)
+
+        first.on_revived(note_revived)
         await one.start()
         await two.start()
         await first.connected("u")
@@ -236,6 +273,7 @@ async def test_counts_come_back_after_redis_loses_them(tmp_path: Path) -> None:
 
         await until(counted, "the counts are written back")
         assert await second.connected("u") is False
+        assert revived == []  # nobody was reported offline: nothing to announce
 
 
 # -- connection caps ------------------------------------------------------------------------

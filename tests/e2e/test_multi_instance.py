@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -542,10 +543,12 @@ async def test_the_connection_cap_counts_every_instance(limited_cluster: Cluster
 # -- a crashed instance ---------------------------------------------------------------------
 
 
-async def test_a_crashed_instance_s_users_go_offline(database: str, tmp_path: Path) -> None:
-    """When an instance dies without a goodbye, the survivors announce its users offline
-    once its heartbeat expires."""
-    async with run_cluster(database, 2, rate_limits=False, presence_ttl=1.5) as cluster:
+@contextlib.asynccontextmanager
+async def beside_a_process(database: str, tmp_path: Path, size: int
+                           ) -> AsyncIterator[tuple[Cluster, ServerProcess]]:
+    """`size` in-process instances and one `hubbub serve` process on one database and Redis
+    prefix, all with a presence TTL of 1.5 s."""
+    async with run_cluster(database, size, rate_limits=False, presence_ttl=1.5) as cluster:
         process = ServerProcess(database_url=database, workdir=tmp_path,
                                 jwt_secret=cluster.jwt_secret, extra_env={
                                     "HUBBUB_REDIS_URL": cluster.redis_url,
@@ -554,23 +557,62 @@ async def test_a_crashed_instance_s_users_go_offline(database: str, tmp_path: Pa
                                 })
         await process.start()
         try:
-            watcher, dave = cluster.user("watcher"), cluster.user("dave")
-            room = (await cluster[0].create_conversation(watcher, name="crash",
-                                                         members=[dave]))["id"]
-            watching = await joined(cluster[0], watcher, room)
-            await process.connect(dave)
-            online = await watching.expect("PresenceChanged", timeout=TIMEOUT,
-                                           user_id=dave.id)
-            assert online["status"] == "online"
-            await process.kill()
-            offline = await watching.expect("PresenceChanged", timeout=TIMEOUT,
-                                            user_id=dave.id)
-            assert offline["status"] == "offline"
-            async with httpx.AsyncClient(base_url=cluster[1].base_url, headers={
-                    "Authorization": f"Bearer {watcher.token}"}, timeout=TIMEOUT) as http:
-                members = (await http.get(f"/api/v1/conversations/{room}/members")).json()
-            assert {m["user_id"]: m["online"] for m in members["members"]}[dave.id] is False
+            yield cluster, process
         finally:
             await process.close_clients()
             await process.stop()
             await cluster.close_clients()
+
+
+async def watch_dave(cluster: Cluster, process: ServerProcess
+                     ) -> tuple[ChatClient, User, User, str]:
+    """A watcher on instance 0 in a room with dave, once it has seen dave, connected to the
+    process, come online. Returns (the watcher's connection, the watcher, dave, the room)."""
+    watcher, dave = cluster.user("watcher"), cluster.user("dave")
+    room = (await cluster[0].create_conversation(watcher, name="presence",
+                                                 members=[dave]))["id"]
+    watching = await joined(cluster[0], watcher, room)
+    await process.connect(dave)
+    online = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
+    assert online["status"] == "online"
+    return watching, watcher, dave, room
+
+
+async def listed_online(instance: RunningServer, watcher: User, user: User,
+                        room: str) -> bool:
+    """Whether the room's members listing, as `watcher` reads it, says `user` is online."""
+    async with httpx.AsyncClient(base_url=instance.base_url, headers={
+            "Authorization": f"Bearer {watcher.token}"}, timeout=TIMEOUT) as http:
+        members = (await http.get(f"/api/v1/conversations/{room}/members")).json()
+    return bool({m["user_id"]: m["online"] for m in members["members"]}[user.id])
+
+
+async def test_a_crashed_instance_s_users_go_offline(database: str, tmp_path: Path) -> None:
+    """When an instance dies without a goodbye, the survivors announce its users offline
+    once its heartbeat expires."""
+    async with beside_a_process(database, tmp_path, 2) as (cluster, process):
+        watching, watcher, dave, room = await watch_dave(cluster, process)
+        await process.kill()
+        offline = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
+        assert offline["status"] == "offline"
+        assert await listed_online(cluster[1], watcher, dave, room) is False
+
+
+async def test_a_stalled_instance_s_users_come_back_online(database: str,
+                                                          tmp_path: Path) -> None:
+    """An instance frozen past its heartbeat TTL has its users announced offline by the
+    others; when it runs again, they are announced online again (their connections never
+    closed)."""
+    async with beside_a_process(database, tmp_path, 1) as (cluster, process):
+        assert process.process is not None
+        watching, watcher, dave, room = await watch_dave(cluster, process)
+        process.process.send_signal(signal.SIGSTOP)
+        try:
+            offline = await watching.expect("PresenceChanged", timeout=TIMEOUT,
+                                            user_id=dave.id)
+            assert offline["status"] == "offline"
+        finally:
+            process.process.send_signal(signal.SIGCONT)
+        back = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
+        assert back["status"] == "online"
+        assert await listed_online(cluster[0], watcher, dave, room) is True

@@ -6,11 +6,13 @@ prefix `P:`:
     P:inst:alive:<iid>    a heartbeat key with a TTL, refreshed every TTL/3
     P:<ns>:u:<uid>        hash: instance id → open connections of the user there
     P:<ns>:i:<iid>        set: the users an instance has counted (for cleaning up)
+    P:inst:reaped:<iid>   mark: the others removed this instance's counts (a day at most)
 
 A user's total counts only instances whose heartbeat key exists, so a crashed instance's
 connections stop counting within the TTL; the first live instance to notice removes them
 (atomically: one script) and reports the users left with no connection, whom presence
-then announces offline.
+then announces offline. An instance that was only cut off (stalled, or away from Redis)
+finds the mark when it writes its counts back, and announces those users online again.
 
 Each instance also keeps its own counts in memory. They decide for its own connections
 (a second local connection is never "first"), they keep presence and limits working while
@@ -34,7 +36,7 @@ from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.counts")
 
-ExpiredListener = Callable[[str], Awaitable[None]]
+UserListener = Callable[[str], Awaitable[None]]
 
 
 # Shared by the scripts below: the user's connections on live instances. Fields of dead
@@ -89,19 +91,27 @@ end
 return result
 """
 
-# ARGV: P, ns, iid, uid1, n1, uid2, n2... Replaces the instance's counts with these.
-_RESYNC = """
-local P, ns, iid = ARGV[1], ARGV[2], ARGV[3]
+# ARGV: P, ns, iid, report (1/0), uid1, n1, uid2, n2... Replaces the instance's counts
+# with these. With `report`, and when the survivors had reaped this instance (it stalled
+# past its TTL, or lost Redis while they kept it), returns the users it counts who had no
+# connection on another live instance: the survivors announced them offline.
+_RESYNC = _LIVE_TOTAL + """
+local P, ns, iid, report = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
+local alive = P .. 'inst:alive:'
+local reaped = report and redis.call('DEL', P .. 'inst:reaped:' .. iid) == 1
 local skey = P .. ns .. ':i:' .. iid
 for _, uid in ipairs(redis.call('SMEMBERS', skey)) do
   redis.call('HDEL', P .. ns .. ':u:' .. uid, iid)
 end
 redis.call('DEL', skey)
-for i = 4, #ARGV, 2 do
-  redis.call('HSET', P .. ns .. ':u:' .. ARGV[i], iid, ARGV[i + 1])
+local revived = {}
+for i = 5, #ARGV, 2 do
+  local hkey = P .. ns .. ':u:' .. ARGV[i]
+  if reaped and live_total(hkey, '', alive) == 0 then revived[#revived + 1] = ARGV[i] end
+  redis.call('HSET', hkey, iid, ARGV[i + 1])
   redis.call('SADD', skey, ARGV[i])
 end
-return 1
+return revived
 """
 
 # ARGV: P, iid, ttl_ms. Returns 1 when the heartbeat key was there, 0 when it was missing
@@ -135,6 +145,8 @@ for _, dead in ipairs(redis.call('SMEMBERS', P .. 'inst:all')) do
       redis.call('DEL', skey)
     end
     redis.call('SREM', P .. 'inst:all', dead)
+    -- If it was only stalled, it will find this mark when it resyncs (a day at most).
+    redis.call('SET', P .. 'inst:reaped:' .. dead, '1', 'PX', 86400000)
   end
 end
 return gone
@@ -292,7 +304,8 @@ class InstanceRegistry:
             )
         }
         self._counts: list[InstanceCounts] = []
-        self._expired_listeners: list[ExpiredListener] = []
+        self._expired_listeners: list[UserListener] = []
+        self._revived_listeners: list[UserListener] = []
         self._task: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._needs_resync = True
@@ -302,10 +315,16 @@ class InstanceRegistry:
     def register(self, counts: InstanceCounts) -> None:
         self._counts.append(counts)
 
-    def on_expired(self, listener: ExpiredListener) -> None:
+    def on_expired(self, listener: UserListener) -> None:
         """Call `listener(user_id)` for each user left with no presence anywhere when a dead
         instance's counts are removed."""
         self._expired_listeners.append(listener)
+
+    def on_revived(self, listener: UserListener) -> None:
+        """Call `listener(user_id)` for each user of this instance whom the others had
+        reported offline while it was cut off (stalled, or away from Redis), once it is
+        counted again."""
+        self._revived_listeners.append(listener)
 
     async def run(self, script: str, *args: Any) -> Any:
         return await self._scripts[script](args=[self._prefix, *args])
@@ -334,33 +353,34 @@ class InstanceRegistry:
 
     async def beat(self) -> None:
         """Refresh the heartbeat; resync when needed; remove dead instances' counts."""
+        revived: list[Any] = []
         try:
             present = int(await self.run("heartbeat", self.instance_id, self._ttl_ms))
             if not present or self._needs_resync:
-                await self._resync()
+                revived = await self._resync()
             gone = await self.run("reap", PRESENCE, *(c.namespace for c in self._counts))
         except REDIS_ERRORS as exc:
             self.failed(exc)
             return
         self.breaker.succeeded()
-        for raw in gone:
-            user_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-            for listener in self._expired_listeners:
-                try:
-                    await listener(user_id)
-                except Exception:
-                    log.exception("presence.expired_listener_failed")
+        await _notify(self._revived_listeners, revived, "presence.revived_listener_failed")
+        await _notify(self._expired_listeners, gone, "presence.expired_listener_failed")
 
-    async def _resync(self) -> None:
+    async def _resync(self) -> list[Any]:
+        """Write this instance's counts back; returns the users to announce online again."""
+        revived: list[Any] = []
         async with self.gate.exclusive():
             self._needs_resync = False
             for counts in self._counts:
                 pairs: list[Any] = []
                 for user_id, n in counts.local.items():
                     pairs += [user_id, n]
-                await self.run("resync", counts.namespace, self.instance_id, *pairs)
+                report = 1 if counts.namespace == PRESENCE else 0
+                revived += await self.run("resync", counts.namespace, self.instance_id,
+                                          report, *pairs)
         log.info("redis.counts_resynced", instance_id=self.instance_id,
-                 users=sum(len(c.local) for c in self._counts))
+                 users=sum(len(c.local) for c in self._counts), revived=len(revived))
+        return revived
 
     async def _beating(self) -> None:
         while True:
@@ -374,6 +394,16 @@ class InstanceRegistry:
         self._wakeup.set()
 
 
+async def _notify(listeners: list[UserListener], users: list[Any], failure: str) -> None:
+    for raw in users:
+        user_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        for listener in listeners:
+            try:
+                await listener(user_id)
+            except Exception:
+                log.exception(failure)
+
+
 class RedisPresenceCounter:
     """The `PresenceCounter` across instances (services/presence.py)."""
 
@@ -381,9 +411,14 @@ class RedisPresenceCounter:
         self._counts = InstanceCounts(registry, PRESENCE)
         self._registry = registry
 
-    def on_expired(self, listener: ExpiredListener) -> None:
+    def on_expired(self, listener: UserListener) -> None:
         """Call `listener(user_id)` when a crashed instance took a user's last connection."""
         self._registry.on_expired(listener)
+
+    def on_revived(self, listener: UserListener) -> None:
+        """Call `listener(user_id)` when this instance, cut off long enough to be reaped,
+        counts again a user the others had reported offline."""
+        self._registry.on_revived(listener)
 
     async def connected(self, user_id: str) -> bool:
         first_here = user_id not in self._counts.local

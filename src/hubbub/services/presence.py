@@ -85,6 +85,11 @@ class PresenceService:
         for listener in self._offline_listeners:
             await listener(user_id)
 
+    async def back_online(self, user_id: str) -> None:
+        """The other instances had reported the user offline while this one was cut off
+        from them; its connection is counted again."""
+        await self._announce(user_id, "online", None)
+
     async def online(self, user_ids: list[str]) -> set[str]:
         return await self._counter.online(user_ids)
 
