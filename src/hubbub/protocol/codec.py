@@ -151,9 +151,14 @@ def _request_id(data: bytes | str) -> str | None:
 
 def _too_deep(data: bytes | str) -> bool:
     """Cheap upper bound on nesting: count brackets without parsing (strings may overcount)."""
-    raw = data.encode() if isinstance(data, str) else data
-    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
-        return False
+    if isinstance(data, str):
+        if data.count("[") + data.count("{") <= MAX_JSON_DEPTH:
+            return False
+        raw = data.encode()
+    else:
+        if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
+            return False
+        raw = data
     depth = 0
     in_string = escaped = False
     for byte in raw:
