@@ -417,6 +417,21 @@ async def connect_all(http: aiohttp.ClientSession, targets: Sequence[ServerProce
     return list(await asyncio.gather(*(one(i, u) for i, u in enumerate(users))))
 
 
+async def writer_totals(http: aiohttp.ClientSession, targets: Sequence[ServerProcess]
+                        ) -> tuple[float, float]:
+    """(commits, writes) of the servers' group commit so far, summed, from `/metrics`."""
+    commits = writes = 0.0
+    for server in targets:
+        async with http.get(f"{server.base_url}/metrics") as response:
+            for line in (await response.text()).splitlines():
+                name, _, value = line.partition(" ")
+                if name == "hubbub_writer_commits_total":
+                    commits += float(value)
+                elif name == "hubbub_writer_jobs_total":
+                    writes += float(value)
+    return commits, writes
+
+
 async def close_all(sockets: Sequence[aiohttp.ClientWebSocketResponse]) -> None:
     """Close the client sockets, bounded in time (a stuck close is abandoned)."""
     with contextlib.suppress(TimeoutError):

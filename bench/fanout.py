@@ -47,6 +47,7 @@ from bench.common import (
     rss_bytes,
     run,
     servers,
+    writer_totals,
 )
 
 # Connections opened before the idle baseline is taken, so one-off costs (first handshake,
@@ -74,6 +75,9 @@ class Result:
     server_rss_mb: float = 0.0
     idle_connections: int = 0
     idle_kib_per_connection: float | None = None
+    # Writes per group commit during the load: each commit costs one socket write per
+    # subscriber, so this sets the fan-out's system-call cost.
+    writes_per_commit: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -207,6 +211,7 @@ async def run_fanout(group: Servers, args: argparse.Namespace) -> Result:
         loop = asyncio.get_running_loop()
         readers = [loop.create_task(_receive(ws, load)) for ws in receiver_ws]
         readers.append(loop.create_task(_sender_reader(sender_ws, load)))
+        commits_before, writes_before = await writer_totals(http, targets)
         sending = loop.create_task(_send(sender_ws, load, conversation_id, args.client_ids))
         try:
             async with asyncio.timeout(args.timeout):
@@ -220,6 +225,9 @@ async def run_fanout(group: Servers, args: argparse.Namespace) -> Result:
                 task.cancel()
             await asyncio.gather(sending, *readers, return_exceptions=True)
             result.server_rss_mb = rss_bytes(group.pids) / 1e6
+            commits, writes = await writer_totals(http, targets)
+            if commits > commits_before:
+                result.writes_per_commit = (writes - writes_before) / (commits - commits_before)
             await close_all([*receiver_ws, sender_ws])
     seconds = load.finished - load.started
     client_cpu = load.cpu_end[0] - load.cpu_start[0]
@@ -266,6 +274,8 @@ def render(result: Result) -> str:
            else f"{result.idle_kib_per_connection:.1f} ({result.idle_connections})")
         + " |",
     ]
+    if result.writes_per_commit is not None:
+        lines.append(f"\nwrites per group commit: {result.writes_per_commit:.1f}")
     lines += [f"\nnote: {note}" for note in result.notes]
     return "\n".join(lines)
 

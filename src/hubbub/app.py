@@ -132,6 +132,7 @@ def create_app(settings: Settings) -> web.Application:
         metrics = Metrics()
         hub = Hub(bus, metrics.count_sent)
         metrics.watch_order(hub.order_stats)
+        metrics.watch_writer(store.writer)
         events = Events(bus)
         members = MembershipCache(store)
         hub.add_control_listener(members.on_control)

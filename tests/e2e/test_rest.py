@@ -91,7 +91,8 @@ async def test_metrics_count_connections_messages_errors_and_commits(
     after = response.text
     for name in ("hubbub_connections_open", "hubbub_messages_received_total",
                  "hubbub_messages_sent_total", "hubbub_errors_total",
-                 "hubbub_send_commit_seconds"):
+                 "hubbub_send_commit_seconds", "hubbub_writer_commits_total",
+                 "hubbub_writer_jobs_total", "hubbub_writer_aborted_total"):
         assert name in after, name
     assert metric(after, "hubbub_connections_open") >= 1
     received = 'hubbub_messages_received_total', '{type="SendMessage"}'
@@ -102,6 +103,10 @@ async def test_metrics_count_connections_messages_errors_and_commits(
     assert metric(after, *errors) >= metric(before, *errors) + 1
     commits = "hubbub_send_commit_seconds_count"
     assert metric(after, commits) >= metric(before, commits) + 1
+    assert metric(after, "hubbub_writer_commits_total") >= metric(
+        before, "hubbub_writer_commits_total") + 1
+    assert metric(after, "hubbub_writer_jobs_total") >= metric(
+        after, "hubbub_writer_commits_total")
 
 
 # -- authentication and routing -------------------------------------------------------------

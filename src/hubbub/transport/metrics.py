@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -48,6 +49,12 @@ class Metrics:
         events arrived out of version order, and how often a gap had to be given up."""
         self.registry.register(_OrderCollector(stats))
 
+    def watch_writer(self, writer: WriterStats) -> None:
+        """Export the store's group commit (storage/writer.py): commits, the jobs they
+        carried (jobs per commit sets the fan-out cost: one socket write per subscriber per
+        commit), and batches aborted and retried job by job (on PostgreSQL, a deadlock)."""
+        self.registry.register(_WriterCollector(writer))
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -68,6 +75,27 @@ class _CountsCollector(Collector):
             for value, count in sorted(counts.items()):
                 family.add_metric([value], count)
             yield family
+
+
+class WriterStats(Protocol):
+    batches: int
+    jobs: int
+    aborted: int
+
+
+class _WriterCollector(Collector):
+    def __init__(self, writer: WriterStats) -> None:
+        self._writer = writer
+
+    def collect(self) -> Iterator[Metric]:
+        writer = self._writer
+        yield CounterMetricFamily("hubbub_writer_commits", "Group-commit transactions run",
+                                  value=writer.batches)
+        yield CounterMetricFamily("hubbub_writer_jobs", "Writes carried by those transactions",
+                                  value=writer.jobs)
+        yield CounterMetricFamily(
+            "hubbub_writer_aborted", "Transactions aborted, their writes retried one by one",
+            value=writer.aborted)
 
 
 class _OrderCollector(Collector):
