@@ -13,8 +13,10 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
+from hubbub.domain.calls import Call, CallState, EndReason
 from hubbub.domain.models import MessageDraft
 from hubbub.storage import open_store
+from hubbub.storage.calls import SqlCallStore
 from hubbub.storage.sql import SqlStore
 from tests.support.services import create_postgres_database, drop_postgres_database
 
@@ -59,6 +61,11 @@ class Scene:
     bob: str
     room: str
     mark: str  # a message of `room` nobody has read or received yet
+    call: str  # a call in `room`, ringing
+
+
+def calls_of(store: SqlStore) -> SqlCallStore:
+    return SqlCallStore(store.engine, store.dialect, store.writer)
 
 
 SCENARIOS: dict[str, Writes] = {
@@ -73,6 +80,11 @@ SCENARIOS: dict[str, Writes] = {
     "two receipts": lambda store, s: [
         store.mark_delivered(s.room, s.bob, s.mark, next(_clock)),
         store.mark_read(s.room, s.alice, s.mark, next(_clock)),
+    ],
+    "call end and read mark": lambda store, s: [
+        calls_of(store).transition(s.call, CallState.RINGING, CallState.ENDED, next(_clock),
+                                   EndReason.CANCELLED),
+        store.mark_read(s.room, s.bob, s.mark, next(_clock)),
     ],
     "two users": lambda store, s: [
         store.touch_user(s.alice, next(_clock)),
@@ -94,12 +106,14 @@ async def test_opposite_orders_of_shared_rows_never_deadlock(
     await one.create_conversation(room, "group", "room", alice, [bob], next(_clock))
     for _ in range(ROUNDS):
         mark = (await one.send(draft(room, alice))).message.id
-        scene = Scene(alice, bob, room, mark)
+        call = Call(new_id(), room, alice, bob, "audio", CallState.RINGING, next(_clock))
+        assert await calls_of(one).create_call(call)
+        scene = Scene(alice, bob, room, mark, call.id)
         batches = one.writer.batches, two.writer.batches
         outcomes = await asyncio.gather(*writes(one, scene), *writes(two, scene)[::-1],
                                         return_exceptions=True)
         assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
-        # One batch each (user rows are written apart from batches on PostgreSQL).
+        # One batch each (user and call rows are written apart from batches on PostgreSQL).
         expected = 0 if scenario == "two users" else 1
         assert (one.writer.batches - batches[0], two.writer.batches - batches[1]) == (
             expected, expected)

@@ -121,7 +121,9 @@ class SqlCallStore:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
 
     async def _write(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Each write touches one call's row: apart from the batches where that matters
+        (Writer.run_apart), so it never closes a lock cycle with other instances."""
         try:
-            return await self._writer.run(job)
+            return await self._writer.run_apart(job)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc

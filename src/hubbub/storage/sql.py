@@ -555,15 +555,10 @@ class SqlStore:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
 
     async def _write_one_row(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """A write of one row that belongs to no conversation (a user's). On PostgreSQL it
-        runs in a transaction of its own: holding one lock and never waiting while holding
-        it, it can take no part in a deadlock, whatever other instances' batches lock.
-        SQLite has one writer: the job joins its batch like any other."""
-        if not self._writer.orders_locks:
-            return await self._write(job)
+        """A write of one row that belongs to no conversation (a user's): apart from the
+        batches where that matters (Writer.run_apart)."""
         try:
-            async with self._engine.begin() as conn:
-                return await job(conn)
+            return await self._writer.run_apart(job)
         except (SQLAlchemyError, OSError) as exc:
             raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
 

@@ -84,6 +84,17 @@ class Writer:
         result: T = await self._submit(job, _PLAIN, keys)
         return result
 
+    async def run_apart(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """Run a job that writes one row of no conversation's (a user, a call). Where locks
+        are ordered (several writers), it runs in a transaction of its own: holding one row
+        lock and waiting for nothing while holding it, it cannot close a deadlock cycle,
+        whatever the batches of other instances lock. Elsewhere it is queued like `run`
+        (SQLite has one writer, and a batch is cheaper than a transaction of its own)."""
+        if self._lock is None:
+            return await self.run(job)
+        async with self._engine.begin() as conn:
+            return await job(conn)
+
     async def run_batched(self, runner: BatchRunner[ItemT, T], item: ItemT,
                           keys: tuple[str, ...] = ()) -> T:
         """Queue `item` for `runner`, to be run together with the items queued next to it.
