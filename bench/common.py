@@ -7,8 +7,10 @@ JWT secret. Every wait is bounded; `Servers.stop` ends exactly the groups it sta
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import json
 import os
 import resource
 import secrets
@@ -21,11 +23,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import msgspec
@@ -437,6 +439,39 @@ async def close_all(sockets: Sequence[aiohttp.ClientWebSocketResponse]) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(STOP_TIMEOUT_S * 2):
             await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+ResultT = TypeVar("ResultT")
+
+
+def add_server_arguments(ap: argparse.ArgumentParser, *, bus: bool = True) -> None:
+    """The options every benchmark that starts servers shares."""
+    ap.add_argument("--database-url", help="default: a new SQLite file per run")
+    if bus:
+        ap.add_argument("--instances", type=int, default=1,
+                        help="servers sharing one database and bus")
+        ap.add_argument("--redis-url", help="the bus for --instances > 1 (HUBBUB_REDIS_URL)")
+        ap.add_argument("--server-env", action="append", default=[], metavar="HUBBUB_N=V",
+                        help="extra server environment, repeatable")
+        ap.add_argument("--timeout", type=float, default=180.0, help="limit for the load, s")
+    ap.add_argument("--server-cmd", help="default: this Python's `-m hubbub serve`")
+    ap.add_argument("--json", type=Path, help="also write the result here")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep server logs and database")
+
+
+def report(name: str, produce: Callable[[], ResultT], render: Callable[[ResultT], str],
+           json_path: Path | None) -> int:
+    """Run a benchmark: print its table, or why it failed (exit status 1), and write its
+    result as JSON when asked."""
+    try:
+        result = produce()
+    except BenchError as exc:
+        print(f"bench.{name} failed: {exc}", file=sys.stderr)
+        return 1
+    print(render(result))
+    if json_path:
+        json_path.write_text(json.dumps(asdict(result), indent=2) + "\n")  # type: ignore[call-overload]
+    return 0
 
 
 def run(main: Any) -> Any:

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -34,6 +32,7 @@ from bench.common import (
     CLIENT_SATURATED_PCT,
     BenchError,
     Servers,
+    add_server_arguments,
     client_session,
     close_all,
     connect_all,
@@ -44,6 +43,7 @@ from bench.common import (
     percentile,
     place,
     raise_fd_limit,
+    report,
     rss_bytes,
     run,
     servers,
@@ -289,18 +289,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--window", type=int, default=50, help="messages in flight")
     ap.add_argument("--idle", type=int, default=0, metavar="K",
                     help="also measure server RSS per idle connection with K connections")
-    ap.add_argument("--instances", type=int, default=1,
-                    help="servers sharing one database and bus; receivers round-robin")
-    ap.add_argument("--database-url", help="default: a new SQLite file per run")
-    ap.add_argument("--redis-url", help="the bus for --instances > 1 (HUBBUB_REDIS_URL)")
-    ap.add_argument("--server-cmd", help="default: this Python's `-m hubbub serve`")
-    ap.add_argument("--server-env", action="append", default=[], metavar="HUBBUB_N=V",
-                    help="extra server environment, repeatable")
+    add_server_arguments(ap)  # receivers are spread round-robin over --instances
     ap.add_argument("--no-client-ids", dest="client_ids", action="store_false",
                     help="send without client_message_id (as the shared kit does)")
-    ap.add_argument("--timeout", type=float, default=180.0, help="limit for the load phase, s")
-    ap.add_argument("--json", type=Path, help="also write the result here")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep server logs and database")
     ap.add_argument("--pin", action="store_true",
                     help="servers on core 0, this client on core 1 (as the shared kit does)")
     ap.add_argument("--rt", action="store_true",
@@ -314,21 +305,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    try:
+
+    def measure() -> Result:
         if args.pin or args.rt:
             place(0, 1 if args.pin else None, args.rt)
         with servers(args.instances, database_url=args.database_url,
                      redis_url=args.redis_url, server_cmd=args.server_cmd,
                      extra_env=args.server_env, keep_tmp=args.keep_tmp,
                      core=0 if args.pin else None, realtime=args.rt) as group:
-            result = run(run_fanout(group, args))
-    except BenchError as exc:
-        print(f"bench.fanout failed: {exc}", file=sys.stderr)
-        return 1
-    print(render(result))
-    if args.json:
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    return 0
+            result: Result = run(run_fanout(group, args))
+        return result
+
+    return report("fanout", measure, render, args.json)
 
 
 if __name__ == "__main__":

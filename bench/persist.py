@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -37,6 +36,7 @@ from bench.common import (
     BenchError,
     Servers,
     User,
+    add_server_arguments,
     client_session,
     close_all,
     connect_all,
@@ -46,6 +46,7 @@ from bench.common import (
     new_users,
     percentile,
     raise_fd_limit,
+    report,
     run,
     servers,
 )
@@ -349,14 +350,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="a channel per sender, or one for all")
     ap.add_argument("--retries", type=float, default=0.0, metavar="F",
                     help="share of messages sent twice with the same client_message_id")
-    ap.add_argument("--instances", type=int, default=1, help="servers (ws mode)")
-    ap.add_argument("--database-url", help="default: a new SQLite file per run")
-    ap.add_argument("--redis-url", help="the bus for --instances > 1")
-    ap.add_argument("--server-cmd", help="default: this Python's `-m hubbub serve`")
-    ap.add_argument("--server-env", action="append", default=[], metavar="HUBBUB_N=V")
-    ap.add_argument("--timeout", type=float, default=180.0, help="limit for the run, s")
-    ap.add_argument("--json", type=Path, help="also write the result here")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep server logs and database")
+    add_server_arguments(ap)  # --instances: ws mode only
     args = ap.parse_args(argv)
     if args.senders < 1 or args.messages < args.senders or args.window < 1:
         ap.error("need --senders ≥ 1, --messages ≥ --senders and --window ≥ 1")
@@ -368,21 +362,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
-    try:
+
+    def measure() -> Result:
         if args.mode == "store":
             result: Result = run(run_store(args))
-        else:
-            with servers(args.instances, database_url=args.database_url,
-                         redis_url=args.redis_url, server_cmd=args.server_cmd,
-                         extra_env=args.server_env, keep_tmp=args.keep_tmp) as group:
-                result = run(run_ws(group, args))
-    except BenchError as exc:
-        print(f"bench.persist failed: {exc}", file=sys.stderr)
-        return 1
-    print(render(result))
-    if args.json:
-        args.json.write_text(json.dumps(asdict(result), indent=2) + "\n")
-    return 0
+            return result
+        with servers(args.instances, database_url=args.database_url,
+                     redis_url=args.redis_url, server_cmd=args.server_cmd,
+                     extra_env=args.server_env, keep_tmp=args.keep_tmp) as group:
+            result = run(run_ws(group, args))
+        return result
+
+    return report("persist", measure, render, args.json)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import aiohttp
 import msgspec
@@ -40,6 +39,7 @@ from bench.common import (
     BenchError,
     Servers,
     User,
+    add_server_arguments,
     client_session,
     close_all,
     connect,
@@ -291,10 +291,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--sample", type=float, default=10.0, help="seconds between RSS samples")
     ap.add_argument("--settle", type=float, default=5.0, help="idle seconds before the end")
     ap.add_argument("--tolerance", type=float, default=10.0, help="allowed RSS growth, %%")
-    ap.add_argument("--database-url", help="default: a new SQLite file per run")
-    ap.add_argument("--server-cmd", help="default: this Python's `-m hubbub serve`")
-    ap.add_argument("--json", type=Path, help="also write the result here")
-    ap.add_argument("--keep-tmp", action="store_true", help="keep server logs and database")
+    add_server_arguments(ap, bus=False)
     return ap.parse_args(argv)
 
 
