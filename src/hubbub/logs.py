@@ -55,9 +55,6 @@ class Logger:
     def exception(self, event: str, **fields: Any) -> None:
         self._logger.exception(event, extra=fields)
 
-    def enabled(self, level: int) -> bool:
-        return self._logger.isEnabledFor(level)
-
 
 def get_logger(name: str) -> Logger:
     return Logger(name)
@@ -73,8 +70,3 @@ def configure(level: str = "info", fmt: str = "json") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-
-
-def redact_path(path_qs: str) -> str:
-    """A request target without its query string (which may carry a token or ticket)."""
-    return path_qs.split("?", 1)[0]

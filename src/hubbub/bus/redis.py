@@ -119,7 +119,6 @@ class RedisBus:
         self._closing = False
         self._last_read = 0.0
         self.dropped = 0
-        self.resumes = 0
 
     # -- the seam ------------------------------------------------------------------------
 
@@ -387,7 +386,6 @@ class RedisBus:
             self._ever_healthy = True
             log.info("bus.connected", channels=len(self._wanted))
             return
-        self.resumes += 1
         log.info("bus.resumed", channels=len(self._wanted), dropped_so_far=self.dropped)
         for listener in self._resume_listeners:
             try:

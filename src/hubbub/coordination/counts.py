@@ -452,10 +452,6 @@ class RedisConnectionLimiter:
         if user_id in self._counts.local:
             await self._counts.remove(user_id)
 
-    def open_count(self, user_id: str) -> int:
-        """Connections of `user_id` counted on this instance."""
-        return self._counts.local.get(user_id, 0)
-
     async def close(self) -> None:
         return None
 

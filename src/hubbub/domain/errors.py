@@ -7,11 +7,11 @@
     ├── NotFound            NOT_FOUND          404
     ├── Conflict            CONFLICT           409
     ├── PayloadTooLarge     PAYLOAD_TOO_LARGE  413
-    ├── RateLimited         RATE_LIMITED       429 (+ retry_after_ms)
-    └── InternalError       INTERNAL_ERROR     500
+    └── RateLimited         RATE_LIMITED       429 (+ retry_after_ms)
 
 Services raise these; the transport turns them into `Error` frames or JSON error bodies.
-Anything else that escapes is reported as INTERNAL_ERROR without details.
+Anything else that escapes is reported as INTERNAL_ERROR (HTTP 500) without details and
+logged with its traceback.
 """
 
 from __future__ import annotations
@@ -67,8 +67,3 @@ class RateLimited(ChatError):
     def __init__(self, message: str, retry_after_ms: int) -> None:
         super().__init__(message)
         self.retry_after_ms = retry_after_ms
-
-
-class InternalError(ChatError):
-    code = "INTERNAL_ERROR"
-    http_status = 500

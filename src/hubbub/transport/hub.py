@@ -82,13 +82,6 @@ class Hub:
         self._flusher: Flusher | None = None
         self._open: _OpenChunk | None = None
 
-    @property
-    def connection_count(self) -> int:
-        return sum(len(conns) for conns in self._by_user.values())
-
-    def user_is_local(self, user_id: str) -> bool:
-        return user_id in self._by_user
-
     def connections_of(self, user_id: str) -> tuple[Connection, ...]:
         return self._by_user.get(user_id, ())
 
