@@ -9,9 +9,9 @@ limits ON and set high enough never to refuse this load, so the limiter's bucket
 connection caps and the ticket store are exercised too. Then, for the whole run:
 
 - `--stayers` connections stay open in `--rooms` channels and send `--rate` messages per
-  second between them;
+  second between them, each between a typing start and stop;
 - `--churners` loops each connect (by token, or by a fresh `ws-tickets` ticket), join a
-  room, send a few messages, fetch a page of history and leave — one in four without a
+  room, start typing, send a few messages, fetch a page of history and leave — one in four without a
   closing handshake (the socket is just dropped), one in eight after sitting in a busy room
   without reading, until the server closes it as a slow consumer (4008).
 
@@ -133,8 +133,12 @@ class Soak:
         try:
             while not self.stopping.is_set():
                 await asyncio.sleep(random.uniform(0.5, 1.5) * interval)
+                await self.send(ws, {"type": "Typing", "conversation_id": room,
+                                     "is_typing": True})
                 await self.send(ws, {"type": "SendMessage", "conversation_id": room,
                                      "content": CONTENT})
+                await self.send(ws, {"type": "Typing", "conversation_id": room,
+                                     "is_typing": False})
                 self.result.messages_sent += 1
         finally:
             reader.cancel()
@@ -164,6 +168,9 @@ class Soak:
                     await self._stop_reading(ws)
                     continue
                 await self.send(ws, {"type": "JoinConversation", "conversation_id": room})
+                # Left typing: the close (clean or not) must end it, and free its state.
+                await self.send(ws, {"type": "Typing", "conversation_id": room,
+                                     "is_typing": True})
                 for _ in range(3):
                     await self.send(ws, {"type": "SendMessage", "conversation_id": room,
                                          "content": CONTENT})
