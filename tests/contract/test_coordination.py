@@ -198,17 +198,20 @@ async def test_presence_is_counted_across_instances(client: Redis, prefix: str) 
         assert await first.online(["u"]) == set()
 
 
+class Noted(list[str]):
+    """A presence listener that notes the user ids it is called with, in order."""
+
+    async def __call__(self, user_id: str) -> None:
+        self.append(user_id)
+
+
 async def test_a_crashed_instance_s_users_go_offline(client: Redis, prefix: str) -> None:
     """When an instance stops beating, the survivors stop counting its connections and
     report its users offline once."""
     async with registries(client, prefix, 2, ttl=1.0) as (alive, crashed):
         survivor, doomed = RedisPresenceCounter(alive), RedisPresenceCounter(crashed)
-        expired: list[str] = []
-
-        async def note(user_id: str) -> None:
-            expired.append(user_id)
-
-        survivor.on_expired(note)
+        expired = Noted()
+        survivor.on_expired(expired)
         await alive.start()
         await crashed.beat()  # one beat, then silence: as if the process died
         await doomed.connected("lost")
@@ -226,17 +229,9 @@ async def test_a_stalled_instance_s_users_are_announced_back_online(client: Redi
     beats again it counts them again and reports, once, those it had announced offline."""
     async with registries(client, prefix, 2, ttl=1.0) as (alive, stalled):
         survivor, sleeper = RedisPresenceCounter(alive), RedisPresenceCounter(stalled)
-        expired: list[str] = []
-        revived: list[str] = []
-
-        async def note_expired(user_id: str) -> None:
-            expired.append(user_id)
-
-        async def note_revived(user_id: str) -> None:
-            revived.append(user_id)
-
-        survivor.on_expired(note_expired)
-        sleeper.on_revived(note_revived)
+        expired, revived = Noted(), Noted()
+        survivor.on_expired(expired)
+        sleeper.on_revived(revived)
         await alive.start()
         await stalled.beat()  # one beat, then silence: a stall (or a cut to Redis)
         await sleeper.connected("napper")
@@ -256,12 +251,8 @@ async def test_counts_come_back_after_redis_loses_them(tmp_path: Path) -> None:
     async with (private_redis(tmp_path) as (redis, private),
                 registries(private, "restart", 2, ttl=1.5) as (one, two)):
         first, second = RedisPresenceCounter(one), RedisPresenceCounter(two)
-        revived: list[str] = []
-
-        async def note_revived(user_id: str) -> None:
-            revived.append(user_id)
-
-        first.on_revived(note_revived)
+        revived = Noted()
+        first.on_revived(revived)
         await one.start()
         await two.start()
         await first.connected("u")

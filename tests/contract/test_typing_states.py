@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -77,7 +77,6 @@ async def test_settling_reports_the_time_left_then_ends_once(
         instances: list[TypingStates]) -> None:
     one, two = instances
     key = new_key()
-    assert await one.settle(key) is None
     await one.start(key, "c1", TIMEOUT_S)
     left = await two.settle(key)
     assert left is not None
@@ -100,18 +99,52 @@ async def test_a_refresh_through_any_instance_moves_the_shared_deadline(
     assert left > TIMEOUT_S * 0.6
 
 
-async def test_a_redis_state_outlives_its_deadline_by_the_grace_only() -> None:
-    """A state nobody settles (its instances crashed) disappears on its own."""
+async def test_settling_a_state_ended_elsewhere_tells_it_was_announced(
+        instances: list[TypingStates]) -> None:
+    """A stop or the last holder's leave ends the state; a later settle is told so (None:
+    nothing left to announce)."""
+    one, two = instances
+    stopped, left = new_key(), new_key()
+    for key in (stopped, left):
+        await one.start(key, "c1", TIMEOUT_S)
+    assert await two.stop(stopped) is True
+    assert await two.leave(left, "c1") is True
+    assert await one.settle(stopped) is None
+    assert await one.settle(left) is None
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def in_redis() -> AsyncIterator[tuple[RedisTypingStates, Redis, Callable[[Key], str]]]:
+    """Redis typing states, a client of that Redis, and the Redis key of a state."""
     prefix = await check_redis()
-    client: Redis = connect(REDIS_URL)
+    client = connect(REDIS_URL)
     try:
-        states = RedisTypingStates(client, prefix)
-        key = new_key()
-        await states.start(key, "c1", TIMEOUT_S)
-        ttl_ms = await client.pttl(f"{prefix}:typing:{key[0]}:{key[1]}")
-        assert TIMEOUT_S * 1000 < ttl_ms <= TIMEOUT_S * 1000 + GRACE_MS
+        yield (RedisTypingStates(client, prefix), client,
+               lambda key: f"{prefix}:typing:{key[0]}:{key[1]}")
     finally:
         await client.aclose()
+
+
+async def test_a_state_redis_lost_is_ended_by_whoever_settles_it(
+        in_redis: tuple[RedisTypingStates, Redis, Callable[[Key], str]]) -> None:
+    """A state whose key vanished (Redis restarted empty) had its end announced by nobody:
+    the instance whose timer settles it is told it ended it, and announces it."""
+    states, client, redis_key = in_redis
+    key = new_key()
+    await states.start(key, "c1", TIMEOUT_S)
+    await client.delete(redis_key(key))
+    assert await states.settle(key) == 0.0
+    assert await states.start(key, "c1", TIMEOUT_S) is True  # a new state after it
+
+
+async def test_a_redis_state_outlives_its_deadline_by_the_grace_only(
+        in_redis: tuple[RedisTypingStates, Redis, Callable[[Key], str]]) -> None:
+    """A state nobody settles (its instances crashed) disappears on its own."""
+    states, client, redis_key = in_redis
+    key = new_key()
+    await states.start(key, "c1", TIMEOUT_S)
+    ttl_ms = await client.pttl(redis_key(key))
+    assert TIMEOUT_S * 1000 < ttl_ms <= TIMEOUT_S * 1000 + GRACE_MS
 
 
 async def test_states_fall_back_to_this_process_while_redis_is_down(tmp_path: Path) -> None:

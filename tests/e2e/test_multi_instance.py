@@ -20,6 +20,7 @@ import httpx
 import pytest
 import pytest_asyncio
 import websockets
+from redis import asyncio as aioredis
 from websockets.asyncio.client import ClientConnection
 
 from tests.support.client import ChatClient
@@ -408,6 +409,25 @@ async def test_typing_expires_once_after_the_last_refresh_anywhere(database: str
         await asyncio.sleep(timeout)  # both instances' timers have fired by now
         for watcher in watchers:
             assert [f["is_typing"] for f in watcher.all("UserTyping")] == [True, False]
+        assert [instance.internals.typing.active for instance in quick.instances] == [0, 0, 0]
+
+
+async def test_typing_lost_with_redis_still_ends(database: str) -> None:
+    """A typing state Redis lost (restarted empty) is still ended at its timeout: the
+    watchers are not left with an indicator nobody will turn off."""
+    timeout = 1.0
+    async with run_cluster(database, 3, rate_limits=False, typing_timeout=timeout) as quick:
+        room, tabs, watchers = await typing_across(quick)
+        await set_typing(tabs[0], room, True)
+        typist = (await watchers[0].expect("UserTyping", timeout=TIMEOUT,
+                                           is_typing=True))["user_id"]
+        redis = aioredis.from_url(quick.redis_url)
+        try:
+            assert await redis.delete(f"{quick.redis_prefix}:typing:{room}:{typist}") == 1
+        finally:
+            await redis.aclose()
+        for watcher in watchers:
+            await watcher.expect("UserTyping", timeout=TIMEOUT + timeout, is_typing=False)
         assert [instance.internals.typing.active for instance in quick.instances] == [0, 0, 0]
 
 

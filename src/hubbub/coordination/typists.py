@@ -7,6 +7,11 @@ through one pipeline in call order, so the transitions reach the bus in the orde
 made them. The key outlives its deadline by a grace period: long enough for a late timer to
 settle it, short enough that a state whose instances all crashed disappears on its own.
 
+An ended state leaves a tombstone (the hash with only `~ended`) for the grace period, so a
+late timer can tell "ended, and announced by whoever ended it" from "lost" (Redis restarted
+empty, or the key expired): a lost state is ended by the instance that finds it, so no
+indicator stays on for want of its `is_typing:false`.
+
 While Redis is down the states live in this process (the in-memory fallback), and a state
 Redis cannot be asked about any more is ended rather than kept.
 """
@@ -18,44 +23,62 @@ from redis.asyncio import Redis
 from hubbub.coordination.redis import REDIS_ERRORS, Breaker, ScriptPipeline
 from hubbub.services.typing import Key, MemoryTypingStates
 
-# How long a state outlives its deadline in Redis unless an instance settles it first.
+# How long a state outlives its deadline in Redis unless an instance settles it first, and
+# how long a tombstone tells late timers that the end was announced.
 GRACE_MS = 60_000
+# `settle`'s answers besides the time left: ended (and announced) by someone, or lost.
+SETTLE_ENDED = -1
+SETTLE_LOST = -2
 
-# ARGV: op, connection id, timeout ms. Ops and results:
+# ARGV: op, connection id, timeout ms, grace ms. Ops and results:
 #   start  → 1 if the state started, 0 if it was refreshed
 #   stop   → 1 if this ended the state
 #   leave  → 1 if this ended the state (the connection was its last holder)
-#   settle → ms left until the deadline, 0 if this ended it, -1 if it had ended already
+#   settle → ms left until the deadline, 0 if this ended it, -1 if it had been ended
+#            (and announced), -2 if it was lost (nobody announced its end)
 _TYPING = """
-local op, conn = ARGV[1], 'c:' .. ARGV[2]
+local key, op, conn = KEYS[1], ARGV[1], 'c:' .. ARGV[2]
+local grace = tonumber(ARGV[4])
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function finish()
+  redis.call('DEL', key)
+  redis.call('HSET', key, '~ended', '1')
+  redis.call('PEXPIRE', key, grace)
+  return 1
+end
+local live = redis.call('HEXISTS', key, '~deadline') == 1
 if op == 'start' then
   local timeout = tonumber(ARGV[3])
-  local fresh = redis.call('EXISTS', KEYS[1]) == 0
-  redis.call('HSET', KEYS[1], '~deadline', now_ms() + timeout, conn, '1')
-  redis.call('PEXPIRE', KEYS[1], timeout + tonumber(ARGV[4]))
-  if fresh then return 1 end
-  return 0
-elseif op == 'stop' then
-  return redis.call('DEL', KEYS[1])
-elseif op == 'leave' then
-  if redis.call('HDEL', KEYS[1], conn) == 0 then return 0 end
-  if redis.call('HLEN', KEYS[1]) > 1 then return 0 end
-  return redis.call('DEL', KEYS[1])
+  if not live then redis.call('DEL', key) end
+  redis.call('HSET', key, '~deadline', now_ms() + timeout, conn, '1')
+  redis.call('PEXPIRE', key, timeout + grace)
+  if live then return 0 end
+  return 1
 end
-local deadline = redis.call('HGET', KEYS[1], '~deadline')
-if not deadline then return -1 end
-local left = tonumber(deadline) - now_ms()
+if op == 'settle' and not live then
+  if redis.call('EXISTS', key) == 1 then return -1 end
+  return -2
+end
+if not live then return 0 end
+if op == 'stop' then return finish() end
+if op == 'leave' then
+  if redis.call('HDEL', key, conn) == 0 then return 0 end
+  if redis.call('HLEN', key) > 1 then return 0 end
+  return finish()
+end
+local left = tonumber(redis.call('HGET', key, '~deadline')) - now_ms()
 if left > 0 then return left end
-redis.call('DEL', KEYS[1])
+finish()
 return 0
 """
 
 
 class RedisTypingStates:
+    """The `TypingStates` across instances (services/typing.py)."""
+
     def __init__(self, client: Redis, prefix: str) -> None:
         self._prefix = prefix + ":typing:"
         self._script = ScriptPipeline(client, _TYPING)
@@ -64,8 +87,7 @@ class RedisTypingStates:
 
     async def start(self, key: Key, connection_id: str, timeout_s: float) -> bool:
         if key not in self._fallback:
-            result = await self._run(key, "start", connection_id,
-                                     max(1, int(timeout_s * 1000)), GRACE_MS)
+            result = await self._run(key, "start", connection_id, max(1, int(timeout_s * 1000)))
             if result is not None:
                 return result == 1
         return await self._fallback.start(key, connection_id, timeout_s)
@@ -82,18 +104,19 @@ class RedisTypingStates:
         if key in self._fallback:
             return await self._fallback.settle(key)
         result = await self._run(key, "settle")
-        if result is None:
-            return 0.0  # Redis cannot tell: end it here rather than leave it on
-        return None if result < 0 else result / 1000
+        if result is None or result == SETTLE_LOST:
+            return 0.0  # nobody will announce its end: this instance does
+        return None if result == SETTLE_ENDED else result / 1000
 
-    async def _run(self, key: Key, op: str, connection_id: str = "", *args: int) -> int | None:
+    async def _run(self, key: Key, op: str, connection_id: str = "",
+                   timeout_ms: int = 0) -> int | None:
         """The script's answer; None when Redis is unavailable."""
         if not self._breaker.available:
             return None
         conversation_id, user_id = key
         try:
             result = await self._script([f"{self._prefix}{conversation_id}:{user_id}"],
-                                        [op, connection_id, *args])
+                                        [op, connection_id, timeout_ms, GRACE_MS])
         except REDIS_ERRORS as exc:
             self._breaker.failed(exc)
             return None

@@ -18,8 +18,8 @@ def now_micros() -> int:
 
 class _RandomPool:
     """Bytes of `os.urandom`, read 4 KiB at a time: one `getrandom` call per ~400 ids
-    instead of one per id (a system call that also gives up the GIL, measured at several
-    percent of the send path)."""
+    instead of one per id (a system call that also gives up the GIL; `new_id` held ~3 % of
+    a send-path profile's samples with it)."""
 
     __slots__ = ("_buffer", "_offset")
 

@@ -55,8 +55,10 @@ class TypingStates(Protocol):
         """`connection_id` closed; True when this ended the state (no holder left)."""
 
     async def settle(self, key: Key) -> float | None:
-        """End the state if its deadline has passed. Returns the seconds left until the
-        deadline, 0.0 when this call ended it, None when it had ended already."""
+        """End the state (one this instance started) if its deadline has passed. Returns
+        the seconds left until the deadline, 0.0 when this call ended it (and so must
+        announce it; also when the state was lost and nobody announced its end), None when
+        it had been ended, and announced, already."""
 
 
 @dataclass(slots=True)
