@@ -40,10 +40,23 @@ def test_the_peer_is_the_client_without_trusted_proxies() -> None:
     assert client_ip("192.0.2.1", "203.0.113.7", PROXIES) == "192.0.2.1"
 
 
-def test_a_trusted_proxy_forwards_its_first_hop() -> None:
-    """Behind a trusted proxy the first hop of `X-Forwarded-For` is the client."""
+def test_a_trusted_proxy_forwards_the_address_it_saw() -> None:
+    """Behind trusted proxies the client is the nearest hop that is not one of them."""
     assert client_ip("10.1.2.3", "203.0.113.7, 10.9.9.9", PROXIES) == "203.0.113.7"
     assert client_ip("::1", "2001:db8::5", PROXIES) == "2001:db8::5"
+
+
+def test_hops_the_client_wrote_itself_are_ignored() -> None:
+    """A proxy appends to the header the client sent, so what stands left of the hop it
+    appended is the client's own word: a forged first hop buys no fresh rate-limit bucket."""
+    assert client_ip("10.1.2.3", "198.51.100.66, 203.0.113.7", PROXIES) == "203.0.113.7"
+    assert client_ip("10.1.2.3", "198.51.100.66, 203.0.113.7, 10.4.4.4",
+                     PROXIES) == "203.0.113.7"
+
+
+def test_a_chain_of_trusted_proxies_only_gives_its_farthest_hop() -> None:
+    """When every hop is a trusted proxy, the farthest one is the best answer there is."""
+    assert client_ip("10.1.2.3", "10.7.7.7, 10.8.8.8", PROXIES) == "10.7.7.7"
 
 
 def test_ipv4_mapped_addresses_count_as_ipv4() -> None:
@@ -52,9 +65,10 @@ def test_ipv4_mapped_addresses_count_as_ipv4() -> None:
     assert client_ip("::ffff:10.1.2.3", "::ffff:203.0.113.7", PROXIES) == "203.0.113.7"
 
 
-def test_a_garbled_forwarded_hop_falls_back_to_the_peer() -> None:
-    """A first hop that is not an IP address is not trusted as one."""
-    assert client_ip("10.1.2.3", "unknown, 203.0.113.7", PROXIES) == "10.1.2.3"
+def test_a_garbled_forwarded_hop_falls_back_to_the_last_address_believed() -> None:
+    """A hop that is not an IP address is not trusted as one."""
+    assert client_ip("10.1.2.3", "203.0.113.7, unknown", PROXIES) == "10.1.2.3"
+    assert client_ip("10.1.2.3", "203.0.113.7, garbage, 10.4.4.4", PROXIES) == "10.4.4.4"
 
 
 def test_a_malformed_trusted_proxy_fails_at_start() -> None:

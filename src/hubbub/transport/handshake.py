@@ -60,17 +60,26 @@ def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
 
 def client_ip(peer: str | None, forwarded_for: str | None,
               trusted: Sequence[IPNetwork]) -> str:
-    """The client's IP: the peer address, or the first `X-Forwarded-For` hop when the peer is
-    a trusted proxy and that hop is an IP address."""
+    """The client's IP: the peer address or, when the peer is a trusted proxy, the nearest
+    `X-Forwarded-For` hop that is not one.
+
+    The hops are read from the right: each proxy appends the address it was connected from
+    (nginx's `$proxy_add_x_forwarded_for`), so only what trusted proxies appended can be
+    believed, and everything left of it is whatever the client chose to send. A hop that
+    is not an IP address ends the walk at the last address believed.
+    """
     address = _plain(peer) if peer else "unknown"
     if not forwarded_for or not trusted or not _in_any(address, trusted):
         return address
-    first = forwarded_for.split(",", 1)[0].strip()
-    try:
-        ipaddress.ip_address(first)
-    except ValueError:
-        return address
-    return _plain(first)
+    for hop in reversed(forwarded_for.split(",")):
+        try:
+            ipaddress.ip_address(hop.strip())
+        except ValueError:
+            return address
+        address = _plain(hop.strip())
+        if not _in_any(address, trusted):
+            return address
+    return address
 
 
 @lru_cache(maxsize=8)
