@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from sqlalchemy.pool import QueuePool
 
 from hubbub.bus import open_bus
 from hubbub.config import Settings
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
+from hubbub.notify import notify
 from hubbub.services.calls import CallService
 from hubbub.services.connection_limit import (
     ConnectionLimiter,
@@ -36,7 +38,8 @@ from hubbub.services.users import UserService
 from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
 from hubbub.transport import calls as call_routes
-from hubbub.transport import rest, static
+from hubbub.transport import metrics_http, rest, static
+from hubbub.transport.collectors import BreakerState
 from hubbub.transport.expiry import expire_tokens
 from hubbub.transport.handshake import trusted_networks
 from hubbub.transport.http import WS_PATH
@@ -72,6 +75,8 @@ class Coordination:
     watch_expired: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
     watch_revived: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
     close: Callable[[], Awaitable[None]] | None = None
+    # Each Redis part's breaker (coordination/redis.py), for /metrics.
+    breakers: tuple[BreakerState, ...] = ()
 
 
 async def open_coordination(settings: Settings) -> Coordination:
@@ -103,26 +108,33 @@ async def open_coordination(settings: Settings) -> Coordination:
     limiter: RateLimiter = (
         RedisRateLimiter(client, settings.redis_prefix) if limits_on else Unlimited())
     await registry.start()
+    tickets = RedisTicketStore(client, settings.redis_prefix)
+    typing = RedisTypingStates(client, settings.redis_prefix)
+    breakers: list[BreakerState] = [registry.breaker, tickets.breaker, typing.breaker]
+    if isinstance(limiter, RedisRateLimiter):
+        breakers.append(limiter.breaker)
 
     async def close() -> None:
         await registry.close()
         await client.aclose()
 
-    return Coordination(limiter, connection_limit, presence,
-                        RedisTicketStore(client, settings.redis_prefix),
-                        RedisTypingStates(client, settings.redis_prefix),
+    return Coordination(limiter, connection_limit, presence, tickets, typing,
                         watch_expired=presence.on_expired, watch_revived=presence.on_revived,
-                        close=close)
+                        close=close, breakers=tuple(breakers))
 
 
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
     verifier = build_verifier(settings)
     trusted_networks(settings.trusted_proxies)  # a malformed entry fails here, at start
-    app = web.Application(middlewares=[track_requests, rest.errors_middleware],
-                          client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[track_requests, metrics_http.time_requests, rest.errors_middleware],
+        client_max_size=settings.max_body_bytes)
+    app.on_response_prepare.append(metrics_http.count_response)
     app.router.add_get(WS_PATH, websocket_handler)
     rest.routes(app)
+    if settings.metrics_port is None:
+        app.router.add_get(metrics_http.METRICS_PATH, metrics_http.metrics)
     call_routes.routes(app)
     static.routes(app)
 
@@ -133,12 +145,17 @@ def create_app(settings: Settings) -> web.Application:
         hub = Hub(bus, metrics.count_sent)
         metrics.watch_order(hub.order_stats)
         metrics.watch_writer(store.writer)
+        metrics.watch_bus(bus)
+        metrics.watch_users(lambda: hub.users_online)
+        if isinstance(store.engine.pool, QueuePool):
+            metrics.watch_pool(store.engine.pool)
         events = Events(bus)
         members = MembershipCache(store)
         hub.add_control_listener(members.on_control)
         bus.on_resumed(members.clear)  # invalidations sent during an outage are lost
         ctx = ServiceContext(store=store, events=events, members=members)
         coordination = await open_coordination(settings)
+        metrics.watch_breakers(coordination.breakers)
         limiter, connection_limit = coordination.limiter, coordination.connection_limit
         if not settings.rate_limits:
             log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
@@ -166,11 +183,16 @@ def create_app(settings: Settings) -> web.Application:
         app[SERVER] = server
         beat = asyncio.get_running_loop().create_task(heartbeat(server))
         sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
+        apart = (None if settings.metrics_port is None else await metrics_http.serve_apart(
+            server, settings.metrics_host or settings.host, settings.metrics_port))
         log.info("server.started", database=settings.database_url.split("://")[0],
-                 bus="redis" if settings.redis_url else "memory")
+                 bus="redis" if settings.redis_url else "memory",
+                 metrics_port=settings.metrics_port)
         try:
             yield
         finally:
+            if apart is not None:
+                await apart.cleanup()
             beat.cancel()
             sweep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,6 +210,7 @@ def create_app(settings: Settings) -> web.Application:
         server: Server | None = app.get(SERVER)
         if server is None:
             return
+        notify("STOPPING=1")  # systemd: the stop has begun (a no-op elsewhere)
         await shut_down(server, settings.shutdown_grace)
 
     app.cleanup_ctx.append(lifespan)

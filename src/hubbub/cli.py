@@ -70,6 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from hubbub.app import create_app
+    from hubbub.notify import on_listening
     from hubbub.transport.shutdown import handler_timeout
 
     settings, generated = _settings_from(args).with_secret()
@@ -87,7 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
     gc.set_threshold(*GC_THRESHOLDS)
     app.on_startup.append(_settle_gc)
     web.run_app(app, host=settings.host, port=settings.port,
-                print=None, access_log=None,
+                print=on_listening, access_log=None,  # systemd's READY=1 (notify.py)
                 # on_shutdown drains within the grace period; this is aiohttp's backstop for
                 # a handler still running after that (see transport/shutdown.py).
                 shutdown_timeout=handler_timeout(settings.shutdown_grace),

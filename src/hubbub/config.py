@@ -50,6 +50,11 @@ class Settings:
     shutdown_grace: float = 10.0
     auto_migrate: bool = True
     trusted_proxies: tuple[str, ...] = field(default=())
+    # /metrics on a listener of its own (then not on `port`), on `metrics_host` or `host`;
+    # and/or only with `Authorization: Bearer <metrics_token>`.
+    metrics_host: str | None = None
+    metrics_port: int | None = None
+    metrics_token: str | None = None
 
     @property
     def send_rule(self) -> BucketRule:

@@ -46,6 +46,10 @@ class Bus(Protocol):
     def healthy(self) -> bool:
         """Whether events are flowing (for /readyz)."""
 
+    @property
+    def dropped(self) -> int:
+        """Events published here that the bus lost (for /metrics)."""
+
 
 class BusUnavailable(Exception):
     """The bus is down; events published meanwhile may be lost."""

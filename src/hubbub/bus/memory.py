@@ -44,3 +44,7 @@ class MemoryBus:
     @property
     def healthy(self) -> bool:
         return True
+
+    @property
+    def dropped(self) -> int:
+        return 0

@@ -69,19 +69,19 @@ class RedisRateLimiter:
         self._clock = clock
         self._script = ScriptPipeline(client, _TOKEN_BUCKET)
         self._fallback = fallback or MemoryRateLimiter()
-        self._breaker = Breaker("rate_limits")
+        self.breaker = Breaker("rate_limits")
 
     async def hit(self, key: str, rule: BucketRule) -> None:
-        if self._breaker.available:
+        if self.breaker.available:
             now = "" if self._clock is None else repr(self._clock())
             try:
                 allowed, retry_after_ms = await self._script(
                     [self._prefix + key], [repr(rule.rate), rule.burst, now]
                 )
             except REDIS_ERRORS as exc:
-                self._breaker.failed(exc)
+                self.breaker.failed(exc)
             else:
-                self._breaker.succeeded()
+                self.breaker.succeeded()
                 if not allowed:
                     raise RateLimited("rate limit exceeded", int(retry_after_ms))
                 return

@@ -56,7 +56,7 @@ class Breaker:
 
     def __init__(self, name: str, cooldown: float = BREAKER_COOLDOWN_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._name = name
+        self.name = name
         self._cooldown = cooldown
         self._clock = clock
         self._retry_at = 0.0
@@ -68,7 +68,7 @@ class Breaker:
 
     def failed(self, exc: BaseException) -> None:
         if not self.down:
-            log.warning("redis.degraded", part=self._name, error=type(exc).__name__,
+            log.warning("redis.degraded", part=self.name, error=type(exc).__name__,
                         note="counting in this process until Redis answers")
         self.down = True
         self._retry_at = self._clock() + self._cooldown
@@ -78,7 +78,7 @@ class Breaker:
         if not self.down:
             return False
         self.down = False
-        log.info("redis.recovered", part=self._name)
+        log.info("redis.recovered", part=self.name)
         return True
 
 

@@ -32,31 +32,31 @@ class RedisTicketStore:
         self._client = client
         self._prefix = prefix + ":ticket:"
         self._fallback = fallback or MemoryTicketStore()
-        self._breaker = Breaker("tickets")
+        self.breaker = Breaker("tickets")
 
     async def put(self, ticket: str, identity: Identity, ttl_s: float) -> None:
-        if self._breaker.available:
+        if self.breaker.available:
             record = _TicketRecord(identity.user_id, identity.name, identity.expires_at)
             try:
                 await self._client.set(self._prefix + ticket, _ticket_encoder.encode(record),
                                        px=max(1, int(ttl_s * 1000)))
             except REDIS_ERRORS as exc:
-                self._breaker.failed(exc)
+                self.breaker.failed(exc)
             else:
-                self._breaker.succeeded()
+                self.breaker.succeeded()
                 return
         await self._fallback.put(ticket, identity, ttl_s)
 
     async def take(self, ticket: str) -> Identity | None:
         local = await self._fallback.take(ticket)
-        if local is not None or not self._breaker.available:
+        if local is not None or not self.breaker.available:
             return local
         try:
             raw = await self._client.getdel(self._prefix + ticket)
         except REDIS_ERRORS as exc:
-            self._breaker.failed(exc)
+            self.breaker.failed(exc)
             return None
-        self._breaker.succeeded()
+        self.breaker.succeeded()
         if not isinstance(raw, bytes):
             return None
         try:

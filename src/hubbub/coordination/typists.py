@@ -83,7 +83,7 @@ class RedisTypingStates:
         self._prefix = prefix + ":typing:"
         self._script = ScriptPipeline(client, _TYPING)
         self._fallback = MemoryTypingStates()
-        self._breaker = Breaker("typing")
+        self.breaker = Breaker("typing")
 
     async def start(self, key: Key, connection_id: str, timeout_s: float) -> bool:
         if key not in self._fallback:
@@ -111,14 +111,14 @@ class RedisTypingStates:
     async def _run(self, key: Key, op: str, connection_id: str = "",
                    timeout_ms: int = 0) -> int | None:
         """The script's answer; None when Redis is unavailable."""
-        if not self._breaker.available:
+        if not self.breaker.available:
             return None
         conversation_id, user_id = key
         try:
             result = await self._script([f"{self._prefix}{conversation_id}:{user_id}"],
                                         [op, connection_id, timeout_ms, GRACE_MS])
         except REDIS_ERRORS as exc:
-            self._breaker.failed(exc)
+            self.breaker.failed(exc)
             return None
-        self._breaker.succeeded()
+        self.breaker.succeeded()
         return int(result)

@@ -85,6 +85,11 @@ class Hub:
     def connections_of(self, user_id: str) -> tuple[Connection, ...]:
         return self._by_user.get(user_id, ())
 
+    @property
+    def users_online(self) -> int:
+        """Distinct users with a connection on this instance (for /metrics)."""
+        return len(self._by_user)
+
     def add_control_listener(self, listener: ControlListener) -> None:
         self._control_listeners.append(listener)
 

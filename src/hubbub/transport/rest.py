@@ -1,4 +1,4 @@
-"""The HTTP API of PROTOCOL.md §7, health checks and metrics."""
+"""The HTTP API of PROTOCOL.md §7 and the health checks (metrics: metrics_http.py)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,6 @@ class PostMessage(msgspec.Struct, frozen=True):
 def routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
     api = "/api/v1"
     app.router.add_get(f"{api}/users/me", authed(users_me))
     app.router.add_post(f"{api}/ws-tickets", create_ws_ticket)
@@ -149,26 +148,25 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database (and the bus) answer; otherwise 503 naming what failed."""
+    """503 only for what keeps this instance from serving: its database, or shutting down.
+
+    The shared Redis is down for every instance at once, and taking them all out of the
+    load balancer would stop a service that still works (sends are stored and
+    acknowledged, clients repair the lost events with SyncMessages): a bus that does not
+    answer is `200 {"status": "degraded", "degraded": ["bus"]}`, for alerts to act on.
+    """
     server: Server = request.app[SERVER]
-    failed: list[str] = []
+    if server.closing:
+        return json_response({"status": "unavailable", "failed": ["shutting_down"]}, 503)
     try:
         await server.store.ping()
     except StoreUnavailable:
-        failed.append("database")
+        return json_response({"status": "unavailable", "failed": ["database"]}, 503)
     try:
         await server.bus.ping()
     except BusUnavailable:
-        failed.append("bus")
-    if failed:
-        return json_response({"status": "unavailable", "failed": failed}, 503)
+        return json_response({"status": "degraded", "degraded": ["bus"]})
     return json_response({"status": "ok"})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    server: Server = request.app[SERVER]
-    return web.Response(body=server.metrics.render(),
-                        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def create_ws_ticket(request: web.Request) -> web.Response:
