@@ -49,6 +49,11 @@ class ChatClient:
             self.close_code = self.ws.close_code
             self._arrived.set()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the connection has ended (every frame it carried is in `frames`)."""
+        return self._reader.done()
+
     async def send_raw(self, data: str | bytes) -> None:
         await self.ws.send(data)
 

@@ -77,11 +77,12 @@ class ServerProcess:
         self._clients.append(client)
         return client
 
-    async def start(self) -> None:
-        """Start the process on a fresh port and wait until `/healthz` answers."""
+    async def start(self, port: int | None = None) -> None:
+        """Start the process on `port` (a fresh one by default; the last one to restart
+        behind a proxy) and wait until `/healthz` answers."""
         assert self.process is None, "already running"
         self._starts += 1
-        self.port = free_port()
+        self.port = port or free_port()
         env = {
             **os.environ,
             "HUBBUB_HOST": "127.0.0.1",
