@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 # The sample names each family type puts in the exposition.
 _SUFFIXES = {
@@ -13,12 +14,17 @@ _SUFFIXES = {
 }
 
 
+def samples(text: str, name: str) -> list[Sample]:
+    """Every sample called `name`, whatever its labels."""
+    return [found for family in text_string_to_metric_families(text)
+            for found in family.samples if found.name == name]
+
+
 def sample(text: str, name: str, **labels: str) -> float | None:
     """The value of the sample `name{labels}` (labels compared as given), or None."""
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
-                return float(found.value)
+    for found in samples(text, name):
+        if all(found.labels.get(k) == v for k, v in labels.items()):
+            return float(found.value)
     return None
 
 

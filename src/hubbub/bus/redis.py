@@ -11,7 +11,7 @@ so deployments can share one Redis. Each instance keeps two connections:
   PING every few seconds proves the connection alive.
 
 When Redis goes away, `healthy` turns False and `ping` raises BusUnavailable (so /readyz
-says 503); events published meanwhile are dropped — and never sent twice: a failed pipeline
+says degraded); events published meanwhile are dropped — and never sent twice: a failed pipeline
 is not retried, since part of it may have gone out. Both sides reconnect with capped,
 jittered exponential backoff; the subscriber re-subscribes every wanted channel, and once
 that is done the resume listeners hear about it. Clients recover what they missed from the
@@ -131,7 +131,7 @@ class RedisBus:
             await asyncio.wait_for(self._up.wait(), START_TIMEOUT_S)
         except TimeoutError:
             log.warning("bus.unavailable_at_start", note="serving without the bus until "
-                        "Redis answers; /readyz says 503 meanwhile")
+                        "Redis answers; /readyz says degraded meanwhile")
 
     async def close(self) -> None:
         """Send what is queued (briefly), then stop both connections."""
