@@ -1,7 +1,8 @@
-"""What `/metrics` tells an operator, where it is served, and who may read it; and that
-the shipped Grafana dashboard and alert rules ask only for metrics hubbub exports.
+"""What `/metrics` and `/readyz` tell an operator, where metrics are served and who may
+read them; and that the shipped Grafana dashboard and alert rules ask only for metrics
+hubbub exports.
 
-Each test scrapes a real server after real traffic, on both backends.
+The metrics tests scrape a real server after real traffic, on both backends.
 """
 
 from __future__ import annotations
@@ -16,12 +17,19 @@ import websockets
 import yaml
 
 from hubbub import __version__
+from hubbub.config import Settings
 from tests.conftest import Backend, StartServer
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT, joined, send
 from tests.support.metrics import exported_names, sample, samples
 from tests.support.process import free_port
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, run_server
+from tests.support.services import (
+    REDIS_URL,
+    check_redis,
+    create_postgres_database,
+    drop_postgres_database,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -167,3 +175,21 @@ async def test_the_dashboard_and_alerts_ask_only_for_exported_metrics(
         assert not missing, f"the {source} asks for metrics hubbub does not export: {missing}"
     for query in alert_queries():
         assert METRIC.search(query) or query.startswith("up{"), query
+
+
+async def test_readiness_fails_when_the_database_goes_away() -> None:
+    """`/readyz` is 503 naming the database once it is gone (here: dropped), while
+    `/healthz` still answers: the process is alive, it cannot serve."""
+    database = await create_postgres_database()
+    try:
+        settings = Settings(database_url=database.url, redis_url=REDIS_URL,
+                            redis_prefix=await check_redis(), log_format="text")
+        async with run_server(settings) as server, server.http() as http:
+            assert (await http.get("/readyz")).json() == {"status": "ok"}
+            await drop_postgres_database(database)  # WITH (FORCE): its connections end
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json() == {"status": "unavailable", "failed": ["database"]}
+            assert (await http.get("/healthz")).status_code == 200
+    finally:
+        await drop_postgres_database(database)

@@ -148,7 +148,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """503 only for what keeps this instance from serving: its database, or shutting down.
+    """503 only for what keeps this instance from serving: its database. (A SIGTERM closes
+    the listener before anything else, so the next check is refused, not answered.)
 
     The shared Redis is down for every instance at once, and taking them all out of the
     load balancer would stop a service that still works (sends are stored and
@@ -156,8 +157,6 @@ async def readyz(request: web.Request) -> web.Response:
     answer is `200 {"status": "degraded", "degraded": ["bus"]}`, for alerts to act on.
     """
     server: Server = request.app[SERVER]
-    if server.closing:
-        return json_response({"status": "unavailable", "failed": ["shutting_down"]}, 503)
     try:
         await server.store.ping()
     except StoreUnavailable:
