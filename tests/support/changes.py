@@ -3,9 +3,9 @@ versions as the store's do, read with the store's `sync` semantics, for hub test
 a store without a database.
 
 Writes return the change event the service would publish, so a test decides which events
-the bus carries and which it loses. `hold_reads()` keeps the answers of reads taken from
-then on until `release_reads()`, each answer as it was when read: a slow query, during
-which the bus keeps delivering.
+the bus carries and which it loses. `hold_reads()` keeps the answers of change reads
+(`changes_since`) taken from then on until `release_reads()`, each answer as it was when
+read: a slow query, during which the bus keeps delivering.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ class MemoryChanges:
         self._messages: dict[str, Message] = {}
         self._ids = itertools.count(1)
         self._released: asyncio.Event | None = None
-        self.reads = 0
-        self.reads_at_once = 0
+        self.change_reads = 0
+        self.version_reads = 0
+        self.change_reads_at_once = 0
         self._reading = 0
         self.fail_reads = False
 
@@ -95,27 +96,28 @@ class MemoryChanges:
                          key=lambda m: m.version)
         page = SyncPage(changed[:limit], len(changed) > limit,
                         changed[:limit][-1].version if changed else version)
-        await self._answer()
-        return page
-
-    async def current_versions(self, conversation_ids: Collection[str]) -> dict[str, int]:
-        versions = {c: self._versions[c] for c in conversation_ids if c in self._versions}
-        await self._answer()
-        return versions
-
-    async def _answer(self) -> None:
-        self.reads += 1
+        self.change_reads += 1
         self._reading += 1
-        self.reads_at_once = max(self.reads_at_once, self._reading)
+        self.change_reads_at_once = max(self.change_reads_at_once, self._reading)
         try:
             released = self._released
             if released is not None:
                 await released.wait()
-            await asyncio.sleep(0)
-            if self.fail_reads:
-                raise ConnectionError("the store is down")
+            await self._answer()
         finally:
             self._reading -= 1
+        return page
+
+    async def current_versions(self, conversation_ids: Collection[str]) -> dict[str, int]:
+        versions = {c: self._versions[c] for c in conversation_ids if c in self._versions}
+        self.version_reads += 1
+        await self._answer()
+        return versions
+
+    async def _answer(self) -> None:
+        await asyncio.sleep(0)  # a query always yields to the loop
+        if self.fail_reads:
+            raise ConnectionError("the store is down")
 
     def _bump(self, conversation_id: str) -> int:
         self._versions[conversation_id] += 1

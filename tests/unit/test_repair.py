@@ -19,7 +19,7 @@ from hubbub.bus.memory import MemoryBus
 from hubbub.transport.connection import Connection
 from hubbub.transport.hub import Hub
 from hubbub.transport.outbox import Flusher, Outbox
-from hubbub.transport.repair import REPAIR_PAGE
+from hubbub.transport.repair import REPAIR_CONCURRENCY, REPAIR_PAGE
 from tests.support.changes import MemoryChanges
 from tests.support.waiting import until
 
@@ -94,8 +94,9 @@ class Room:
         self.transports: dict[str, FakeTransport] = {}
         self.connections: dict[str, Connection] = {}
 
-    def connect(self, name: str, answer: bool = True) -> Connection:
-        """A connection that joins the room as JoinConversation does: subscribe, then
+    def connect(self, name: str, answer: bool = True, conversation_id: str = ROOM
+                ) -> Connection:
+        """A connection that joins a conversation as JoinConversation does: subscribe, then
         (`answer`) tell the hub the version the join answered with."""
         transport = FakeTransport()
         outbox = Outbox(transport, self.flusher, 1 << 30)  # type: ignore[arg-type]
@@ -103,15 +104,15 @@ class Room:
         self.transports[name] = transport
         self.connections[name] = connection
         self.hub.add(connection)
-        self.hub.join(connection, ROOM)
+        self.hub.join(connection, conversation_id)
         if answer:
-            self.hub.joined_at(ROOM, self.store.version(ROOM))
+            self.hub.joined_at(conversation_id, self.store.version(conversation_id))
         return connection
 
-    def publish(self, *events: Envelope) -> None:
+    def publish(self, *events: Envelope, conversation_id: str = ROOM) -> None:
         """The bus brings these events."""
         for event in events:
-            self.hub.on_bus(conversation_topic(ROOM), envelope_encoder.encode(event))
+            self.hub.on_bus(conversation_topic(conversation_id), envelope_encoder.encode(event))
 
     def frames(self, name: str) -> list[dict[str, Any]]:
         return frames(self.transports[name].data)
@@ -219,7 +220,7 @@ async def test_the_check_leaves_a_conversation_whose_events_arrive(checked_room:
     await settle(0.1)
     assert len(room.received("a")) == 5
     assert room.hub.repair_stats.runs["check"] == 0
-    assert room.store.reads > 0  # the check did run
+    assert room.store.version_reads > 0  # the check did run
 
 
 async def test_events_during_a_repair_arrive_once_and_in_order(room: Room) -> None:
@@ -257,8 +258,42 @@ async def test_one_repair_at_a_time_and_a_resume_during_it_repairs_again(room: R
     await until(lambda: len(room.received("a")) == 2, "both repairs delivered")
     await settle()
     assert room.received("a") == keys(early, late)
-    assert room.store.reads_at_once == 1
+    assert room.store.change_reads_at_once == 1
+    assert room.store.change_reads == 2
     assert room.hub.repair_stats.runs["resumed"] == 2
+
+
+async def test_a_resume_repairs_only_conversations_behind(room: Room) -> None:
+    """One batched read of the stored versions first: a conversation that missed nothing
+    costs no repair."""
+    room.store.create_conversation("other")
+    room.connect("a")
+    room.connect("b", conversation_id="other")
+    lost = room.store.send(ROOM, "lost")
+    room.publish(room.store.send("other", "delivered"), conversation_id="other")
+    room.bus.resume()
+    await until(lambda: room.received("a") == keys(lost), "a has the lost one")
+    await settle()
+    assert room.hub.repair_stats.runs["resumed"] == 1
+    assert room.store.change_reads == 1
+    assert room.store.version_reads == 1
+
+
+async def test_repairs_of_many_conversations_share_a_few_reads_at_once(room: Room) -> None:
+    """After an outage that touched many conversations, only REPAIR_CONCURRENCY repairs
+    read the store at once; every one completes."""
+    names = [f"c{n}" for n in range(REPAIR_CONCURRENCY * 3)]
+    for name in names:
+        room.store.create_conversation(name)
+        room.connect(name, conversation_id=name)
+        room.store.send(name, "lost")
+    room.store.hold_reads()
+    room.bus.resume()
+    await settle(0.01)
+    assert room.store.change_reads_at_once == REPAIR_CONCURRENCY
+    room.store.release_reads()
+    await until(lambda: all(len(room.received(n)) == 1 for n in names), "all repaired")
+    assert room.store.change_reads_at_once == REPAIR_CONCURRENCY
 
 
 async def test_a_long_outage_is_repaired_page_by_page(room: Room) -> None:
@@ -269,7 +304,7 @@ async def test_a_long_outage_is_repaired_page_by_page(room: Room) -> None:
     await until(lambda: len(room.received("a")) == len(lost), "every page delivered")
     await settle()
     assert room.received("a") == keys(*lost)
-    assert room.store.reads == 3
+    assert room.store.change_reads == 3
 
 
 async def test_repaired_events_carry_the_stored_state(room: Room) -> None:
@@ -315,7 +350,7 @@ async def test_a_failed_repair_gives_the_gap_up(room: Room) -> None:
     await settle(HOLD * 4)
     assert room.received("a") == keys(first, third)
     assert room.hub.repair_stats.failed == 1
-    assert room.store.reads == 1
+    assert room.store.change_reads == 1
 
 
 async def test_events_before_the_join_s_answer_wait_for_it(room: Room) -> None:

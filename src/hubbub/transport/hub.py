@@ -40,6 +40,7 @@ from hubbub.transport.outbox import Chunk, Flusher
 from hubbub.transport.repair import (
     CHECK_BATCH,
     CHECK_INTERVAL_S,
+    REPAIR_CONCURRENCY,
     REPAIR_PAGE,
     ChangeSource,
     Lag,
@@ -98,7 +99,9 @@ class Hub:
         self._lag = Lag(reorder_hold)
         self._repairs: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._reading = asyncio.Semaphore(REPAIR_CONCURRENCY)
         self._checker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()  # the checks after an outage
         self.repair_stats = RepairStats()
         # The outboxes' Flusher (one per loop, known from the first connection) and the
         # last broadcast, which any change of subscriptions closes.
@@ -119,7 +122,9 @@ class Hub:
 
     async def close(self) -> None:
         """Stop the version check and the repairs running (before the store closes)."""
-        tasks = [*self._repairs.values()] + ([self._checker] if self._checker else [])
+        tasks = [*self._repairs.values(), *self._background]
+        if self._checker is not None:
+            tasks.append(self._checker)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -292,7 +297,8 @@ class Hub:
             return
         if self._changes is not None and gate.next_version is not None:
             # Repair the gap instead of giving it up (a running repair re-arms when done).
-            self._repair(conversation_id, "gap")
+            if gate.holding:
+                self._repair(conversation_id, "gap")
             return
         for event in gate.expire(asyncio.get_running_loop().time()):
             self._deliver(recipients, event)
@@ -308,12 +314,16 @@ class Hub:
 
     # -- repairs (transport/repair.py) ----------------------------------------------------
 
-    def _repair(self, conversation_id: str, trigger: str) -> None:
+    def _repair(self, conversation_id: str, trigger: str, again: bool = False) -> None:
         """Start a repair of the conversation from the last version delivered there, unless
-        one is running or the baseline is still unknown."""
+        the baseline is still unknown or one is running (then, with `again`, start another
+        after it: the running one may have read before the changes that called for it)."""
         gate = self._gates.get(conversation_id)
-        if (self._changes is None or gate is None or gate.next_version is None
-                or conversation_id in self._repairs):
+        if self._changes is None or gate is None or gate.next_version is None:
+            return
+        if conversation_id in self._repairs:
+            if again:
+                self._again.add(conversation_id)
             return
         self.repair_stats.runs[trigger] += 1
         self._lag.forget(conversation_id)
@@ -354,8 +364,9 @@ class Hub:
         gate holds whatever the bus brings meanwhile."""
         assert self._changes is not None
         while True:
-            page = await self._changes.changes_since(conversation_id, replay.after,
-                                                     REPAIR_PAGE)
+            async with self._reading:
+                page = await self._changes.changes_since(conversation_id, replay.after,
+                                                         REPAIR_PAGE)
             recipients = self._by_conversation.get(conversation_id)
             if self._gates.get(conversation_id) is not gate or not recipients:
                 return
@@ -370,26 +381,33 @@ class Hub:
     async def _check_forever(self) -> None:
         while True:
             await asyncio.sleep(self._check_interval)
-            try:
-                await self._check()
-            except Exception as exc:
-                log.warning("hub.version_check_failed", error=type(exc).__name__)
+            await self._compare_versions("check")
 
-    async def _check(self) -> None:
-        """Compare the stored versions of the subscribed conversations with the delivered
-        ones (repair.py `Lag`), CHECK_BATCH conversations per query."""
+    async def _compare_versions(self, trigger: str) -> None:
+        """Read the stored versions of the subscribed conversations, CHECK_BATCH per query,
+        and repair those behind what was delivered there: after a bus outage every one
+        behind at all, for the periodic check those stuck behind (repair.py `Lag`). Only
+        conversations behind cost a repair's read."""
         assert self._changes is not None
-        ids = [c for c in self._by_conversation if c not in self._repairs]
-        for start in range(0, len(ids), CHECK_BATCH):
-            stored = await self._changes.current_versions(ids[start:start + CHECK_BATCH])
-            now = asyncio.get_running_loop().time()
-            for conversation_id, version in stored.items():
-                gate = self._gates.get(conversation_id)
-                if (gate is None or gate.next_version is None
-                        or conversation_id in self._repairs):
-                    continue  # gone, no baseline yet, or being repaired
-                if self._lag.observe(conversation_id, version, gate.next_version - 1, now):
-                    self._repair(conversation_id, "check")
+        ids = list(self._by_conversation)
+        try:
+            for start in range(0, len(ids), CHECK_BATCH):
+                stored = await self._changes.current_versions(ids[start:start + CHECK_BATCH])
+                now = asyncio.get_running_loop().time()
+                for conversation_id, version in stored.items():
+                    gate = self._gates.get(conversation_id)
+                    if gate is None or gate.next_version is None:
+                        continue  # gone, or no baseline yet
+                    delivered = gate.next_version - 1
+                    if trigger == "resumed":
+                        if version > delivered:
+                            self._repair(conversation_id, trigger, again=True)
+                    elif conversation_id not in self._repairs and self._lag.observe(
+                            conversation_id, version, delivered, now):
+                        self._repair(conversation_id, trigger)
+        except Exception as exc:
+            log.warning("hub.version_check_failed", trigger=trigger,
+                        error=type(exc).__name__)
 
     def _forget_order(self, conversation_id: str) -> None:
         self._gates.pop(conversation_id, None)
@@ -399,15 +417,13 @@ class Hub:
 
     def _on_bus_resumed(self) -> None:
         """After a bus outage every gap is a lost event. With a repair wired, every
-        conversation with local subscribers is repaired from the last version delivered
-        there. Without one: deliver what is held and start the order afresh, instead of
-        holding the first events after the outage."""
+        conversation with local subscribers whose stored version is ahead is repaired from
+        the last version delivered there. Without one: deliver what is held and start the
+        order afresh, instead of holding the first events after the outage."""
         if self._changes is not None:
-            for conversation_id in list(self._by_conversation):
-                if conversation_id in self._repairs:
-                    self._again.add(conversation_id)  # it may have read before the outage
-                else:
-                    self._repair(conversation_id, "resumed")
+            task = asyncio.get_running_loop().create_task(self._compare_versions("resumed"))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
             return
         now = asyncio.get_running_loop().time()
         for conversation_id, gate in list(self._gates.items()):

@@ -7,7 +7,8 @@ but in a quiet conversation there may be no next event. So the hub repairs by it
 reads the changes after the last version it delivered from the store (services/changes.py
 turns them into change events) and delivers them in order, on three triggers:
 
-- the bus resumed after an outage: every conversation with local subscribers;
+- the bus resumed after an outage: every conversation with local subscribers whose stored
+  version (one batched query, as for the check) is ahead of the delivered one;
 - a version gate held an early event for the whole hold: the gap it waits for;
 - a periodic check (`Lag`): one query for the stored versions of every conversation with
   local subscribers, per interval, not per event. A conversation is repaired when the
@@ -29,6 +30,9 @@ from hubbub.domain.models import SyncPage
 # Changes read per query of a repair: the default page of `SyncMessages`, so a repair of a
 # long outage goes out in steps of a few hundred KiB per subscriber, never all at once.
 REPAIR_PAGE = 100
+# Repairs reading at once: a Redis outage leaves many conversations to repair together, and
+# they must not take the store's whole pool (PostgreSQL: 20 connections) from requests.
+REPAIR_CONCURRENCY = 4
 # How often the stored versions are checked. A crashed instance's last message reaches the
 # other instances' quiet conversations within two intervals; the check is one indexed query
 # per interval (per CHECK_BATCH conversations), so this costs nothing worth measuring.
