@@ -33,7 +33,8 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 # A bound on memory when a gap never fills while events keep coming: past this many held
-# events the gap is given up at once instead of after `hold`.
+# events the gap is given up at once instead of after `hold` (not while a repair runs: it
+# drops what it covered after each page it reads).
 MAX_HELD = 10_000
 
 
@@ -79,8 +80,8 @@ class VersionGate(Generic[T]):
     def offer(self, version: int, item: T, now: float) -> list[T]:
         """Take one event; returns the events that may be delivered now, in order."""
         expected = self.next_version
-        sets_baseline = expected is None and not self._waiting
-        if not self.paused and (version == expected or sets_baseline):
+        if not self.paused and (version == expected
+                                or (expected is None and not self._waiting)):
             self._stats.in_order += 1
             self.next_version = version + 1
             if not self._held:
