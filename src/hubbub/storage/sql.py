@@ -211,9 +211,10 @@ class SqlStore:
                                     ) -> dict[str, int]:
         if not conversation_ids:
             return {}
+        query = select(conversations.c.id, conversations.c.version).where(
+            self._dialect.one_of(conversations.c.id, list(conversation_ids)))
         async with self._read() as conn:
-            rows = (await conn.execute(select(conversations.c.id, conversations.c.version)
-                                       .where(conversations.c.id.in_(conversation_ids)))).all()
+            rows = (await conn.execute(query)).all()
         return {row.id: int(row.version) for row in rows}
 
     async def list_conversations(self, user_id: str, conversation_id: str | None = None
