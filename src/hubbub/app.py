@@ -16,6 +16,7 @@ from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.notify import notify
 from hubbub.services.calls import CallService
+from hubbub.services.changes import ChangeFeed
 from hubbub.services.connection_limit import (
     ConnectionLimiter,
     MemoryConnectionLimiter,
@@ -45,6 +46,7 @@ from hubbub.transport.handshake import trusted_networks
 from hubbub.transport.http import WS_PATH
 from hubbub.transport.hub import Hub
 from hubbub.transport.metrics import Metrics
+from hubbub.transport.repair_metrics import RepairCollector
 from hubbub.transport.server import SERVER, Server
 from hubbub.transport.shutdown import shut_down, track_requests
 from hubbub.transport.websocket import heartbeat, websocket_handler
@@ -142,8 +144,13 @@ def create_app(settings: Settings) -> web.Application:
         store = await open_store(settings.database_url, migrate=settings.auto_migrate)
         bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
         metrics = Metrics()
-        hub = Hub(bus, metrics.count_sent)
+        # Only Redis loses events (at-most-once across instances); the in-process bus never
+        # does, so a single instance needs no repair and pays nothing for it.
+        hub = Hub(bus, metrics.count_sent,
+                  changes=ChangeFeed(store) if settings.redis_url is not None else None,
+                  check_interval=settings.repair_check_interval)
         metrics.watch_order(hub.order_stats)
+        metrics.registry.register(RepairCollector(hub.repair_stats))
         metrics.watch_writer(store.writer)
         metrics.watch_bus(bus)
         metrics.watch_users(lambda: hub.users_online)
@@ -201,6 +208,7 @@ def create_app(settings: Settings) -> web.Application:
                 await sweep
             await server.typing.close()
             await server.calls.close()
+            await hub.close()
             if coordination.close is not None:
                 await coordination.close()
             await bus.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hubbub.domain.ratelimit import BucketRule
+from hubbub.transport.repair import CHECK_INTERVAL_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +22,9 @@ class Settings:
     # With Redis: an instance that stops refreshing its heartbeat for this long (it crashed)
     # no longer counts its users' connections, so presence reports them offline.
     presence_ttl: float = 30.0
+    # With Redis: how often each instance compares the stored versions of its subscribed
+    # conversations with what it delivered, to repair what the bus lost (transport/repair.py).
+    repair_check_interval: float = CHECK_INTERVAL_S
     jwt_secret: str | None = None
     jwt_public_key: str | None = None
     jwt_algorithms: tuple[str, ...] = ("HS256",)

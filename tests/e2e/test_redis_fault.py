@@ -4,8 +4,9 @@ Two instances share PostgreSQL and a private `redis-server`. While Redis is down
 still acknowledged and stored (persistence does not need Redis) and `/readyz` says
 `degraded` with 200 — not 503, which would take every instance out of the load balancer at
 once (docs/DECISIONS.md, "Operations") — and `/metrics` says the bus is down; after the
-restart the bus re-subscribes, and every client that repairs its gaps with
-`SyncMessages` holds exactly the server's state, with every acknowledged message stored once.
+restart the bus re-subscribes, the hubs repair what the bus lost from the store
+(transport/repair.py), and every client holds exactly the server's state from the events it
+received alone — without a gap to sync — with every acknowledged message stored once.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ async def bus_healthy_metric(instance: RunningServer) -> float:
                 if line.startswith("hubbub_bus_healthy "))
 
 
+def announced(client: ChatClient) -> set[str]:
+    """The ids of the messages whose `NewMessage` reached the client."""
+    return {f["message"]["id"] for f in client.frames if f["type"] == "NewMessage"}
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
     """A private redis-server this test may kill."""
@@ -87,9 +93,9 @@ async def redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
 
 async def test_clients_converge_after_redis_restarts_under_traffic(redis: RedisProcess) -> None:
     """Sends keep being acknowledged through a Redis outage, /readyz reports it as degraded
-    while keeping every instance in the load balancer, and after
-    the restart every client that syncs holds exactly the stored state, each acknowledged
-    message stored once and no event delivered twice."""
+    while keeping every instance in the load balancer, and after the restart every client
+    holds exactly the stored state from its events, each acknowledged message stored once,
+    no event delivered twice and no gap left to sync."""
     async with postgres_database() as database, run_cluster(
             database.url, 2, redis_url=redis.url, rate_limits=False) as cluster:
         alice, bob, carol, dave = (cluster.user(n) for n in ("alice", "bob", "carol", "dave"))
@@ -132,6 +138,9 @@ async def test_clients_converge_after_redis_restarts_under_traffic(redis: RedisP
         assert len(stored) == len(acked)
 
         truth = history_state(stored)
+        for client in clients:
+            await until(lambda c=client: set(acked) <= announced(c),
+                        f"{client.user_id} has an event of every acknowledged message")
         repairs = 0
         for client in clients:
             events = [f for f in client.frames if f["type"] in CHANGE_EVENTS]
@@ -144,10 +153,14 @@ async def test_clients_converge_after_redis_restarts_under_traffic(redis: RedisP
                     repairs += 1
                     await replica.catch_up(client)
                     replica.offer(frame)
-            await replica.catch_up(client)
             assert replica.state() == truth, f"{client.user_id} diverged"
+        repaired = [instance.internals.hub.repair_stats for instance in cluster.instances]
         print(f"{len(acked)} messages acknowledged, {during_outage} during the outage; "
-              f"{repairs} gaps repaired with SyncMessages")
-        assert repairs > 0, "the outage should have left the clients a gap to repair"
+              f"{sum(r.events for r in repaired)} events repaired by the servers "
+              f"(runs {[r.runs for r in repaired]}), {repairs} gaps left to the clients")
+        # Before the servers repaired by themselves, every client saw the outage's gap and
+        # had to sync: now the events alone bring each one to the stored state.
+        assert repairs == 0, "a client was left a gap to repair with SyncMessages"
+        assert all(r.events > 0 for r in repaired), "the outage lost no event to repair"
         assert all(instance.internals.bus.healthy for instance in cluster.instances)
         await cluster.close_clients()

@@ -57,9 +57,14 @@ def change_version(message: ServerMessage) -> int | None:
             return None
 
 
+def envelope_of(message: ServerMessage, exclude_user: str | None = None,
+                exclude_connection: str | None = None) -> Envelope:
+    """The bus form of a server message: encoded once, with its type and version."""
+    kind = type(message).__struct_config__.tag
+    return Envelope(str(kind), encode(message), exclude_user, change_version(message),
+                    exclude_connection)
+
+
 def _wrap(message: ServerMessage, exclude_user: str | None,
           exclude_connection: str | None = None) -> bytes:
-    kind = type(message).__struct_config__.tag
-    return envelope_encoder.encode(Envelope(
-        str(kind), encode(message), exclude_user, change_version(message), exclude_connection
-    ))
+    return envelope_encoder.encode(envelope_of(message, exclude_user, exclude_connection))

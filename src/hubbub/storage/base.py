@@ -8,6 +8,7 @@ driver errors into `StoreUnavailable`.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Protocol
 
 from hubbub.domain.calls import Call, CallState, EndReason
@@ -67,6 +68,11 @@ class Store(Protocol):
         """The user's conversations (banned ones left out), newest activity first; only
         that one (if the user is in it) when `conversation_id` is given. `unread_count`
         saturates at a cap (docs/DECISIONS.md)."""
+
+    async def conversation_versions(self, conversation_ids: Collection[str]
+                                    ) -> dict[str, int]:
+        """The current `version` of each conversation, in one query (unknown ids are left
+        out): how the hub notices changes the bus never brought (transport/repair.py)."""
 
     async def conversation_ids_of(self, user_id: str) -> list[str]:
         """The ids of the user's conversations (banned ones left out): one indexed query,

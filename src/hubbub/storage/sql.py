@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar, cast, get_args
 
 import msgspec
@@ -206,6 +206,16 @@ class SqlStore:
                 return None
             count = await self._member_count(conn, conversation_id)
         return _to_conversation(row, count)
+
+    async def conversation_versions(self, conversation_ids: Collection[str]
+                                    ) -> dict[str, int]:
+        if not conversation_ids:
+            return {}
+        query = select(conversations.c.id, conversations.c.version).where(
+            self._dialect.one_of(conversations.c.id, list(conversation_ids)))
+        async with self._read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.id: int(row.version) for row in rows}
 
     async def list_conversations(self, user_id: str, conversation_id: str | None = None
                                  ) -> list[ConversationSummary]:

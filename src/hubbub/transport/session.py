@@ -185,6 +185,7 @@ class Session:
                 summary = await server.conversations.summary(actor, conversation.id)
                 view = (summary_object(summary) if summary is not None
                         else conversation_object(conversation, role))
+                server.hub.joined_at(conversation.id, view.version)
                 return ActionConfirmed(action=action, request_id=rid, role=role,
                                        conversation=view)
             case c.LeaveConversation():

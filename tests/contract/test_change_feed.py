@@ -1,0 +1,48 @@
+"""What the hub's repair reads through `ChangeFeed` (services/changes.py), on SQLite and
+PostgreSQL alike: the stored versions of many conversations in one call, and changes after
+a version that end exactly at the stored version."""
+
+from __future__ import annotations
+
+import pytest
+
+from hubbub.services.changes import ChangeFeed
+from hubbub.storage.sql import SqlStore
+from tests.contract.test_store_features import conversation, new_id, now, send, user
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+async def test_current_versions_of_many_conversations(store: SqlStore) -> None:
+    """Each conversation's version as its changes left it; unknown ids are left out."""
+    feed = ChangeFeed(store)
+    owner = await user(store)
+    quiet, busy = await conversation(store, owner), await conversation(store, owner)
+    first = await send(store, busy, owner, "one")
+    await send(store, busy, owner, "two")
+    await store.edit(first.id, "one, edited", now())
+    await store.add_reaction(first.id, owner, "👍", now())
+    versions = await feed.current_versions([quiet, busy, new_id()])
+    assert versions == {quiet: 0, busy: 4}
+    assert await feed.current_versions([]) == {}
+
+
+async def test_changes_since_end_at_the_stored_version(store: SqlStore) -> None:
+    """Every version is a message's version, so reading the changes after any version
+    reaches the conversation's stored version: a repair that ends there missed nothing."""
+    feed = ChangeFeed(store)
+    owner = await user(store)
+    room = await conversation(store, owner)
+    messages = [await send(store, room, owner, f"m{n}") for n in range(4)]
+    await store.edit(messages[0].id, "edited", now())
+    await store.delete(messages[1].id, owner, now())
+    await store.add_reaction(messages[2].id, owner, "👍", now())
+    stored = (await feed.current_versions([room]))[room]
+    assert stored == 7
+    for after in range(stored + 1):
+        page = await feed.changes_since(room, after, 100)
+        assert page.last_version == stored
+        assert all(m.version > after for m in page.messages)
+    latest = await feed.changes_since(room, 4, 100)
+    assert [(m.id, m.version) for m in latest.messages] == [
+        (messages[0].id, 5), (messages[1].id, 6), (messages[2].id, 7)]
