@@ -58,6 +58,7 @@ LIMITS_ENV = [
     "HUBBUB_RATE_LIMITS=on", "HUBBUB_SEND_RATE=1000", "HUBBUB_SEND_BURST=1000",
     "HUBBUB_OTHER_RATE=1000", "HUBBUB_OTHER_BURST=1000", "HUBBUB_HANDSHAKE_RATE=10000",
     "HUBBUB_HANDSHAKE_BURST=10000", "HUBBUB_MAX_CONNECTIONS_PER_USER=1000",
+    "HUBBUB_CONVERSATION_BURST=10000",
     # Small, so a client that stops reading is closed within seconds (the kernel's send
     # buffer is capped to the same size).
     "HUBBUB_MAX_PENDING_BYTES=65536",

@@ -22,6 +22,7 @@ from hubbub.services.connection_limit import (
     MemoryConnectionLimiter,
     NoConnectionLimit,
 )
+from hubbub.services.consent import Consent
 from hubbub.services.context import ServiceContext
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
@@ -166,11 +167,15 @@ def create_app(settings: Settings) -> web.Application:
         limiter, connection_limit = coordination.limiter, coordination.connection_limit
         if not settings.rate_limits:
             log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
+        presence = PresenceService(ctx, coordination.presence)
+        consent = Consent(ctx, presence)
         server = Server(
             settings=settings, store=store, bus=bus, hub=hub, metrics=metrics,
             limiter=limiter, verifier=verifier, users=UserService(ctx),
-            messages=MessageService(ctx), conversations=ConversationService(ctx),
-            presence=PresenceService(ctx, coordination.presence),
+            messages=MessageService(ctx, consent),
+            conversations=ConversationService(ctx, consent, limiter,
+                                              settings.conversation_rule),
+            presence=presence,
             connection_limit=connection_limit, tickets=TicketService(coordination.tickets),
             search=SearchService(ctx), sync=SyncService(ctx),
             typing=TypingService(ctx, coordination.typing, settings.typing_timeout),

@@ -48,6 +48,11 @@ class Settings:
     other_rate: float = 50.0
     other_burst: int = 100
     max_connections_per_user: int = 20
+    # New conversations per user (docs/DECISIONS.md, "Conversations and members"): each
+    # one can put its creator's name in front of up to 1000 people, so a bucket refilling
+    # 30 an hour; a burst of 30 lets someone set up a team's rooms at once.
+    conversations_per_hour: float = 30.0
+    conversation_burst: int = 30
     handshake_rate: float = 20.0
     handshake_burst: int = 20
     max_body_bytes: int = 256 * 1024
@@ -67,6 +72,10 @@ class Settings:
     @property
     def other_rule(self) -> BucketRule:
         return BucketRule(self.other_rate, self.other_burst)
+
+    @property
+    def conversation_rule(self) -> BucketRule:
+        return BucketRule(self.conversations_per_hour / 3600.0, self.conversation_burst)
 
     @property
     def handshake_rule(self) -> BucketRule:

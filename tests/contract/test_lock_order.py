@@ -7,18 +7,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
-import pytest_asyncio
 
 from hubbub.domain.calls import Call, CallState, EndReason
 from hubbub.domain.models import MessageDraft
-from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
 from hubbub.storage.sql import SqlStore
-from tests.support.services import create_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -28,20 +25,6 @@ _clock = itertools.count(1_900_000_000_000_000)
 
 def new_id() -> str:
     return str(uuid.uuid4())
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def two_instances() -> AsyncIterator[tuple[SqlStore, SqlStore]]:
-    """Two stores on one fresh PostgreSQL database, as two instances would have."""
-    database = await create_postgres_database()
-    first = await open_store(database.url)
-    second = await open_store(database.url)
-    try:
-        yield first, second
-    finally:
-        await first.close()
-        await second.close()
-        await drop_postgres_database(database)
 
 
 def draft(conversation_id: str, sender: str) -> MessageDraft:

@@ -14,10 +14,10 @@ import pytest
 import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, text
 
 from hubbub.storage import create_engine, upgrade
-from hubbub.storage.schema import metadata
+from hubbub.storage.schema import conversations, members, metadata
 from tests.support.cluster import postgres_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -72,3 +72,35 @@ async def test_hubbub_migrate_runs_and_can_run_again(database_url: str,
         )
         output, _ = await process.communicate()
         assert process.returncode == 0, output.decode(errors="replace")
+
+
+async def test_0005_accepts_existing_memberships_and_makes_direct_peers(
+        database_url: str) -> None:
+    """Memberships made before 0005 count as accepted (from their `joined_at`), and the
+    creator of a direct conversation, its owner until then, becomes a `member`; groups keep
+    their owners."""
+    engine, dialect = create_engine(database_url)
+    try:
+        await upgrade(engine, dialect, "0004")
+        async with engine.begin() as conn:
+            for conversation, kind, name in (("d", "direct", None), ("g", "group", "g")):
+                await conn.execute(conversations.insert().values(
+                    id=conversation, kind=kind, name=name, created_by="alice", version=0,
+                    created_at=1, last_activity_at=1,
+                    direct_key="alice:bob" if kind == "direct" else None))
+                await conn.execute(text(
+                    "INSERT INTO members (conversation_id, user_id, role, joined_at) "
+                    "VALUES (:c, 'alice', 'owner', 10), (:c, 'bob', 'member', 20)"),
+                    {"c": conversation})
+        await upgrade(engine, dialect)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                select(members.c.conversation_id, members.c.user_id, members.c.role,
+                       members.c.accepted_at)
+                .order_by(members.c.conversation_id, members.c.user_id))).all()
+    finally:
+        await engine.dispose()
+    assert [tuple(row) for row in rows] == [
+        ("d", "alice", "member", 10), ("d", "bob", "member", 20),
+        ("g", "alice", "owner", 10), ("g", "bob", "member", 20),
+    ]

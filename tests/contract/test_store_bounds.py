@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from hubbub.domain.models import Membership
 from hubbub.storage.sql import SEARCH_SCAN_LIMIT, UNREAD_COUNT_CAP, SqlStore
 from tests.contract.test_store_features import conversation, now, send, user
 
@@ -26,7 +27,7 @@ async def test_add_member_if_absent_never_lifts_a_ban(store: SqlStore) -> None:
     member, created = await store.add_member_if_absent(room, joiner, "member", now())
     assert not created
     assert member.role == "banned"
-    assert await store.get_role(room, joiner) == "banned"
+    assert await store.get_membership(room, joiner) == Membership("banned", False)
 
 
 async def test_add_member_if_absent_adds_once(store: SqlStore) -> None:

@@ -434,8 +434,9 @@ async def test_typing_lost_with_redis_still_ends(database: str) -> None:
 async def test_presence_is_counted_across_instances(cluster: Cluster) -> None:
     """A user online on two instances goes offline only when the last connection closes."""
     watcher, dave = cluster.user("watcher"), cluster.user("dave")
-    room = (await cluster[0].create_conversation(watcher, name="presence",
-                                                 members=[dave]))["id"]
+    # Made by dave, who thereby accepts it: presence goes through accepted conversations.
+    room = (await cluster[0].create_conversation(dave, name="presence",
+                                                 members=[watcher]))["id"]
     watching = await joined(cluster[0], watcher, room)
     on_b = await cluster.connect(1, dave)
     online = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
@@ -589,8 +590,9 @@ async def watch_dave(cluster: Cluster, process: ServerProcess
     """A watcher on instance 0 in a room with dave, once it has seen dave, connected to the
     process, come online. Returns (the watcher's connection, the watcher, dave, the room)."""
     watcher, dave = cluster.user("watcher"), cluster.user("dave")
-    room = (await cluster[0].create_conversation(watcher, name="presence",
-                                                 members=[dave]))["id"]
+    # Made by dave, who thereby accepts it: presence goes through accepted conversations.
+    room = (await cluster[0].create_conversation(dave, name="presence",
+                                                 members=[watcher]))["id"]
     watching = await joined(cluster[0], watcher, room)
     await process.connect(dave)
     online = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)

@@ -210,6 +210,54 @@ async def test_a_removal_ends_the_subscription_and_read_access(server: RunningSe
     assert_error(reply, "FORBIDDEN", request_id="rm")
 
 
+# -- direct conversations: two peers ---------------------------------------------------------
+
+
+async def test_both_members_of_a_direct_conversation_are_peers(server: RunningServer) -> None:
+    """Neither the creator nor the other party is `owner`: both are `member`, in the member
+    list and in each one's own view."""
+    alice, bob = server.user(), server.user()
+    room = await server.create_conversation(alice, kind="direct", members=[bob])
+    assert room["role"] == "member"
+    assert await roles(server, bob, room["id"]) == {alice.id: "member", bob.id: "member"}
+    for user in (alice, bob):
+        confirmed = await (await server.connect(user)).request(
+            "JoinConversation", conversation_id=room["id"], timeout=TIMEOUT)
+        assert confirmed["role"] == "member", confirmed
+
+
+async def test_direct_peers_delete_their_own_messages_only(server: RunningServer) -> None:
+    """Each party deletes its own messages; the other's — the creator's power included —
+    is FORBIDDEN and stays."""
+    alice, bob = server.user(), server.user()
+    room = (await server.create_conversation(alice, kind="direct", members=[bob]))["id"]
+    a, b = await joined(server, alice, room), await joined(server, bob, room)
+    from_alice, from_bob = await send(a, room, "alice's"), await send(b, room, "bob's")
+    for client, other, request_id in ((a, from_bob, "a-del"), (b, from_alice, "b-del")):
+        reply = await client.request("DeleteMessage", message_id=other["id"],
+                                     request_id=request_id)
+        assert_error(reply, "FORBIDDEN", request_id=request_id)
+    await a.expect_none("MessageDeleted", within=0.3)
+    assert [m["content"] for m in await all_messages(a, room)] == ["alice's", "bob's"]
+    for client, own in ((a, from_alice), (b, from_bob)):
+        reply = await client.request("DeleteMessage", message_id=own["id"], timeout=TIMEOUT)
+        assert reply["type"] == "ActionConfirmed", reply
+    assert [m["content"] for m in await all_messages(a, room)] == ["", ""]
+
+
+async def test_the_creator_of_a_direct_conversation_cannot_manage_the_other(
+        server: RunningServer) -> None:
+    """No role change, ban or removal of the other party: the members are fixed."""
+    alice, bob = server.user(), server.user()
+    room = (await server.create_conversation(alice, kind="direct", members=[bob]))["id"]
+    for role in ("banned", "read_only", "owner"):
+        assert await set_role(server, alice, room, bob, role) == 400
+    async with server.http(alice) as http:
+        removal = await http.delete(f"/api/v1/conversations/{room}/members/{bob.id}")
+    assert removal.status_code == 400, removal.text
+    assert await roles(server, bob, room) == {alice.id: "member", bob.id: "member"}
+
+
 # -- moderation -----------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from hubbub.domain.reactions import MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT, all_messages, assert_error, joined, send
 from tests.support.server import RunningServer, User
@@ -216,3 +217,55 @@ async def test_the_longest_emoji_is_accepted(server: RunningServer) -> None:
     await react(a, message["id"], ":" + "y" * 30 + ":")
     [stored] = await all_messages(a, room)
     assert stored["reactions"][0]["emoji"] == ":" + "y" * 30 + ":"
+
+
+# -- caps (docs/DECISIONS.md, "Reactions") --------------------------------------------------
+
+
+async def test_a_message_takes_a_bounded_number_of_different_emoji(
+        server: RunningServer) -> None:
+    """Once a message carries `max_reaction_emoji_per_message` different emoji, a new one is
+    CONFLICT naming the limit: nothing stored, broadcast or versioned. An emoji already
+    there may still be added."""
+    room, alice, a, _, b, message = await setup(server)
+    cap = a.connected["limits"]["max_reaction_emoji_per_message"]
+    assert cap == MAX_EMOJI_PER_MESSAGE
+    per_user = a.connected["limits"]["max_reactions_per_user_per_message"]
+    reactors = [server.user(f"r{n}") for n in range(-(-cap // per_user))]
+    clients = [await joined(server, user, room) for user in reactors]
+    for n in range(cap):
+        await react(clients[n // per_user], message["id"], f"e{n}")
+    for _ in range(cap):
+        await b.expect("ReactionAdded", timeout=TIMEOUT)
+    before = await conversation_version(server, alice, room)
+    reply = await a.request("AddReaction", message_id=message["id"], emoji="one too many",
+                            request_id="cap")
+    assert_error(reply, "CONFLICT", field="$.emoji", request_id="cap")
+    assert f"at most {cap} different emoji" in reply["message"]
+    await b.expect_none("ReactionAdded")
+    assert await conversation_version(server, alice, room) == before
+    [stored] = await all_messages(a, room)
+    assert [r["emoji"] for r in stored["reactions"]] == [f"e{n}" for n in range(cap)]
+    await react(a, message["id"], "e0")
+    assert await conversation_version(server, alice, room) == before + 1
+
+
+async def test_one_user_adds_a_bounded_number_of_reactions_to_a_message(
+        server: RunningServer) -> None:
+    """Past `max_reactions_per_user_per_message` the user's next reaction is CONFLICT and
+    stores nothing; other users still react."""
+    room, alice, a, _, b, message = await setup(server)
+    per_user = b.connected["limits"]["max_reactions_per_user_per_message"]
+    assert per_user == MAX_REACTIONS_PER_USER
+    for n in range(per_user):
+        await react(b, message["id"], f"b{n}")
+    before = await conversation_version(server, alice, room)
+    reply = await b.request("AddReaction", message_id=message["id"], emoji="more",
+                            request_id="mine")
+    assert_error(reply, "CONFLICT", field="$.emoji", request_id="mine")
+    assert f"at most {per_user} reactions per user" in reply["message"]
+    assert await conversation_version(server, alice, room) == before
+    [stored] = await all_messages(a, room)
+    assert len(stored["reactions"]) == per_user
+    assert "more" not in {r["emoji"] for r in stored["reactions"]}
+    await react(a, message["id"], "more")

@@ -343,18 +343,21 @@ async def test_get_of_an_unknown_or_malformed_id(server: RunningServer) -> None:
 
 
 async def test_members_are_listed_with_role_and_presence(server: RunningServer) -> None:
-    """`GET …/members` lists each member's id, name, role, join time and whether online."""
+    """`GET …/members` lists each member's id, name, role, join time, whether it accepted
+    and whether online."""
     alice, bob = server.user("alice"), server.user("bob")
     room = await server.create_conversation(alice, kind="group", members=[bob])
-    await server.connect(bob)
+    await joined(server, bob, room["id"])
     response = await api(server, alice, "GET", f"/conversations/{room['id']}/members")
     assert response.status_code == 200
     members = {m["user_id"]: m for m in response.json()["members"]}
     assert set(members) == {alice.id, bob.id}
     assert members[alice.id]["user_name"] == "alice"
     assert members[alice.id]["role"] == "owner"
+    assert members[alice.id]["accepted"] is True
     assert members[alice.id]["online"] is False
     assert members[bob.id]["role"] == "member"
+    assert members[bob.id]["accepted"] is True
     assert members[bob.id]["online"] is True
     assert TIME.match(members[bob.id]["joined_at"])
 
@@ -428,7 +431,7 @@ async def test_direct_members_are_fixed(server: RunningServer) -> None:
     assert_error_body(await api(server, alice, "DELETE",
                                 f"/conversations/{room['id']}/members/{bob.id}"),
                       400, "BAD_REQUEST")
-    assert await roles(server, alice, room["id"]) == {alice.id: "owner", bob.id: "member"}
+    assert await roles(server, alice, room["id"]) == {alice.id: "member", bob.id: "member"}
 
 
 async def test_removing_a_non_member_is_404(server: RunningServer) -> None:

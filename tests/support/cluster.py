@@ -81,3 +81,20 @@ async def run_cluster(database_url: str, size: int = 3, redis_url: str = REDIS_U
         instances = [await stack.enter_async_context(run_server(settings))
                      for _ in range(size)]
         yield Cluster(instances, database_url, redis_url, prefix, secret)
+
+
+@contextlib.asynccontextmanager
+async def deployment(database_url: str, size: int, **overrides: Any
+                     ) -> AsyncIterator[list[RunningServer]]:
+    """The instances of a deployment on this database, sharing one JWT secret: `size` on
+    PostgreSQL (with a Redis prefix of their own; each instance has its own writer, so only
+    the database's locks order their transactions), one on SQLite (a single process is the
+    whole deployment there)."""
+    if not database_url.startswith("postgresql"):
+        settings = Settings(**{"database_url": database_url, "log_format": "text",
+                               "jwt_secret": secrets.token_urlsafe(32), **overrides})
+        async with run_server(settings) as single:
+            yield [single]
+        return
+    async with run_cluster(database_url, size, **overrides) as cluster:
+        yield cluster.instances

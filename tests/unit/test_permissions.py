@@ -13,6 +13,7 @@ from hubbub.domain.permissions import (
     can_read,
     check_removal,
     check_role_change,
+    creator_role,
     may_join,
     require,
     require_read,
@@ -176,3 +177,12 @@ def test_removing_others_needs_moderate_and_rank(actor: Role | None, target: Rol
     else:
         with pytest.raises(Forbidden):
             check_removal(actor, target, is_self=False)
+
+
+@pytest.mark.parametrize(("kind", "role"), [("group", "owner"), ("channel", "owner"),
+                                            ("direct", "member")])
+def test_the_creator_owns_groups_and_channels_but_is_a_peer_in_direct(kind: Kind,
+                                                                       role: Role) -> None:
+    """A direct conversation has no owner: its creator is a `member`, without `moderate`."""
+    assert creator_role(kind) == role
+    assert can(creator_role(kind), Ability.MODERATE) == (kind != "direct")

@@ -30,12 +30,27 @@ class Conversation(msgspec.Struct, frozen=True):
 
 
 class Member(msgspec.Struct, frozen=True):
+    """A membership; `accepted_at` is None while the user has not taken part yet (added by
+    someone else and never joined or sent: docs/DECISIONS.md, "Consent")."""
+
     conversation_id: str
     user_id: str
     user_name: str
     role: Role
     joined_at: int
     last_read_seq: int = 0
+    accepted_at: int | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.accepted_at is not None
+
+
+class Membership(msgspec.Struct, frozen=True):
+    """What the permission checks need of a membership, as the role cache keeps it."""
+
+    role: Role
+    accepted: bool
 
 
 class ReactionSummary(msgspec.Struct, frozen=True):

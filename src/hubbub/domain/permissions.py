@@ -6,6 +6,8 @@ Rules:
 - Only an `owner` makes (or unmakes) `owner`s and `admin`s; moderators manage the rest but
   never someone ranked at or above themselves.
 - Anyone may leave, except a banned member: leaving would lift its own ban.
+- The creator of a `group` or `channel` is its `owner`; the two members of a `direct`
+  conversation are peers, both `member`: neither moderates the other.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ _ABILITIES: dict[Role, frozenset[Ability]] = {
 _RANK: dict[Role, int] = {
     "owner": 5, "admin": 4, "moderator": 3, "member": 2, "read_only": 1, "banned": 0,
 }
+
+
+def creator_role(kind: Kind) -> Role:
+    """The role a new conversation gives its creator (the others start as `member`)."""
+    return "member" if kind == "direct" else "owner"
 
 
 def can(role: Role | None, ability: Ability) -> bool:

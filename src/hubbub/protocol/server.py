@@ -29,6 +29,12 @@ class Limits(msgspec.Struct, frozen=True):
     send_burst: int
     other_rate_per_s: float
     other_burst: int
+    # Added to §4 (docs/DECISIONS.md): the reaction caps of one message, and the bucket of
+    # conversations a user may create.
+    max_reaction_emoji_per_message: int
+    max_reactions_per_user_per_message: int
+    conversations_per_hour: float
+    conversation_burst: int
 
 
 class Connected(ServerMessage, tag="Connected", frozen=True):

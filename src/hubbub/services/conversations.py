@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hubbub.domain import validation
-from hubbub.domain.errors import BadRequest, Conflict, Forbidden, NotFound
-from hubbub.domain.models import Conversation, ConversationSummary, Member
+from hubbub.domain.errors import BadRequest, Forbidden, NotFound
+from hubbub.domain.models import Conversation, ConversationSummary, Member, Membership
 from hubbub.domain.permissions import (
     Ability,
     can_read,
@@ -13,22 +13,33 @@ from hubbub.domain.permissions import (
     may_join,
     require,
 )
+from hubbub.domain.ratelimit import BucketRule
 from hubbub.protocol.objects import Kind, Role
 from hubbub.protocol.server import UserJoined
+from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.ratelimit import RateLimiter
 
 
 class ConversationService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, consent: Consent, limiter: RateLimiter,
+                 create_rule: BucketRule) -> None:
+        """`create_rule`: the bucket of conversations a user may create (per user, shared
+        by every instance through `limiter`)."""
         self._ctx = ctx
+        self._consent = consent
+        self._limiter = limiter
+        self._create_rule = create_rule
 
     async def create(self, actor: Actor, kind: Kind, name: str | None,
                      member_ids: list[str]) -> tuple[Conversation, bool]:
-        """Create a conversation owned by the actor (§7). A `direct` one takes exactly one
-        other member and returns the existing conversation of the pair with False.
+        """Create a conversation (§7): the actor is its owner, or in a `direct` one a peer
+        of the one other member; that one returns the existing conversation of the pair
+        with False, which the actor thereby accepts.
 
         Raises:
-            BadRequest: wrong name or member list for the kind; NotFound: unknown member.
+            BadRequest: wrong name or member list for the kind; NotFound: unknown member;
+            RateLimited: the actor created too many conversations lately.
         """
         name = validation.check_conversation_name(kind, name)
         others = [uid for uid in dict.fromkeys(member_ids) if uid != actor.user_id]
@@ -37,12 +48,28 @@ class ConversationService:
                              "`$.member_ids`")
         if len(others) > 1000:
             raise BadRequest("at most 1000 initial members - at `$.member_ids`")
+        if kind == "direct":
+            existing = await self._ctx.store.find_direct(actor.user_id, others[0])
+            if existing is not None:
+                await self._opened(actor, existing)
+                return existing, False
+        # Only a new conversation costs a token: opening an existing direct one is how a
+        # client finds it (§7), and is free. Charged before the member lookups.
+        await self._limiter.hit("c:" + actor.user_id, self._create_rule)
         for uid in others:
             if await self._ctx.store.get_user(uid) is None:
                 raise NotFound(f"unknown user {uid} - at `$.member_ids`")
-        return await self._ctx.store.create_conversation(
+        conversation, created = await self._ctx.store.create_conversation(
             self._ctx.new_id(), kind, name, actor.user_id, others, self._ctx.clock()
         )
+        if not created:
+            await self._opened(actor, conversation)  # the pair's, made a moment ago
+        return conversation, created
+
+    async def _opened(self, actor: Actor, conversation: Conversation) -> None:
+        """The actor opened a direct conversation the other party made: they take part."""
+        membership = await self._ctx.members.membership(conversation.id, actor.user_id)
+        await self._consent.took_part(actor, conversation.id, membership)
 
     async def get(self, actor: Actor, conversation_id: str) -> tuple[Conversation, Role | None]:
         """One conversation, for its members (and anyone, for a channel)."""
@@ -70,16 +97,18 @@ class ConversationService:
 
     async def join(self, actor: Actor, conversation_id: str) -> tuple[Conversation, Role]:
         """Make sure the actor may subscribe; a non-member joining a channel becomes a
-        `member` and `UserJoined` is broadcast.
+        `member` and `UserJoined` is broadcast. Joining accepts the membership.
 
         Raises:
             NotFound: unknown conversation (or a private one the actor is not in);
             Forbidden: banned, or a private conversation.
         """
         conversation = await self._require(conversation_id)
-        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        membership = await self._ctx.members.membership(conversation_id, actor.user_id)
+        role = None if membership is None else membership.role
         if not may_join(conversation.kind, role):
             raise Forbidden("not allowed to join this conversation")
+        await self._consent.took_part(actor, conversation_id, membership)
         if role is None:
             # Insert-if-absent, never an upsert: a ban landing meanwhile must win.
             member, created = await self._ctx.store.add_member_if_absent(
@@ -91,6 +120,8 @@ class ConversationService:
                 # decide on the role it has now.
                 if not may_join(conversation.kind, member.role):
                     raise Forbidden("not allowed to join this conversation")
+                await self._consent.took_part(actor, conversation_id,
+                                              Membership(member.role, member.accepted))
                 return conversation, member.role
             role = member.role
             self._ctx.events.membership_changed(conversation_id, actor.user_id, role)
@@ -107,15 +138,19 @@ class ConversationService:
 
     async def put_member(self, actor: Actor, conversation_id: str, user_id: str,
                          role: Role) -> tuple[Member, bool]:
-        """Add a member or change a role (needs `moderate`; owners alone make admins)."""
+        """Add a member or change a role (needs `moderate`; owners alone make admins). A
+        new member has not accepted yet: its presence stays hidden until it takes part.
+
+        Raises:
+            Forbidden, NotFound, BadRequest; Conflict: the last owner steps down while
+            others remain (decided by the store, atomically).
+        """
         conversation = await self._require(conversation_id)
         if conversation.kind == "direct":
             raise BadRequest("the members of a direct conversation are fixed")
         actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
         current = await self._ctx.members.role(conversation_id, user_id)
         check_role_change(actor_role, current, role)
-        if current == "owner" and role != "owner":
-            await self._keep_an_owner(conversation_id, user_id)
         member, created = await self._ctx.store.put_member(
             conversation_id, user_id, role, self._ctx.clock()
         )
@@ -128,9 +163,17 @@ class ConversationService:
         return member, created
 
     async def remove_member(self, actor: Actor, conversation_id: str, user_id: str) -> None:
-        """Remove a member: anyone may leave; removing others needs `moderate`."""
+        """Remove a member: anyone may leave; removing others needs `moderate`.
+
+        Raises:
+            Forbidden, NotFound, BadRequest; Conflict: the last owner leaves while others
+            remain (decided by the store, atomically).
+        """
         conversation = await self._require(conversation_id)
         actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
+        if conversation.kind == "direct" and actor_role is not None:
+            # Told to its two peers, neither of whom moderates; outsiders get FORBIDDEN below.
+            raise BadRequest("the members of a direct conversation are fixed")
         is_self = actor.user_id == user_id
         if not is_self:
             # Permission first: an outsider must not learn who is in a private group.
@@ -139,27 +182,9 @@ class ConversationService:
         if target is None:
             raise NotFound("not a member")
         check_removal(actor_role, target, is_self=is_self)
-        if conversation.kind == "direct":
-            raise BadRequest("the members of a direct conversation are fixed")
-        if target == "owner":
-            await self._keep_an_owner(conversation_id, user_id)
         await self._ctx.store.remove_member(conversation_id, user_id)
         self._ctx.members.forget(conversation_id, user_id)
         self._ctx.events.membership_changed(conversation_id, user_id, None)
-
-    async def _keep_an_owner(self, conversation_id: str, owner_id: str) -> None:
-        """Refuse to remove or demote the last owner while others remain: only owners make
-        admins and owners, so the conversation could never be fully managed again.
-
-        Raises:
-            Conflict: `owner_id` is the only owner and other members remain.
-        """
-        members = await self._ctx.store.list_members(conversation_id)
-        owners = {m.user_id for m in members if m.role == "owner"}
-        others = [m for m in members if m.user_id != owner_id and m.role != "banned"]
-        if owners == {owner_id} and others:
-            raise Conflict("the last owner cannot leave or step down while others remain; "
-                           "make another member owner first")
 
     async def _require(self, conversation_id: str) -> Conversation:
         conversation = await self._ctx.store.get_conversation(conversation_id)

@@ -1,4 +1,5 @@
-"""Roles cached per (conversation, user), so the hot path never queries for permission.
+"""Memberships (role, accepted) cached per (conversation, user), so the hot path never
+queries for permission.
 
 The cache is invalidated by `MembershipChanged` control events from the bus, which every
 instance hears — including the one that made the change.
@@ -9,55 +10,62 @@ from __future__ import annotations
 import asyncio
 
 from hubbub.bus.envelope import ControlEvent
+from hubbub.domain.models import Membership
 from hubbub.protocol.objects import Role
 from hubbub.storage.base import Store
 
 # A bound on memory; an evicted entry only costs one query to bring back.
 MAX_ENTRIES = 200_000
-_ABSENT = "absent"
+# Cached for a non-member, so that a miss is told apart from "not a member".
+_ABSENT = Membership("banned", False)
 
 
 class MembershipCache:
-    """`role(conversation, user)` with one query per miss, shared by concurrent callers."""
+    """`membership(conversation, user)` with one query per miss, shared by concurrent
+    callers."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._roles: dict[tuple[str, str], str] = {}
-        self._loading: dict[tuple[str, str], asyncio.Future[str]] = {}
+        self._entries: dict[tuple[str, str], Membership] = {}
+        self._loading: dict[tuple[str, str], asyncio.Future[Membership]] = {}
         # Bumped by every invalidation: a load that raced one must not cache its answer.
         self._generation = 0
 
-    async def role(self, conversation_id: str, user_id: str) -> Role | None:
+    async def membership(self, conversation_id: str, user_id: str) -> Membership | None:
         key = (conversation_id, user_id)
-        cached = self._roles.get(key)
+        cached = self._entries.get(key)
         if cached is None:
             cached = await self._load(key)
-        return None if cached == _ABSENT else cached  # type: ignore[return-value]
+        return None if cached is _ABSENT else cached
+
+    async def role(self, conversation_id: str, user_id: str) -> Role | None:
+        membership = await self.membership(conversation_id, user_id)
+        return None if membership is None else membership.role
 
     def forget(self, conversation_id: str, user_id: str) -> None:
         self._generation += 1
-        self._roles.pop((conversation_id, user_id), None)
+        self._entries.pop((conversation_id, user_id), None)
         self._loading.pop((conversation_id, user_id), None)
 
     def clear(self) -> None:
         """Forget every role: invalidations may have been lost (the bus was down)."""
         self._generation += 1
-        self._roles.clear()
+        self._entries.clear()
         self._loading.clear()
 
     def on_control(self, event: ControlEvent) -> None:
         """Bus listener: a membership changed somewhere."""
         self.forget(event.conversation_id, event.user_id)
 
-    async def _load(self, key: tuple[str, str]) -> str:
+    async def _load(self, key: tuple[str, str]) -> Membership:
         pending = self._loading.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Membership] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         generation = self._generation
         try:
-            role = await self._store.get_role(*key)
+            found = await self._store.get_membership(*key)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: concurrent waiters re-raise it themselves
@@ -65,10 +73,10 @@ class MembershipCache:
         finally:
             if self._loading.get(key) is future:
                 del self._loading[key]
-        value = role if role is not None else _ABSENT
+        value = found if found is not None else _ABSENT
         if generation == self._generation:
-            if len(self._roles) >= MAX_ENTRIES:
-                self._roles.clear()
-            self._roles[key] = value
+            if len(self._entries) >= MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[key] = value
         future.set_result(value)
         return value

@@ -9,25 +9,28 @@ from hubbub.domain.models import Conversation, Message, MessageDraft, Page, Send
 from hubbub.domain.permissions import Ability, can, require, require_read
 from hubbub.protocol.objects import Attachment
 from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage
+from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, ServiceContext
 from hubbub.services.views import message_object
 
 
 class MessageService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, consent: Consent) -> None:
         self._ctx = ctx
+        self._consent = consent
 
     async def send(self, actor: Actor, conversation_id: str, content: str,
                    parent_id: str | None, attachments: list[Attachment],
                    client_message_id: str | None) -> SendOutcome:
         """Store a message and broadcast `NewMessage`; a retried `client_message_id` returns
-        the stored message and broadcasts nothing.
+        the stored message and broadcasts nothing. Sending accepts the membership.
 
         Raises:
             BadRequest, NotFound, Forbidden
         """
         validation.check_message_body(content, attachments)
-        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        membership = await self._ctx.members.membership(conversation_id, actor.user_id)
+        role = None if membership is None else membership.role
         if role is None:
             await self._require_conversation(conversation_id)
         require(role, Ability.SEND, what="send messages")
@@ -45,6 +48,8 @@ class MessageService:
         if outcome.created:
             outcome.view = message_object(outcome.message)
             self._ctx.events.to_conversation(conversation_id, NewMessage(message=outcome.view))
+        if membership is not None and not membership.accepted:  # once per membership
+            await self._consent.took_part(actor, conversation_id, membership)
         return outcome
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:

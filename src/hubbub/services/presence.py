@@ -1,6 +1,10 @@
 """Presence (PROTOCOL.md §4): online on a user's first connection, offline on its last,
 counted across every instance.
 
+A user's presence is shown only through the conversations the user has accepted (joined,
+sent to, created: docs/DECISIONS.md, "Consent"): being added by someone else does not let
+them watch it.
+
 The counting lives behind the `PresenceCounter` seam: in process memory for one instance,
 in Redis (per-instance heartbeat keys with a TTL, so a crashed instance's users go offline)
 for many.
@@ -12,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from hubbub.domain.clock import format_optional
+from hubbub.domain.models import Member
 from hubbub.protocol.server import PresenceChanged
 from hubbub.services.context import ServiceContext
 
@@ -91,10 +96,27 @@ class PresenceService:
         await self._announce(user_id, "online", None)
 
     async def online(self, user_ids: list[str]) -> set[str]:
+        """Which of these users are connected anywhere (for the server's own decisions;
+        what members may see of each other is `visible_online`)."""
         return await self._counter.online(user_ids)
 
+    async def visible_online(self, members: list[Member]) -> set[str]:
+        """The ids of these members of one conversation whom its members may see online:
+        connected, and the conversation accepted."""
+        return await self._counter.online([m.user_id for m in members if m.accepted])
+
+    async def accepted(self, conversation_id: str, user_id: str) -> None:
+        """The user has just accepted the conversation: its subscribers, who saw nothing of
+        the user's presence until now, learn that the user is online (if so)."""
+        if await self._counter.online([user_id]):
+            self._ctx.events.to_conversation(conversation_id, _changed(user_id, "online"))
+
     async def _announce(self, user_id: str, status: str, last_seen: int | None) -> None:
-        event = PresenceChanged(user_id=user_id, status="online" if status == "online"
-                                else "offline", last_seen=format_optional(last_seen))
-        for conversation_id in await self._ctx.store.conversation_ids_of(user_id):
+        event = _changed(user_id, status, last_seen)
+        for conversation_id in await self._ctx.store.accepted_conversation_ids(user_id):
             self._ctx.events.to_conversation(conversation_id, event)
+
+
+def _changed(user_id: str, status: str, last_seen: int | None = None) -> PresenceChanged:
+    return PresenceChanged(user_id=user_id, status="online" if status == "online"
+                           else "offline", last_seen=format_optional(last_seen))

@@ -17,6 +17,7 @@ from hubbub.domain.models import (
     Conversation,
     ConversationSummary,
     Member,
+    Membership,
     Message,
     MessageDraft,
     Page,
@@ -56,10 +57,14 @@ class Store(Protocol):
         self, conversation_id: str, kind: Kind, name: str | None, created_by: str,
         member_ids: list[str], now: int,
     ) -> tuple[Conversation, bool]:
-        """Create it with the creator as owner and the others as members.
+        """Create it with the creator in `creator_role(kind)` and the others as members;
+        the creator's membership is accepted, the others' are not.
 
         For `direct`, an existing conversation of the same pair is returned with False.
         """
+
+    async def find_direct(self, user_id: str, other_id: str) -> Conversation | None:
+        """The direct conversation of the pair, if there is one."""
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
 
@@ -74,27 +79,46 @@ class Store(Protocol):
         """The current `version` of each conversation, in one query (unknown ids are left
         out): how the hub notices changes the bus never brought (transport/repair.py)."""
 
-    async def conversation_ids_of(self, user_id: str) -> list[str]:
-        """The ids of the user's conversations (banned ones left out): one indexed query,
-        for fan-out such as presence, where `list_conversations` would be far too heavy."""
+    async def accepted_conversation_ids(self, user_id: str) -> list[str]:
+        """The ids of the conversations the user has accepted (banned ones left out): one
+        indexed query, for the fan-out of the user's presence, which goes through these
+        only (docs/DECISIONS.md, "Consent")."""
 
-    async def get_role(self, conversation_id: str, user_id: str) -> Role | None: ...
+    async def get_membership(self, conversation_id: str, user_id: str) -> Membership | None:
+        """The user's role in the conversation and whether they accepted it."""
 
     async def list_members(self, conversation_id: str) -> list[Member]: ...
 
     async def put_member(
         self, conversation_id: str, user_id: str, role: Role, now: int
     ) -> tuple[Member, bool]:
-        """Add a member or change its role; True when the membership was created."""
+        """Add a member (not accepted: someone else added it) or change its role; True
+        when the membership was created.
+
+        Raises:
+            NotFound: unknown user; Conflict: this demotes the last owner while other
+            (non-banned) members remain — decided under the conversation's lock.
+        """
 
     async def add_member_if_absent(
         self, conversation_id: str, user_id: str, role: Role, now: int
     ) -> tuple[Member, bool]:
         """Add a member unless a membership exists (one INSERT … ON CONFLICT DO NOTHING):
         True and the new member, or False and the member as it is, whose role is left
-        alone. A join must never overwrite a ban set at the same moment."""
+        alone. A join must never overwrite a ban set at the same moment. The user joins by
+        themselves, so a new membership is accepted."""
 
-    async def remove_member(self, conversation_id: str, user_id: str) -> bool: ...
+    async def accept_membership(self, conversation_id: str, user_id: str, now: int) -> bool:
+        """Mark the membership accepted (the user took part); False when it was already,
+        or there is none."""
+
+    async def remove_member(self, conversation_id: str, user_id: str) -> bool:
+        """End a membership; False when there was none.
+
+        Raises:
+            Conflict: it is the last owner's while other (non-banned) members remain —
+            decided under the conversation's lock.
+        """
 
     async def send(self, draft: MessageDraft) -> SendOutcome:
         """Store a message under the next version of its conversation (idempotent by
@@ -138,7 +162,8 @@ class Store(Protocol):
         """Add one reaction under the conversation's next version; a no-op if present.
 
         Raises:
-            NotFound: unknown message; Conflict: the message is deleted.
+            NotFound: unknown message; Conflict: the message is deleted, or the reaction
+            would pass a cap of domain/reactions.py (counted in the same transaction).
         """
 
     async def remove_reaction(self, message_id: str, user_id: str, emoji: str,

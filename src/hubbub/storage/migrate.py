@@ -23,13 +23,10 @@ def _config(connection: Connection) -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
-    command.upgrade(_config(connection), "head")
-
-
-async def upgrade(engine: AsyncEngine, dialect: Dialect) -> None:
-    """Bring the schema to the newest revision; safe when several instances start at once."""
+async def upgrade(engine: AsyncEngine, dialect: Dialect, revision: str = "head") -> None:
+    """Bring the schema to the newest revision (or to `revision`, for tests of a migration's
+    data); safe when several instances start at once."""
     async with engine.begin() as conn:
         if dialect.name == "postgresql":
             await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(lambda sync: command.upgrade(_config(sync), revision))

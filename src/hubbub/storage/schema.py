@@ -54,6 +54,10 @@ members = Table(
     Column("joined_at", BigInteger, nullable=False),
     Column("last_read_seq", BigInteger, nullable=False, server_default="0"),
     Column("last_read_at", BigInteger),
+    # Migration 0005: when the user first took part (joined, sent, created); None while a
+    # membership someone else made is not accepted. Presence goes only through accepted
+    # memberships (docs/DECISIONS.md, "Consent").
+    Column("accepted_at", BigInteger),
     Index("ix_members_user", "user_id"),
 )
 

@@ -5,10 +5,21 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from typing import Any, TypeVar, cast, get_args
+from typing import Any, TypeVar, get_args
 
 import msgspec
-from sqlalchemy import Row, and_, delete, func, literal_column, or_, select, text, update
+from sqlalchemy import (
+    Row,
+    and_,
+    case,
+    delete,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -17,6 +28,7 @@ from hubbub.domain.models import (
     Conversation,
     ConversationSummary,
     Member,
+    Membership,
     Message,
     MessageDraft,
     Page,
@@ -27,7 +39,8 @@ from hubbub.domain.models import (
     SyncPage,
     User,
 )
-from hubbub.domain.permissions import Ability, can, can_read
+from hubbub.domain.permissions import Ability, can, can_read, creator_role
+from hubbub.domain.reactions import check_new_reaction
 from hubbub.protocol.objects import Attachment, Kind, Role
 from hubbub.storage.base import StoreUnavailable
 from hubbub.storage.dialect import Dialect
@@ -87,6 +100,16 @@ def _to_message(row: Row[Any], reactions_of: dict[str, tuple[ReactionSummary, ..
         deleted_by=row.deleted_by,
         reactions=reactions_of.get(row.id, ()),
     )
+
+
+def _direct_key(*user_ids: str) -> str:
+    """The key of the one direct conversation of a pair: "low-uuid:high-uuid"."""
+    return ":".join(sorted(set(user_ids)))
+
+
+def _to_member(row: Row[Any], user_name: str) -> Member:
+    return Member(row.conversation_id, row.user_id, user_name, row.role, row.joined_at,
+                  row.last_read_seq, row.accepted_at)
 
 
 def _to_conversation(row: Row[Any], member_count: int) -> Conversation:
@@ -172,7 +195,7 @@ class SqlStore:
         self, conversation_id: str, kind: Kind, name: str | None, created_by: str,
         member_ids: list[str], now: int,
     ) -> tuple[Conversation, bool]:
-        direct_key = ":".join(sorted({created_by, *member_ids})) if kind == "direct" else None
+        direct_key = _direct_key(created_by, *member_ids) if kind == "direct" else None
 
         async def job(conn: AsyncConnection) -> tuple[Conversation, bool]:
             if direct_key is not None:
@@ -185,10 +208,12 @@ class SqlStore:
                 id=conversation_id, kind=kind, name=name, created_by=created_by, version=0,
                 created_at=now, last_activity_at=now, direct_key=direct_key,
             ))
+            # The creator takes part by creating; the others have yet to accept.
             rows = [{"conversation_id": conversation_id, "user_id": created_by,
-                     "role": "owner", "joined_at": now}]
+                     "role": creator_role(kind), "joined_at": now, "accepted_at": now}]
             rows += [{"conversation_id": conversation_id, "user_id": uid, "role": "member",
-                      "joined_at": now} for uid in dict.fromkeys(member_ids) if uid != created_by]
+                      "joined_at": now, "accepted_at": None}
+                     for uid in dict.fromkeys(member_ids) if uid != created_by]
             await conn.execute(members.insert(), rows)
             conversation = Conversation(
                 conversation_id, kind, name, created_by, now, 0, len(rows)
@@ -196,6 +221,13 @@ class SqlStore:
             return conversation, True
 
         return await self._write(job)
+
+    async def find_direct(self, user_id: str, other_id: str) -> Conversation | None:
+        async with self._read() as conn:
+            row = (await conn.execute(select(conversations).where(
+                conversations.c.direct_key == _direct_key(user_id, other_id)
+            ))).first()
+        return None if row is None else _to_conversation(row, 2)
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         async with self._read() as conn:
@@ -244,22 +276,23 @@ class SqlStore:
             for row in rows
         ]
 
-    async def conversation_ids_of(self, user_id: str) -> list[str]:
+    async def accepted_conversation_ids(self, user_id: str) -> list[str]:
         async with self._read() as conn:
             rows = (await conn.execute(
                 select(members.c.conversation_id)
-                .where(members.c.user_id == user_id, members.c.role != "banned")
+                .where(members.c.user_id == user_id, members.c.role != "banned",
+                       members.c.accepted_at.is_not(None))
             )).all()
         return [row[0] for row in rows]
 
-    async def get_role(self, conversation_id: str, user_id: str) -> Role | None:
+    async def get_membership(self, conversation_id: str, user_id: str) -> Membership | None:
         async with self._read() as conn:
-            role = (await conn.execute(
-                select(members.c.role).where(
+            row = (await conn.execute(
+                select(members.c.role, members.c.accepted_at).where(
                     members.c.conversation_id == conversation_id, members.c.user_id == user_id
                 )
-            )).scalar()
-        return cast(Role | None, role)
+            )).first()
+        return None if row is None else Membership(row.role, row.accepted_at is not None)
 
     async def list_members(self, conversation_id: str) -> list[Member]:
         async with self._read() as conn:
@@ -269,11 +302,7 @@ class SqlStore:
                 .where(members.c.conversation_id == conversation_id)
                 .order_by(members.c.joined_at, members.c.user_id)
             )).all()
-        return [
-            Member(row.conversation_id, row.user_id, row.name, row.role, row.joined_at,
-                   row.last_read_seq)
-            for row in rows
-        ]
+        return [_to_member(row, row.name) for row in rows]
 
     async def put_member(
         self, conversation_id: str, user_id: str, role: Role, now: int
@@ -287,16 +316,17 @@ class SqlStore:
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ))).first()
             if row is None:
+                # Added by someone else: not accepted until the user takes part.
                 await conn.execute(members.insert().values(
                     conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now
                 ))
                 return Member(conversation_id, user_id, user.name, role, now), True
+            if row.role == "owner" and role != "owner":
+                await _keep_an_owner(conn, conversation_id, user_id)
             await conn.execute(update(members).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ).values(role=role))
-            member = Member(conversation_id, user_id, user.name, role, row.joined_at,
-                            row.last_read_seq)
-            return member, False
+            return msgspec.structs.replace(_to_member(row, user.name), role=role), False
 
         return await self._write(job, (conversation_id,))
 
@@ -309,29 +339,48 @@ class SqlStore:
                 raise NotFound("unknown user")
             await self._lock_conversation(conn, conversation_id)
             # Never an update: a role set concurrently (a ban above all) must stay as it is.
+            # The user joins by themselves, so a new membership is accepted at once.
             inserted = await conn.execute(self._dialect.insert(members).values(
-                conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now
+                conversation_id=conversation_id, user_id=user_id, role=role, joined_at=now,
+                accepted_at=now,
             ).on_conflict_do_nothing())
             if inserted.rowcount:
-                return Member(conversation_id, user_id, user.name, role, now), True
+                return Member(conversation_id, user_id, user.name, role, now, 0, now), True
             row = (await conn.execute(select(members).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ))).first()
             if row is None:
                 # Removed between the two statements (PostgreSQL, read committed): rare.
                 raise Conflict("the membership changed meanwhile; retry")
-            return Member(conversation_id, user_id, user.name, row.role, row.joined_at,
-                          row.last_read_seq), False
+            return _to_member(row, user.name), False
+
+        return await self._write(job, (conversation_id,))
+
+    async def accept_membership(self, conversation_id: str, user_id: str, now: int) -> bool:
+        async def job(conn: AsyncConnection) -> bool:
+            await self._lock_conversation(conn, conversation_id)
+            result = await conn.execute(update(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id,
+                members.c.accepted_at.is_(None),
+            ).values(accepted_at=now))
+            return bool(result.rowcount)
 
         return await self._write(job, (conversation_id,))
 
     async def remove_member(self, conversation_id: str, user_id: str) -> bool:
         async def job(conn: AsyncConnection) -> bool:
             await self._lock_conversation(conn, conversation_id)
-            result = await conn.execute(delete(members).where(
+            role = (await conn.execute(select(members.c.role).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            ))).scalar()
+            if role is None:
+                return False
+            if role == "owner":
+                await _keep_an_owner(conn, conversation_id, user_id)
+            await conn.execute(delete(members).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ))
-            return bool(result.rowcount)
+            return True
 
         return await self._write(job, (conversation_id,))
 
@@ -464,8 +513,14 @@ class SqlStore:
                            now: int) -> ReactionChange:
         async def job(conn: AsyncConnection) -> ReactionChange:
             row = await self._live_message_row(conn, message_id)
-            if await self._has_reaction(conn, message_id, user_id, emoji):
+            # Counted under the conversation's lock, so concurrent adds (other instances
+            # included) see each other and never pass the caps together.
+            await self._lock_conversation(conn, row.conversation_id)
+            counts = (await conn.execute(_reaction_counts(message_id, user_id, emoji))).one()
+            if counts.already:
                 return ReactionChange(row.conversation_id, message_id, row.version, False)
+            check_new_reaction(int(counts.distinct_emoji), bool(counts.with_emoji),
+                               int(counts.by_user))
             version = await self._next_version(conn, row.conversation_id, None)
             await conn.execute(reactions.insert().values(
                 message_id=message_id, user_id=user_id, emoji=emoji, created_at=now
@@ -698,6 +753,44 @@ def _search_scope(statement: Any, user_id: str, conversation_id: str | None) -> 
         .where(or_(members.c.role.in_(_READABLE_ROLES),
                    and_(members.c.role.is_(None), conversations.c.kind.in_(_PUBLIC_KINDS))))
     )
+
+
+def _count_where(condition: Any) -> Any:
+    """How many rows of a group match `condition` (0 for none)."""
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _reaction_counts(message_id: str, user_id: str, emoji: str) -> Any:
+    """One pass over the message's reactions (its primary-key range): how many different
+    emoji it has, how many of them are `emoji`, how many are the user's, and whether the
+    user's `emoji` is there already."""
+    mine = reactions.c.user_id == user_id
+    same = reactions.c.emoji == emoji
+    return select(
+        func.count(reactions.c.emoji.distinct()).label("distinct_emoji"),
+        _count_where(same).label("with_emoji"),
+        _count_where(mine).label("by_user"),
+        _count_where(and_(mine, same)).label("already"),
+    ).where(reactions.c.message_id == message_id)
+
+
+async def _keep_an_owner(conn: AsyncConnection, conversation_id: str, owner_id: str) -> None:
+    """Refuse to remove or demote the last owner while other (non-banned) members remain:
+    only owners make admins and owners, so the conversation could never be fully managed
+    again. Call under the conversation's row lock (PostgreSQL; SQLite has one writer), so
+    that concurrent step-downs and leaves are decided one after another.
+
+    Raises:
+        Conflict: `owner_id` is the only owner and other members remain.
+    """
+    others, owners = (await conn.execute(
+        select(func.count(), _count_where(members.c.role == "owner"))
+        .where(members.c.conversation_id == conversation_id, members.c.user_id != owner_id,
+               members.c.role != "banned")
+    )).one()
+    if int(others) > 0 and int(owners) == 0:
+        raise Conflict("the last owner cannot leave or step down while others remain; "
+                       "make another member owner first")
 
 
 async def _lock_conversations(conn: AsyncConnection, ids: list[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from aiohttp import web
@@ -13,7 +13,7 @@ from msgspec import Meta
 from hubbub.bus.base import BusUnavailable
 from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.errors import BadRequest, ChatError
-from hubbub.domain.models import Conversation
+from hubbub.domain.models import Conversation, Member
 from hubbub.logs import get_logger
 from hubbub.protocol.objects import (
     UUID_PATTERN,
@@ -224,13 +224,18 @@ async def _caller_view(server: Server, actor: Actor, conversation: Conversation,
 
 
 async def list_members(request: web.Request, server: Server, actor: Actor) -> web.Response:
+    """`online` is shown only for members who accepted (docs/DECISIONS.md, "Consent"): an
+    invited member is listed `accepted: false, online: false` whether connected or not."""
     members = await server.conversations.members(actor, _path_id(request))
-    online = await server.presence.online([m.user_id for m in members])
+    online = await server.presence.visible_online(members)
     return json_response({"members": [
-        {"user_id": m.user_id, "user_name": m.user_name, "role": m.role,
-         "joined_at": format_time(m.joined_at), "online": m.user_id in online}
-        for m in members
+        {**_member_object(m), "online": m.user_id in online} for m in members
     ]})
+
+
+def _member_object(member: Member) -> dict[str, Any]:
+    return {"user_id": member.user_id, "user_name": member.user_name, "role": member.role,
+            "joined_at": format_time(member.joined_at), "accepted": member.accepted}
 
 
 async def put_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
@@ -238,9 +243,7 @@ async def put_member(request: web.Request, server: Server, actor: Actor) -> web.
     member, created = await server.conversations.put_member(
         actor, _path_id(request), _path_id(request, "user_id"), body.role
     )
-    return json_response({"user_id": member.user_id, "user_name": member.user_name,
-                          "role": member.role, "joined_at": format_time(member.joined_at)},
-                         201 if created else 200)
+    return json_response(_member_object(member), 201 if created else 200)
 
 
 async def remove_member(request: web.Request, server: Server, actor: Actor) -> web.Response:

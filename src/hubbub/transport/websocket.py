@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 from hubbub.domain.clock import format_time
 from hubbub.domain.errors import ChatError, RateLimited
 from hubbub.domain.models import User
+from hubbub.domain.reactions import MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER
 from hubbub.domain.validation import MAX_ATTACHMENTS, MAX_CONTENT_CHARS
 from hubbub.logs import get_logger
 from hubbub.protocol.codec import encode
@@ -149,6 +150,10 @@ def _greet(server: Server, connection: Connection) -> None:
             max_attachments=MAX_ATTACHMENTS, history_limit_max=100, sync_limit_max=500,
             send_rate_per_s=settings.send_rate, send_burst=settings.send_burst,
             other_rate_per_s=settings.other_rate, other_burst=settings.other_burst,
+            max_reaction_emoji_per_message=MAX_EMOJI_PER_MESSAGE,
+            max_reactions_per_user_per_message=MAX_REACTIONS_PER_USER,
+            conversations_per_hour=settings.conversations_per_hour,
+            conversation_burst=settings.conversation_burst,
         ),
     ))))
     server.metrics.count_sent("Connected")
