@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -16,13 +15,13 @@ from hubbub.domain.errors import BadRequest, ChatError
 from hubbub.domain.models import Conversation
 from hubbub.logs import get_logger
 from hubbub.protocol.objects import (
-    UUID_PATTERN,
     Attachments,
     ClientMessageId,
     Content,
     ConversationObject,
     Id,
     Kind,
+    is_id,
 )
 from hubbub.protocol.objects import Role as RoleName
 from hubbub.services.context import Actor
@@ -39,7 +38,6 @@ from hubbub.transport.http import (
 from hubbub.transport.server import SERVER, Server
 
 log = get_logger("hubbub.http")
-_UUID = re.compile(UUID_PATTERN)
 
 Handler = Callable[[web.Request, Server, Actor], Awaitable[web.StreamResponse]]
 
@@ -137,9 +135,10 @@ def authed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
     return wrapper
 
 
-def _path_id(request: web.Request, name: str = "id") -> str:
+def path_id(request: web.Request, name: str = "id") -> str:
+    """A UUID path parameter (§2), or BadRequest naming it."""
     value = request.match_info[name]
-    if not _UUID.match(value):
+    if not is_id(value):
         raise BadRequest(f"{name} must be a lowercase UUID")
     return value
 
@@ -212,7 +211,7 @@ async def create_conversation(request: web.Request, server: Server, actor: Actor
 
 
 async def get_conversation(request: web.Request, server: Server, actor: Actor) -> web.Response:
-    conversation, role = await server.conversations.get(actor, _path_id(request))
+    conversation, role = await server.conversations.get(actor, path_id(request))
     return json_response(await _caller_view(server, actor, conversation, role))
 
 
@@ -227,7 +226,7 @@ async def _caller_view(server: Server, actor: Actor, conversation: Conversation,
 
 
 async def list_members(request: web.Request, server: Server, actor: Actor) -> web.Response:
-    members = await server.conversations.members(actor, _path_id(request))
+    members = await server.conversations.members(actor, path_id(request))
     online = await server.presence.online([m.user_id for m in members])
     return json_response({"members": [
         {"user_id": m.user_id, "user_name": m.user_name, "role": m.role,
@@ -239,7 +238,7 @@ async def list_members(request: web.Request, server: Server, actor: Actor) -> we
 async def put_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
     body = await read_body(request, PutMember, server.settings.max_body_bytes)
     member, created = await server.conversations.put_member(
-        actor, _path_id(request), _path_id(request, "user_id"), body.role
+        actor, path_id(request), path_id(request, "user_id"), body.role
     )
     return json_response({"user_id": member.user_id, "user_name": member.user_name,
                           "role": member.role, "joined_at": format_time(member.joined_at)},
@@ -247,8 +246,8 @@ async def put_member(request: web.Request, server: Server, actor: Actor) -> web.
 
 
 async def remove_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
-    await server.conversations.remove_member(actor, _path_id(request),
-                                             _path_id(request, "user_id"))
+    await server.conversations.remove_member(actor, path_id(request),
+                                             path_id(request, "user_id"))
     return web.Response(status=204)
 
 
@@ -256,7 +255,7 @@ async def list_messages(request: web.Request, server: Server, actor: Actor) -> w
     before = _int_query(request, "before", None, 0, 2**63 - 1)  # a BIGINT cursor
     limit = _int_query(request, "limit", 50, 1, 100)
     assert limit is not None
-    page = await server.messages.history(actor, _path_id(request), before, limit)
+    page = await server.messages.history(actor, path_id(request), before, limit)
     return json_response({
         "messages": [message_object(m) for m in page.messages],
         "has_more": page.has_more,
@@ -268,7 +267,7 @@ async def post_message(request: web.Request, server: Server, actor: Actor) -> we
     body = await read_body(request, PostMessage, server.settings.max_body_bytes)
     await server.limiter.hit("s:" + actor.user_id, server.settings.send_rule)
     outcome = await server.messages.send(
-        actor, _path_id(request), body.content, body.parent_id, body.attachments,
+        actor, path_id(request), body.content, body.parent_id, body.attachments,
         body.client_message_id,
     )
     return json_response(message_object(outcome.message), 201 if outcome.created else 200)
