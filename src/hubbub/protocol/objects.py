@@ -102,7 +102,7 @@ class CallObject(msgspec.Struct, frozen=True):
     """A call's record, as the call history of a conversation shows it (docs/DECISIONS.md).
 
     `state` is `ringing`, `active` or `ended`; `end_reason` is `hangup`, `cancelled`,
-    `rejected`, `timeout` (a missed call) or `disconnected`.
+    `rejected`, `timeout` (a missed call), `disconnected` or `removed`.
     """
 
     id: str
