@@ -12,7 +12,8 @@ from msgspec import Meta
 from hubbub.bus.base import BusUnavailable
 from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.errors import BadRequest, ChatError
-from hubbub.domain.models import Conversation
+from hubbub.domain.models import Conversation, User
+from hubbub.domain.tokens import Identity
 from hubbub.logs import get_logger
 from hubbub.protocol.objects import (
     Attachments,
@@ -127,12 +128,23 @@ def authed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         server: Server = request.app[SERVER]
-        identity = authenticate(server.verifier, bearer_token(request))
-        user = await server.users.seen(identity)
-        await server.limiter.hit("o:" + user.id, server.settings.other_rule)
+        _, user = await _caller(server, request)
         return await handler(request, server, Actor(user.id, user.name))
 
     return wrapper
+
+
+async def _caller(server: Server, request: web.Request) -> tuple[Identity, User]:
+    """Verify the bearer token, take an "other action" from the user's bucket, then
+    register or refresh the user: that upsert is a database write, which a request the
+    limiter refuses must not cost.
+
+    Raises:
+        Unauthorized: no valid token. RateLimited: the user's bucket is empty.
+    """
+    identity = authenticate(server.verifier, bearer_token(request))
+    await server.limiter.hit("o:" + identity.user_id, server.settings.other_rule)
+    return identity, await server.users.seen(identity)
 
 
 def path_id(request: web.Request, name: str = "id") -> str:
@@ -176,9 +188,7 @@ async def create_ws_ticket(request: web.Request) -> web.Response:
     Not `authed`: the ticket keeps the token's `exp`, which still closes the socket (4001).
     """
     server: Server = request.app[SERVER]
-    identity = authenticate(server.verifier, bearer_token(request))
-    await server.users.seen(identity)
-    await server.limiter.hit("o:" + identity.user_id, server.settings.other_rule)
+    identity, _ = await _caller(server, request)
     ticket = await server.tickets.issue(identity)
     response = json_response({"ticket": ticket.value,
                               "expires_at": format_time(ticket.expires_at)}, 201)
