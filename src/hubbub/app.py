@@ -184,6 +184,7 @@ def create_app(settings: Settings) -> web.Application:
                               settings.call_ring_timeout),
         )
         server.presence.on_offline(server.calls.user_offline)
+        hub.add_control_listener(server.calls.on_control)
         if coordination.watch_expired is not None:
             coordination.watch_expired(server.presence.went_offline)
         if coordination.watch_revived is not None:

@@ -136,3 +136,34 @@ async def test_es256_tokens_verify_against_a_public_key(start_server: StartServe
         stranger = ec.generate_private_key(ec.SECP256R1())
         forged = jwt.encode(claims(), stranger, algorithm="ES256")
         assert await upgrade_status(server, f"?token={forged}") == 401
+
+
+async def rest_status(server: RunningServer, token: str) -> tuple[int, str]:
+    """`GET /api/v1/users/me` with `token`: the status and the error message, if any."""
+    async with server.http() as http:
+        response = await http.get("/api/v1/users/me",
+                                  headers={"Authorization": f"Bearer {token}"})
+    message = response.json()["error"]["message"] if response.status_code >= 400 else ""
+    return response.status_code, message
+
+
+@pytest.mark.parametrize(("claim", "value"), [
+    ("exp", 1e308), ("exp", float("nan")), ("exp", float("inf")), ("exp", 10**400),
+    ("exp", 2**53), ("exp", True),
+    ("nbf", float("nan")), ("nbf", float("-inf")), ("nbf", 1e308), ("nbf", 10**400),
+], ids=repr)
+async def test_a_time_claim_out_of_range_gets_401_and_counts_nothing(
+        server: RunningServer, claim: str, value: object) -> None:
+    """`exp` and `nbf` beyond year 9999, infinite, NaN (Python's JSON parser reads `NaN`)
+    or not a number are refused on `/ws` and REST alike, naming the claim; the user is not
+    registered and no connection of it is counted."""
+    payload = claims(**{claim: value})
+    token = sign(server, payload)
+    assert await upgrade_status(server, f"?token={token}") == 401
+    status, message = await rest_status(server, token)
+    assert status == 401
+    assert message.startswith(f"invalid token: {claim} "), message
+    internals = server.internals
+    assert await internals.store.get_user(payload["sub"]) is None
+    assert await internals.presence.online([payload["sub"]]) == set()
+    assert internals.hub.connections_of(payload["sub"]) == ()

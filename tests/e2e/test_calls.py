@@ -23,7 +23,7 @@ from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
 from tests.conftest import Backend, StartServer
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT, assert_error
+from tests.support.flows import TIMEOUT, assert_error, set_role
 from tests.support.server import RunningServer, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -87,6 +87,18 @@ async def ringing(server: RunningServer, call_type: str = "video") -> Call:
     return Call(conversation_id, call_id, alice, bob, a, b)
 
 
+async def offered_to_two_devices(server: RunningServer) -> tuple[Call, ChatClient]:
+    """A video call from alice offered to two connections of bob's: `b` (the phone) and the
+    laptop returned beside it. Neither has read its `CallOffer` yet."""
+    conversation_id, alice, bob = await direct_pair(server)
+    a = await server.connect(alice)
+    phone, laptop = await server.connect(bob), await server.connect(bob)
+    call_id = new_call_id()
+    await confirmed(a, "CallOffer", conversation_id=conversation_id, call_id=call_id,
+                    sdp=OFFER_SDP, call_type="video")
+    return Call(conversation_id, call_id, alice, bob, a, phone), laptop
+
+
 async def active(server: RunningServer) -> Call:
     """A call from alice to bob that bob has answered."""
     call = await ringing(server)
@@ -119,16 +131,12 @@ async def group_of_three(server: RunningServer) -> tuple[str, User, User, User]:
 async def test_offer_rings_every_connection_of_the_target(server: RunningServer) -> None:
     """A `CallOffer` in a direct conversation reaches each of the other member's connections,
     with the caller and the implied target named."""
-    conversation_id, alice, bob = await direct_pair(server)
-    a = await server.connect(alice)
-    phone, laptop = await server.connect(bob), await server.connect(bob)
-    call_id = new_call_id()
-    await confirmed(a, "CallOffer", conversation_id=conversation_id, call_id=call_id,
-                    sdp=OFFER_SDP, call_type="video")
-    expected = {"type": "CallOffer", "call_id": call_id, "conversation_id": conversation_id,
-                "sdp": OFFER_SDP, "call_type": "video", "from_user_id": alice.id,
-                "target_user_id": bob.id}
-    assert await phone.expect("CallOffer", timeout=TIMEOUT) == expected
+    call, laptop = await offered_to_two_devices(server)
+    expected = {"type": "CallOffer", "call_id": call.call_id,
+                "conversation_id": call.conversation_id, "sdp": OFFER_SDP,
+                "call_type": "video", "from_user_id": call.alice.id,
+                "target_user_id": call.bob.id}
+    assert await call.b.expect("CallOffer", timeout=TIMEOUT) == expected
     assert await laptop.expect("CallOffer", timeout=TIMEOUT) == expected
 
 
@@ -558,13 +566,16 @@ async def test_caller_leaving_stops_the_ringing(server: RunningServer) -> None:
 
 
 async def test_another_connection_keeps_the_call(server: RunningServer) -> None:
-    """A party with a connection left is still in the call: nothing ends it."""
+    """A party with a connection left is still in the call: nothing ends it. (The caller's
+    signalling still goes to the answering connection alone, which is gone.)"""
     call = await active(server)
     spare = await server.connect(call.bob)
     await call.b.close()
     await call.a.expect_none("CallHangup", within=0.5)
     await confirmed(call.a, "ICECandidate", call_id=call.call_id, candidate=CANDIDATE)
-    await spare.expect("ICECandidate", timeout=TIMEOUT)
+    [record] = await call_history(server, call.alice, call.conversation_id)
+    assert record["state"] == "active"
+    await spare.expect_none("ICECandidate")
 
 
 async def test_a_disconnected_call_is_recorded_as_such(server: RunningServer) -> None:
@@ -576,6 +587,106 @@ async def test_a_disconnected_call_is_recorded_as_such(server: RunningServer) ->
     assert record["state"] == "ended"
     assert record["end_reason"] == "disconnected"
     assert record["answered_at"] is not None
+
+
+async def test_the_callers_signalling_reaches_the_answering_device_only(
+        server: RunningServer) -> None:
+    """Once the callee answered on one device, the caller's candidates, renegotiation offers
+    and answers reach that device alone: the other one, told `answered_elsewhere`, hears
+    none of them."""
+    call, laptop = await offered_to_two_devices(server)
+    conversation_id, call_id, alice, a, phone = (call.conversation_id, call.call_id,
+                                                 call.alice, call.a, call.b)
+    for device in (phone, laptop):
+        await device.expect("CallOffer", timeout=TIMEOUT, call_id=call_id)
+    await confirmed(phone, "CallAnswer", call_id=call_id, sdp=ANSWER_SDP)
+    await laptop.expect("CallHangup", timeout=TIMEOUT, reason="answered_elsewhere")
+    await a.expect("CallAnswer", timeout=TIMEOUT)
+    await confirmed(a, "ICECandidate", call_id=call_id, candidate=CANDIDATE)
+    await confirmed(a, "CallOffer", conversation_id=conversation_id, call_id=call_id,
+                    sdp=OFFER_SDP, call_type="video")
+    await confirmed(phone, "CallOffer", conversation_id=conversation_id, call_id=call_id,
+                    sdp=OFFER_SDP, call_type="video")
+    await a.expect("CallOffer", timeout=TIMEOUT, call_id=call_id)
+    await confirmed(a, "CallAnswer", call_id=call_id, sdp=ANSWER_SDP)
+    assert (await phone.expect("ICECandidate", timeout=TIMEOUT))["candidate"] == CANDIDATE
+    assert (await phone.expect("CallOffer", timeout=TIMEOUT))["from_user_id"] == alice.id
+    assert (await phone.expect("CallAnswer", timeout=TIMEOUT))["from_user_id"] == alice.id
+    await laptop.expect_none("ICECandidate")
+    await laptop.expect_none("CallOffer", within=0.0)
+    await laptop.expect_none("CallAnswer", within=0.0)
+
+
+@dataclass
+class GroupCall:
+    """A call from bob to carol in a group that alice owns."""
+
+    group: str
+    call_id: str
+    alice: User
+    bob: User
+    carol: User
+    b: ChatClient
+    c: ChatClient
+
+
+async def bob_calls_carol(server: RunningServer, answered: bool = True) -> GroupCall:
+    """A group call from bob to carol, answered or still ringing."""
+    group, alice, bob, carol = await group_of_three(server)
+    b, c = await server.connect(bob), await server.connect(carol)
+    call_id = new_call_id()
+    await confirmed(b, "CallOffer", conversation_id=group, call_id=call_id, sdp=OFFER_SDP,
+                    call_type="audio", target_user_id=carol.id)
+    await c.expect("CallOffer", timeout=TIMEOUT, call_id=call_id)
+    if answered:
+        await confirmed(c, "CallAnswer", call_id=call_id, sdp=ANSWER_SDP)
+        await b.expect("CallAnswer", timeout=TIMEOUT)
+    return GroupCall(group, call_id, alice, bob, carol, b, c)
+
+
+async def party_lost_send(server: RunningServer, how: str, answered: bool) -> None:
+    """bob calls carol, then bob leaves or carol gets role `how`: both hear
+    `CallHangup{reason:"removed"}` and the record says so."""
+    call = await bob_calls_carol(server, answered)
+    lost, stays = (call.bob, call.carol) if how == "left" else (call.carol, call.bob)
+    if how == "left":
+        async with server.http(call.bob) as http:
+            response = await http.delete(
+                f"/api/v1/conversations/{call.group}/members/{call.bob.id}")
+        assert response.status_code == 204, response.text
+    else:
+        assert await set_role(server, call.alice, call.group, call.carol, how) == 200
+    expected = {"type": "CallHangup", "call_id": call.call_id, "conversation_id": call.group,
+                "from_user_id": lost.id, "reason": "removed"}
+    assert await call.b.expect("CallHangup", timeout=TIMEOUT) == expected
+    assert await call.c.expect("CallHangup", timeout=TIMEOUT) == expected
+    [record] = await call_history(server, stays, call.group)
+    assert (record["state"], record["end_reason"]) == ("ended", "removed")
+    await refused(call.c, "ICECandidate", "CONFLICT", call_id=call.call_id,
+                  candidate=CANDIDATE)
+    await call.b.expect_none("ICECandidate")
+
+
+@pytest.mark.parametrize("how", ["banned", "read_only", "left"])
+async def test_a_party_who_loses_send_ends_the_active_call(server: RunningServer,
+                                                           how: str) -> None:
+    """Banned, made `read_only`, or gone from the conversation: the call ends for both."""
+    await party_lost_send(server, how, answered=True)
+
+
+async def test_a_banned_callee_stops_ringing(server: RunningServer) -> None:
+    """A ringing call ends the same way when its callee is banned."""
+    await party_lost_send(server, "banned", answered=False)
+
+
+async def test_a_role_that_keeps_send_keeps_the_call(server: RunningServer) -> None:
+    """A role change that leaves `send` (member to moderator) ends nothing."""
+    call = await bob_calls_carol(server)
+    assert await set_role(server, call.alice, call.group, call.carol, "moderator") == 200
+    await call.c.expect_none("CallHangup", within=0.5)
+    await confirmed(call.c, "ICECandidate", call_id=call.call_id, candidate=CANDIDATE)
+    await call.b.expect("ICECandidate", timeout=TIMEOUT)
+    await call.b.expect_none("CallHangup", within=0.0)
 
 
 # -- renegotiation -------------------------------------------------------------------------

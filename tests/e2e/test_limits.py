@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -128,6 +128,36 @@ async def test_rest_send_over_the_limit_gets_429(start_server: StartServer) -> N
         assert [m["content"] for m in await rest_messages(server, alice, room)] == ["m0", "m1"]
 
 
+def writer_jobs(server: RunningServer) -> float:
+    """`hubbub_writer_jobs_total`: every database write goes through the writer."""
+    text = server.internals.metrics.render().decode()
+    [value] = [line.split()[-1] for line in text.splitlines()
+               if line.startswith("hubbub_writer_jobs_total ")]
+    return float(value)
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("GET", "/api/v1/users/me"), ("GET", "/api/v1/conversations"),
+    ("POST", "/api/v1/ws-tickets"),
+])
+async def test_a_rest_call_the_limiter_refuses_writes_nothing(
+        start_server: StartServer, method: str, path: str) -> None:
+    """Past the "other action" burst, a REST call is 429 before the user is registered or
+    refreshed: a new name in its token is not stored, and no write was made."""
+    async with start_server(other_rate=0.05, other_burst=1) as server:
+        alice = server.user("alice")
+        async with server.http(alice) as http:
+            assert (await http.request(method, path)).status_code in (200, 201)
+        renamed = replace(alice, token=server.token(alice.id, "alice-renamed"))
+        before = writer_jobs(server)
+        async with server.http(renamed) as http:
+            assert_rate_limited_http(await http.request(method, path))
+        assert writer_jobs(server) == before
+        stored = await server.internals.store.get_user(alice.id)
+        assert stored is not None
+        assert stored.name == "alice"
+
+
 async def test_flooding_connection_is_closed_with_1008(start_server: StartServer) -> None:
     """More than 100 RATE_LIMITED errors within 10 s close the connection with 1008."""
     async with start_server(send_rate=0.1, send_burst=1) as server:
@@ -238,6 +268,20 @@ async def test_forwarded_for_from_a_trusted_proxy_is_the_client_ip(
         other = await server.connect(server.user(),
                                      additional_headers={"X-Forwarded-For": "203.0.113.8"})
         assert other.connected["type"] == "Connected"
+
+
+async def test_forwarded_for_hops_the_client_wrote_do_not_choose_the_bucket(
+        start_server: StartServer) -> None:
+    """A proxy appends to the `X-Forwarded-For` the client sent: whatever the client put
+    first, the hop the trusted proxy appended is the one counted."""
+    async with start_server(**own_ip_buckets(), handshake_rate=0.2, handshake_burst=2,
+                            trusted_proxies=("127.0.0.0/8",)) as server:
+        for n in range(2):
+            spoofed = {"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.7"}
+            await server.connect(server.user(), additional_headers=spoofed)
+        response = await refused_upgrade(server, server.user().token,
+                                         {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"})
+        assert_rate_limited_http(response)
 
 
 # -- Input bounds on the WebSocket ----------------------------------------------------------

@@ -514,6 +514,58 @@ async def test_a_call_rings_and_is_answered_across_instances(cluster: Cluster) -
     await b.expect("CallHangup", timeout=TIMEOUT, call_id=call_id)
 
 
+async def test_the_callers_signalling_reaches_the_answering_device_across_instances(
+        cluster: Cluster) -> None:
+    """The callee's phone and laptop are on two instances: once the phone answered, the
+    caller's candidates and renegotiation (from a third) reach the phone only."""
+    alice, bob = cluster.user("alice"), cluster.user("bob")
+    direct = await cluster[0].create_conversation(alice, kind="direct", members=[bob])
+    a = await cluster.connect(0, alice)
+    phone, laptop = await cluster.connect(1, bob), await cluster.connect(2, bob)
+    call_id = "0c7e2b9a-41d3-4f6e-8a5b-3d2c1b0a9f8e"
+    offer = {"conversation_id": direct["id"], "call_id": call_id, "sdp": OFFER_SDP,
+             "call_type": "audio"}
+    assert (await a.request("CallOffer", timeout=TIMEOUT, **offer))["type"] == "ActionConfirmed"
+    for device in (phone, laptop):
+        await device.expect("CallOffer", timeout=TIMEOUT, call_id=call_id)
+    reply = await phone.request("CallAnswer", call_id=call_id, sdp=ANSWER_SDP, timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    await laptop.expect("CallHangup", timeout=TIMEOUT, reason="answered_elsewhere")
+    await a.expect("CallAnswer", timeout=TIMEOUT, call_id=call_id)
+    candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0"}
+    for type_, fields in (("ICECandidate", {"call_id": call_id, "candidate": candidate}),
+                          ("CallOffer", offer)):
+        reply = await a.request(type_, timeout=TIMEOUT, **fields)
+        assert reply["type"] == "ActionConfirmed", reply
+        await phone.expect(type_, timeout=TIMEOUT, call_id=call_id)
+    await laptop.expect_none("ICECandidate")
+    await laptop.expect_none("CallOffer", within=0.0)
+
+
+async def test_a_ban_ends_the_call_once_across_instances(cluster: Cluster) -> None:
+    """Every instance hears the ban; exactly one `CallHangup{reason:"removed"}` reaches
+    each party."""
+    alice, bob, carol = cluster.user("alice"), cluster.user("bob"), cluster.user("carol")
+    group = await cluster[0].create_conversation(alice, kind="group", name="g",
+                                                 members=[bob, carol])
+    b, c = await cluster.connect(1, bob), await cluster.connect(2, carol)
+    call_id = "7d9a3c1e-5b2f-4a8d-9e6c-1f0b2a3c4d5e"
+    reply = await b.request("CallOffer", conversation_id=group["id"], call_id=call_id,
+                            sdp=OFFER_SDP, call_type="audio", target_user_id=carol.id,
+                            timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    await c.expect("CallOffer", timeout=TIMEOUT, call_id=call_id)
+    reply = await c.request("CallAnswer", call_id=call_id, sdp=ANSWER_SDP, timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    await b.expect("CallAnswer", timeout=TIMEOUT, call_id=call_id)
+    assert await set_role(cluster[0], alice, group["id"], carol, "banned") == 200
+    for party in (b, c):
+        hangup = await party.expect("CallHangup", timeout=TIMEOUT, call_id=call_id)
+        assert (hangup["reason"], hangup["from_user_id"]) == ("removed", carol.id)
+    await b.expect_none("CallHangup", within=0.5)
+    await c.expect_none("CallHangup", within=0.0)
+
+
 # -- limits counted by all instances together -----------------------------------------------
 
 

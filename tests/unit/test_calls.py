@@ -81,9 +81,10 @@ def test_ended_is_final() -> None:
     assert leaving == []
 
 
-@pytest.mark.parametrize("event", [CallEvent.HANGUP, CallEvent.REJECT, CallEvent.DISCONNECT])
+@pytest.mark.parametrize("event", [CallEvent.HANGUP, CallEvent.REJECT, CallEvent.DISCONNECT,
+                                   CallEvent.REMOVE])
 def test_ending_an_ended_call_again_is_a_no_op(event: CallEvent) -> None:
-    """Hangup, reject and disconnect on an ended call are accepted and change nothing."""
+    """Hangup, reject, disconnect and removal on an ended call change nothing."""
     assert step(ENDED, event, CALLEE) == Step(ENDED)
 
 
@@ -107,6 +108,23 @@ def test_the_answering_device_keeps_signalling() -> None:
     check_device(call, CALLEE, "phone")
     with pytest.raises(Conflict):
         check_device(call, CALLEE, "laptop")
+
+
+@pytest.mark.parametrize("state", [RINGING, ACTIVE])
+@pytest.mark.parametrize("party", [CALLER, CALLEE])
+def test_a_party_removed_from_the_conversation_ends_the_call(state: CallState,
+                                                             party: Party) -> None:
+    """Losing `send` in the conversation ends a ringing or active call as `removed`."""
+    assert step(state, CallEvent.REMOVE, party) == Step(ENDED, EndReason.REMOVED)
+
+
+def test_the_callers_relays_go_to_the_answering_device() -> None:
+    """Once answered, relays to the callee go to the answering connection alone; to the
+    caller, and while ringing, to every connection."""
+    call = a_call(ACTIVE, answered_by="phone")
+    assert call.relay_target(CALLER) == ("bob", "phone")
+    assert call.relay_target(CALLEE) == ("alice", None)
+    assert a_call().relay_target(CALLER) == ("bob", None)
 
 
 def test_the_caller_is_not_bound_to_a_device() -> None:

@@ -58,10 +58,10 @@ class Room:
         self.transports: dict[str, FakeTransport] = {}
         self.connections: dict[str, Connection] = {}
 
-    def connect(self, name: str, join: bool = True) -> Connection:
+    def connect(self, name: str, join: bool = True, user: str | None = None) -> Connection:
         transport = FakeTransport()
         outbox = Outbox(transport, self.flusher, 1 << 20, lambda: None)  # type: ignore[arg-type]
-        connection = Connection(name, "user-" + name, name, outbox)
+        connection = Connection(name, "user-" + (user or name), name, outbox)
         self.transports[name] = transport
         self.connections[name] = connection
         self.hub.add(connection)
@@ -69,10 +69,11 @@ class Room:
             self.hub.join(connection, ROOM)
         return connection
 
-    def event(self, text: str, exclude_user: str | None = None, user: str | None = None) -> None:
+    def event(self, text: str, exclude_user: str | None = None, user: str | None = None,
+              **targets: str) -> None:
         topic = user_topic("user-" + user) if user else conversation_topic(ROOM)
         self.hub.on_bus(topic, envelope_encoder.encode(
-            Envelope("NewMessage", text.encode(), exclude_user)))
+            Envelope("NewMessage", text.encode(), exclude_user, **targets)))
 
     def frames(self, name: str) -> list[str]:
         return [f.decode() for f in self.transports[name].frames()]
@@ -149,6 +150,21 @@ async def test_an_event_for_other_recipients_is_not_appended() -> None:
     await next_ticks()
     assert room.frames("a") == ["e1", "e2"]
     assert room.frames("b") == ["e1", "typing", "to-b", "e2"]
+
+
+async def test_events_for_one_connection_of_a_user_never_share_a_chunk() -> None:
+    """An event aimed at one of a user's connections (or past one) reaches only those, also
+    right after an event for all of them in the same tick, and is not extended itself."""
+    room = Room()
+    room.connect("phone", join=False, user="bob")
+    room.connect("laptop", join=False, user="bob")
+    room.event("all", user="bob")
+    room.event("phone-only", user="bob", only_connection="phone")
+    room.event("all-again", user="bob")
+    room.event("not-phone", user="bob", exclude_connection="phone")
+    await next_ticks()
+    assert room.frames("phone") == ["all", "phone-only", "all-again"]
+    assert room.frames("laptop") == ["all", "all-again", "not-phone"]
 
 
 async def test_events_after_a_flush_start_afresh() -> None:

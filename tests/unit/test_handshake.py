@@ -40,35 +40,46 @@ def test_the_peer_is_the_client_without_trusted_proxies() -> None:
     assert client_ip("192.0.2.1", "203.0.113.7", PROXIES) == "192.0.2.1"
 
 
-def test_a_trusted_proxy_forwards_the_address_it_saw() -> None:
-    """Behind trusted proxies the client is the nearest hop that is not one of them."""
-    assert client_ip("10.1.2.3", "203.0.113.7, 10.9.9.9", PROXIES) == "203.0.113.7"
+def test_a_trusted_proxy_forwards_the_hop_it_saw() -> None:
+    """Behind a trusted proxy the hop it appended (the rightmost) is the client."""
+    assert client_ip("10.1.2.3", "203.0.113.7", PROXIES) == "203.0.113.7"
     assert client_ip("::1", "2001:db8::5", PROXIES) == "2001:db8::5"
 
 
 def test_hops_the_client_wrote_itself_are_ignored() -> None:
-    """A proxy appends to the header the client sent, so what stands left of the hop it
-    appended is the client's own word: a forged first hop buys no fresh rate-limit bucket."""
-    assert client_ip("10.1.2.3", "198.51.100.66, 203.0.113.7", PROXIES) == "203.0.113.7"
-    assert client_ip("10.1.2.3", "198.51.100.66, 203.0.113.7, 10.4.4.4",
-                     PROXIES) == "203.0.113.7"
+    """A client that sends its own `X-Forwarded-For` only gets it prepended to: the hop
+    the trusted proxy appended still decides, whatever the client put before it."""
+    for spoofed in ("198.51.100.1", "10.0.0.1", "198.51.100.1, 198.51.100.2"):
+        assert client_ip("10.1.2.3", f"{spoofed}, 203.0.113.7", PROXIES) == "203.0.113.7"
 
 
-def test_a_chain_of_trusted_proxies_only_gives_its_farthest_hop() -> None:
-    """When every hop is a trusted proxy, the farthest one is the best answer there is."""
-    assert client_ip("10.1.2.3", "10.7.7.7, 10.8.8.8", PROXIES) == "10.7.7.7"
+def test_the_walk_passes_trusted_proxies_only() -> None:
+    """Through a chain of trusted proxies, the first untrusted hop from the right counts;
+    when every hop is trusted, the leftmost does."""
+    chain = "198.51.100.1, 203.0.113.7, 10.9.9.9, 10.8.8.8"
+    assert client_ip("10.1.2.3", chain, PROXIES) == "203.0.113.7"
+    assert client_ip("10.1.2.3", "10.5.5.5, 10.9.9.9", PROXIES) == "10.5.5.5"
+
+
+def test_a_walk_through_a_long_trusted_chain_stops() -> None:
+    """Past 16 trusted-looking hops the walk stops: the client may write any number."""
+    chain = ", ".join(["203.0.113.7"] + [f"10.0.0.{n}" for n in range(1, 21)])
+    assert client_ip("10.1.2.3", chain, PROXIES) == "10.0.0.5"
 
 
 def test_ipv4_mapped_addresses_count_as_ipv4() -> None:
     """A client seen over a dual-stack socket has the same bucket as over IPv4."""
     assert client_ip("::ffff:192.0.2.1", None, ()) == "192.0.2.1"
     assert client_ip("::ffff:10.1.2.3", "::ffff:203.0.113.7", PROXIES) == "203.0.113.7"
+    assert client_ip("10.1.2.3", "203.0.113.7, ::ffff:10.9.9.9", PROXIES) == "203.0.113.7"
 
 
-def test_a_garbled_forwarded_hop_falls_back_to_the_last_address_believed() -> None:
-    """A hop that is not an IP address is not trusted as one."""
+def test_a_garbled_hop_stops_the_walk_at_the_last_good_address() -> None:
+    """A hop that is not an IP address is not trusted as one: the address before it in the
+    walk (the peer, or a trusted proxy's) counts."""
     assert client_ip("10.1.2.3", "203.0.113.7, unknown", PROXIES) == "10.1.2.3"
-    assert client_ip("10.1.2.3", "203.0.113.7, garbage, 10.4.4.4", PROXIES) == "10.4.4.4"
+    assert client_ip("10.1.2.3", "203.0.113.7, unknown, 10.9.9.9", PROXIES) == "10.9.9.9"
+    assert client_ip("10.1.2.3", "", PROXIES) == "10.1.2.3"
 
 
 def test_a_malformed_trusted_proxy_fails_at_start() -> None:

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from hubbub.domain.errors import Unauthorized
-from hubbub.domain.tokens import MAX_NAME_CHARS, TokenVerifier, mint
+from hubbub.domain.names import MAX_NAME_CHARS
+from hubbub.domain.tokens import MAX_EPOCH_S, TokenVerifier, mint
 
 SECRET = "a-shared-secret-that-is-long-enough-for-hs256"
 SUB = "6f1c2a9e-3b7d-4c55-9a1e-0d2f4b6c8a10"
@@ -151,6 +152,26 @@ def test_not_before_is_honoured_against_the_given_clock() -> None:
     assert VERIFIER.verify(token, now=NOW + 10).user_id == SUB
     assert TokenVerifier(key=SECRET, leeway_s=15).verify(token, now=NOW).user_id == SUB
     refused(sign(valid(nbf="soon")))
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf"])
+@pytest.mark.parametrize("value", [1e308, float("nan"), float("inf"), float("-inf"),
+                                   10**400, 2**53, -1, True, "soon"], ids=repr)
+def test_a_time_claim_out_of_range_is_refused_naming_it(claim: str, value: object) -> None:
+    """`exp` and `nbf` are numbers from 0 to 9999-12-31: NaN, infinities, huge integers
+    and floats, negatives, booleans and strings are refused, naming the claim."""
+    assert refused(sign(valid(**{claim: value}))).startswith(f"invalid token: {claim} ")
+
+
+def test_the_last_time_claim_in_range_is_accepted() -> None:
+    """`exp` at 9999-12-31T23:59:59Z is far off but valid."""
+    identity = VERIFIER.verify(sign(valid(exp=MAX_EPOCH_S)), now=NOW)
+    assert identity.expires_at == MAX_EPOCH_S
+
+
+def test_a_sub_is_matched_whole() -> None:
+    """A UUID followed by a newline is no UUID (`$` alone would match before it)."""
+    assert "sub" in refused(sign(valid(sub=SUB + "\n")))
 
 
 @pytest.mark.parametrize("token", ["", "not-a-jwt", "a.b.c", "a.b", "....."])

@@ -26,13 +26,15 @@ class Envelope(msgspec.Struct, frozen=True, array_like=True):
     version of a change event (PROTOCOL.md §2), by which every instance's hub restores
     version order — None for events outside that order (typing, receipts, presence);
     `exclude_connection`: skip that one connection (a callee's device that answered does
-    not hear `answered_elsewhere`)."""
+    not hear `answered_elsewhere`); `only_connection`: deliver to that one connection alone
+    (the caller's signalling on an answered call reaches the device that answered)."""
 
     kind: str
     payload: bytes
     exclude_user: str | None = None
     version: int | None = None
     exclude_connection: str | None = None
+    only_connection: str | None = None
 
 
 class MembershipChanged(msgspec.Struct, frozen=True, array_like=True, tag=True):

@@ -10,10 +10,13 @@ Rules:
 - Either party may hang up at any time before `ended`. Before the answer, the caller's
   hangup *cancels* the call and the callee's hangup *rejects* it.
 - An unanswered call ends after the ring timeout (`timeout`, a missed call). A party whose
-  last connection closes ends the call (`disconnected`).
+  last connection closes ends the call (`disconnected`), and so does a party who may no
+  longer take part in calls in the conversation — banned, removed, or made `read_only`
+  (`removed`).
 - Once answered, the callee's signalling (answers, candidates, renegotiation offers) must
   come from the connection that answered: its other devices may only hang up. A device
-  that lost the race to answer is refused rather than heard by the caller.
+  that lost the race to answer is refused rather than heard by the caller, and the
+  caller's signalling reaches the answering connection alone (`relay_target`).
 - On an `active` call either party may renegotiate: a `CallOffer` on the same `call_id`,
   answered by the other party's `CallAnswer`. Offer/answer pairing is the peers' signalling
   state, not the server's: the server relays, it does not check.
@@ -49,6 +52,7 @@ class CallEvent(StrEnum):
     HANGUP = "hangup"
     TIMEOUT = "timeout"
     DISCONNECT = "disconnect"
+    REMOVE = "remove"  # the party lost the `send` permission in the conversation
 
 
 class Party(StrEnum):
@@ -65,6 +69,7 @@ class EndReason(StrEnum):
     REJECTED = "rejected"  # the callee declined
     TIMEOUT = "timeout"  # nobody answered: a missed call
     DISCONNECTED = "disconnected"  # a party's last connection closed
+    REMOVED = "removed"  # a party was banned, removed or made read_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,8 @@ TRANSITIONS: dict[tuple[CallState, CallEvent, Party], Step] = {
     (R, CallEvent.TIMEOUT, SERVER): Step(E, EndReason.TIMEOUT),
     (R, CallEvent.DISCONNECT, CALLER): Step(E, EndReason.DISCONNECTED),
     (R, CallEvent.DISCONNECT, CALLEE): Step(E, EndReason.DISCONNECTED),
+    (R, CallEvent.REMOVE, CALLER): Step(E, EndReason.REMOVED),
+    (R, CallEvent.REMOVE, CALLEE): Step(E, EndReason.REMOVED),
     (A, CallEvent.OFFER, CALLER): Step(A),
     (A, CallEvent.OFFER, CALLEE): Step(A),
     (A, CallEvent.ANSWER, CALLER): Step(A),
@@ -98,12 +105,16 @@ TRANSITIONS: dict[tuple[CallState, CallEvent, Party], Step] = {
     (A, CallEvent.HANGUP, CALLEE): Step(E, EndReason.HANGUP),
     (A, CallEvent.DISCONNECT, CALLER): Step(E, EndReason.DISCONNECTED),
     (A, CallEvent.DISCONNECT, CALLEE): Step(E, EndReason.DISCONNECTED),
+    (A, CallEvent.REMOVE, CALLER): Step(E, EndReason.REMOVED),
+    (A, CallEvent.REMOVE, CALLEE): Step(E, EndReason.REMOVED),
     (E, CallEvent.HANGUP, CALLER): Step(E),
     (E, CallEvent.HANGUP, CALLEE): Step(E),
     (E, CallEvent.REJECT, CALLER): Step(E),
     (E, CallEvent.REJECT, CALLEE): Step(E),
     (E, CallEvent.DISCONNECT, CALLER): Step(E),
     (E, CallEvent.DISCONNECT, CALLEE): Step(E),
+    (E, CallEvent.REMOVE, CALLER): Step(E),
+    (E, CallEvent.REMOVE, CALLEE): Step(E),
 }
 
 # §3: an ICE candidate is at most 4 KiB, also when it is a JSON object.
@@ -137,6 +148,14 @@ class Call:
     def other(self, party: Party) -> str:
         """The user id of the other side of `party`."""
         return self.callee_id if party is Party.CALLER else self.caller_id
+
+    def relay_target(self, sender: Party) -> tuple[str, str | None]:
+        """Where `sender`'s signalling goes: the other party's user id, and the one
+        connection of theirs (the callee's answering connection once the call is active),
+        or None for all of that user's connections."""
+        if sender is Party.CALLER and self.state is CallState.ACTIVE:
+            return self.callee_id, self.answered_connection_id
+        return self.other(sender), None
 
     def ring_expired(self, now: int, ring_timeout_us: int) -> bool:
         """Whether a ringing call has outlived the ring timeout (an instance may have died

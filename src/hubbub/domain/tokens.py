@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import jwt
 
 from hubbub.domain.errors import Unauthorized
+from hubbub.domain.names import display_name
+from hubbub.protocol.objects import is_id
 
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-MAX_NAME_CHARS = 100
+# `exp` and `nbf` are epoch seconds up to 9999-12-31T23:59:59Z: the last instant an RFC 3339
+# time can spell, far inside what a float holds exactly (2**53). Anything larger, negative,
+# infinite, NaN or not a number is refused rather than carried into timers and sums.
+MAX_EPOCH_S = 253_402_300_799
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +65,33 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
-        expires_at = claims["exp"]
-        if not isinstance(expires_at, int | float) or expires_at + self.leeway_s <= now:
+        expires_at = _epoch(claims["exp"], "exp")
+        if expires_at + self.leeway_s <= now:
             raise Unauthorized("invalid token: expired")
         not_before = claims.get("nbf")
-        if not_before is not None and (not isinstance(not_before, int | float)
-                                       or not_before > now + self.leeway_s):
+        if not_before is not None and _epoch(not_before, "nbf") > now + self.leeway_s:
             raise Unauthorized("invalid token: not valid yet (nbf)")
         subject = claims["sub"]
-        if not isinstance(subject, str) or not _UUID.match(subject.lower()):
+        if not isinstance(subject, str) or not is_id(subject.lower()):
             raise Unauthorized("invalid token: sub must be a UUID")
         name = claims.get("name")
         if name is not None and not isinstance(name, str):
             raise Unauthorized("invalid token: name must be a string")
-        if name is not None:
-            # U+0000 cannot be stored by PostgreSQL; a display name has no use for it.
-            name = name.replace("\x00", "").strip()[:MAX_NAME_CHARS] or None
-        return Identity(user_id=subject.lower(), name=name, expires_at=float(expires_at))
+        return Identity(user_id=subject.lower(), name=display_name(name),
+                        expires_at=expires_at)
+
+
+def _epoch(value: object, claim: str) -> float:
+    """A time claim as a float, or Unauthorized naming the claim.
+
+    JSON numbers reach here as ints of any size and floats including inf and NaN (Python's
+    parser reads `NaN` and `Infinity`); `true` is an int to Python but not a time.
+    """
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 <= value <= MAX_EPOCH_S):  # NaN fails every comparison
+        raise Unauthorized(f"invalid token: {claim} must be a number of seconds up to "
+                           f"{MAX_EPOCH_S}")
+    return float(value)
 
 
 def mint(secret: str, user_id: str, name: str | None, *, now: float, ttl_s: int,

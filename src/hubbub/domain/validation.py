@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from hubbub.domain.errors import BadRequest
+from hubbub.domain.names import MAX_NAME_CHARS, normalise_name
 from hubbub.protocol.objects import Attachment
 
 MAX_CONTENT_CHARS = 4000
 MAX_ATTACHMENTS = 10
-MAX_NAME_CHARS = 100
 
 
 def check_message_body(content: str, attachments: Sequence[Attachment]) -> None:
@@ -44,14 +44,15 @@ def check_url(url: str, where: str) -> None:
 
 
 def check_conversation_name(kind: str, name: str | None) -> str | None:
-    """`direct` has no name; `group` and `channel` need 1–100 characters (§2)."""
+    """`direct` has no name; `group` and `channel` need 1–100 characters (§2), counted after
+    normalising (domain/names.py: what is left once controls and the like are dropped)."""
     if kind == "direct":
         if name is not None:
             raise BadRequest("a direct conversation has no name - at `$.name`")
         return None
-    if name is None or not name.strip():
+    name = None if name is None else normalise_name(name)
+    if not name:
         raise BadRequest(f"a {kind} needs a name - at `$.name`")
-    name = name.strip()
     if len(name) > MAX_NAME_CHARS:
         raise BadRequest(f"name longer than {MAX_NAME_CHARS} characters - at `$.name`")
     return name

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
-# §2: every id is a lowercase hyphenated UUID string.
+# §2: every id is a lowercase hyphenated UUID string. msgspec matches a pattern with
+# `re.search`, where `$` also matches before a final "\n": the length bounds make the match
+# whole (36 characters, so "<uuid>\n" is refused).
 UUID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-Id = Annotated[str, Meta(pattern=UUID_PATTERN)]
+Id = Annotated[str, Meta(pattern=UUID_PATTERN, min_length=36, max_length=36)]
+_UUID = re.compile(UUID_PATTERN)
+
+
+def is_id(value: str) -> bool:
+    """Whether `value` is an id of §2, as a whole (`re.fullmatch`: no trailing newline)."""
+    return _UUID.fullmatch(value) is not None
+
 # §2: client_message_id and request_id are bounded to 64 characters.
 ClientMessageId = Annotated[str, Meta(min_length=1, max_length=64)]
 RequestId = Annotated[str, Meta(max_length=64)]
@@ -92,7 +102,7 @@ class CallObject(msgspec.Struct, frozen=True):
     """A call's record, as the call history of a conversation shows it (docs/DECISIONS.md).
 
     `state` is `ringing`, `active` or `ended`; `end_reason` is `hangup`, `cancelled`,
-    `rejected`, `timeout` (a missed call) or `disconnected`.
+    `rejected`, `timeout` (a missed call), `disconnected` or `removed`.
     """
 
     id: str

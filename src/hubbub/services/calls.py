@@ -9,6 +9,12 @@ callee's devices that did not answer learn it from `CallHangup{reason:"answered_
 sent to the callee's own topic with the answering connection excluded: one publish,
 filtered by each instance's hub, with no per-connection state anywhere. A callee's reject
 (or hangup) while ringing stops its other devices the same way (`rejected_elsewhere`).
+Once answered, the caller's signalling goes to the callee's topic aimed at the answering
+connection alone (`Envelope.only_connection`), which is in the call's record.
+
+A party who loses the `send` permission in the conversation (banned, removed, made
+`read_only`) ends its open calls there: every instance hears the `MembershipChanged`
+control event, and the conditional transition lets exactly one of them announce it.
 
 Ring timeouts: the instance that placed the call keeps a timer. Should that instance stop,
 a ringing call past its deadline is ended by whoever touches it next, or by the sweep every
@@ -24,8 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from hubbub.bus.envelope import ControlEvent
 from hubbub.domain.calls import (
     Call,
     CallEvent,
@@ -42,7 +49,7 @@ from hubbub.domain.permissions import Ability, can
 from hubbub.logs import get_logger
 from hubbub.protocol import server as s
 from hubbub.protocol.codec import encode_json
-from hubbub.protocol.objects import CallObject
+from hubbub.protocol.objects import CallObject, Role
 from hubbub.services.access import require_ability
 from hubbub.services.context import Actor, ServiceContext
 from hubbub.storage.base import CallStore
@@ -58,6 +65,8 @@ SWEEP_BATCH = 500
 # A transition lost to a concurrent one is decided again on the fresh state; a call moves
 # at most twice (ringing → active → ended), so two retries always suffice.
 _ATTEMPTS = 3
+# The roles that may take part in calls (§5 `send`); any other role, or none, ends them.
+_CALLING_ROLES = frozenset(role for role in get_args(Role) if can(role, Ability.SEND))
 
 
 class CallService:
@@ -155,11 +164,10 @@ class CallService:
             call, party = await self._load(actor, call_id)
             step(call.state, CallEvent.ANSWER, party)
             check_device(call, party, connection_id)
-            other = call.other(party)
             relay = s.CallAnswer(call_id=call_id, conversation_id=call.conversation_id,
                                  sdp=sdp, from_user_id=actor.user_id)
             if call.state is CallState.ACTIVE:
-                self._ctx.events.to_user(other, relay)
+                self._relay(call, party, relay)
                 return
             answered = await self._calls.transition(call_id, CallState.RINGING,
                                                     CallState.ACTIVE, self._ctx.clock(),
@@ -167,7 +175,7 @@ class CallService:
             if answered is None:
                 raise Conflict("the call was answered elsewhere or has ended")
             self._stop_ringing(call_id)
-            self._ctx.events.to_user(other, relay)
+            self._relay(call, party, relay)
             self._ctx.events.to_user(actor.user_id, s.CallHangup(
                 call_id=call_id, conversation_id=call.conversation_id,
                 from_user_id=actor.user_id, reason="answered_elsewhere",
@@ -176,7 +184,8 @@ class CallService:
 
     async def candidate(self, actor: Actor, connection_id: str, call_id: str,
                         candidate: Any) -> None:
-        """Relay an ICE candidate to the other party.
+        """Relay an ICE candidate to the other party (the callee's answering connection
+        once answered).
 
         Raises:
             BadRequest: over 4 KiB encoded; NotFound, Forbidden: not a party;
@@ -187,7 +196,7 @@ class CallService:
             call, party = await self._load(actor, call_id)
             step(call.state, CallEvent.CANDIDATE, party)
             check_device(call, party, connection_id)
-            self._ctx.events.to_user(call.other(party), s.ICECandidate(
+            self._relay(call, party, s.ICECandidate(
                 call_id=call_id, conversation_id=call.conversation_id, candidate=candidate,
                 from_user_id=actor.user_id,
             ))
@@ -243,6 +252,16 @@ class CallService:
         except Exception:  # the other presence listeners still run
             log.exception("call.disconnect_failed", user_id=user_id)
 
+    def on_control(self, event: ControlEvent) -> None:
+        """Bus listener: a membership changed. A user who may no longer take part in calls
+        in the conversation ends its open calls there (`removed`, to both parties)."""
+        if event.role in _CALLING_ROLES:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._membership_lost(event.conversation_id, event.user_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def history(self, actor: Actor, conversation_id: str, before: int | None,
                       limit: int) -> list[Call]:
         """The conversation's calls the actor took part in, newest first.
@@ -258,13 +277,42 @@ class CallService:
 
     async def _disconnect(self, call: Call, user_id: str) -> None:
         """End the call because `user_id` is connected nowhere; tell the other party."""
+        await self._end_for(call, user_id, CallEvent.DISCONNECT, "disconnected")
+
+    async def _membership_lost(self, conversation_id: str, user_id: str) -> None:
+        """End the user's open calls in the conversation unless it may call there again
+        (the role is read afresh: a later change may have reinstated it)."""
+        try:
+            if can(await self._ctx.members.role(conversation_id, user_id), Ability.SEND):
+                return
+            for call in await self._calls.open_calls_of(user_id):
+                if call.conversation_id == conversation_id:
+                    async with self._locks.hold(call.id):
+                        await self._end_for(call, user_id, CallEvent.REMOVE, "removed",
+                                            tell_user=True)
+        except Exception:  # a task nobody awaits: report here, never lose it
+            log.exception("call.remove_failed", conversation_id=conversation_id,
+                          user_id=user_id)
+
+    async def _end_for(self, call: Call, user_id: str, event: CallEvent, reason: str,
+                       tell_user: bool = False) -> None:
+        """End the call for what happened to `user_id` and tell the other party (and the
+        user's own connections, if `tell_user`), `from_user_id` the user; nothing is told
+        when the call had ended already."""
         party = call.party(user_id)
-        assert party is not None
-        if await self._end(call, CallEvent.DISCONNECT, party) is not None:
-            self._ctx.events.to_user(call.other(party), s.CallHangup(
-                call_id=call.id, conversation_id=call.conversation_id,
-                from_user_id=user_id, reason="disconnected",
-            ))
+        assert party is not None, "the calls of a user are calls it is a party of"
+        if await self._end(call, event, party) is None:
+            return
+        hangup = s.CallHangup(call_id=call.id, conversation_id=call.conversation_id,
+                              from_user_id=user_id, reason=reason)
+        self._ctx.events.to_user(call.other(party), hangup)
+        if tell_user:
+            self._ctx.events.to_user(user_id, hangup)
+
+    def _relay(self, call: Call, sender: Party, message: s.ServerMessage) -> None:
+        """Signalling from `sender` to the other party (domain: `Call.relay_target`)."""
+        user_id, connection_id = call.relay_target(sender)
+        self._ctx.events.to_user(user_id, message, only_connection=connection_id)
 
     async def _settle(self, call: Call, present: set[str]) -> None:
         """At start: end an open call that nobody can finish any more."""
@@ -318,8 +366,8 @@ class CallService:
     async def _renegotiate(self, actor: Actor, connection_id: str, call: Call,
                            conversation_id: str, sdp: str, call_type: Literal["audio", "video"],
                            target_user_id: str | None) -> None:
-        """§3: a party's CallOffer on its active call goes to the other party only; any
-        other offer with a used call_id is a CONFLICT."""
+        """§3: a party's CallOffer on its active call goes to the other party only (the
+        callee's answering connection); any other offer with a used call_id is a CONFLICT."""
         party = call.party(actor.user_id)
         if party is None or call.conversation_id != conversation_id:
             raise Conflict("call_id is already in use - at `$.call_id`")
@@ -330,7 +378,7 @@ class CallService:
         if target_user_id is not None and target_user_id != other:
             raise Conflict("a renegotiation goes to the other party of the call - at "
                            "`$.target_user_id`")
-        self._ctx.events.to_user(other, s.CallOffer(
+        self._relay(call, party, s.CallOffer(
             call_id=call.id, conversation_id=call.conversation_id, sdp=sdp,
             call_type=call_type, from_user_id=actor.user_id, target_user_id=other,
         ))

@@ -34,9 +34,12 @@ class Events:
         self._bus.publish(conversation_topic(conversation_id), _wrap(message, exclude_user))
 
     def to_user(self, user_id: str, message: ServerMessage,
-                exclude_connection: str | None = None) -> None:
-        """To every connection of one user, on every instance (but `exclude_connection`)."""
-        self._bus.publish(user_topic(user_id), _wrap(message, None, exclude_connection))
+                exclude_connection: str | None = None,
+                only_connection: str | None = None) -> None:
+        """To every connection of one user, on every instance (but `exclude_connection`;
+        or to `only_connection` of them alone, wherever it is)."""
+        self._bus.publish(user_topic(user_id),
+                          _wrap(message, None, exclude_connection, only_connection))
 
     def membership_changed(self, conversation_id: str, user_id: str, role: str | None) -> None:
         """Tell every instance to forget cached roles (and drop subscriptions on loss)."""
@@ -58,13 +61,15 @@ def change_version(message: ServerMessage) -> int | None:
 
 
 def envelope_of(message: ServerMessage, exclude_user: str | None = None,
-                exclude_connection: str | None = None) -> Envelope:
+                exclude_connection: str | None = None,
+                only_connection: str | None = None) -> Envelope:
     """The bus form of a server message: encoded once, with its type and version."""
     kind = type(message).__struct_config__.tag
     return Envelope(str(kind), encode(message), exclude_user, change_version(message),
-                    exclude_connection)
+                    exclude_connection, only_connection)
 
 
 def _wrap(message: ServerMessage, exclude_user: str | None,
-          exclude_connection: str | None = None) -> bytes:
-    return envelope_encoder.encode(envelope_of(message, exclude_user, exclude_connection))
+          exclude_connection: str | None = None, only_connection: str | None = None) -> bytes:
+    return envelope_encoder.encode(envelope_of(message, exclude_user, exclude_connection,
+                                               only_connection))

@@ -10,6 +10,7 @@ const ENDINGS = {
   rejected_elsewhere: "Declined on another device",
   timeout: "No answer",
   disconnected: "The other side disconnected",
+  removed: "Ended: a participant may no longer call in this conversation",
   busy: "Busy",
 };
 

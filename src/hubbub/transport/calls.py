@@ -6,23 +6,19 @@ the caller took part in, newest first, so a client can show them beside the mess
 
 from __future__ import annotations
 
-import re
-
 from aiohttp import web
 
 from hubbub.domain.clock import format_time, parse_time
 from hubbub.domain.errors import BadRequest
-from hubbub.protocol.objects import UUID_PATTERN
 from hubbub.services.calls import call_object
 from hubbub.services.context import Actor
 from hubbub.transport.http import json_response
-from hubbub.transport.rest import authed
+from hubbub.transport.rest import authed, path_id
 from hubbub.transport.server import Server
 
 # The same page bounds as FetchHistory (§3).
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
-_UUID = re.compile(UUID_PATTERN)
 
 
 def routes(app: web.Application) -> None:
@@ -33,7 +29,7 @@ async def list_calls(request: web.Request, server: Server, actor: Actor) -> web.
     """`?before=` (RFC 3339, exclusive: a call's `created_at`) and `?limit=` (1–100)."""
     before = _before(request.query.get("before"))
     limit = _limit(request.query.get("limit"))
-    calls = await server.calls.history(actor, _conversation_id(request), before,
+    calls = await server.calls.history(actor, path_id(request), before,
                                       limit + 1)
     page = calls[:limit]
     return json_response({
@@ -41,13 +37,6 @@ async def list_calls(request: web.Request, server: Server, actor: Actor) -> web.
         "has_more": len(calls) > limit,
         "next_before": format_time(page[-1].created_at) if page else None,
     })
-
-
-def _conversation_id(request: web.Request) -> str:
-    value = request.match_info["id"]
-    if not _UUID.match(value):
-        raise BadRequest("id must be a lowercase UUID")
-    return value
 
 
 def _before(raw: str | None) -> int | None:

@@ -21,6 +21,11 @@ from hubbub.transport.auth import authenticate, query_value, websocket_token
 from hubbub.transport.server import Server
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# No real chain has more proxies than this; a longer header of trusted-looking hops (the
+# client can write any) is not walked further, so parsing it stays cheap.
+MAX_FORWARDED_HOPS = 16
 
 
 async def admit(server: Server, request: web.Request) -> Identity:
@@ -60,26 +65,28 @@ def origin_allowed(origin: str | None, allowed: Sequence[str]) -> bool:
 
 def client_ip(peer: str | None, forwarded_for: str | None,
               trusted: Sequence[IPNetwork]) -> str:
-    """The client's IP: the peer address or, when the peer is a trusted proxy, the nearest
-    `X-Forwarded-For` hop that is not one.
+    """The client's IP: the peer address, or — when the peer is a trusted proxy — the
+    rightmost `X-Forwarded-For` hop that is not itself a trusted proxy.
 
-    The hops are read from the right: each proxy appends the address it was connected from
-    (nginx's `$proxy_add_x_forwarded_for`), so only what trusted proxies appended can be
-    believed, and everything left of it is whatever the client chose to send. A hop that
-    is not an IP address ends the walk at the last address believed.
+    Each proxy appends the address it saw, so only the hops from the right up to the first
+    untrusted one were written by proxies we trust; whatever lies left of it the client
+    wrote itself. If every hop is trusted the leftmost counts; a hop that is not an IP
+    address stops the walk at the last good address (the peer when it is the first).
     """
-    address = _plain(peer) if peer else "unknown"
-    if not forwarded_for or not trusted or not _in_any(address, trusted):
-        return address
-    for hop in reversed(forwarded_for.split(",")):
-        try:
-            ipaddress.ip_address(hop.strip())
-        except ValueError:
-            return address
-        address = _plain(hop.strip())
-        if not _in_any(address, trusted):
-            return address
-    return address
+    if not peer:
+        return "unknown"
+    address = _ip(peer)
+    if address is None:
+        return peer
+    if forwarded_for and trusted and _in_any(address, trusted):
+        for hop in reversed(forwarded_for.split(",")[-MAX_FORWARDED_HOPS:]):
+            forwarded = _ip(hop.strip())
+            if forwarded is None:
+                break
+            address = forwarded
+            if not _in_any(address, trusted):
+                break
+    return str(address)
 
 
 @lru_cache(maxsize=8)
@@ -92,23 +99,20 @@ def trusted_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
-def _in_any(address: str, networks: Sequence[IPNetwork]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
+def _in_any(ip: IPAddress, networks: Sequence[IPNetwork]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
 
-def _plain(address: str) -> str:
-    """One spelling per client: IPv4-mapped IPv6 (`::ffff:1.2.3.4`) as plain IPv4."""
+def _ip(text: str) -> IPAddress | None:
+    """An address with one spelling per client (IPv4-mapped IPv6, `::ffff:1.2.3.4`, as
+    plain IPv4), or None for what is not an IP address."""
     try:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return address
+        return None
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ip)
+        return ip.ipv4_mapped
+    return ip
 
 
 def _normalise(origin: str) -> str:

@@ -246,6 +246,11 @@ class Hub:
 
     def _deliver(self, recipients: Collection[Connection], envelope: Envelope) -> None:
         frame = text_frame(envelope.payload)
+        if envelope.exclude_connection is not None or envelope.only_connection is not None:
+            # Rare (call signalling to one user's devices): kept off the fan-out loop below.
+            # A new set each time, so such an event neither extends a chunk (of the same
+            # user's connections: it would reach the ones it is not for) nor is extended.
+            recipients = _targeted(recipients, envelope)
         excluded = envelope.exclude_user
         flusher, last = self._flusher, self._open
         if (last is not None and flusher is not None and last.epoch == flusher.epoch
@@ -254,10 +259,6 @@ class Hub:
             self._count(envelope.kind, last.delivered)
             return
         delivered = 0
-        if envelope.exclude_connection is not None:
-            # Rare (call signalling to one user's devices): kept off the fan-out loop below.
-            # A new set each time, so such an event never extends a chunk.
-            recipients = {c for c in recipients if c.id != envelope.exclude_connection}
         chunk = Chunk(frame)
         for connection in recipients:
             if connection.user_id != excluded:
@@ -447,3 +448,11 @@ class Hub:
             self.drop_user(event.user_id, event.conversation_id)
         for listener in self._control_listeners:
             listener(event)
+
+
+def _targeted(recipients: Collection[Connection], envelope: Envelope) -> set[Connection]:
+    """The recipients an envelope aimed at one connection (or past one) leaves."""
+    only, excluded = envelope.only_connection, envelope.exclude_connection
+    if only is not None:
+        return {c for c in recipients if c.id == only}
+    return {c for c in recipients if c.id != excluded}

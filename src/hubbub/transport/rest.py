@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
@@ -13,16 +12,17 @@ from msgspec import Meta
 from hubbub.bus.base import BusUnavailable
 from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.errors import BadRequest, ChatError
-from hubbub.domain.models import Conversation, Member
+from hubbub.domain.models import Conversation, Member, User
+from hubbub.domain.tokens import Identity
 from hubbub.logs import get_logger
 from hubbub.protocol.objects import (
-    UUID_PATTERN,
     Attachments,
     ClientMessageId,
     Content,
     ConversationObject,
     Id,
     Kind,
+    is_id,
 )
 from hubbub.protocol.objects import Role as RoleName
 from hubbub.services.context import Actor
@@ -39,7 +39,6 @@ from hubbub.transport.http import (
 from hubbub.transport.server import SERVER, Server
 
 log = get_logger("hubbub.http")
-_UUID = re.compile(UUID_PATTERN)
 
 Handler = Callable[[web.Request, Server, Actor], Awaitable[web.StreamResponse]]
 
@@ -128,17 +127,29 @@ def authed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResp
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         server: Server = request.app[SERVER]
-        identity = authenticate(server.verifier, bearer_token(request))
-        user = await server.users.seen(identity)
-        await server.limiter.hit("o:" + user.id, server.settings.other_rule)
+        _, user = await _caller(server, request)
         return await handler(request, server, Actor(user.id, user.name))
 
     return wrapper
 
 
-def _path_id(request: web.Request, name: str = "id") -> str:
+async def _caller(server: Server, request: web.Request) -> tuple[Identity, User]:
+    """Verify the bearer token, take an "other action" from the user's bucket, then
+    register or refresh the user: that upsert is a database write, which a request the
+    limiter refuses must not cost.
+
+    Raises:
+        Unauthorized: no valid token. RateLimited: the user's bucket is empty.
+    """
+    identity = authenticate(server.verifier, bearer_token(request))
+    await server.limiter.hit("o:" + identity.user_id, server.settings.other_rule)
+    return identity, await server.users.seen(identity)
+
+
+def path_id(request: web.Request, name: str = "id") -> str:
+    """A UUID path parameter (§2), or BadRequest naming it."""
     value = request.match_info[name]
-    if not _UUID.match(value):
+    if not is_id(value):
         raise BadRequest(f"{name} must be a lowercase UUID")
     return value
 
@@ -174,9 +185,7 @@ async def create_ws_ticket(request: web.Request) -> web.Response:
     Not `authed`: the ticket keeps the token's `exp`, which still closes the socket (4001).
     """
     server: Server = request.app[SERVER]
-    identity = authenticate(server.verifier, bearer_token(request))
-    await server.users.seen(identity)
-    await server.limiter.hit("o:" + identity.user_id, server.settings.other_rule)
+    identity, _ = await _caller(server, request)
     ticket = await server.tickets.issue(identity)
     response = json_response({"ticket": ticket.value,
                               "expires_at": format_time(ticket.expires_at)}, 201)
@@ -209,7 +218,7 @@ async def create_conversation(request: web.Request, server: Server, actor: Actor
 
 
 async def get_conversation(request: web.Request, server: Server, actor: Actor) -> web.Response:
-    conversation, role = await server.conversations.get(actor, _path_id(request))
+    conversation, role = await server.conversations.get(actor, path_id(request))
     return json_response(await _caller_view(server, actor, conversation, role))
 
 
@@ -226,7 +235,7 @@ async def _caller_view(server: Server, actor: Actor, conversation: Conversation,
 async def list_members(request: web.Request, server: Server, actor: Actor) -> web.Response:
     """`online` is shown only for members who accepted (docs/DECISIONS.md, "Consent"): an
     invited member is listed `accepted: false, online: false` whether connected or not."""
-    members = await server.conversations.members(actor, _path_id(request))
+    members = await server.conversations.members(actor, path_id(request))
     online = await server.presence.visible_online(members)
     return json_response({"members": [
         {**_member_object(m), "online": m.user_id in online} for m in members
@@ -241,14 +250,14 @@ def _member_object(member: Member) -> dict[str, Any]:
 async def put_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
     body = await read_body(request, PutMember, server.settings.max_body_bytes)
     member, created = await server.conversations.put_member(
-        actor, _path_id(request), _path_id(request, "user_id"), body.role
+        actor, path_id(request), path_id(request, "user_id"), body.role
     )
     return json_response(_member_object(member), 201 if created else 200)
 
 
 async def remove_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
-    await server.conversations.remove_member(actor, _path_id(request),
-                                             _path_id(request, "user_id"))
+    await server.conversations.remove_member(actor, path_id(request),
+                                             path_id(request, "user_id"))
     return web.Response(status=204)
 
 
@@ -256,7 +265,7 @@ async def list_messages(request: web.Request, server: Server, actor: Actor) -> w
     before = _int_query(request, "before", None, 0, 2**63 - 1)  # a BIGINT cursor
     limit = _int_query(request, "limit", 50, 1, 100)
     assert limit is not None
-    page = await server.messages.history(actor, _path_id(request), before, limit)
+    page = await server.messages.history(actor, path_id(request), before, limit)
     return json_response({
         "messages": [message_object(m) for m in page.messages],
         "has_more": page.has_more,
@@ -268,7 +277,7 @@ async def post_message(request: web.Request, server: Server, actor: Actor) -> we
     body = await read_body(request, PostMessage, server.settings.max_body_bytes)
     await server.limiter.hit("s:" + actor.user_id, server.settings.send_rule)
     outcome = await server.messages.send(
-        actor, _path_id(request), body.content, body.parent_id, body.attachments,
+        actor, path_id(request), body.content, body.parent_id, body.attachments,
         body.client_message_id,
     )
     return json_response(message_object(outcome.message), 201 if outcome.created else 200)
