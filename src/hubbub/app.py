@@ -37,8 +37,8 @@ from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
 from hubbub.transport import calls as call_routes
 from hubbub.transport import rest, static
+from hubbub.transport.access import request_ids
 from hubbub.transport.expiry import expire_tokens
-from hubbub.transport.handshake import trusted_networks
 from hubbub.transport.http import WS_PATH
 from hubbub.transport.hub import Hub
 from hubbub.transport.metrics import Metrics
@@ -118,8 +118,7 @@ async def open_coordination(settings: Settings) -> Coordination:
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
     verifier = build_verifier(settings)
-    trusted_networks(settings.trusted_proxies)  # a malformed entry fails here, at start
-    app = web.Application(middlewares=[track_requests, rest.errors_middleware],
+    app = web.Application(middlewares=[request_ids, track_requests, rest.errors_middleware],
                           client_max_size=settings.max_body_bytes)
     app.router.add_get(WS_PATH, websocket_handler)
     rest.routes(app)
@@ -166,8 +165,6 @@ def create_app(settings: Settings) -> web.Application:
         app[SERVER] = server
         beat = asyncio.get_running_loop().create_task(heartbeat(server))
         sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
-        log.info("server.started", database=settings.database_url.split("://")[0],
-                 bus="redis" if settings.redis_url else "memory")
         try:
             yield
         finally:
