@@ -49,6 +49,10 @@ async def _serve(app: web.Application, settings: Settings) -> int:
         # handler still running after that (see transport/shutdown.py).
         shutdown_timeout=handler_timeout(settings.shutdown_grace),
     )
+    stop = asyncio.Event()  # set by SIGTERM or SIGINT, from startup on
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
@@ -62,10 +66,6 @@ async def _serve(app: web.Application, settings: Settings) -> int:
         log.info("server.listening", url=_url(settings.host, settings.port),
                  database=settings.database_url.split("://")[0],
                  bus="redis" if settings.redis_url else "memory", version=__version__)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
         await stop.wait()
         log.info("server.stopping")
     finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -65,11 +65,10 @@ class Source:
 
     def shown(self, value: Any, field_name: str) -> str:
         """`HUBBUB_PORT=99999`, `--port=99999`, `port = 99999 in FILE`: for error lines."""
-        text = "(value not shown)" if hidden(field_name) and self.kind != "default" else (
-            _cut(mask(field_name, value)))
-        if self.kind == "env":
-            return f"{self.name}={text}"
-        if self.kind == "flag":
+        mark = hidden(field_name)
+        text = ("(value not shown)" if mark and mark.whole and self.kind != "default"
+                else _cut(mask(field_name, value)))
+        if self.kind in ("env", "flag"):
             return f"{self.name}={text}"
         if self.kind == "file":
             return f"{self.name} = {text} in {self.path}"
@@ -175,8 +174,7 @@ def unknown_variables() -> list[str]:
         if (not upper.startswith(ENV_PREFIX) or upper in known
                 or upper.startswith(FOREIGN_PREFIXES)):
             continue
-        guess = difflib.get_close_matches(upper, known, n=1)
-        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        hint = _guess(upper, known, ENV_PREFIX)
         warnings.append(f"unknown variable {variable} is ignored{hint}")
     return warnings
 
@@ -208,6 +206,14 @@ def display(value: Any) -> str:
     return str(value)
 
 
+def _guess(name: str, known: Iterable[str], prefix: str = "") -> str:
+    """` (did you mean X?)` for the closest known name, if one is close. The `prefix` all
+    names share is left out of the comparison: with it every name looks alike."""
+    stems = {option.removeprefix(prefix): option for option in known}
+    guess = difflib.get_close_matches(name.removeprefix(prefix), stems, n=1)
+    return f" (did you mean {stems[guess[0]]}?)" if guess else ""
+
+
 def _cut(text: str) -> str:
     if len(text) > SHOWN_CHARS:
         text = text[:SHOWN_CHARS] + "…"
@@ -227,8 +233,7 @@ def _read_config(path: Path, source: Source, problems: list[str]) -> dict[str, A
     known = set(Settings.model_fields) | {name + FILE_SUFFIX for name in file_fields()}
     for key in data:
         if key not in known:
-            guess = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            hint = _guess(key, known)
             problems.append(f"unknown key {key} in {path}{hint}")
     return {key: value for key, value in data.items() if key in known}
 
