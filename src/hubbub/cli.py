@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+import hubbub
 from hubbub import __version__
 from hubbub.config import Settings, describe, hidden
 from hubbub.logs import configure, get_logger
@@ -21,6 +22,7 @@ from hubbub.settings_sources import (
     FILE_SUFFIX,
     Loaded,
     SettingsError,
+    env_name,
     flag_name,
     load_settings,
     report,
@@ -39,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _Parser(prog="hubbub", description=__doc__.split("\n", 1)[0])
+    parser = _Parser(prog="hubbub", description=hubbub.__doc__)
     parser.add_argument("--version", action="version", version=f"hubbub {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _with_settings(commands.add_parser("serve", help="run the server"))
@@ -74,7 +76,9 @@ def _with_settings(parser: argparse.ArgumentParser) -> None:
     """A flag per setting (`--max-frame-bytes`), `--<name>-file` for secrets, `--config`."""
     _config_flag(parser)
     for name, field in Settings.model_fields.items():
-        help_text = f"{field.description}: {describe(name)} (HUBBUB_{name.upper()})"
+        accepts = describe(name)
+        help_text = (f"{field.description}{'' if accepts == 'text' else ': ' + accepts} "
+                     f"({env_name(name)})").replace("%", "%%")  # argparse formats help with %
         if field.annotation is bool:
             parser.add_argument(flag_name(name), dest=name, default=None, nargs="?",
                                 const="on", metavar="on|off", help=help_text)

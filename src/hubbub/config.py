@@ -100,36 +100,43 @@ def _nonempty(text: str) -> str:
     return text
 
 
+# What each kind of setting accepts; a new setting takes one of these, or a plain type
+# (`bool` reads switch words, `tuple[str, ...]` comma-separated text, a `Literal` its words).
 SECONDS = Unit(" s", "seconds")
 PER_SECOND = Unit("/s", "per second")
 Port = Annotated[int, Field(ge=1, le=65535)]
 Count = Annotated[int, Field(ge=1)]
-Bytes = Count  # the field's name says so
 Seconds = Annotated[float, Field(gt=0), SECONDS]
 Rate = Annotated[float, Field(gt=0), PER_SECOND]
 Text = Annotated[str, AfterValidator(_nonempty)]
 Secret = Annotated[str | None, Hidden()]
+PublicKey = Annotated[Secret, AfterValidator(_public_key)]
+DatabaseUrl = Annotated[str, Hidden(whole=False), AfterValidator(_database_url)]
+RedisUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_redis_url)]
+Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]
 
 
 class Settings(BaseModel):
+    """Every setting; `Settings()` is the defaults. An unknown name is refused."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     host: Text = Field("127.0.0.1", description="address to listen on")
     port: Port = Field(8080, description="one port for `/ws`, REST, health and metrics")
-    database_url: Annotated[str, Hidden(whole=False), AfterValidator(_database_url)] = Field(
-        "sqlite:///./hubbub.db", description="`sqlite:///PATH` or `postgresql://USER@HOST/DB`")
-    redis_url: Annotated[str | None, Hidden(whole=False), AfterValidator(_redis_url)] = Field(
-        None, description="`redis://…` for many instances; unset: in-memory bus and limits")
+    database_url: DatabaseUrl = Field("sqlite:///./hubbub.db", description="`sqlite:///PATH` "
+                                      "or `postgresql://USER@HOST/DB`")
+    redis_url: RedisUrl = Field(None, description="`redis://…` for many instances; unset: "
+                                "in-memory bus and limits")
     redis_prefix: Text = Field("hubbub", description="prefix of every Redis key and channel")
     presence_ttl: Seconds = Field(30.0, description="with Redis: an instance that stops "
                                   "refreshing its heartbeat this long (it crashed) no longer "
                                   "counts its users' connections")
     jwt_secret: Secret = Field(None, description="HS256 shared secret your backend signs "
                                "tokens with (required, or a public key, outside dev mode)")
-    jwt_public_key: Annotated[str | None, Hidden(), AfterValidator(_public_key)] = Field(
-        None, description="PEM public key for RS256/ES256 (set `HUBBUB_JWT_ALGORITHMS`)")
+    jwt_public_key: PublicKey = Field(None, description="PEM public key for RS256/ES256 (set "
+                                      "`HUBBUB_JWT_ALGORITHMS`)")
     jwt_algorithms: tuple[str, ...] = Field(("HS256",), description="accepted algorithms, "
                                             "comma-separated (`none` never is)")
     jwt_issuer: str | None = Field(None, description="`iss` every token must carry")
@@ -144,9 +151,9 @@ class Settings(BaseModel):
     dev: bool = Field(False, description="development mode: without a JWT secret, generate "
                       "one beside the database (`make run` sets it)")
     # PROTOCOL.md §1 defaults.
-    max_frame_bytes: Bytes = Field(64 * 1024, description="larger frames close the "
+    max_frame_bytes: Count = Field(64 * 1024, description="larger frames close the "
                                    "connection with 1009")
-    max_pending_bytes: Bytes = Field(4 * 1024 * 1024, description="unsent bytes before a "
+    max_pending_bytes: Count = Field(4 * 1024 * 1024, description="unsent bytes before a "
                                      "slow consumer is closed with 4008")
     heartbeat_interval: Seconds = Field(25.0, description="how often the server pings")
     heartbeat_timeout: Seconds = Field(60.0, description="a peer silent this long is "
@@ -165,14 +172,13 @@ class Settings(BaseModel):
     max_connections_per_user: Count = Field(20, description="open WebSockets per user")
     handshake_rate: Rate = Field(20.0, description="upgrades per client IP")
     handshake_burst: Count = Field(20, description="… and their burst")
-    max_body_bytes: Bytes = Field(256 * 1024, description="larger HTTP bodies get 413")
+    max_body_bytes: Count = Field(256 * 1024, description="larger HTTP bodies get 413")
     shutdown_grace: Seconds = Field(10.0, description="SIGTERM: time to finish requests "
                                     "and close with 1001")
     auto_migrate: bool = Field(True, description="`serve` brings the schema up to date at "
                                "start")
-    trusted_proxies: Annotated[tuple[str, ...], AfterValidator(_networks)] = Field(
-        (), description="peers (addresses or CIDR networks) whose `X-Forwarded-For` first "
-        "hop is the client IP")
+    trusted_proxies: Networks = Field((), description="peers (addresses or CIDR networks) "
+                                      "whose `X-Forwarded-For` first hop is the client IP")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -116,27 +116,25 @@ def load_settings(flags: Mapping[str, str | None] | None = None,
     path_text = config_file or os.environ.get(CONFIG_VARIABLE) or None
     config_source = (Source("flag", "--config") if config_file
                      else Source("env", CONFIG_VARIABLE))
-    layers: list[tuple[dict[str, Any], Source]] = []
+    given: list[tuple[str, Any, Source]] = []  # weakest first
     if path_text is not None:
         path = Path(path_text)
         data = _read_config(path, config_source, problems)
-        layers += [({key: value}, Source("file", key, path)) for key, value in data.items()]
-    env = EnvSettingsSource(_Sources)()
-    env.update(_file_variables())
-    layers += [({key: value}, Source("env", env_name(key))) for key, value in env.items()]
-    layers += [({key: value}, Source("flag", flag_name(key)))
-               for key, value in (flags or {}).items() if value is not None]
+        given += [(key, value, Source("file", key, path)) for key, value in data.items()]
+    env = EnvSettingsSource(_Sources)() | _file_variables()
+    given += [(key, value, Source("env", env_name(key))) for key, value in env.items()]
+    given += [(key, value, Source("flag", flag_name(key)))
+              for key, value in (flags or {}).items() if value is not None]
     values: dict[str, Any] = {}
-    sources: dict[str, Source] = {name: Source("default", name)
-                                  for name in Settings.model_fields}
-    for layer, source in layers:
-        for key, value in layer.items():
-            name, value = _resolve(key, value, source, problems)
-            if name is not None:
-                if sources[name].kind == source.kind and sources[name].name != source.name:
-                    problems.append(f"{sources[name].name} and {source.name} both set "
-                                    f"{name}: set one of them")
-                values[name], sources[name] = value, source
+    sources = {name: Source("default", name) for name in Settings.model_fields}
+    for key, raw, source in given:
+        name, value = _resolve(key, raw, source, problems)
+        if name is None:
+            continue
+        if sources[name].kind == source.kind:  # `X` and `X_FILE` from one place
+            problems.append(f"{sources[name].name} and {source.name} both set {name}: "
+                            "set one of them")
+        values[name], sources[name] = value, source
     if problems:
         raise SettingsError(problems)
     try:
@@ -289,6 +287,6 @@ def report(loaded: Loaded) -> list[str]:
         if measure is not None:
             value += measure.suffix
         if name == "jwt_secret" and not settings.has_key:
-            value = "unset (dev mode: generated beside the database at start)"
+            value = "unset (dev mode: a secret generated beside the database)"
         lines.append(f"{name:<{width}}  {value}  ({loaded.sources[name]})")
     return lines
