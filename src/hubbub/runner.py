@@ -60,10 +60,10 @@ async def _serve(app: web.Application, settings: Settings) -> int:
             await site.start()
         except OSError as exc:
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-            print(f"hubbub: cannot listen on {settings.host}:{settings.port}: {reason}",
-                  file=sys.stderr)
+            print(f"hubbub: cannot listen on {_address(settings.host, settings.port)}: "
+                  f"{reason}", file=sys.stderr)
             return 1
-        log.info("server.listening", url=_url(settings.host, settings.port),
+        log.info("server.listening", url=f"http://{_address(settings.host, settings.port)}",
                  database=settings.database_url.split("://")[0],
                  bus="redis" if settings.redis_url else "memory", version=__version__)
         await stop.wait()
@@ -79,8 +79,8 @@ async def _settle_gc(app: web.Application) -> None:
     gc.freeze()
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
