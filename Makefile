@@ -1,4 +1,5 @@
-# Two commands: `make run` (serve on the embedded default) and `make test` (gates + suite).
+# Two commands: `make run` (serve on the embedded default, in development mode: a generated
+# JWT secret) and `make test` (gates + suite).
 # Both create the virtual environment on first use, from the pinned requirements.lock.
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/hubbub serve
+	$(BIN)/hubbub serve --dev
 
 migrate: $(STAMP)
 	$(BIN)/hubbub migrate

@@ -41,9 +41,9 @@ from hubbub.storage import open_store
 from hubbub.storage.calls import SqlCallStore
 from hubbub.transport import calls as call_routes
 from hubbub.transport import metrics_http, rest, static
+from hubbub.transport.access import request_ids
 from hubbub.transport.collectors import BreakerState
 from hubbub.transport.expiry import expire_tokens
-from hubbub.transport.handshake import trusted_networks
 from hubbub.transport.http import WS_PATH
 from hubbub.transport.hub import Hub
 from hubbub.transport.metrics import Metrics
@@ -129,9 +129,9 @@ async def open_coordination(settings: Settings) -> Coordination:
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
     verifier = build_verifier(settings)
-    trusted_networks(settings.trusted_proxies)  # a malformed entry fails here, at start
     app = web.Application(
-        middlewares=[track_requests, metrics_http.time_requests, rest.errors_middleware],
+        middlewares=[request_ids, track_requests, metrics_http.time_requests,
+                     rest.errors_middleware],
         client_max_size=settings.max_body_bytes)
     app.on_response_prepare.append(metrics_http.count_response)
     app.router.add_get(WS_PATH, websocket_handler)
@@ -198,9 +198,6 @@ def create_app(settings: Settings) -> web.Application:
         sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
         apart = (None if settings.metrics_port is None else await metrics_http.serve_apart(
             server, settings.metrics_host or settings.host, settings.metrics_port))
-        log.info("server.started", database=settings.database_url.split("://")[0],
-                 bus="redis" if settings.redis_url else "memory",
-                 metrics_port=settings.metrics_port)
         try:
             yield
         finally:

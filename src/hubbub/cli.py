@@ -1,124 +1,157 @@
-"""`hubbub serve | token | migrate`."""
+"""`hubbub serve | check-config | token | migrate`, and `hubbub --version`.
+
+A setting that cannot be used stops every command with one line per problem on stderr,
+naming the variable, flag or file key and what it accepts, and exit status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import sys
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-from hubbub.config import Settings
+import hubbub
+from hubbub import __version__
+from hubbub.config import Settings, describe, hidden
 from hubbub.logs import configure, get_logger
+from hubbub.settings_sources import (
+    FILE_SUFFIX,
+    Loaded,
+    SettingsError,
+    env_name,
+    flag_name,
+    load_settings,
+    report,
+    require_key,
+)
 
 log = get_logger("hubbub.cli")
-
-# A server allocates and frees many small objects per message (frames, futures, structs),
-# few of which form cycles. CPython's default (700, 10, 10) ran ~500 young and a few full
-# collections per 20,000 fanned-out messages, the full ones ~40 ms each over the ~100,000
-# objects of the loaded libraries: ~7 % of the server's time. With a larger young
-# generation and the startup objects frozen out of every collection, ~1 %.
-GC_THRESHOLDS = (10_000, 50, 100)
+# What a settings error (and a misspelt flag) exits with, as argparse does.
+USAGE_ERROR = 2
 
 
-async def _settle_gc(app: object) -> None:
-    """After startup: move everything allocated so far out of the collector's sight."""
-    gc.collect()
-    gc.freeze()
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """One line, as for every other settings error, instead of the usage block."""
+        self.exit(USAGE_ERROR, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hubbub", description=__doc__)
+    parser = _Parser(prog="hubbub", description=hubbub.__doc__)
+    parser.add_argument("--version", action="version", version=f"hubbub {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-
-    serve = commands.add_parser("serve", help="run the server")
-    for f in fields(Settings):
-        flag = "--" + f.name.replace("_", "-")
-        serve.add_argument(flag, dest=f.name, default=None,
-                           help=f"overrides HUBBUB_{f.name.upper()}")
-
+    _with_settings(commands.add_parser("serve", help="run the server"))
+    _with_settings(commands.add_parser(
+        "check-config", help="validate the settings and print them, secrets masked"))
+    _with_settings(commands.add_parser("migrate",
+                                       help="bring the database schema up to date"))
     token = commands.add_parser("token", help="print a development JWT")
+    _config_flag(token)
     token.add_argument("--user-id", default=None, help="a UUID (default: a new one)")
     token.add_argument("--name", default=None, help="display name claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
 
-    commands.add_parser("migrate", help="bring the database schema up to date")
-
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        return _serve(args)
-    if args.command == "token":
-        return _token(args)
-    return _migrate()
+    run: Callable[[argparse.Namespace], int] = {
+        "serve": _serve, "check-config": _check_config, "token": _token, "migrate": _migrate,
+    }[args.command]
+    try:
+        return run(args)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            print(f"hubbub: {problem}", file=sys.stderr)
+        return USAGE_ERROR
 
 
-def _settings_from(args: argparse.Namespace) -> Settings:
-    from hubbub.config import _parse
+def _config_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", default=None,
+                        help="a TOML file of settings (overrides HUBBUB_CONFIG)")
 
-    overrides = {}
-    for f in fields(Settings):
-        raw = getattr(args, f.name, None)
-        if raw is not None:
-            overrides[f.name] = _parse(f.name, str(f.type), raw)
-    return Settings.from_env(**overrides)
+
+def _with_settings(parser: argparse.ArgumentParser) -> None:
+    """A flag per setting (`--max-frame-bytes`), `--<name>-file` for secrets, `--config`."""
+    _config_flag(parser)
+    for name, field in Settings.model_fields.items():
+        accepts = describe(name)
+        help_text = (f"{field.description}{'' if accepts == 'text' else ': ' + accepts} "
+                     f"({env_name(name)})").replace("%", "%%")  # argparse formats help with %
+        if field.annotation is bool:
+            parser.add_argument(flag_name(name), dest=name, default=None, nargs="?",
+                                const="on", metavar="on|off", help=help_text)
+        else:
+            parser.add_argument(flag_name(name), dest=name, default=None, help=help_text)
+        if hidden(name):
+            parser.add_argument(flag_name(name + FILE_SUFFIX), dest=name + FILE_SUFFIX,
+                                metavar="PATH", default=None, help=f"read {name} from a file")
+
+
+def _load(args: argparse.Namespace) -> Loaded:
+    flags = {key: value for key, value in vars(args).items()
+             if key in Settings.model_fields or key.endswith(FILE_SUFFIX)}
+    return load_settings(flags, config_file=getattr(args, "config", None))
+
+
+def _start_logging(loaded: Loaded) -> Settings:
+    settings = loaded.settings
+    configure(settings.log_level, settings.log_format)
+    for warning in loaded.warnings:
+        log.warning("settings.unknown_variable", note=warning)
+    return settings
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from hubbub.app import create_app
-    from hubbub.notify import on_listening
-    from hubbub.transport.shutdown import handler_timeout
-
-    settings, generated = _settings_from(args).with_secret()
-    configure(settings.log_level, settings.log_format)
+    loaded = _load(args)
+    require_key(loaded)
+    settings, generated = _start_logging(loaded).with_secret()
     if generated:
-        log.warning("jwt.dev_secret", note="HUBBUB_JWT_SECRET is not set: using a generated "
-                    "development secret saved beside the database; `hubbub token` signs with it")
-    try:
-        import uvloop
+        log.warning("jwt.dev_secret", note="development mode: HUBBUB_JWT_SECRET is not set, "
+                    "so a generated secret saved beside the database verifies tokens; "
+                    "`hubbub token` signs with it")
+    from hubbub.runner import serve  # the server's imports, only for the server
 
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux and macOS
-        pass
-    app = create_app(settings)
-    gc.set_threshold(*GC_THRESHOLDS)
-    app.on_startup.append(_settle_gc)
-    web.run_app(app, host=settings.host, port=settings.port,
-                print=on_listening, access_log=None,  # systemd's READY=1 (notify.py)
-                # on_shutdown drains within the grace period; this is aiohttp's backstop for
-                # a handler still running after that (see transport/shutdown.py).
-                shutdown_timeout=handler_timeout(settings.shutdown_grace),
-                handle_signals=True)
+    return serve(settings)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    for warning in loaded.warnings:
+        print(f"hubbub: warning: {warning}", file=sys.stderr)
+    require_key(loaded)
+    print(f"hubbub {__version__}: the configuration is valid")
+    print("\n".join(report(loaded)))
     return 0
 
 
 def _token(args: argparse.Namespace) -> int:
     from hubbub.domain.tokens import mint
 
-    settings, _ = Settings.from_env().with_secret()
+    loaded = _load(args)
+    for warning in loaded.warnings:
+        print(f"hubbub: warning: {warning}", file=sys.stderr)
+    settings, _ = loaded.settings.with_secret()
     if settings.jwt_secret is None:
-        print("hubbub token signs with a shared secret; set HUBBUB_JWT_SECRET", file=sys.stderr)
-        return 2
+        print("hubbub: hubbub token signs with a shared secret; set HUBBUB_JWT_SECRET",
+              file=sys.stderr)
+        return USAGE_ERROR
     user_id = args.user_id or str(uuid.uuid4())
     try:
         user_id = str(uuid.UUID(user_id))
     except ValueError:
-        print("--user-id must be a UUID", file=sys.stderr)
-        return 2
+        print("hubbub: --user-id must be a UUID", file=sys.stderr)
+        return USAGE_ERROR
     print(mint(settings.jwt_secret, user_id, args.name, now=time.time(), ttl_s=args.ttl,
                algorithm=settings.jwt_algorithms[0]))
     return 0
 
 
-def _migrate() -> int:
+def _migrate(args: argparse.Namespace) -> int:
     from hubbub.storage import open_store
 
-    settings = Settings.from_env()
-    configure(settings.log_level, settings.log_format)
+    settings = _start_logging(_load(args))
 
     async def run() -> None:
         store = await open_store(settings.database_url, migrate=True)

@@ -1,69 +1,237 @@
-"""Settings from `HUBBUB_*` environment variables (each also a `serve` flag)."""
+"""Settings: the one typed, frozen object every part of hubbub reads.
+
+Each field is a `HUBBUB_<NAME>` variable, a `--<name>` flag and a key of the config file
+(`hubbub.settings` reads them, in that order of precedence). Its type says what it accepts,
+its description feeds `--help`, `hubbub check-config` and README's table: adding a setting
+is one line here. `Settings(**values)` validates the same way, for tests and embedders.
+"""
 
 from __future__ import annotations
 
-import os
+import ipaddress
 import secrets
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import jwt
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from hubbub.domain.ratelimit import BucketRule
 from hubbub.transport.repair import CHECK_INTERVAL_S
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    database_url: str = "sqlite:///./hubbub.db"
-    redis_url: str | None = None
-    redis_prefix: str = "hubbub"
-    # With Redis: an instance that stops refreshing its heartbeat for this long (it crashed)
-    # no longer counts its users' connections, so presence reports them offline.
-    presence_ttl: float = 30.0
-    # With Redis: how often each instance compares the stored versions of its subscribed
-    # conversations with what it delivered, to repair what the bus lost (transport/repair.py).
-    repair_check_interval: float = CHECK_INTERVAL_S
-    jwt_secret: str | None = None
-    jwt_public_key: str | None = None
-    jwt_algorithms: tuple[str, ...] = ("HS256",)
-    jwt_issuer: str | None = None
-    jwt_audience: str | None = None
-    allowed_origins: tuple[str, ...] = ()
-    log_level: str = "info"
-    log_format: str = "json"
+@dataclass(frozen=True)
+class Hidden:
+    """Marks a setting that may hold a credential: `check-config` masks it, an error never
+    echoes it, and `<NAME>_FILE` may name a file to read it from (a container secret).
+    `whole=False` masks only the password of a URL."""
+
+    whole: bool = True
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The unit of a number, for help texts and README's defaults."""
+
+    suffix: str  # written after the number: "30 s", "5/s"
+    word: str
+
+
+class SettingError(ValueError):
+    """A value no type check catches (a combination of settings); names the field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False,
+                "yes": True, "no": False}
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+# PyJWT's algorithms by the kind of key they verify with; `none` is never accepted.
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+KEY_ALGORITHMS = frozenset(jwt.algorithms.get_default_algorithms()) - HMAC_ALGORITHMS - {"none"}
+
+
+def _database_url(url: str) -> str:
+    if not url.startswith(DATABASE_SCHEMES):
+        raise ValueError("a sqlite:///PATH or postgresql://USER@HOST/DB URL")
+    return url
+
+
+def _redis_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(REDIS_SCHEMES):
+        raise ValueError("a redis://HOST:PORT/DB, rediss://… or unix://PATH URL")
+    return url
+
+
+def _public_key(pem: str | None) -> str | None:
+    if pem is not None:
+        try:
+            load_pem_public_key(pem.encode())
+        except (ValueError, TypeError):
+            raise ValueError("a PEM public key (-----BEGIN PUBLIC KEY----- …)") from None
+    return pem
+
+
+def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ValueError("IP addresses or CIDR networks, comma-separated "
+                             f"({entry!r} is neither)") from None
+    return entries
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("a non-empty text")
+    return text
+
+
+# What each kind of setting accepts; a new setting takes one of these, or a plain type
+# (`bool` reads switch words, `tuple[str, ...]` comma-separated text, a `Literal` its words).
+SECONDS = Unit(" s", "seconds")
+PER_SECOND = Unit("/s", "per second")
+Port = Annotated[int, Field(ge=1, le=65535)]
+Count = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0), SECONDS]
+Rate = Annotated[float, Field(gt=0), PER_SECOND]
+Text = Annotated[str, AfterValidator(_nonempty)]
+Secret = Annotated[str | None, Hidden()]
+PublicKey = Annotated[Secret, AfterValidator(_public_key)]
+DatabaseUrl = Annotated[str, Hidden(whole=False), AfterValidator(_database_url)]
+RedisUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_redis_url)]
+Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "text"]
+
+
+class Settings(BaseModel):
+    """Every setting; `Settings()` is the defaults. An unknown name is refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: Text = Field("127.0.0.1", description="address to listen on")
+    port: Port = Field(8080, description="one port for `/ws`, REST, health and metrics")
+    database_url: DatabaseUrl = Field("sqlite:///./hubbub.db", description="`sqlite:///PATH` "
+                                      "or `postgresql://USER@HOST/DB`")
+    redis_url: RedisUrl = Field(None, description="`redis://…` for many instances; unset: "
+                                "in-memory bus and limits")
+    redis_prefix: Text = Field("hubbub", description="prefix of every Redis key and channel")
+    presence_ttl: Seconds = Field(30.0, description="with Redis: an instance that stops "
+                                  "refreshing its heartbeat this long (it crashed) no longer "
+                                  "counts its users' connections")
+    repair_check_interval: Seconds = Field(CHECK_INTERVAL_S, description="with Redis: how "
+                                           "often each instance compares the stored versions "
+                                           "of its subscribed conversations with what it "
+                                           "delivered, to repair what the bus lost")
+    jwt_secret: Secret = Field(None, description="HS256 shared secret your backend signs "
+                               "tokens with (required, or a public key, outside dev mode)")
+    jwt_public_key: PublicKey = Field(None, description="PEM public key for RS256/ES256 (set "
+                                      "`HUBBUB_JWT_ALGORITHMS`)")
+    jwt_algorithms: tuple[str, ...] = Field(("HS256",), description="accepted algorithms, "
+                                            "comma-separated (`none` never is)")
+    jwt_issuer: str | None = Field(None, description="`iss` every token must carry")
+    jwt_audience: str | None = Field(None, description="`aud` every token must carry")
+    allowed_origins: tuple[str, ...] = Field((), description="comma-separated `Origin`s "
+                                             "allowed to open `/ws`, `*` for any; unset: any")
+    log_level: LogLevel = Field("info", description="`debug`, `info`, `warning` or `error`")
+    log_format: LogFormat = Field("json", description="`json` lines or `text` (`TIME LEVEL "
+                                  "LOGGER EVENT key=value …`), on stderr")
+    access_log: bool = Field(False, description="log every HTTP request: method, path "
+                             "without query, status, duration, request id")
+    dev: bool = Field(False, description="development mode: without a JWT secret, generate "
+                      "one beside the database (`make run` sets it)")
     # PROTOCOL.md §1 defaults.
-    max_frame_bytes: int = 64 * 1024
-    max_pending_bytes: int = 4 * 1024 * 1024
-    heartbeat_interval: float = 25.0
-    heartbeat_timeout: float = 60.0
-    call_ring_timeout: float = 45.0
-    # A typing indicator not refreshed for this long ends with UserTyping{is_typing:false}.
-    typing_timeout: float = 6.0
+    max_frame_bytes: Count = Field(64 * 1024, description="larger frames close the "
+                                   "connection with 1009")
+    max_pending_bytes: Count = Field(4 * 1024 * 1024, description="unsent bytes before a "
+                                     "slow consumer is closed with 4008")
+    heartbeat_interval: Seconds = Field(25.0, description="how often the server pings")
+    heartbeat_timeout: Seconds = Field(60.0, description="a peer silent this long is "
+                                       "closed with 1011")
+    call_ring_timeout: Seconds = Field(45.0, description="unanswered calls end with "
+                                       '`reason:"timeout"`')
+    typing_timeout: Seconds = Field(6.0, description="a typing indicator not refreshed this "
+                                    "long ends with `is_typing:false`")
     # PROTOCOL.md §6 defaults.
-    rate_limits: bool = True
-    send_rate: float = 5.0
-    send_burst: int = 20
-    other_rate: float = 50.0
-    other_burst: int = 100
-    max_connections_per_user: int = 20
-    # New conversations per user (docs/DECISIONS.md, "Conversations and members"): each
-    # one can put its creator's name in front of up to 1000 people, so a bucket refilling
-    # 30 an hour; a burst of 30 lets someone set up a team's rooms at once.
-    conversations_per_hour: float = 30.0
-    conversation_burst: int = 30
-    handshake_rate: float = 20.0
-    handshake_burst: int = 20
-    max_body_bytes: int = 256 * 1024
-    shutdown_grace: float = 10.0
-    auto_migrate: bool = True
-    trusted_proxies: tuple[str, ...] = field(default=())
-    # /metrics on a listener of its own (then not on `port`), on `metrics_host` or `host`;
-    # and/or only with `Authorization: Bearer <metrics_token>`.
-    metrics_host: str | None = None
-    metrics_port: int | None = None
-    metrics_token: str | None = None
+    rate_limits: bool = Field(True, description="`off` disables every limit (load tests "
+                              "only; the server warns)")
+    send_rate: Rate = Field(5.0, description="`SendMessage`/`EditMessage` per user")
+    send_burst: Count = Field(20, description="… and their burst")
+    other_rate: Rate = Field(50.0, description="every other action per user")
+    other_burst: Count = Field(100, description="… and its burst")
+    max_connections_per_user: Count = Field(20, description="open WebSockets per user")
+    # Each new conversation can put its creator's name in front of up to 1000 people, so a
+    # bucket refilling 30 an hour; a burst of 30 lets someone set up a team's rooms at once.
+    conversations_per_hour: Annotated[float, Field(gt=0)] = Field(
+        30.0, description="new conversations per user and hour (opening an existing direct "
+        "one is free)")
+    conversation_burst: Count = Field(30, description="… and their burst")
+    handshake_rate: Rate = Field(20.0, description="upgrades per client IP")
+    handshake_burst: Count = Field(20, description="… and their burst")
+    max_body_bytes: Count = Field(256 * 1024, description="larger HTTP bodies get 413")
+    shutdown_grace: Seconds = Field(10.0, description="SIGTERM: time to finish requests "
+                                    "and close with 1001")
+    auto_migrate: bool = Field(True, description="`serve` brings the schema up to date at "
+                               "start")
+    trusted_proxies: Networks = Field((), description="peers (addresses or CIDR networks) "
+                                      "whose `X-Forwarded-For` is read: the rightmost hop "
+                                      "not among them is the client IP")
+    metrics_host: str | None = Field(None, description="with `HUBBUB_METRICS_PORT`: where "
+                                     "`/metrics` listens (default: `HUBBUB_HOST`)")
+    metrics_port: Port | None = Field(None, description="serve `/metrics` on this port only "
+                                      "(not on `HUBBUB_PORT`)")
+    metrics_token: Secret = Field(None, description="require `Authorization: Bearer <token>` "
+                                  "on `/metrics`")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _from_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Text from a variable, a flag or a file, read by the field's type: switches from a
+        fixed list of words, lists comma-separated, enum words in any case."""
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        kind = cls.model_fields[info.field_name].annotation
+        if kind is bool:
+            try:
+                return SWITCH_WORDS[value.strip().lower()]
+            except KeyError:
+                raise ValueError(describe_switch()) from None
+        if get_origin(kind) is tuple:
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if get_origin(kind) is Literal:
+            return value.strip().lower()
+        return value
+
+    @model_validator(mode="after")
+    def _keys_fit_algorithms(self) -> Settings:
+        """The key that verifies tokens must suit every accepted algorithm: a public key
+        cannot check HS256, a shared secret cannot check RS256."""
+        unknown = [a for a in self.jwt_algorithms if a not in HMAC_ALGORITHMS | KEY_ALGORITHMS]
+        if unknown or not self.jwt_algorithms:
+            raise SettingError("jwt_algorithms", "algorithms from "
+                               + ", ".join(sorted(HMAC_ALGORITHMS | KEY_ALGORITHMS)))
+        wanted = KEY_ALGORITHMS if self.jwt_public_key else HMAC_ALGORITHMS
+        wrong = [a for a in self.jwt_algorithms if a not in wanted]
+        if wrong and (self.jwt_public_key or self.jwt_secret):
+            key = "a public key" if self.jwt_public_key else "a shared secret"
+            raise SettingError("jwt_algorithms", f"algorithms that verify with {key} "
+                               f"({', '.join(sorted(wanted))}); {', '.join(wrong)} does not")
+        return self
 
     @property
     def send_rule(self) -> BucketRule:
@@ -81,24 +249,17 @@ class Settings:
     def handshake_rule(self) -> BucketRule:
         return BucketRule(self.handshake_rate, self.handshake_burst)
 
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        """Read `HUBBUB_<FIELD>` for every field; explicit overrides win."""
-        env = dict(os.environ) if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = env.get("HUBBUB_" + f.name.upper())
-            if raw is not None and raw != "":
-                values[f.name] = _parse(f.name, str(f.type), raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+    @property
+    def has_key(self) -> bool:
+        """Whether tokens can be verified: a shared secret or a public key is set."""
+        return bool(self.jwt_secret or self.jwt_public_key)
 
     def with_secret(self) -> tuple[Settings, bool]:
-        """Fill in a development secret (saved beside the database) when none is set.
+        """Fill in the development secret (saved beside the database) when no key is set.
 
-        Returns the settings and whether the secret was generated here.
+        Returns the settings and whether the secret is the generated one.
         """
-        if self.jwt_secret or self.jwt_public_key:
+        if self.has_key:
             return self, False
         path = dev_secret_path(self.database_url)
         if path.exists():
@@ -108,7 +269,7 @@ class Settings:
             secret = secrets.token_urlsafe(32)
             path.write_text(secret + "\n")
             path.chmod(0o600)
-        return replace(self, jwt_secret=secret), True
+        return self.model_copy(update={"jwt_secret": secret}), True
 
 
 def dev_secret_path(database_url: str) -> Path:
@@ -120,13 +281,46 @@ def dev_secret_path(database_url: str) -> Path:
     return Path(".hubbub-jwt-secret")
 
 
-def _parse(name: str, kind: str, raw: str) -> Any:
-    if "bool" in kind:
-        return raw.strip().lower() not in ("0", "false", "no", "off")
-    if "tuple" in kind:
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    if kind.startswith("int"):
-        return int(raw)
-    if kind.startswith("float"):
-        return float(raw)
-    return raw
+def hidden(name: str) -> Hidden | None:
+    """The `Hidden` mark of a field, if it has one."""
+    marks = [m for m in Settings.model_fields[name].metadata if isinstance(m, Hidden)]
+    return marks[0] if marks else None
+
+
+def unit(name: str) -> Unit | None:
+    marks = [m for m in Settings.model_fields[name].metadata if isinstance(m, Unit)]
+    return marks[0] if marks else None
+
+
+def describe_switch() -> str:
+    return "one of " + ", ".join(SWITCH_WORDS)
+
+
+def describe(name: str) -> str:
+    """What a field accepts, in words, for error messages and help texts."""
+    field = Settings.model_fields[name]
+    kind = field.annotation
+    if kind is bool:
+        return describe_switch()
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(str(choice) for choice in get_args(kind))
+    if get_origin(kind) is tuple:
+        return "a comma-separated list"
+    bounds = {key: getattr(m, key) for m in field.metadata
+              for key in ("ge", "gt", "le") if getattr(m, key, None) is not None}
+    if kind is int:
+        noun = "an integer"
+    elif kind is float:
+        noun = "a number"
+    else:
+        return "text"
+    if "ge" in bounds and "le" in bounds:
+        words = f"{noun} from {bounds['ge']} to {bounds['le']}"
+    elif "ge" in bounds:
+        words = f"{noun} of at least {bounds['ge']}"
+    elif "gt" in bounds:
+        words = f"{noun} greater than {bounds['gt']}"
+    else:
+        words = noun
+    measure = unit(name)
+    return f"{words} ({measure.word})" if measure else words

@@ -1,37 +1,118 @@
-"""Structured logging: one JSON object per line, never a token and never message content.
+"""Structured logging: JSON lines or readable text, every field kept, never a credential.
 
 Callers pass facts as keyword fields (`log.info("ws.closed", code=1000, user_id=...)`);
-free text from clients is never logged. Query strings are dropped from logged paths, since
-`?token=` and `?ticket=` carry credentials.
+free text from clients is never logged. The id of the connection or HTTP request being
+served rides in a context variable and joins every line logged on its behalf.
+
+Whatever a library logs goes through the same handler, which scrubs JWT-shaped strings,
+`token=`/`ticket=` values and `Authorization` values from the finished line (message,
+arguments, fields and traceback alike): aiohttp, for one, logs a refused request line whole.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+from contextvars import ContextVar
+from types import TracebackType
 from typing import Any
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+# Field names whose values are never written, whatever the caller passed.
 _SECRET_KEYS = ("token", "ticket", "authorization", "secret", "content", "sdp", "candidate")
+REDACTED = "[redacted]"
+
+# What identifies the connection or request a line was logged for (see `bind`).
+connection_id: ContextVar[str | None] = ContextVar("connection_id", default=None)
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+_CONTEXT = (("connection_id", connection_id), ("request_id", request_id))
+
+# A JWT's header is base64url JSON, so it starts with `eyJ` (`{"`); a cut-off token (aiohttp
+# shortens long lines) is still caught by its first part.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*)*")
+# Values end at a quote or a backslash, so a JSON line stays valid JSON once scrubbed.
+_QUERY_CREDENTIAL = re.compile(r"(?i)((?:token|ticket)=)[^&\s'\"<>\\]+")
+_AUTHORIZATION = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n\\]+")
+_SCHEME_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+")
+
+
+def redact(text: str) -> str:
+    """`text` without anything that looks like a credential."""
+    text = _JWT.sub(REDACTED, text)
+    text = _QUERY_CREDENTIAL.sub(r"\1" + REDACTED, text)
+    text = _AUTHORIZATION.sub(r"\1" + REDACTED, text)
+    return _SCHEME_CREDENTIAL.sub(r"\1\2" + REDACTED, text)
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z")
+
+
+def _fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The caller's fields and the context's ids, secret-named ones redacted."""
+    found: dict[str, Any] = {}
+    for key, var in _CONTEXT:
+        value = var.get()
+        if value is not None:
+            found[key] = value
+    for key, value in record.__dict__.items():
+        if key not in _RESERVED and not key.startswith("_"):
+            found[key] = REDACTED if key.lower() in _SECRET_KEYS else value
+    return found
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
+            **_fields(record),
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
-                entry[key] = "[redacted]" if key.lower() in _SECRET_KEYS else value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
         return json.dumps(entry, default=str)
+
+
+# A text value is written bare when nothing in it could be mistaken for the line's syntax.
+_BARE = re.compile(r"[^\s\"=\\]+")
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-12-02T10:00:00.123Z info hubbub.ws ws.open connection_id=… user_id=…`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        parts = [_timestamp(record), record.levelname.lower(), record.name,
+                 message if message.isprintable() else json.dumps(message)]
+        for key, value in _fields(record).items():
+            parts.append(f"{key}={_text_value(value)}")
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value if _BARE.fullmatch(value) else json.dumps(value)
+    return json.dumps(value, default=str)
+
+
+class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes formatted lines only after `redact`, for every logger of every library."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class Logger:
@@ -60,13 +141,26 @@ def get_logger(name: str) -> Logger:
     return Logger(name)
 
 
+# Libraries whose debug lines carry data: aiosqlite logs every statement with its
+# parameters, that is message content. They log at `info` at most.
+_QUIET_BELOW_INFO = ("aiosqlite",)
+
+
 def configure(level: str = "info", fmt: str = "json") -> None:
-    """Send hubbub's logs to stderr, as JSON lines (or plain text with fmt="text")."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s"
-    ))
+    """Send every log line of the process (hubbub's and every library's) to stderr, as
+    JSON lines or text, through the redacting handler; uncaught exceptions and warnings
+    too, so nothing reaches stderr around it."""
+    handler = RedactingHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    for name in _QUIET_BELOW_INFO:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException,
+                  traceback: TracebackType | None) -> None:
+    logging.getLogger("hubbub").critical("process.crashed", exc_info=(kind, value, traceback))

@@ -1,5 +1,6 @@
-"""The README's quick start: a server without a configured secret, tokens from `hubbub token`,
-and two users chatting — what a newcomer does in their first minute."""
+"""The README's quick start: `make run` (a server in development mode, without a configured
+secret), tokens from `hubbub token`, and two users chatting — what a newcomer does in their
+first minute."""
 
 from __future__ import annotations
 
@@ -30,9 +31,11 @@ async def hubbub_token(workdir: Path, database_url: str, name: str) -> str:
 
 
 async def test_two_newcomers_chat_with_tokens_from_the_cli(tmp_path: Path) -> None:
-    """With no HUBBUB_JWT_SECRET the server and `hubbub token` share a generated secret."""
+    """With no HUBBUB_JWT_SECRET, `serve --dev` (what `make run` runs) and `hubbub token`
+    share a generated secret."""
     database_url = f"sqlite:///{tmp_path / 'hubbub.db'}"
-    server = ServerProcess(database_url, tmp_path, extra_env={"HUBBUB_JWT_SECRET": ""})
+    server = ServerProcess(database_url, tmp_path, extra_env={"HUBBUB_JWT_SECRET": ""},
+                           args=("--dev",))
     await server.start()
     try:
         assert (tmp_path / "hubbub.db.jwt-secret").exists()

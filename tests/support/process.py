@@ -44,6 +44,8 @@ class ServerProcess:
     workdir: Path
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Flags after `hubbub serve` (`--dev`, as `make run` passes).
+    args: tuple[str, ...] = ()
     port: int = 0
     process: asyncio.subprocess.Process | None = None
     _clients: list[ChatClient] = field(default_factory=list)
@@ -96,7 +98,7 @@ class ServerProcess:
         }
         with self.log_path.open("wb") as log:
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "hubbub", "serve", cwd=self.workdir, env=env,
+                sys.executable, "-m", "hubbub", "serve", *self.args, cwd=self.workdir, env=env,
                 stdout=log, stderr=asyncio.subprocess.STDOUT,
             )
         await self._wait_healthy()

@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -100,7 +100,7 @@ class RunningServer:
 async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Start hubbub with `settings` on a free port; stop it afterwards."""
     if settings.jwt_secret is None:
-        settings = replace(settings, jwt_secret=secrets.token_urlsafe(32))
+        settings = settings.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace)
     await runner.setup()

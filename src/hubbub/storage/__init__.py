@@ -19,16 +19,19 @@ __all__ = ["open_store", "upgrade"]
 def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     """An async engine for a `sqlite:///…` or `postgresql://…` URL, tuned for the database."""
     driver_url, dialect = engine_url(url)
+    # A failed statement's exception (and so its logged traceback) leaves out the
+    # parameters: they hold message content.
+    options: dict[str, Any] = {"hide_parameters": True}
     if dialect.name == "sqlite":
         path = driver_url.split("///", 1)[1] if "///" in driver_url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(driver_url, pool_size=4, max_overflow=0)
+        engine = create_async_engine(driver_url, pool_size=4, max_overflow=0, **options)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "connect", register_sqlite_functions)
     else:
         engine = create_async_engine(driver_url, pool_size=10, max_overflow=10,
-                                     pool_pre_ping=False)
+                                     pool_pre_ping=False, **options)
     return engine, dialect
 
 

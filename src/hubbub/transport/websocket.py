@@ -9,6 +9,7 @@ import uuid
 
 from aiohttp import WSMsgType, web
 
+from hubbub import logs
 from hubbub.domain.clock import format_time
 from hubbub.domain.errors import ChatError, RateLimited
 from hubbub.domain.models import User
@@ -70,6 +71,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
             if transport is None:
                 return ws
             connection, session = _open(server, ws, transport, user)
+            # Every line logged for this connection, here and in the tasks it starts, says
+            # which one it was (logs.py); the task ends with the connection.
+            logs.connection_id.set(connection.id)
             await server.hub.user_ready(user_id)  # events for the user reach us before `Connected`
             await server.presence.connection_opened(user_id)
             log.info("ws.open", connection_id=connection.id, user_id=user_id)
