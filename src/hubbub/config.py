@@ -46,6 +46,11 @@ class Settings:
     max_connections_per_user: int = 20
     handshake_rate: float = 20.0
     handshake_burst: int = 20
+    # Search (docs/DECISIONS.md, "Search cost"), per instance: searches running at once, on
+    # a pool of their own; the time one may take; the messages one may examine.
+    search_concurrency: int = 2
+    search_timeout: float = 2.0
+    search_scan_limit: int = 50_000
     max_body_bytes: int = 256 * 1024
     shutdown_grace: float = 10.0
     auto_migrate: bool = True
