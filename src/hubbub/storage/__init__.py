@@ -36,8 +36,10 @@ def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
 def create_search_engine(url: str, search: SearchLimits) -> AsyncEngine:
     """The searches' own pool (storage/search_budget.py): `search.concurrency` connections,
     the gate's slots, so a search never waits in it and never takes another read's
-    connection. Read-only, and on PostgreSQL every statement is bounded by the search
-    timeout (the scan sets a shorter one for each of its statements)."""
+    connection. Read-only. On PostgreSQL every statement is bounded by the search timeout
+    (the scan sets a shorter one for each of its statements), and planned for its own
+    values: a generic plan, made for an average conversation, could sort a huge one whole
+    instead of reading it by index up to the chunk's LIMIT."""
     driver_url, dialect = engine_url(url)
     if dialect.name == "sqlite":
         engine = create_async_engine(driver_url, pool_size=search.concurrency, max_overflow=0)
@@ -49,7 +51,8 @@ def create_search_engine(url: str, search: SearchLimits) -> AsyncEngine:
     return create_async_engine(
         driver_url, pool_size=search.concurrency, max_overflow=0, pool_pre_ping=False,
         connect_args={"server_settings": {"statement_timeout": str(timeout_ms),
-                                          "default_transaction_read_only": "on"}})
+                                          "default_transaction_read_only": "on",
+                                          "plan_cache_mode": "force_custom_plan"}})
 
 
 def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:

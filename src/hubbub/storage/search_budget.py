@@ -116,7 +116,7 @@ class _UserSlots:
         self.holders = 0  # searches of this user holding or waiting for a slot
 
 
-async def run_abortable(work: Awaitable[T], deadline: SqliteDeadline | PostgresDeadline) -> T:
+async def run_abortable(work: Awaitable[T], deadline: Deadline) -> T:
     """Await `work` in a task of its own. When the caller is cancelled, stop the work's
     statement (`deadline.abort`) and wait until it has let go of its connection, then
     raise the cancellation: nothing keeps running on behalf of a request that is gone."""
@@ -131,12 +131,49 @@ async def run_abortable(work: Awaitable[T], deadline: SqliteDeadline | PostgresD
         raise
 
 
-class SqliteDeadline:
-    """A search's time on SQLite: a progress handler on its connection, run in aiosqlite's
-    thread, interrupts the running statement when the deadline passed or on `abort`."""
+def new_deadline(dialect_name: str, timeout_s: float) -> Deadline:
+    """The deadline of a search starting now, enforced the way this database allows."""
+    if dialect_name == "postgresql":
+        return PostgresDeadline(timeout_s)
+    return SqliteDeadline(timeout_s)
+
+
+class Deadline:
+    """When a search must be over, and how its statements are held to it."""
 
     def __init__(self, timeout_s: float) -> None:
         self._at = time.monotonic() + timeout_s
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self._at
+
+    async def attach(self, conn: AsyncConnection) -> None:
+        """Start bounding the statements of `conn` (before the scan)."""
+
+    async def detach(self) -> None:
+        """Stop it (before the connection goes back to the pool)."""
+
+    def relax(self) -> None:
+        """The scan is over: loading what it found is not cut short (an abort still is)."""
+
+    async def before_statement(self, conn: AsyncConnection) -> None:
+        """Called before each statement of the scan."""
+
+    def interrupted(self, exc: DBAPIError) -> bool:
+        """Whether this error is the deadline (or an abort) stopping a statement."""
+        raise NotImplementedError
+
+    def abort(self, task: asyncio.Task[Any]) -> None:
+        """Stop the search running in `task`, whose caller is gone."""
+        raise NotImplementedError
+
+
+class SqliteDeadline(Deadline):
+    """On SQLite: a progress handler on the search's connection, run in aiosqlite's
+    thread, interrupts the running statement when the deadline passed or on `abort`."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(timeout_s)
         self._enforced = True
         self._aborted = False
         self._fired = False
@@ -148,9 +185,6 @@ class SqliteDeadline:
             return 1  # SQLite stops the statement: OperationalError "interrupted"
         return 0
 
-    def expired(self) -> bool:
-        return time.monotonic() >= self._at
-
     async def attach(self, conn: AsyncConnection) -> None:
         raw = await conn.get_raw_connection()
         self._db = raw.driver_connection
@@ -161,11 +195,7 @@ class SqliteDeadline:
             await self._db.set_progress_handler(None, 0)
 
     def relax(self) -> None:
-        """The scan is over: loading what it found is not cut short (an abort still is)."""
         self._enforced = False
-
-    async def before_statement(self, conn: AsyncConnection) -> None:
-        return None
 
     def interrupted(self, exc: DBAPIError) -> bool:
         return self._fired
@@ -176,24 +206,9 @@ class SqliteDeadline:
         self._aborted = True
 
 
-class PostgresDeadline:
-    """A search's time on PostgreSQL: each scan statement gets the time left as its
-    `statement_timeout`; an abort cancels the task, and asyncpg cancels the statement."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self._at = time.monotonic() + timeout_s
-
-    def expired(self) -> bool:
-        return time.monotonic() >= self._at
-
-    async def attach(self, conn: AsyncConnection) -> None:
-        return None
-
-    async def detach(self) -> None:
-        return None
-
-    def relax(self) -> None:
-        return None
+class PostgresDeadline(Deadline):
+    """On PostgreSQL: each scan statement gets the time left as its `statement_timeout`;
+    an abort cancels the task, and asyncpg cancels the statement."""
 
     async def before_statement(self, conn: AsyncConnection) -> None:
         left_ms = max(_MIN_TIMEOUT_MS, int((self._at - time.monotonic()) * 1000))

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, literal_column, select, tuple_, union_all
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hubbub.storage.schema import messages
+from hubbub.storage.search_budget import Deadline
 
 # The first chunk: enough for the usual search, whose matches are recent.
 FIRST_CHUNK = 256
@@ -39,22 +40,9 @@ MAX_CHUNK = 8192
 Cursor = tuple[int, int]  # (created_at, seq) of the last message taken from a conversation
 
 
-class Deadline(Protocol):
-    """What bounds a scan's time inside its statements, per database (search_budget.py)."""
-
-    def expired(self) -> bool: ...
-
-    async def before_statement(self, conn: AsyncConnection) -> None:
-        """Called before each statement of the scan (PostgreSQL sets its timeout)."""
-
-    def interrupted(self, exc: DBAPIError) -> bool:
-        """Whether this error is the deadline (or an abort) stopping a statement."""
-
-
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     ids: list[str]  # the matching messages, newest first
-    examined: int  # messages the scan read
     # Everything in scope newer than the last match (or, with fewer than `limit` matches,
     # all of the scope) was examined.
     complete: bool
@@ -66,7 +54,7 @@ async def scan(conn: AsyncConnection, dialect: str, conversation_ids: Sequence[s
     """Examine the newest messages of `conversation_ids`, newest first across them, for
     live ones that satisfy `match`; see the module docstring for where it stops."""
     if not conversation_ids:
-        return ScanResult([], 0, complete=True)
+        return ScanResult([], complete=True)
     cursors: list[Cursor | None] = [None] * len(conversation_ids)
     found: list[str] = []
     examined = 0
@@ -74,24 +62,24 @@ async def scan(conn: AsyncConnection, dialect: str, conversation_ids: Sequence[s
     while True:
         size = min(chunk, scan_limit - examined)
         if size <= 0 or deadline.expired():
-            return ScanResult(found, examined, complete=False)
+            return ScanResult(found, complete=False)
         statement = _chunk(dialect, conversation_ids, cursors, match, size)
         await deadline.before_statement(conn)
         try:
             rows: Sequence[Any] = (await conn.execute(statement)).all()
         except DBAPIError as exc:
             if deadline.interrupted(exc):
-                return ScanResult(found, examined, complete=False)
+                return ScanResult(found, complete=False)
             raise
+        examined += len(rows)
         for arm, created_at, seq, hit in rows:
-            examined += 1
             cursors[arm] = (created_at, seq)
             if hit is not None:
                 found.append(hit)
                 if len(found) == limit:
-                    return ScanResult(found, examined, complete=True)
+                    return ScanResult(found, complete=True)
         if len(rows) < size:
-            return ScanResult(found, examined, complete=True)
+            return ScanResult(found, complete=True)
         chunk = min(chunk * CHUNK_GROWTH, MAX_CHUNK)
 
 

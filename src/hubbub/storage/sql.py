@@ -43,10 +43,10 @@ from hubbub.storage.schema import (
 from hubbub.storage.search import contains_insensitive
 from hubbub.storage.search_budget import (
     DEFAULT_SEARCH,
-    PostgresDeadline,
+    Deadline,
     SearchGate,
     SearchLimits,
-    SqliteDeadline,
+    new_deadline,
     run_abortable,
 )
 from hubbub.storage.search_scan import scan
@@ -408,21 +408,20 @@ class SqlStore:
 
     async def search(self, user_id: str, query: str, conversation_id: str | None,
                      limit: int) -> SearchPage:
-        deadline: SqliteDeadline | PostgresDeadline = (
-            PostgresDeadline(self._search.timeout_s) if self._dialect.name == "postgresql"
-            else SqliteDeadline(self._search.timeout_s))
+        deadline = new_deadline(self._dialect.name, self._search.timeout_s)
         return await run_abortable(
             self._search_within(deadline, user_id, query, conversation_id, limit), deadline)
 
-    async def _search_within(self, deadline: SqliteDeadline | PostgresDeadline, user_id: str,
+    async def _search_within(self, deadline: Deadline, user_id: str,
                              query: str, conversation_id: str | None,
                              limit: int) -> SearchPage:
         """The search on a connection of the search pool, once the gate let it in."""
         async with self._search_gate.slot(user_id), _Guarded(self._search_engine) as conn:
+            # The scope first, outside the deadline: one indexed read of the memberships.
+            scope, left_out = ([conversation_id], None) if conversation_id is not None \
+                else await self._search_scope(conn, user_id)
             await deadline.attach(conn)
             try:
-                scope, left_out = ([conversation_id], None) if conversation_id is not None \
-                    else await self._search_scope(conn, user_id)
                 match = contains_insensitive(self._dialect.name, messages.c.content, query)
                 found = await scan(conn, self._dialect.name, scope, match, limit,
                                    self._search.scan_limit, deadline)
