@@ -6,14 +6,16 @@ in front of that pool lets `concurrency` searches run per instance, at most one 
 (one user's searches never take every slot); a search that finds no slot within
 QUEUE_WAIT_S is refused with RATE_LIMITED rather than queued without end.
 
-A search's time is bounded inside its statements too, by a `Deadline` per database:
-SQLite calls a progress handler every few thousand virtual-machine steps, which interrupts
-the statement once the deadline passed or the search was abandoned; PostgreSQL runs each
-statement of the scan under `SET LOCAL statement_timeout` set to the time left.
+A search's time, counted from its slot, is bounded inside its statements too, by a
+`Deadline` per database: SQLite calls a progress handler every PROGRESS_STEPS
+virtual-machine steps, which interrupts the statement once the deadline passed or the
+search was abandoned; PostgreSQL runs each statement of the scan under
+`SET LOCAL statement_timeout` set to the time left.
 
-A search whose request goes away (its connection closed) is cancelled; `run_abortable`
-then stops its statement and waits until the connection is free again, so its slot and
-its connection are never held by work nobody waits for.
+A search whose request goes away (its connection closed) is cancelled: waiting for a slot,
+it just stops; running, `run_abortable` stops its statement and waits until the
+connection is free again before the slot is given back, so neither is ever held by work
+nobody waits for.
 """
 
 from __future__ import annotations

@@ -408,15 +408,19 @@ class SqlStore:
 
     async def search(self, user_id: str, query: str, conversation_id: str | None,
                      limit: int) -> SearchPage:
-        deadline = new_deadline(self._dialect.name, self._search.timeout_s)
-        return await run_abortable(
-            self._search_within(deadline, user_id, query, conversation_id, limit), deadline)
+        # The slot is held until the work below has let go of its connection, even when
+        # the caller is cancelled (run_abortable waits for it); its time starts now.
+        async with self._search_gate.slot(user_id):
+            deadline = new_deadline(self._dialect.name, self._search.timeout_s)
+            return await run_abortable(
+                self._search_within(deadline, query, conversation_id, user_id, limit),
+                deadline)
 
-    async def _search_within(self, deadline: Deadline, user_id: str,
-                             query: str, conversation_id: str | None,
+    async def _search_within(self, deadline: Deadline, query: str,
+                             conversation_id: str | None, user_id: str,
                              limit: int) -> SearchPage:
-        """The search on a connection of the search pool, once the gate let it in."""
-        async with self._search_gate.slot(user_id), _Guarded(self._search_engine) as conn:
+        """The search on a connection of the search pool, once it has its slot."""
+        async with _Guarded(self._search_engine) as conn:
             # The scope first, outside the deadline: one indexed read of the memberships.
             scope, left_out = ([conversation_id], None) if conversation_id is not None \
                 else await self._search_scope(conn, user_id)
