@@ -37,7 +37,7 @@ from hubbub.services.sync import SyncService
 from hubbub.services.tickets import MemoryTicketStore, TicketService, TicketStore
 from hubbub.services.typing import MemoryTypingStates, TypingService, TypingStates
 from hubbub.services.users import UserService
-from hubbub.storage import open_store
+from hubbub.storage import SearchLimits, open_store
 from hubbub.storage.calls import SqlCallStore
 from hubbub.transport import calls as call_routes
 from hubbub.transport import metrics_http, rest, static
@@ -142,7 +142,11 @@ def create_app(settings: Settings) -> web.Application:
     static.routes(app)
 
     async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(settings.database_url, migrate=settings.auto_migrate)
+        store = await open_store(settings.database_url, migrate=settings.auto_migrate,
+                                 search=SearchLimits(
+                                     concurrency=settings.search_concurrency,
+                                     timeout_s=settings.search_timeout,
+                                     scan_limit=settings.search_scan_limit))
         bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
         metrics = Metrics()
         # Only Redis loses events (at-most-once across instances); the in-process bus never

@@ -183,6 +183,13 @@ class Settings(BaseModel):
     conversation_burst: Count = Field(30, description="… and their burst")
     handshake_rate: Rate = Field(20.0, description="upgrades per client IP")
     handshake_burst: Count = Field(20, description="… and their burst")
+    # Search (docs/DECISIONS.md, "Search cost"), per instance: searches running at once, on
+    # a pool of their own; the time one may take; the messages one may examine.
+    search_concurrency: Count = Field(2, description="searches running at once per "
+                                      "instance, on a database pool of their own")
+    search_timeout: Seconds = Field(2.0, description="the time one search may take; past it "
+                                    "it answers what it found, `truncated`")
+    search_scan_limit: Count = Field(50_000, description="messages one search may examine")
     max_body_bytes: Count = Field(256 * 1024, description="larger HTTP bodies get 413")
     shutdown_grace: Seconds = Field(10.0, description="SIGTERM: time to finish requests "
                                     "and close with 1001")

@@ -145,19 +145,23 @@ async def test_delivery_is_recorded_once_and_only_for_members(store: SqlStore) -
         await store.mark_delivered(await conversation(store, owner), member, message.id, now())
 
 
-async def test_search_across_conversations_keeps_to_readable_ones(store: SqlStore) -> None:
-    """Groups of others and channels one is banned from never match; open channels do."""
+async def test_search_across_conversations_keeps_to_readable_memberships(
+        store: SqlStore) -> None:
+    """The searcher's groups and channels match; others' groups, channels the searcher is
+    banned from, and channels the searcher never joined do not."""
     owner, searcher = await user(store), await user(store)
     tag = "t" + uuid.uuid4().hex[:10]
     own_group = await conversation(store, owner, "group", [searcher])
+    joined_channel = await conversation(store, owner, "channel", [searcher])
     other_group = await conversation(store, owner, "group")
     open_channel = await conversation(store, owner, "channel")
     banned_channel = await conversation(store, owner, "channel", [searcher])
     await store.put_member(banned_channel, searcher, "banned", now())
-    for room in (own_group, other_group, open_channel, banned_channel):
+    for room in (own_group, joined_channel, other_group, open_channel, banned_channel):
         await send(store, room, owner, f"{tag} in {room}")
     found = await store.search(searcher, tag.upper(), None, 50)
-    assert {m.conversation_id for m in found} == {own_group, open_channel}
+    assert {m.conversation_id for m in found.messages} == {own_group, joined_channel}
+    assert not found.truncated
 
 
 async def test_sync_by_time_sees_reaction_changes(store: SqlStore) -> None:

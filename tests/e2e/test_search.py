@@ -18,17 +18,19 @@ MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 def marker() -> str:
-    """A word no other test's message contains, so searches across conversations (which
-    include every public channel on the shared server) see only this test's messages."""
+    """A word no other test's message contains, so a search sees only this test's
+    messages (a channel searched by id holds whatever other tests sent there)."""
     return "m" + uuid.uuid4().hex[:12]
 
 
 async def search(client: ChatClient, query: str, **fields: Any) -> list[dict[str, Any]]:
-    """The messages of a `SearchResults` answer (asserting the answer's shape)."""
+    """The messages of a `SearchResults` answer (asserting the answer's shape: these small
+    searches are never cut short by a bound)."""
     reply = await client.request("SearchMessages", query=query, timeout=TIMEOUT, **fields)
     assert reply["type"] == "SearchResults", reply
     assert reply["query"] == query
     assert reply["conversation_id"] == fields.get("conversation_id")
+    assert reply["truncated"] is False, reply
     found: list[dict[str, Any]] = reply["messages"]
     return found
 
@@ -140,15 +142,20 @@ async def test_results_are_full_message_objects_with_reactions(server: RunningSe
     assert found["reactions"] == [{"emoji": "👍", "count": 1, "user_ids": [client.user_id]}]
 
 
-async def test_search_without_a_conversation_covers_every_readable_one(
+async def test_search_without_a_conversation_covers_the_users_memberships(
         server: RunningServer) -> None:
-    """Omitting `conversation_id` searches the user's groups and public channels alike."""
+    """Omitting `conversation_id` searches the user's groups and joined channels; a
+    channel the user never joined is searched by its id, or once joined."""
     tag = marker()
     alice, bob = server.user("alice"), server.user("bob")
     group, _, in_group = await room_with(server, alice, [f"group {tag}"], kind="group",
                                          members=[bob])
     channel, _, in_channel = await room_with(server, alice, [f"channel {tag}"])
     bob_client = await server.connect(bob)
+    assert [m["id"] for m in await search(bob_client, tag)] == [in_group[0]["id"]]
+    assert [m["id"] for m in await search(bob_client, tag, conversation_id=channel)] == [
+        in_channel[0]["id"]]
+    await joined(server, bob, channel)
     found = await search(bob_client, tag)
     assert [m["id"] for m in found] == [in_channel[0]["id"], in_group[0]["id"]]
     assert {m["conversation_id"] for m in found} == {group, channel}
@@ -186,6 +193,29 @@ async def test_a_banned_member_finds_nothing_in_that_channel(server: RunningServ
     reply = await mallory_client.request("SearchMessages", query=tag, conversation_id=channel,
                                          request_id="banned")
     assert_error(reply, "FORBIDDEN", request_id="banned")
+
+
+async def test_leaving_takes_a_conversation_out_of_search(server: RunningServer) -> None:
+    """A user who left a group finds nothing of it any more, by any route; a channel left
+    drops out of the search across conversations but stays searchable by id (§5)."""
+    tag = marker()
+    owner, leaver = server.user("owner"), server.user("leaver")
+    group, _, _ = await room_with(server, owner, [f"group {tag}"], kind="group",
+                                  members=[leaver])
+    channel, _, in_channel = await room_with(server, owner, [f"channel {tag}"],
+                                             members=[leaver])
+    leaver_client = await server.connect(leaver)
+    assert len(await search(leaver_client, tag)) == 2
+    async with server.http(leaver) as http:
+        for room in (group, channel):
+            response = await http.delete(f"/api/v1/conversations/{room}/members/{leaver.id}")
+            assert response.status_code in (200, 204), response.text
+    assert await search(leaver_client, tag) == []
+    reply = await leaver_client.request("SearchMessages", query=tag, conversation_id=group,
+                                        request_id="left")
+    assert_error(reply, "FORBIDDEN", request_id="left")
+    assert [m["id"] for m in await search(leaver_client, tag, conversation_id=channel)] == [
+        in_channel[0]["id"]]
 
 
 async def test_a_public_channel_is_searchable_without_joining(server: RunningServer) -> None:

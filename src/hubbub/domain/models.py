@@ -111,6 +111,14 @@ class Page(msgspec.Struct, frozen=True):
     has_more: bool
 
 
+class SearchPage(msgspec.Struct, frozen=True):
+    """Matches newest first, and whether the search stopped at one of its bounds before it
+    had examined everything that could have been a newer match (PROTOCOL.md §3)."""
+
+    messages: list[Message]
+    truncated: bool
+
+
 class SendOutcome(msgspec.Struct):
     """The stored message, and whether this call created it (False: an idempotent retry)."""
 

@@ -74,6 +74,9 @@ class SearchResults(ServerMessage, tag="SearchResults", frozen=True):
     query: str
     conversation_id: str | None
     messages: list[MessageObject]
+    # True when the search stopped at one of its bounds (PROTOCOL.md §3) before it had
+    # examined everything that could have been a newer match.
+    truncated: bool = False
     request_id: str | None = None
 
 

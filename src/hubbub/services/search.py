@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hubbub.domain.models import Message
+from hubbub.domain.models import SearchPage
 from hubbub.services.access import require_readable
 from hubbub.services.context import Actor, ServiceContext
 
@@ -12,14 +12,16 @@ class SearchService:
         self._ctx = ctx
 
     async def search(self, actor: Actor, query: str, conversation_id: str | None,
-                     limit: int) -> list[Message]:
-        """Newest first, in one conversation or in every one the actor may read.
+                     limit: int) -> SearchPage:
+        """Newest first, in one conversation the actor may read, or in the conversations
+        the actor is a member of and may read (a channel not joined is searched by id).
 
-        Access is checked up front for one conversation, and inside the query for all of
-        them, so no conversation the actor cannot read ever contributes a result.
+        Access is checked up front for one conversation, and inside the query for the
+        memberships, so no conversation the actor cannot read ever contributes a result.
 
         Raises:
             NotFound, Forbidden: for `conversation_id` (unknown, or not readable).
+            RateLimited: the instance's searches are all busy for a moment.
         """
         if conversation_id is not None:
             await require_readable(self._ctx, actor, conversation_id)

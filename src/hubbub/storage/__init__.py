@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from hubbub.storage.dialect import Dialect, engine_url
 from hubbub.storage.migrate import upgrade
 from hubbub.storage.search import register_sqlite_functions
+from hubbub.storage.search_budget import DEFAULT_SEARCH, SearchLimits
 from hubbub.storage.sql import SqlStore
 
-__all__ = ["open_store", "upgrade"]
+__all__ = ["SearchLimits", "open_store", "upgrade"]
 
 
 def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
@@ -35,6 +36,34 @@ def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     return engine, dialect
 
 
+def create_search_engine(url: str, search: SearchLimits) -> AsyncEngine:
+    """The searches' own pool (storage/search_budget.py): `search.concurrency` connections,
+    the gate's slots, so a search never waits in it and never takes another read's
+    connection. Read-only. On PostgreSQL every statement is bounded by the search timeout
+    (the scan sets a shorter one for each of its statements), and planned for its own
+    values: a generic plan, made for an average conversation, could sort a huge one whole
+    instead of reading it by index up to the chunk's LIMIT."""
+    driver_url, dialect = engine_url(url)
+    if dialect.name == "sqlite":
+        engine = create_async_engine(driver_url, pool_size=search.concurrency, max_overflow=0)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", register_sqlite_functions)
+        event.listen(engine.sync_engine, "connect", _sqlite_query_only)
+        return engine
+    timeout_ms = max(1, int(search.timeout_s * 1000))
+    return create_async_engine(
+        driver_url, pool_size=search.concurrency, max_overflow=0, pool_pre_ping=False,
+        connect_args={"server_settings": {"statement_timeout": str(timeout_ms),
+                                          "default_transaction_read_only": "on",
+                                          "plan_cache_mode": "force_custom_plan"}})
+
+
+def _sqlite_query_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL: readers never block the writer. synchronous=NORMAL: a commit survives a crash of
     # the process (SIGKILL), not a power cut — the usual trade for chat on one machine.
@@ -45,9 +74,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-async def open_store(url: str, *, migrate: bool = True) -> SqlStore:
+async def open_store(url: str, *, migrate: bool = True,
+                     search: SearchLimits = DEFAULT_SEARCH) -> SqlStore:
     """Open the store for `url`, bringing its schema up to date first unless told not to."""
     engine, dialect = create_engine(url)
     if migrate:
         await upgrade(engine, dialect)
-    return SqlStore(engine, dialect)
+    return SqlStore(engine, dialect, search_engine=create_search_engine(url, search),
+                    search=search)

@@ -23,6 +23,7 @@ from hubbub.domain.models import (
     Page,
     ReactionChange,
     ReceiptChange,
+    SearchPage,
     SendOutcome,
     SyncPage,
     User,
@@ -145,12 +146,16 @@ class Store(Protocol):
     # -- conversation features (PROTOCOL.md §3: search, sync, receipts, reactions) -------
 
     async def search(self, user_id: str, query: str, conversation_id: str | None,
-                     limit: int) -> list[Message]:
+                     limit: int) -> SearchPage:
         """Live messages whose content contains `query` (case-insensitive; `%`, `_` and
-        `\\` literal), newest first: in `conversation_id`, or when None in every
-        conversation `user_id` may read (readable memberships and public channels).
-        Where no index narrows the match, only the newest messages of that scope up to a
-        cap are considered (docs/DECISIONS.md)."""
+        `\\` literal), newest first: in `conversation_id`, or when None in the user's
+        readable memberships (the most recently active, up to a cap). Bounded in the
+        messages it examines, its time and the searches running at once
+        (storage/search_budget.py); a search stopped by a bound says so (`truncated`).
+
+        Raises:
+            RateLimited: every search slot stayed busy for a moment.
+        """
 
     async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
                    limit: int) -> SyncPage:

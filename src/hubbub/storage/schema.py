@@ -86,8 +86,8 @@ messages = Table(
         "sender_id", "conversation_id", "client_message_id", name="uq_messages_client_id"
     ),
     Index("ix_messages_conversation_version", "conversation_id", "version"),
-    # Lets a search across conversations walk messages newest first and stop at its cap.
-    Index("ix_messages_created_at", "created_at"),
+    # Search reads each conversation newest first and merges them (migration 0006).
+    Index("ix_messages_conversation_created", "conversation_id", "created_at", "seq"),
 )
 
 message_edits = Table(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, TypeVar, get_args
@@ -35,11 +34,12 @@ from hubbub.domain.models import (
     ReactionChange,
     ReactionSummary,
     ReceiptChange,
+    SearchPage,
     SendOutcome,
     SyncPage,
     User,
 )
-from hubbub.domain.permissions import Ability, can, can_read, creator_role
+from hubbub.domain.permissions import Ability, can, creator_role
 from hubbub.domain.reactions import check_new_reaction
 from hubbub.protocol.objects import Attachment, Kind, Role
 from hubbub.storage.base import StoreUnavailable
@@ -54,6 +54,15 @@ from hubbub.storage.schema import (
     users,
 )
 from hubbub.storage.search import contains_insensitive
+from hubbub.storage.search_budget import (
+    DEFAULT_SEARCH,
+    Deadline,
+    SearchGate,
+    SearchLimits,
+    new_deadline,
+    run_abortable,
+)
+from hubbub.storage.search_scan import scan
 from hubbub.storage.sends import SendBatch
 from hubbub.storage.writer import Writer
 
@@ -63,19 +72,13 @@ _attachments_decoder = msgspec.json.Decoder(tuple[Attachment, ...])
 
 _MESSAGE_COLUMNS = (*messages.c, users.c.name.label("sender_name"))
 # PROTOCOL.md §5 as data, for queries over many conversations at once: the member roles
-# that may read, and the kinds any non-member may read.
+# that may read.
 _READABLE_ROLES = tuple(role for role in get_args(Role) if can(role, Ability.READ))
-_PUBLIC_KINDS = tuple(kind for kind in get_args(Kind) if can_read(kind, None))
 
-# Bounds on per-request work (docs/DECISIONS.md, "Search" and "Conversations"): a search
-# without index help considers only the newest SEARCH_SCAN_LIMIT live messages of its scope,
-# and `unread_count` counts at most UNREAD_COUNT_CAP messages (clients show "999+").
-SEARCH_SCAN_LIMIT = 50_000
+# A bound on per-request work (docs/DECISIONS.md, "Conversations"): `unread_count` counts
+# at most UNREAD_COUNT_CAP messages (clients show "999+"). Search has its own bounds
+# (storage/search_budget.py).
 UNREAD_COUNT_CAP = 1000
-# PostgreSQL: a backstop for any search, index or not (milliseconds).
-SEARCH_TIMEOUT_MS = 5000
-# pg_trgm can use its index only for a pattern with a word of three characters or more.
-_TRIGRAM_WORD = re.compile(r"\w{3}")
 
 
 def _message_select() -> Any:
@@ -123,11 +126,16 @@ class SqlStore:
     """Store on an async SQLAlchemy engine; writes go through one group-committing Writer."""
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, *,
-                 search_scan_limit: int = SEARCH_SCAN_LIMIT,
+                 search_engine: AsyncEngine | None = None,
+                 search: SearchLimits = DEFAULT_SEARCH,
                  unread_count_cap: int = UNREAD_COUNT_CAP) -> None:
         self._engine = engine
         self._dialect = dialect
-        self._search_scan_limit = search_scan_limit
+        # Searches have a pool of their own (search_budget.py); without one (tools, tests
+        # of other parts) they share the main pool, still through the gate.
+        self._search_engine = search_engine or engine
+        self._search = search
+        self._search_gate = SearchGate(search.concurrency)
         self._unread_count_cap = unread_count_cap
         # PostgreSQL: several instances write at once, so batches lock in one order.
         self._writer = Writer(engine, _lock_conversations if dialect.name == "postgresql"
@@ -148,9 +156,15 @@ class SqlStore:
     def dialect(self) -> Dialect:
         return self._dialect
 
+    @property
+    def search_engine(self) -> AsyncEngine:
+        return self._search_engine
+
     async def close(self) -> None:
         await self._writer.close()
         await self._engine.dispose()
+        if self._search_engine is not self._engine:
+            await self._search_engine.dispose()
 
     async def ping(self) -> None:
         try:
@@ -452,33 +466,63 @@ class SqlStore:
     # -- search, sync, reactions, receipts (PROTOCOL.md §3) -----------------------------
 
     async def search(self, user_id: str, query: str, conversation_id: str | None,
-                     limit: int) -> list[Message]:
-        if self._search_is_scan(query):
-            # No index narrows the match: test only the newest messages of the scope.
-            newest = (messages.c.seq.desc(),) if conversation_id is not None else (
-                messages.c.created_at.desc(), messages.c.seq.desc())
-            candidates = _search_scope(
-                select(messages.c.id), user_id, conversation_id
-            ).order_by(*newest).limit(self._search_scan_limit).subquery()
-            statement = _message_select().join(candidates, candidates.c.id == messages.c.id)
-        else:
-            statement = _search_scope(_message_select(), user_id, conversation_id)
-        statement = statement.where(
-            contains_insensitive(self._dialect.name, messages.c.content, query)
-        ).order_by(
-            messages.c.created_at.desc(), messages.c.seq.desc(), messages.c.id
-        ).limit(limit)
-        async with self._read() as conn:
-            if self._dialect.name == "postgresql":
-                # Ends with this read's transaction; a cancelled search is StoreUnavailable.
-                await conn.execute(text(f"SET LOCAL statement_timeout = {SEARCH_TIMEOUT_MS}"))
-            rows = (await conn.execute(statement)).all()
-            return await self._with_reactions(conn, rows)
+                     limit: int) -> SearchPage:
+        # The slot is held until the work below has let go of its connection, even when
+        # the caller is cancelled (run_abortable waits for it); its time starts now.
+        async with self._search_gate.slot(user_id):
+            deadline = new_deadline(self._dialect.name, self._search.timeout_s)
+            return await run_abortable(
+                self._search_within(deadline, query, conversation_id, user_id, limit),
+                deadline)
 
-    def _search_is_scan(self, query: str) -> bool:
-        """Whether this search reads messages one by one: always on SQLite, and on
-        PostgreSQL when the query has no three-character word for pg_trgm to look up."""
-        return self._dialect.name != "postgresql" or _TRIGRAM_WORD.search(query) is None
+    async def _search_within(self, deadline: Deadline, query: str,
+                             conversation_id: str | None, user_id: str,
+                             limit: int) -> SearchPage:
+        """The search on a connection of the search pool, once it has its slot."""
+        async with _Guarded(self._search_engine) as conn:
+            # The scope first, outside the deadline: one indexed read of the memberships.
+            scope, left_out = ([conversation_id], None) if conversation_id is not None \
+                else await self._search_scope(conn, user_id)
+            await deadline.attach(conn)
+            try:
+                match = contains_insensitive(self._dialect.name, messages.c.content, query)
+                found = await scan(conn, self._dialect.name, scope, match, limit,
+                                   self._search.scan_limit, deadline)
+                deadline.relax()
+                await conn.rollback()  # ends a transaction a timeout may have aborted
+                loaded = await self._live_messages(conn, found.ids) if found.ids else {}
+            finally:
+                await deadline.detach()
+        page = [loaded[i] for i in found.ids if i in loaded]
+        truncated = not found.complete
+        if left_out is not None:
+            # Conversations beyond the cap may hold newer matches than the oldest one here.
+            truncated = truncated or len(found.ids) < limit or (
+                bool(page) and page[-1].created_at < left_out)
+        return SearchPage(page, truncated)
+
+    async def _live_messages(self, conn: AsyncConnection,
+                             ids: list[str]) -> dict[str, Message]:
+        """The messages found, unless deleted since the scan saw them."""
+        rows = (await conn.execute(_message_select().where(
+            messages.c.id.in_(ids), messages.c.deleted_at.is_(None)))).all()
+        return {m.id: m for m in await self._with_reactions(conn, rows)}
+
+    async def _search_scope(self, conn: AsyncConnection,
+                            user_id: str) -> tuple[list[str], int | None]:
+        """The conversations a search without `conversation_id` covers: the user's readable
+        memberships, the most recently active first, at most the cap; and the last activity
+        of the newest one left out (None: none was)."""
+        cap = self._search.conversations
+        rows = (await conn.execute(
+            select(conversations.c.id, conversations.c.last_activity_at)
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id, members.c.role.in_(_READABLE_ROLES))
+            .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
+            .limit(cap + 1)
+        )).all()
+        left_out = int(rows[cap].last_activity_at) if len(rows) > cap else None
+        return [row.id for row in rows[:cap]], left_out
 
     async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
                    limit: int) -> SyncPage:
@@ -735,24 +779,6 @@ class SqlStore:
             newest.c.seq == messages.c.seq,
         )))).all()
         return {m.conversation_id: m for m in await self._with_reactions(conn, rows)}
-
-
-def _search_scope(statement: Any, user_id: str, conversation_id: str | None) -> Any:
-    """`statement` (over `messages`) narrowed to the live messages the search may see: of
-    `conversation_id`, or when None of every conversation the user may read."""
-    statement = statement.where(messages.c.deleted_at.is_(None))
-    if conversation_id is not None:
-        return statement.where(messages.c.conversation_id == conversation_id)
-    # Readable: a membership whose role may read, or no membership in a public kind.
-    # A banned member has a membership row, so the second arm never lets them in.
-    return (
-        statement
-        .join(conversations, conversations.c.id == messages.c.conversation_id)
-        .outerjoin(members, and_(members.c.conversation_id == messages.c.conversation_id,
-                                 members.c.user_id == user_id))
-        .where(or_(members.c.role.in_(_READABLE_ROLES),
-                   and_(members.c.role.is_(None), conversations.c.kind.in_(_PUBLIC_KINDS))))
-    )
 
 
 def _count_where(condition: Any) -> Any:

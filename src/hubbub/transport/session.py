@@ -42,6 +42,9 @@ FLOOD_WINDOW_S = 10.0
 # A client may pipeline this many requests before the server stops reading its socket.
 MAX_IN_FLIGHT = 256
 _SEND_CLASS = (c.SendMessage, c.EditMessage)
+# Requests whose answer is all they do: when the connection is gone nobody reads it, so
+# `close` cancels them instead of waiting (a search then stops its query at once).
+_ABANDONABLE = (c.SearchMessages,)
 
 
 class Session:
@@ -51,14 +54,15 @@ class Session:
     empty set, a Semaphore and a list cost ~0.4 KiB per connection).
     """
 
-    __slots__ = ("_actor", "_connection", "_limited", "_server", "_slots", "_tasks",
-                 "draining", "flooded")
+    __slots__ = ("_abandonable", "_actor", "_connection", "_limited", "_server", "_slots",
+                 "_tasks", "draining", "flooded")
 
     def __init__(self, server: Server, connection: Connection) -> None:
         self._server = server
         self._connection = connection
         self._actor: Actor | None = None
         self._tasks: set[asyncio.Task[None]] | None = None
+        self._abandonable: set[asyncio.Task[None]] | None = None
         self._slots: asyncio.Semaphore | None = None
         self._limited: list[float] | None = None
         self.flooded = False
@@ -90,6 +94,10 @@ class Session:
         if tasks is None:
             tasks = self._tasks = set()
         tasks.add(task)
+        if isinstance(message, _ABANDONABLE):
+            if self._abandonable is None:
+                self._abandonable = set()
+            self._abandonable.add(task)
         task.add_done_callback(self._done)
 
     def on_binary(self) -> None:
@@ -112,7 +120,10 @@ class Session:
                           message="server shutting down: reconnect and retry"))
 
     async def close(self) -> None:
-        """Wait for in-flight requests (their responses are dropped if the socket is gone)."""
+        """Cancel the abandonable requests, wait for the others (their responses are dropped
+        if the socket is gone)."""
+        for task in self._abandonable or ():
+            task.cancel()
         # A closed connection stops its typing at once, and again after a Typing that was
         # still in flight.
         await self._server.typing.connection_closed(self._connection.id)
@@ -123,6 +134,8 @@ class Session:
     def _done(self, task: asyncio.Task[None]) -> None:
         if self._tasks is not None:
             self._tasks.discard(task)
+        if self._abandonable is not None:
+            self._abandonable.discard(task)
         if self._slots is not None:
             self._slots.release()
 
@@ -213,8 +226,8 @@ class Session:
                 )
                 return SearchResults(query=message.query,
                                      conversation_id=message.conversation_id,
-                                     messages=[message_object(m) for m in found],
-                                     request_id=rid)
+                                     messages=[message_object(m) for m in found.messages],
+                                     truncated=found.truncated, request_id=rid)
             case c.SyncMessages():
                 changes = await server.sync.sync(
                     actor, message.conversation_id, message.since_version, message.since,

@@ -1,0 +1,114 @@
+"""The scan behind SearchMessages: the newest messages of a few conversations, merged.
+
+A search examines messages newest first across the conversations of its scope, as a k-way
+merge would: each conversation is one range of the index on
+`(conversation_id, created_at, seq)` (migration 0006), read backwards, and the database
+merges the ranges lazily — SQLite's compound `ORDER BY` merges its arms as co-routines,
+PostgreSQL's Merge Append pulls from per-arm `LIMIT`s — so what a search reads is what it
+examines, never the deployment's other conversations.
+
+It goes in chunks of growing size, each one statement that takes every conversation up
+from where the previous chunk left it (a keyset cursor per conversation), and stops at
+the first of: `limit` matches, the scope exhausted, `scan_limit` messages examined, or
+its deadline (checked between chunks and, by the `Deadline`, inside each statement).
+Small chunks first, because most searches find their matches among the newest messages;
+growing ones after, so a search that finds nothing costs a handful of statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, literal_column, select, tuple_, union_all
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hubbub.storage.schema import messages
+from hubbub.storage.search_budget import Deadline
+
+# The first chunk: enough for the usual search, whose matches are recent.
+FIRST_CHUNK = 256
+# Each chunk is this many times the previous one, up to MAX_CHUNK: a search that finds
+# nothing examines 50,000 messages in 9 statements.
+CHUNK_GROWTH = 4
+# Large enough that a statement's overhead (planning a merge of up to 100 ranges) is small
+# next to its rows, small enough that PostgreSQL still reads each range by index.
+MAX_CHUNK = 8192
+
+Cursor = tuple[int, int]  # (created_at, seq) of the last message taken from a conversation
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    ids: list[str]  # the matching messages, newest first
+    # Everything in scope newer than the last match (or, with fewer than `limit` matches,
+    # all of the scope) was examined.
+    complete: bool
+
+
+async def scan(conn: AsyncConnection, dialect: str, conversation_ids: Sequence[str],
+               match: ColumnElement[bool], limit: int, scan_limit: int,
+               deadline: Deadline) -> ScanResult:
+    """Examine the newest messages of `conversation_ids`, newest first across them, for
+    live ones that satisfy `match`; see the module docstring for where it stops."""
+    if not conversation_ids:
+        return ScanResult([], complete=True)
+    cursors: list[Cursor | None] = [None] * len(conversation_ids)
+    found: list[str] = []
+    examined = 0
+    chunk = FIRST_CHUNK
+    while True:
+        size = min(chunk, scan_limit - examined)
+        if size <= 0 or deadline.expired():
+            return ScanResult(found, complete=False)
+        statement = _chunk(dialect, conversation_ids, cursors, match, size)
+        await deadline.before_statement(conn)
+        try:
+            rows: Sequence[Any] = (await conn.execute(statement)).all()
+        except DBAPIError as exc:
+            if deadline.interrupted(exc):
+                return ScanResult(found, complete=False)
+            raise
+        examined += len(rows)
+        for arm, created_at, seq, hit in rows:
+            cursors[arm] = (created_at, seq)
+            if hit is not None:
+                found.append(hit)
+                if len(found) == limit:
+                    return ScanResult(found, complete=True)
+        if len(rows) < size:
+            return ScanResult(found, complete=True)
+        chunk = min(chunk * CHUNK_GROWTH, MAX_CHUNK)
+
+
+def _chunk(dialect: str, conversation_ids: Sequence[str], cursors: Sequence[Cursor | None],
+           match: ColumnElement[bool], size: int) -> Any:
+    """The next `size` messages of the merged scope after the cursors, newest first: rows
+    of (arm, created_at, seq, id if it matches else NULL)."""
+    hit = case((and_(messages.c.deleted_at.is_(None), match), messages.c.id), else_=None)
+    newest = (messages.c.created_at.desc(), messages.c.seq.desc())
+    arms = []
+    for arm, (conversation_id, cursor) in enumerate(zip(conversation_ids, cursors,
+                                                        strict=True)):
+        statement = select(literal_column(str(arm)).label("arm"), messages.c.created_at,
+                           messages.c.seq, hit.label("hit")).where(
+            messages.c.conversation_id == conversation_id)
+        if cursor is not None:
+            statement = statement.where(
+                tuple_(messages.c.created_at, messages.c.seq) < tuple_(*cursor))
+        arms.append(statement)
+    if len(arms) == 1:
+        return arms[0].order_by(*newest).limit(size)
+    if dialect == "postgresql":
+        # Each arm sorted and limited itself: only then does the planner merge the index
+        # ranges (Merge Append) instead of reading every arm whole and sorting.
+        merged = union_all(*(a.order_by(*newest).limit(size) for a in arms)).subquery()
+        return select(merged).order_by(merged.c.created_at.desc(),
+                                       merged.c.seq.desc()).limit(size)
+    # SQLite merges a compound SELECT's arms under its ORDER BY (arms with their own
+    # LIMIT would be materialised and sorted first).
+    compound = union_all(*arms)
+    columns = compound.selected_columns
+    return compound.order_by(columns.created_at.desc(), columns.seq.desc()).limit(size)
