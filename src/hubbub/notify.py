@@ -33,8 +33,3 @@ def notify(state: str, env: Mapping[str, str] | None = None) -> bool:
         return False
     return True
 
-
-def on_listening(_banner: str) -> None:
-    """aiohttp's `run_app(print=…)`: it is called once, when every listener is bound, which
-    is the moment `READY=1` means."""
-    notify("READY=1")

@@ -20,6 +20,7 @@ from hubbub import __version__
 from hubbub.app import create_app
 from hubbub.config import Settings
 from hubbub.logs import get_logger
+from hubbub.notify import notify
 from hubbub.transport.access import AccessLogger, access_logger
 from hubbub.transport.shutdown import handler_timeout
 
@@ -66,6 +67,7 @@ async def _serve(app: web.Application, settings: Settings) -> int:
         log.info("server.listening", url=f"http://{_address(settings.host, settings.port)}",
                  database=settings.database_url.split("://")[0],
                  bus="redis" if settings.redis_url else "memory", version=__version__)
+        notify("READY=1")  # systemd (Type=notify): every listener is bound now
         await stop.wait()
         log.info("server.stopping")
     finally:

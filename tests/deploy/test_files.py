@@ -76,7 +76,7 @@ def test_the_unit_waits_for_the_drain() -> None:
 
 def test_the_env_example_names_only_real_settings() -> None:
     """Every variable of the example is a setting hubbub reads (a typo would be ignored)."""
-    known = {"HUBBUB_" + name.upper() for name in Settings.__dataclass_fields__}
+    known = {"HUBBUB_" + name.upper() for name in Settings.model_fields}
     assert set(env_example()) <= known, set(env_example()) - known
 
 
