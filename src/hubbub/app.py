@@ -120,7 +120,10 @@ def create_app(settings: Settings) -> web.Application:
     verifier = build_verifier(settings)
     trusted_networks(settings.trusted_proxies)  # a malformed entry fails here, at start
     app = web.Application(middlewares=[track_requests, rest.errors_middleware],
-                          client_max_size=settings.max_body_bytes)
+                          client_max_size=settings.max_body_bytes,
+                          # aiohttp's keep-alive timer runs from a connection's opening and
+                          # from each response until the next request head is complete.
+                          handler_args={"keepalive_timeout": settings.request_timeout})
     app.router.add_get(WS_PATH, websocket_handler)
     rest.routes(app)
     call_routes.routes(app)

@@ -67,9 +67,8 @@ def _settings_from(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
     from hubbub.app import create_app
+    from hubbub.transport.listener import run
     from hubbub.transport.shutdown import handler_timeout
 
     settings, generated = _settings_from(args).with_secret()
@@ -86,12 +85,10 @@ def _serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     gc.set_threshold(*GC_THRESHOLDS)
     app.on_startup.append(_settle_gc)
-    web.run_app(app, host=settings.host, port=settings.port,
-                print=None, access_log=None,
-                # on_shutdown drains within the grace period; this is aiohttp's backstop for
-                # a handler still running after that (see transport/shutdown.py).
-                shutdown_timeout=handler_timeout(settings.shutdown_grace),
-                handle_signals=True)
+    run(app, settings,
+        # on_shutdown drains within the grace period; this is aiohttp's backstop for a
+        # handler still running after that (see transport/shutdown.py).
+        shutdown_timeout=handler_timeout(settings.shutdown_grace))
     return 0
 
 

@@ -48,6 +48,16 @@ class Settings:
     handshake_burst: int = 20
     max_body_bytes: int = 256 * 1024
     shutdown_grace: float = 10.0
+    # Connections the kernel queues for accept() while the server is busy; past it, a SYN is
+    # dropped and the client retries only after 1, 3, 7… s. The kernel caps it at
+    # net.core.somaxconn (4096 since Linux 5.4), so more needs that sysctl raised too.
+    listen_backlog: int = 4096
+    # A connection must send a complete request head within this many seconds of opening or
+    # of its previous response (aiohttp's keep-alive timeout), or it is closed.
+    request_timeout: float = 10.0
+    # Connections one client IP may hold that have not sent a complete request head yet;
+    # more are closed at once. Trusted proxies are exempt (they enforce their own).
+    max_half_open_per_ip: int = 128
     auto_migrate: bool = True
     trusted_proxies: tuple[str, ...] = field(default=())
 

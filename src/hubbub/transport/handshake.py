@@ -63,7 +63,7 @@ def client_ip(peer: str | None, forwarded_for: str | None,
     """The client's IP: the peer address, or the first `X-Forwarded-For` hop when the peer is
     a trusted proxy and that hop is an IP address."""
     address = _plain(peer) if peer else "unknown"
-    if not forwarded_for or not trusted or not _in_any(address, trusted):
+    if not forwarded_for or not trusted or not in_networks(address, trusted):
         return address
     first = forwarded_for.split(",", 1)[0].strip()
     try:
@@ -83,7 +83,7 @@ def trusted_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
-def _in_any(address: str, networks: Sequence[IPNetwork]) -> bool:
+def in_networks(address: str, networks: Sequence[IPNetwork]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
