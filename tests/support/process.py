@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -44,6 +45,8 @@ class ServerProcess:
     workdir: Path
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     extra_env: dict[str, str] = field(default_factory=dict)
+    # The process's limit of open files (RLIMIT_NOFILE), when a test needs a small one.
+    fd_limit: int | None = None
     port: int = 0
     process: asyncio.subprocess.Process | None = None
     _clients: list[ChatClient] = field(default_factory=list)
@@ -98,6 +101,9 @@ class ServerProcess:
                 sys.executable, "-m", "hubbub", "serve", cwd=self.workdir, env=env,
                 stdout=log, stderr=asyncio.subprocess.STDOUT,
             )
+        if self.fd_limit is not None:  # before it has opened more than a few dozen
+            resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE,
+                             (self.fd_limit, self.fd_limit))
         await self._wait_healthy()
 
     async def _wait_healthy(self) -> None:
