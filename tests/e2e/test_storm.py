@@ -59,6 +59,9 @@ class Outcome:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    # The kernel caps every listen queue at net.core.somaxconn; below the default backlog,
+    # the storm would measure the machine's setting rather than the server's.
+    assert somaxconn() >= 4096, f"net.core.somaxconn is {somaxconn()}: raise it to 4096"
     server = ServerProcess(
         database_url=f"sqlite:///{tmp_path / 'storm.db'}", workdir=tmp_path,
         extra_env={
@@ -72,6 +75,10 @@ async def process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
         yield server
     finally:
         await server.stop()
+
+
+def somaxconn() -> int:
+    return int(Path("/proc/sys/net/core/somaxconn").read_text())
 
 
 async def open_client(port: int, user: User, source: str,

@@ -93,11 +93,13 @@ class _HalfOpen(asyncio.Protocol):
         inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        inner, transport = self._inner, self._transport
+        inner, transport, ip = self._inner, self._transport, self._ip
+        # Only a counted connection reaches here: the others were handed over or aborted.
         assert inner is not None
         assert transport is not None
-        if self._ip is not None and self._head_complete(data):
-            self._limit.release(self._ip)
+        assert ip is not None
+        if self._head_complete(data):
+            self._limit.release(ip)
             self._ip = None
             transport.set_protocol(inner)
         inner.data_received(data)
