@@ -34,14 +34,14 @@ class HalfOpenLimit:
     """How many connections each client IP holds that have not sent a request head yet."""
 
     def __init__(self, cap: int, exempt: Sequence[IPNetwork] = ()) -> None:
-        self.cap = cap
+        self._cap = cap
         self._exempt = tuple(exempt)
         self._held: dict[str, int] = {}
 
     def admit(self, ip: str) -> bool:
         """Count one more half-open connection of `ip`, unless it holds `cap` already."""
         held = self._held.get(ip, 0)
-        if held >= self.cap:
+        if held >= self._cap:
             return False
         self._held[ip] = held + 1
         return True
@@ -138,15 +138,15 @@ class _HalfOpen(asyncio.Protocol):
 class Listener(web.BaseSite):
     """aiohttp's TCP site with the settings' backlog, its connections under a `HalfOpenLimit`."""
 
-    __slots__ = ("_host", "_port", "limit")
+    __slots__ = ("_host", "_limit", "_port")
 
     def __init__(self, runner: web.BaseRunner, settings: Settings, *,
                  host: str | None = None, port: int | None = None) -> None:
         super().__init__(runner, backlog=settings.listen_backlog)
         self._host = settings.host if host is None else host
         self._port = settings.port if port is None else port
-        self.limit = HalfOpenLimit(settings.max_half_open_per_ip,
-                                   trusted_networks(settings.trusted_proxies))
+        self._limit = HalfOpenLimit(settings.max_half_open_per_ip,
+                                    trusted_networks(settings.trusted_proxies))
 
     @property
     def name(self) -> str:
@@ -157,7 +157,7 @@ class Listener(web.BaseSite):
         server = self._runner.server
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            self.limit.wrap(server), self._host, self._port, backlog=self._backlog)
+            self._limit.wrap(server), self._host, self._port, backlog=self._backlog)
 
 
 def run(app: web.Application, settings: Settings, *, shutdown_timeout: float) -> None:
