@@ -30,6 +30,8 @@ AT_ONCE_S = 1.5
 # A loaded machine may fire the server's timer late; a connection kept for the old default
 # (75 s) is far beyond this.
 CUT_OFF_WITHIN_S = REQUEST_TIMEOUT_S + 7.0
+# A proxy opens every upstream connection from its own address.
+TRUSTED_PROXY = "127.0.2.10"
 HEAD_START = b"GET /healthz HTTP/1.1\r\nHost: hubbub\r\n"
 FULL_REQUEST = HEAD_START + b"\r\n"
 
@@ -119,7 +121,8 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
     process = ServerProcess(
         database_url=f"sqlite:///{workdir / 'slowloris.db'}", workdir=workdir,
         extra_env={"HUBBUB_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT_S),
-                   "HUBBUB_MAX_HALF_OPEN_PER_IP": str(HALF_OPEN_CAP)})
+                   "HUBBUB_MAX_HALF_OPEN_PER_IP": str(HALF_OPEN_CAP),
+                   "HUBBUB_TRUSTED_PROXIES": TRUSTED_PROXY})
     await process.start()
     try:
         yield process
@@ -182,6 +185,20 @@ async def test_one_ip_holds_at_most_the_cap_of_half_open_connections(
         await until(admitted, "the closed connection's place is free", within=10)
     finally:
         attacker.close()
+
+
+async def test_a_trusted_proxy_is_not_capped(server: ServerProcess) -> None:
+    """A peer in `HUBBUB_TRUSTED_PROXIES` may hold more unfinished requests than the cap and
+    still open another connection."""
+    proxy = Attacker(server.port, TRUSTED_PROXY)
+    try:
+        held = [await proxy.open() for _ in range(HALF_OPEN_CAP + 4)]
+        answer = await reply(await proxy.open(FULL_REQUEST), 10) or b""
+        assert answer.startswith(b"HTTP/1.1 200"), answer
+        for sock in held:
+            assert await ended(sock, 0.01) is None, "a proxy's connection was closed"
+    finally:
+        proxy.close()
 
 
 async def test_a_head_whose_blank_line_comes_in_pieces_is_complete(
