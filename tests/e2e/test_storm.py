@@ -143,3 +143,21 @@ async def test_a_storm_of_5000_clients_connects_and_reconnects_without_a_failure
         assert again.retransmissions == 0, again.summary("reconnect")
     finally:
         drop(opened)
+
+
+async def test_a_backlog_past_the_kernel_cap_is_reported_at_start(tmp_path: Path) -> None:
+    """The kernel would shorten the queue without a word: the server says so at start."""
+    asked = somaxconn() + 1
+    server = ServerProcess(database_url=f"sqlite:///{tmp_path / 'capped.db'}",
+                           workdir=tmp_path,
+                           extra_env={"HUBBUB_LISTEN_BACKLOG": str(asked),
+                                      "HUBBUB_LOG_FORMAT": "json"})
+    await server.start()
+    try:
+        events = [json.loads(line) for line in server.log_tail().splitlines()
+                  if line.startswith("{")]
+        capped = [e for e in events if e["event"] == "listen.backlog_capped"]
+        assert capped, events
+        assert (capped[0]["backlog"], capped[0]["somaxconn"]) == (asked, somaxconn())
+    finally:
+        await server.stop()

@@ -17,17 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import cast
 
 from aiohttp import web
 
 from hubbub.config import Settings
+from hubbub.logs import get_logger
 from hubbub.transport.handshake import IPNetwork, client_ip, in_networks, trusted_networks
+
+log = get_logger("hubbub.listener")
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
 
 # The blank line that ends a request head; aiohttp accepts no bare-LF variant.
 HEAD_END = b"\r\n\r\n"
+# Where Linux says how deep it lets any listen queue be.
+SOMAXCONN = Path("/proc/sys/net/core/somaxconn")
 
 
 class HalfOpenLimit:
@@ -143,6 +149,7 @@ class Listener(web.BaseSite):
     def __init__(self, runner: web.BaseRunner, settings: Settings, *,
                  host: str | None = None, port: int | None = None) -> None:
         super().__init__(runner, backlog=settings.listen_backlog)
+        _warn_if_capped(settings.listen_backlog)
         self._host = settings.host if host is None else host
         self._port = settings.port if port is None else port
         self._limit = HalfOpenLimit(settings.max_half_open_per_ip,
@@ -158,6 +165,17 @@ class Listener(web.BaseSite):
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
             self._limit.wrap(server), self._host, self._port, backlog=self._backlog)
+
+
+def _warn_if_capped(backlog: int) -> None:
+    """Say so when the kernel will silently shorten the listen queue asked for."""
+    try:
+        cap = int(SOMAXCONN.read_text())
+    except (OSError, ValueError):  # not Linux, or no /proc: nothing to compare with
+        return
+    if backlog > cap:
+        log.warning("listen.backlog_capped", backlog=backlog, somaxconn=cap,
+                    note="the kernel caps the listen queue at net.core.somaxconn")
 
 
 def run(app: web.Application, settings: Settings, *, shutdown_timeout: float) -> None:
