@@ -46,15 +46,21 @@ TCPI_TOTAL_RETRANS = 100
 
 @dataclass
 class Outcome:
-    """One phase of the storm: how long it took, who failed, how many packets were resent."""
+    """One phase of the storm: how long it took, who failed, whose packets were resent."""
 
     seconds: float
     failures: list[str]
-    retransmissions: int
+    retransmissions: list[int]  # per connected client
+
+    @property
+    def delayed(self) -> int:
+        """Clients that waited for TCP to resend a dropped handshake packet (≥ 1 s each)."""
+        return sum(1 for count in self.retransmissions if count)
 
     def summary(self, phase: str) -> str:
         return (f"{phase}: {CLIENTS} clients in {self.seconds:.1f} s, "
-                f"{len(self.failures)} failed, {self.retransmissions} TCP retransmissions")
+                f"{len(self.failures)} failed, {self.delayed} delayed by "
+                f"{sum(self.retransmissions)} TCP retransmissions")
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -113,7 +119,7 @@ async def storm(port: int, users: list[User], opened: list[RawClient]) -> Outcom
     results = await asyncio.wait_for(asyncio.gather(*tasks), PHASE_TIMEOUT_S * 1.5)
     seconds = time.monotonic() - started
     return Outcome(seconds, [r for r in results if r is not None],
-                   sum(retransmissions(c) for c in opened))
+                   [retransmissions(c) for c in opened])
 
 
 def drop(clients: list[RawClient]) -> None:
@@ -134,13 +140,13 @@ async def test_a_storm_of_5000_clients_connects_and_reconnects_without_a_failure
         first = await storm(process.port, users, opened)
         print(f"\n{first.summary('open')}")
         assert not first.failures, (first.failures[:5], process.log_tail())
-        assert first.retransmissions == 0, first.summary("open")
+        assert first.delayed == 0, first.summary("open")
 
         drop(opened)
         again = await storm(process.port, users, opened)
         print(again.summary("reconnect"))
         assert not again.failures, (again.failures[:5], process.log_tail())
-        assert again.retransmissions == 0, again.summary("reconnect")
+        assert again.delayed == 0, again.summary("reconnect")
     finally:
         drop(opened)
 
