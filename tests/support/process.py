@@ -104,7 +104,11 @@ class ServerProcess:
         if self.fd_limit is not None:  # before it has opened more than a few dozen
             resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE,
                              (self.fd_limit, self.fd_limit))
-        await self._wait_healthy()
+        try:
+            await self._wait_healthy()
+        except BaseException:
+            await self.kill()  # a server that never became healthy must not outlive the test
+            raise
 
     async def _wait_healthy(self) -> None:
         assert self.process is not None
