@@ -132,7 +132,10 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         middlewares=[request_ids, track_requests, metrics_http.time_requests,
                      rest.errors_middleware],
-        client_max_size=settings.max_body_bytes)
+        client_max_size=settings.max_body_bytes,
+        # aiohttp's keep-alive timer runs from a connection's opening and from each
+        # response until the next request head is complete.
+        handler_args={"keepalive_timeout": settings.request_timeout})
     app.on_response_prepare.append(metrics_http.count_response)
     app.router.add_get(WS_PATH, websocket_handler)
     rest.routes(app)

@@ -193,6 +193,16 @@ class Settings(BaseModel):
     max_body_bytes: Count = Field(256 * 1024, description="larger HTTP bodies get 413")
     shutdown_grace: Seconds = Field(10.0, description="SIGTERM: time to finish requests "
                                     "and close with 1001")
+    # Past the accept queue a SYN is dropped and the client retries only after 1, 3, 7… s.
+    # The kernel caps it at net.core.somaxconn (4096 since Linux 5.4).
+    listen_backlog: Count = Field(4096, description="connections the kernel queues for "
+                                  "accept() (capped by `net.core.somaxconn`)")
+    request_timeout: Seconds = Field(10.0, description="a connection must send a complete "
+                                     "request head within this time of opening or of its "
+                                     "previous response, or it is closed")
+    max_half_open_per_ip: Count = Field(128, description="connections one client IP may "
+                                        "hold before sending a complete request head "
+                                        "(trusted proxies are exempt)")
     auto_migrate: bool = Field(True, description="`serve` brings the schema up to date at "
                                "start")
     trusted_proxies: Networks = Field((), description="peers (addresses or CIDR networks) "

@@ -22,6 +22,7 @@ from hubbub.config import Settings
 from hubbub.logs import get_logger
 from hubbub.notify import notify
 from hubbub.transport.access import AccessLogger, access_logger
+from hubbub.transport.listener import Listener
 from hubbub.transport.shutdown import handler_timeout
 
 log = get_logger("hubbub.server")
@@ -56,7 +57,7 @@ async def _serve(app: web.Application, settings: Settings) -> int:
         loop.add_signal_handler(signum, stop.set)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        site = Listener(runner, settings)  # the backlog and the half-open cap
         try:
             await site.start()
         except OSError as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -46,6 +47,8 @@ class ServerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Flags after `hubbub serve` (`--dev`, as `make run` passes).
     args: tuple[str, ...] = ()
+    # The process's limit of open files (RLIMIT_NOFILE), when a test needs a small one.
+    fd_limit: int | None = None
     port: int = 0
     process: asyncio.subprocess.Process | None = None
     _clients: list[ChatClient] = field(default_factory=list)
@@ -101,7 +104,14 @@ class ServerProcess:
                 sys.executable, "-m", "hubbub", "serve", *self.args, cwd=self.workdir, env=env,
                 stdout=log, stderr=asyncio.subprocess.STDOUT,
             )
-        await self._wait_healthy()
+        if self.fd_limit is not None:  # before it has opened more than a few dozen
+            resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE,
+                             (self.fd_limit, self.fd_limit))
+        try:
+            await self._wait_healthy()
+        except BaseException:
+            await self.kill()  # a server that never became healthy must not outlive the test
+            raise
 
     async def _wait_healthy(self) -> None:
         assert self.process is not None

@@ -41,18 +41,26 @@ class RawClient:
 
     @classmethod
     async def connect(cls, port: int, target: str, *, receive_buffer: int | None = None,
-                      within: float = 5.0) -> RawClient:
+                      within: float = 5.0, source: str | None = None) -> RawClient:
         """Open `ws://127.0.0.1:{port}{target}` and complete the upgrade (101 or AssertionError).
 
         `receive_buffer` shrinks the kernel's receive buffer before connecting, so that a
         client that stops reading fills up after a few KiB rather than several MiB.
+        `source` is the local address to connect from (any of 127.0.0.0/8 on Linux), for a
+        client the server should tell apart from the others by IP.
         """
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         if receive_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-        await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), within)
+        if source is not None:
+            sock.bind((source, 0))
+        try:
+            await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), within)
+        except BaseException:
+            sock.close()
+            raise
         key = base64.b64encode(os.urandom(16)).decode()
         request = (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"

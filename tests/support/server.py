@@ -16,6 +16,7 @@ from aiohttp import web
 from hubbub.app import create_app
 from hubbub.config import Settings
 from hubbub.domain.tokens import mint
+from hubbub.transport.listener import Listener
 from hubbub.transport.server import SERVER, Server
 from tests.support.client import ChatClient
 
@@ -104,7 +105,7 @@ async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = Listener(runner, settings, host="127.0.0.1", port=0)
     await site.start()
     port = runner.addresses[0][1]
     running = RunningServer(settings=settings, port=port, app=app)

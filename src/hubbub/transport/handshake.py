@@ -99,6 +99,12 @@ def trusted_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
+def in_networks(address: str, networks: Sequence[IPNetwork]) -> bool:
+    """Whether the address (text) lies in any of the networks; False for a non-address."""
+    ip = _ip(address)
+    return ip is not None and _in_any(ip, networks)
+
+
 def _in_any(ip: IPAddress, networks: Sequence[IPNetwork]) -> bool:
     return any(ip.version == net.version and ip in net for net in networks)
 
