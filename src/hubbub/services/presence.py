@@ -107,9 +107,11 @@ class PresenceService:
 
     async def accepted(self, conversation_id: str, user_id: str) -> None:
         """The user has just accepted the conversation: its subscribers, who saw nothing of
-        the user's presence until now, learn that the user is online (if so)."""
+        the user's presence until now, learn that the user is online (if so). The user's
+        own connections are left out: nobody hears their own presence."""
         if await self._counter.online([user_id]):
-            self._ctx.events.to_conversation(conversation_id, _changed(user_id, "online"))
+            self._ctx.events.to_conversation(conversation_id, _changed(user_id, "online"),
+                                             exclude_user=user_id)
 
     async def _announce(self, user_id: str, status: str, last_seen: int | None) -> None:
         event = _changed(user_id, status, last_seen)
