@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 import websockets
-from prometheus_client.parser import text_string_to_metric_families
 
 from hubbub.transport.server import CLOSE_TIMEOUT_S
 from tests.conftest import Backend
@@ -56,14 +55,8 @@ class Scene:
     stubborn: User
 
     async def metric(self, name: str, **labels: str) -> float:
-        async with self.process.http() as http:
-            text = (await http.get("/metrics")).text
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v
-                                               for k, v in labels.items()):
-                    return sample.value
-        return 0.0
+        return sum(sample.value for sample in await self.process.samples(name)
+                   if all(sample.labels.get(k) == v for k, v in labels.items()))
 
     async def closes(self, code: int) -> float:
         return await self.metric("hubbub_connections_closed_total", code=str(code))

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from hubbub.domain.tokens import mint
 from tests.support.client import ChatClient
@@ -87,6 +89,13 @@ class ServerProcess:
     def http(self, user: User | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {user.token}"} if user else {}
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
+
+    async def samples(self, name: str) -> list[Sample]:
+        """The samples of metric `name` that `/metrics` shows now."""
+        async with self.http() as http:
+            text = (await http.get("/metrics")).text
+        return [sample for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name == name]
 
     async def connect(self, user: User) -> ChatClient:
         client = await ChatClient.connect(self.ws_url, user.token)
