@@ -85,7 +85,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                     if kind is WSMsgType.TEXT:
                         await session.on_text(message.data)
                     elif kind is WSMsgType.BINARY:
-                        session.on_binary()
+                        await session.on_binary()
                     elif kind is WSMsgType.PING:
                         connection.outbox.push(pong_frame(message.data))
                     elif kind is WSMsgType.PONG:
