@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from tests.conftest import Backend
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT
 from tests.support.process import ServerProcess, for_backend
-from tests.support.rawws import PONG, RawClient
+from tests.support.rawws import CLOSE, PONG, RawClient
 from tests.support.server import User
 from tests.support.waiting import until
 
@@ -230,3 +231,22 @@ async def test_shutdown_cuts_off_a_peer_that_ignores_the_close(
         assert status == 0
         assert elapsed < CLOSE_TIMEOUT_S + 2.0, elapsed
         assert await s.bystander.wait_closed(TIMEOUT) == 1001
+
+
+async def test_a_peer_that_closes_and_stops_reading_is_released(
+        backend: Backend, tmp_path: Path) -> None:
+    """A peer that sends its close frame and then reads nothing more, megabytes behind,
+    does not keep its socket either: it is gone ~2 s after the connection ended."""
+    async with scene(backend, tmp_path, max_pending_bytes=str(256 * 1024 * 1024)) as s:
+        raw = await s.stubborn_peer()
+        async with raw:
+            async with Busy(s) as busy:
+                await until(lambda: busy.bytes_sent > BUSY_BYTES, "the room busy", within=60)
+                await raw.send_frame(CLOSE, struct.pack("!H", 1000))
+                await s.bystander.expect("PresenceChanged", TIMEOUT, user_id=s.stubborn.id,
+                                         status="offline")
+                ended = time.monotonic()
+            port = raw.sock.getsockname()[1]
+            await until(lambda: not s.process.holds_connection_from(port),
+                        "the socket released", within=RELEASED_WITHIN_S)
+            print(f"\nsocket released {time.monotonic() - ended:.2f} s after the close")
