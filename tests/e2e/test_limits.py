@@ -185,6 +185,39 @@ async def test_rate_limited_under_the_flood_bound_keeps_the_connection(
         assert len(server.internals.sockets) == 1
 
 
+async def test_invalid_frames_take_tokens_from_the_other_actions_bucket(
+        start_server: StartServer) -> None:
+    """Each invalid frame (bad JSON, a wrong field, a binary frame) is answered BAD_REQUEST
+    and takes a token like any other action: past the burst it is RATE_LIMITED, and so is
+    the user's next valid request."""
+    async with start_server(other_rate=0.5, other_burst=3) as server:
+        client = await server.connect(server.user())
+        await client.send_raw("{not json")
+        await client.send_raw('{"type": "Ping", "request_id": "bad", "timestamp": [[]]}')
+        await client.send_raw(b"\x00binary")
+        errors = [await client.expect("Error", TIMEOUT) for _ in range(3)]
+        assert [e["code"] for e in errors] == ["BAD_REQUEST"] * 3
+        await client.send_raw('{"type": "Shout", "request_id": "over"}')
+        assert_error(await client.response("over", TIMEOUT), "RATE_LIMITED", request_id="over")
+        await client.send_raw('{"type": "Ping", "request_id": "valid"}')
+        assert_error(await client.response("valid", TIMEOUT), "RATE_LIMITED", request_id="valid")
+        assert client.close_code is None
+
+
+async def test_a_connection_sending_only_garbage_is_closed_with_1008(
+        start_server: StartServer) -> None:
+    """Garbage past the budget counts toward the flood rule: more than 100 RATE_LIMITED
+    within 10 s close the connection with 1008, as for any flooder."""
+    async with start_server(other_rate=0.1, other_burst=1) as server:
+        client = await server.connect(server.user())
+        for n in range(130):
+            await client.send_raw("[" * 1000 if n % 2 else "garbage")
+        assert await client.wait_closed(TIMEOUT) == 1008
+        codes = [f["code"] for f in client.frames if f["type"] == "Error"]
+        assert codes[0] == "BAD_REQUEST"
+        assert codes.count("RATE_LIMITED") > 100
+
+
 # -- Open connections per user --------------------------------------------------------------
 
 
@@ -333,14 +366,19 @@ async def test_request_id_past_64_chars_is_a_bad_request(server: RunningServer) 
 
 
 async def test_deep_json_is_a_bad_request(server: RunningServer) -> None:
-    """JSON nested past the depth bound gets BAD_REQUEST and the connection stays open."""
+    """JSON nested where a field is flat gets BAD_REQUEST naming the field; nested past the
+    parser's limit anywhere, BAD_REQUEST too; nothing is stored, the connection stays."""
     alice = server.user("alice")
     room, client = await room_with(server, alice)
     deep = "[" * 5000 + "]" * 5000
     await client.send_raw('{"type":"SendMessage","request_id":"deep","conversation_id":"'
                           + room + '","content":"x","attachments":' + deep + "}")
-    reply = await client.response("deep", TIMEOUT)
-    assert_error(reply, "BAD_REQUEST", request_id="deep")
+    assert_error(await client.response("deep", TIMEOUT), "BAD_REQUEST",
+                 field="$.attachments[0]", request_id="deep")
+    await client.send_raw('{"type":"SendMessage","request_id":"deeper","conversation_id":"'
+                          + room + '","content":"x","extra":' + deep + "}")
+    reply = await client.response("deeper", TIMEOUT)
+    assert_error(reply, "BAD_REQUEST", request_id="deeper")
     assert "nested" in reply["message"]
     assert (await client.request("Ping"))["type"] == "Pong"
     assert await rest_messages(server, alice, room) == []

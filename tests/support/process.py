@@ -7,6 +7,7 @@ one can. Configuration goes through `HUBBUB_*` variables, as an operator would s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import secrets
@@ -17,12 +18,18 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from hubbub.domain.tokens import mint
 from tests.support.client import ChatClient
 from tests.support.server import User
+
+if TYPE_CHECKING:
+    from tests.conftest import Backend
 
 # A cold interpreter imports hubbub, migrates and binds in well under a second; the margin
 # is for a loaded two-core machine.
@@ -35,6 +42,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def for_backend(backend: Backend, workdir: Path, env: dict[str, str]) -> ServerProcess:
+    """A process on the test's backend: a SQLite file of its own, or the test's PostgreSQL
+    database with Redis under a key prefix of its own."""
+    url = (f"sqlite:///{workdir / 'hubbub.db'}" if backend.name == "sqlite"
+           else backend.database_url)
+    if backend.redis_url is not None:
+        env = {**env, "HUBBUB_REDIS_URL": backend.redis_url,
+               "HUBBUB_REDIS_PREFIX": f"{backend.redis_prefix}-{uuid.uuid4().hex[:8]}"}
+    return ServerProcess(database_url=url, workdir=workdir, extra_env=env)
 
 
 @dataclass
@@ -76,6 +94,13 @@ class ServerProcess:
     def http(self, user: User | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {user.token}"} if user else {}
         return httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=15)
+
+    async def samples(self, name: str) -> list[Sample]:
+        """The samples of metric `name` that `/metrics` shows now."""
+        async with self.http() as http:
+            text = (await http.get("/metrics")).text
+        return [sample for family in text_string_to_metric_families(text)
+                for sample in family.samples if sample.name == name]
 
     async def connect(self, user: User) -> ChatClient:
         client = await ChatClient.connect(self.ws_url, user.token)
@@ -156,6 +181,23 @@ class ServerProcess:
             process.kill()
             await process.wait()
         self.process = None
+
+    def holds_connection_from(self, peer_port: int) -> bool:
+        """Whether the process still has a descriptor for its end of the TCP connection
+        from 127.0.0.1:`peer_port` (Linux: /proc). A socket it closed is gone from its
+        descriptors at once, even while the kernel still winds the connection down."""
+        assert self.process is not None
+        inodes = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            local, remote, inode = (line.split()[i] for i in (1, 2, 9))
+            if (int(local.rsplit(":", 1)[1], 16) == self.port
+                    and int(remote.rsplit(":", 1)[1], 16) == peer_port):
+                inodes.add(f"socket:[{inode}]")
+        for fd in Path(f"/proc/{self.process.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):  # closed while we looked
+                if os.readlink(fd) in inodes:
+                    return True
+        return False
 
     def log_tail(self, lines: int = 40) -> str:
         try:

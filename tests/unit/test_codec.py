@@ -3,7 +3,9 @@ refused naming its field, and server messages encode as the protocol spells them
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from typing import Any, get_args
 
 import msgspec
@@ -277,12 +279,75 @@ def test_unknown_fields_are_ignored() -> None:
     assert message == c.Ping(request_id="r")
 
 
-def test_deep_nesting_is_refused_before_parsing() -> None:
-    """Nesting past the depth bound is refused, still echoing the request_id."""
-    deep = '{"type": "Ping", "request_id": "r-deep", "timestamp": ' + "[" * 100 + "]" * 100 + "}"
-    error = refused(deep)
-    assert "deeper" in error.message
-    assert error.request_id == "r-deep"
+def test_nesting_where_a_field_is_flat_is_refused_naming_the_field() -> None:
+    """No field takes nesting beyond its shape: the parser stops at the first bracket too
+    many and names the field, echoing the request_id."""
+    deep = "[" * 5000 + "]" * 5000
+    timestamp = refused('{"type": "Ping", "request_id": "r-deep", "timestamp": ' + deep + "}")
+    assert timestamp.message.endswith("- at `$.timestamp`")
+    assert timestamp.request_id == "r-deep"
+    attachments = refused(wire("SendMessage", conversation_id=CONV, request_id="r-att",
+                               attachments=[[[[]]]]))
+    assert attachments.message.endswith("- at `$.attachments[0]`")
+    assert attachments.request_id == "r-att"
+
+
+def test_an_ice_candidate_object_is_flat() -> None:
+    """A candidate object holds strings, numbers, booleans and nulls, as an
+    RTCIceCandidateInit does; a nested value in it is refused naming the candidate."""
+    init = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0",
+            "sdpMLineIndex": 0, "usernameFragment": None}
+    message = decode_client_message(wire("ICECandidate", call_id=MSG, candidate=init))
+    assert isinstance(message, c.ICECandidate)
+    assert message.candidate == init
+    error = refused(wire("ICECandidate", call_id=MSG, request_id="r-ice",
+                         candidate={"candidate": "c", "extra": {"deeper": [1]}}))
+    assert "`$.candidate" in error.message
+    assert error.request_id == "r-ice"
+
+
+def test_nesting_past_the_parsers_limit_is_refused() -> None:
+    """An unknown field is skipped however it nests, up to the parser's own limit (about
+    a thousand levels); deeper is refused, echoing a request_id that comes before it."""
+    skipped = decode_client_message(
+        '{"type": "Ping", "request_id": "r", "x": ' + "[" * 500 + "]" * 500 + "}")
+    assert skipped == c.Ping(request_id="r")
+    deep = "[" * 5000 + "]" * 5000
+    before = refused('{"type": "Ping", "request_id": "r-deep", "x": ' + deep + "}")
+    assert before.message == "JSON nested too deeply - at `$`"
+    assert before.request_id == "r-deep"
+    assert refused('{"type": "Ping", "x": ' + deep + ', "request_id": "r"}').request_id is None
+
+
+HOSTILE = {
+    "brackets": "[" * 65536,
+    "a deep unknown field": '{"type": "Ping", "request_id": "r", "x": ' + "[" * 65000,
+    "a deep candidate": '{"type": "ICECandidate", "call_id": "' + MSG + '", "candidate": '
+                        + '{"a": ' + "[" * 65000,
+    "brackets in a string": '{"type": "Ping", "x": "' + "[" * 65000 + '"}',
+    "escaped backslashes": '{"type": "Ping", "x": "' + "\\\\u0000" * 9000 + '"}',
+    "not JSON": "x" * 65536,
+}
+
+
+@pytest.mark.parametrize("frame", HOSTILE.values(), ids=HOSTILE.keys())
+def test_no_python_runs_per_byte_of_a_frame(frame: str) -> None:
+    """A 64 KiB frame built to be expensive costs a few lines of Python, whatever it holds:
+    the work per byte is the parser's, in C (docs/DECISIONS.md "JSON nesting")."""
+    lines = 0
+
+    def count(frame: Any, event: str, arg: Any) -> Any:
+        nonlocal lines
+        lines += event == "line"
+        return count
+
+    sys.settrace(count)
+    try:
+        with contextlib.suppress(DecodeError):
+            decode_client_message(frame)
+    finally:
+        sys.settrace(None)
+    assert lines < 100, lines
 
 
 # -- server messages ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -15,8 +15,11 @@ Limit500 = Annotated[int, Meta(ge=1, le=500)]
 # here rather than failing in the database.
 Cursor = Annotated[int, Meta(ge=0, le=2**63 - 1)]
 Sdp = Annotated[str, Meta(max_length=65536)]
-# §3: an ICE candidate is at most 4 KiB (its size is checked again after encoding).
-Candidate = dict[str, Any] | Annotated[str, Meta(max_length=4096)]
+# §3: an ICE candidate is at most 4 KiB (its size is checked again after encoding). As an
+# object it is an RTCIceCandidateInit (candidate, sdpMid, sdpMLineIndex, usernameFragment):
+# flat, so no nesting is accepted in it (docs/DECISIONS.md "JSON nesting").
+Candidate = (dict[str, str | int | float | bool | None]
+             | Annotated[str, Meta(max_length=4096)])
 Reason = Annotated[str, Meta(max_length=200)]
 
 

@@ -2,13 +2,18 @@
 
 One `Decoder` for the whole client union, built once: msgspec validates types, lengths and
 ranges in the same C pass that parses the JSON, and names the offending field.
+
+A frame costs that one pass (plus one more on the error path, for its `request_id`), and
+no Python runs per byte of it: invalid input is refused about as cheaply as it arrives. No
+field type takes nesting beyond its own shape, so nested input where a type wants something
+flat is refused in that pass, naming the field; unknown fields are skipped in C without
+building anything (docs/DECISIONS.md "JSON nesting").
 """
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, AnyStr
+from typing import Any
 
 import msgspec
 
@@ -16,12 +21,20 @@ from hubbub.protocol.client import AnyClientMessage
 from hubbub.protocol.server import ServerMessage
 
 _decoder = msgspec.json.Decoder(AnyClientMessage)
-_any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 
-# §5 of PROTOCOL.md bounds nothing about depth; a deep JSON nest is the cheapest way to make
-# a parser work hard, so frames nested deeper than this are refused before decoding.
-MAX_JSON_DEPTH = 32
+
+class _RequestId(msgspec.Struct):
+    """What a refused frame is still read for: the parser skips every other field."""
+
+    request_id: str | None = None
+
+
+_request_id_decoder = msgspec.json.Decoder(_RequestId)
+
+# msgspec recurses once per level, so past the interpreter's recursion limit (~1000 levels)
+# it gives up; only an unknown field can hold such a nest, since no field type does.
+TOO_DEEP = "JSON nested too deeply - at `$`"
 
 
 class DecodeError(Exception):
@@ -40,9 +53,6 @@ def decode_client_message(data: bytes | str) -> AnyClientMessage:
         DecodeError: invalid JSON, not an object, unknown `type`, a wrong field type or a value
             out of range. The message names the field, e.g. "... - at `$.content`".
     """
-    if _too_deep(data):
-        raise DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
-                          _shallow_request_id(data))
     try:
         message: AnyClientMessage = _decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -50,9 +60,11 @@ def decode_client_message(data: bytes | str) -> AnyClientMessage:
     except msgspec.DecodeError as exc:
         # Also valid JSON that msgspec cannot hold (e.g. `1e400`): still echo the request_id.
         raise DecodeError(f"invalid JSON: {exc}", _request_id(data)) from None
-    except UnicodeDecodeError:
-        # msgspec reports invalid UTF-8 inside a string this way (bytes input only: aiohttp
-        # already refuses text frames that are not UTF-8).
+    except RecursionError:
+        raise DecodeError(TOO_DEEP, _request_id_ahead(data)) from None
+    except UnicodeError:
+        # Invalid UTF-8 inside a string (bytes input only: aiohttp already refuses text
+        # frames that are not UTF-8), or a lone surrogate in a str.
         raise DecodeError("invalid JSON: not UTF-8", None) from None
     if has_nul_escape(data):
         path = nul_path(msgspec.to_builtins(message))
@@ -67,23 +79,12 @@ NUL_REFUSED = "strings may not contain U+0000"
 
 
 def has_nul_escape(data: bytes | str) -> bool:
-    """Whether a JSON text spells U+0000 (only possible as the escape `\\u0000`); a fast scan
-    that the rare hit confirms with `nul_path` on the decoded value."""
+    """Whether a JSON text may spell U+0000 (only possible as the escape `\\u0000`): one
+    search in C. A hit that is really an escaped backslash before `u0000` (plain text) is
+    told apart by `nul_path` on the decoded value, which only holds the known fields."""
     if isinstance(data, bytes):
-        return _escaped_nul(data, b"\\u0000", 0x5C)
-    return _escaped_nul(data, "\\u0000", "\\")
-
-
-def _escaped_nul(data: AnyStr, needle: AnyStr, backslash: object) -> bool:
-    start = data.find(needle)
-    while start >= 0:
-        before = start - 1
-        while before >= 0 and data[before] == backslash:
-            before -= 1
-        if (start - 1 - before) % 2 == 0:  # the backslash itself is not escaped
-            return True
-        start = data.find(needle, start + 1)
-    return False
+        return b"\\u0000" in data
+    return "\\u0000" in data
 
 
 def nul_path(value: Any, path: str = "$") -> str | None:
@@ -130,107 +131,35 @@ def _describe(error: str) -> str:
 
 
 def _request_id(data: bytes | str) -> str | None:
-    """The frame's string `request_id`, if it is a JSON object that has one (error path only)."""
+    """The frame's string `request_id`, if it is a JSON object that has one (error path only):
+    one more pass of the parser, which skips every other field in C."""
     try:
-        value = _any_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        try:  # the lenient stdlib parser reads numbers msgspec refuses (`1e400`)
-            value = json.loads(data)
-        except (ValueError, RecursionError):
-            return None
-    if isinstance(value, dict):
-        request_id = value.get("request_id")
-        if isinstance(request_id, str):
-            try:  # a lone surrogate could not be encoded back into the Error
-                request_id.encode()
-            except UnicodeEncodeError:
-                return None
-            return request_id
-    return None
+        return _request_id_decoder.decode(data).request_id
+    except (msgspec.DecodeError, UnicodeError):
+        return None
+    except RecursionError:  # a field nests too deeply even to skip
+        return _request_id_ahead(data)
 
 
-def _too_deep(data: bytes | str) -> bool:
-    """Cheap upper bound on nesting: count brackets without parsing (strings may overcount)."""
-    if isinstance(data, str):
-        if data.count("[") + data.count("{") <= MAX_JSON_DEPTH:
-            return False
-        raw = data.encode()
-    else:
-        if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
-            return False
-        raw = data
-    depth = 0
-    in_string = escaped = False
-    for byte in raw:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
+# A frame too deep to parse is searched for its request_id this far only (a request_id is
+# at most 64 characters, and clients put it near the start, beside `type`).
+_AHEAD_CHARS = 1024
+# The members of a JSON object before its first nested value, each `"key": scalar,`
+# (strings matched whole, so brackets and commas inside them are text). Every step of it is
+# determined by the next character, so it runs in linear time, in C.
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_FLAT_MEMBERS = re.compile(rf'\s*\{{(?:\s*{_STRING}\s*:\s*(?:{_STRING}|[^"\[\]{{}},\s]*)\s*,)*')
 
 
-def _shallow_request_id(data: bytes | str) -> str | None:
-    """The top-level string `request_id` of a frame too deep to parse, found by a scan that
-    only tracks strings and depth (no parser recursion)."""
-    raw = data.encode(errors="surrogatepass") if isinstance(data, str) else data
-    depth, i, n = 0, 0, len(raw)
-    while i < n:
-        byte = raw[i]
-        if byte == 0x22:
-            end = _string_end(raw, i)
-            if end < 0:
-                return None
-            if depth == 1 and raw[i:end + 1] == b'"request_id"':
-                colon = _skip_space(raw, end + 1)
-                if colon < n and raw[colon] == 0x3A:
-                    start = _skip_space(raw, colon + 1)
-                    if start >= n or raw[start] != 0x22:
-                        return None
-                    close = _string_end(raw, start)
-                    try:
-                        value = json.loads(raw[start:close + 1]) if close > 0 else None
-                        if isinstance(value, str):
-                            value.encode()  # a lone surrogate could not be echoed
-                            return value
-                    except (ValueError, UnicodeEncodeError):
-                        pass
-                    return None
-            i = end + 1
-            continue
-        if byte in (0x5B, 0x7B):
-            depth += 1
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-        i += 1
-    return None
-
-
-def _string_end(raw: bytes, start: int) -> int:
-    """Index of the quote closing the string that opens at `start`, or -1."""
-    i = start + 1
-    while i < len(raw):
-        byte = raw[i]
-        if byte == 0x5C:
-            i += 2
-            continue
-        if byte == 0x22:
-            return i
-        i += 1
-    return -1
-
-
-def _skip_space(raw: bytes, i: int) -> int:
-    while i < len(raw) and raw[i] in (0x20, 0x09, 0x0A, 0x0D):
-        i += 1
-    return i
+def _request_id_ahead(data: bytes | str) -> str | None:
+    """The `request_id` of a frame too deep to parse, when it is among the flat members at
+    its head (before the first nested value, within its first KiB)."""
+    head = data[:_AHEAD_CHARS]
+    text = head.decode(errors="replace") if isinstance(head, bytes) else head
+    members = _FLAT_MEMBERS.match(text)
+    if members is None or not members.group().endswith(","):
+        return None
+    try:
+        return _request_id_decoder.decode(members.group()[:-1] + "}").request_id
+    except (msgspec.DecodeError, UnicodeError):
+        return None

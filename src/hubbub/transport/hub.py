@@ -90,7 +90,9 @@ class Hub:
         self._control_listeners: list[ControlListener] = []
         self._hold = reorder_hold
         self._gates: dict[str, VersionGate[Envelope]] = {}
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        # Each gate's timer with the deadline it was armed for: uvloop's `call_at` returns
+        # a plain Handle, without `when()`, for a deadline already passed.
+        self._timers: dict[str, tuple[float, asyncio.Handle]] = {}
         self.order_stats = OrderStats()
         # Repairs (transport/repair.py): at most one running per conversation, and the
         # conversations whose bus resumed while theirs ran (they get another one after it).
@@ -285,15 +287,15 @@ class Hub:
     def _arm(self, conversation_id: str, gate: VersionGate[Envelope]) -> None:
         """Keep one timer per gate that holds events, due at the gate's deadline."""
         deadline = gate.deadline
-        timer = self._timers.get(conversation_id)
-        if timer is not None and (deadline is None or timer.when() != deadline):
-            timer.cancel()
+        armed = self._timers.get(conversation_id)
+        if armed is not None and (deadline is None or armed[0] != deadline):
+            armed[1].cancel()
             del self._timers[conversation_id]
-            timer = None
-        if deadline is not None and timer is None:
-            self._timers[conversation_id] = asyncio.get_running_loop().call_at(
+            armed = None
+        if deadline is not None and armed is None:
+            self._timers[conversation_id] = (deadline, asyncio.get_running_loop().call_at(
                 deadline, self._expire, conversation_id
-            )
+            ))
 
     def _expire(self, conversation_id: str) -> None:
         self._timers.pop(conversation_id, None)
@@ -417,9 +419,9 @@ class Hub:
 
     def _forget_order(self, conversation_id: str) -> None:
         self._gates.pop(conversation_id, None)
-        timer = self._timers.pop(conversation_id, None)
-        if timer is not None:
-            timer.cancel()
+        armed = self._timers.pop(conversation_id, None)
+        if armed is not None:
+            armed[1].cancel()
 
     def _on_bus_resumed(self) -> None:
         """After a bus outage every gap is a lost event. With a repair wired, every

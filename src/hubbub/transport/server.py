@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 
 log = get_logger("hubbub.server")
 
-# A client that never answers our close frame is cut off after this long.
+# A connection we close is gone this long after the decision, whatever its peer does: time
+# to read what is queued and answer our close frame (docs/DECISIONS.md "Closing handshake").
 CLOSE_TIMEOUT_S = 2.0
 
 
@@ -83,32 +85,43 @@ class Server:
         return self.flusher
 
     def close_connection(self, connection: Connection, code: int, reason: str) -> None:
-        """Close one connection with a close code of PROTOCOL.md §1 (from sync code)."""
+        """Close one connection with a close code of PROTOCOL.md §1 (from sync code).
+
+        Every path that drops a connection ends here, and so in `cut_off` at the deadline:
+        also a connection that aiohttp is already closing by itself (the heartbeat then
+        reaps it as well).
+        """
         ws = self.sockets.get(connection)
-        if ws is None or ws.closed:
+        if ws is None:
             return
-        self.metrics.closes.labels(str(code)).inc()
-        log.info("ws.closing", connection_id=connection.id, user_id=connection.user_id,
-                 code=code, reason=reason)
-        connection.outbox.flush()
-        connection.outbox.close()
-        task = asyncio.get_running_loop().create_task(
-            _close(ws, connection.outbox.transport, code, reason)
-        )
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        loop = asyncio.get_running_loop()
+        if not ws.closed:
+            self.metrics.closes.labels(str(code)).inc()
+            log.info("ws.closing", connection_id=connection.id, user_id=connection.user_id,
+                     code=code, reason=reason)
+            connection.outbox.flush()
+            connection.outbox.close()
+            task = loop.create_task(_close(ws, code, reason))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+        loop.call_later(CLOSE_TIMEOUT_S, cut_off, connection.outbox.transport)
 
 
-async def _close(ws: web.WebSocketResponse, transport: asyncio.Transport, code: int,
-                 reason: str) -> None:
-    """Send the close frame; a peer that does not answer in time is cut off."""
-    try:
+def cut_off(transport: asyncio.Transport) -> None:
+    """Drop a connection's socket now, with whatever it still had to send.
+
+    `close()` would wait for the write buffer to drain, which never happens while the peer
+    keeps TCP open without reading; `abort()` discards it, and the connection's handler
+    then ends (hub, counts, presence and its cap slot released). A no-op on a transport
+    already gone.
+    """
+    transport.abort()
+
+
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    """Send the close frame; `cut_off` ends what the peer does not finish in time."""
+    with contextlib.suppress(TimeoutError, ConnectionError):
         await asyncio.wait_for(ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
-    except (TimeoutError, ConnectionError):
-        pass
-    finally:
-        if not transport.is_closing():
-            transport.abort()
 
 
 SERVER = web.AppKey("server", Server)

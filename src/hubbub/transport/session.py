@@ -3,7 +3,8 @@
 Every client message gets exactly one direct response carrying its `request_id`
 (PROTOCOL.md §2). Each message is handled in its own task so that a connection's sends can
 share a commit (group commit); tasks start in arrival order and reach the store in that
-order. Responses go through the connection's Outbox like every other frame.
+order; an invalid frame is answered before the next frame is read. Responses go through
+the connection's Outbox like every other frame.
 """
 
 from __future__ import annotations
@@ -72,14 +73,30 @@ class Session:
     async def on_text(self, data: str) -> None:
         """Handle one text frame; returns once the work is under way."""
         try:
-            message = decode_client_message(data)
+            message: c.AnyClientMessage | Error = decode_client_message(data)
         except DecodeError as exc:
-            self._reply(Error(code="BAD_REQUEST", message=exc.message,
-                              request_id=exc.request_id))
-            return
-        self._server.metrics.count_received(type(message).__name__)
+            message = Error(code="BAD_REQUEST", message=exc.message, request_id=exc.request_id)
+        else:
+            self._server.metrics.count_received(type(message).__name__)
+        await self._start(message)
+
+    async def on_binary(self) -> None:
+        await self._start(Error(code="BAD_REQUEST",
+                                message="binary frames are not supported; send JSON text frames"))
+
+    async def _start(self, message: c.AnyClientMessage | Error) -> None:
+        """Run one request in a task of its own, at most MAX_IN_FLIGHT at once.
+
+        An invalid frame comes as the `Error` that answers it, and takes a rate-limit token
+        like any request (docs/DECISIONS.md "Invalid frames"), but here, before the next
+        frame is read: a connection sending garbage has one check in flight, not 256, so
+        it cannot queue hundreds of them (Redis round trips) ahead of other users' requests.
+        """
         if self.draining:
-            self._refuse_while_draining(message.request_id)
+            self._refuse_while_draining(message)
+            return
+        if isinstance(message, Error):
+            await self._run(message)
             return
         slots = self._slots
         if slots is None:
@@ -87,7 +104,7 @@ class Session:
         await slots.acquire()
         if self.draining:
             slots.release()
-            self._refuse_while_draining(message.request_id)
+            self._refuse_while_draining(message)
             return
         task = asyncio.get_running_loop().create_task(self._run(message))
         tasks = self._tasks
@@ -100,10 +117,6 @@ class Session:
             self._abandonable.add(task)
         task.add_done_callback(self._done)
 
-    def on_binary(self) -> None:
-        self._reply(Error(code="BAD_REQUEST",
-                          message="binary frames are not supported; send JSON text frames"))
-
     async def drain(self) -> None:
         """Refuse new frames and wait for the in-flight requests (graceful shutdown).
 
@@ -113,10 +126,13 @@ class Session:
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
-    def _refuse_while_draining(self, request_id: str | None) -> None:
+    def _refuse_while_draining(self, message: c.AnyClientMessage | Error) -> None:
+        if isinstance(message, Error):  # invalid all the same
+            self._reply(message)
+            return
         # No code of §4 says "unavailable"; the connection closes with 1001 right after, and
         # nothing of this request was stored, so the client retries it once reconnected.
-        self._reply(Error(code="INTERNAL_ERROR", request_id=request_id,
+        self._reply(Error(code="INTERNAL_ERROR", request_id=message.request_id,
                           message="server shutting down: reconnect and retry"))
 
     async def close(self) -> None:
@@ -139,7 +155,7 @@ class Session:
         if self._slots is not None:
             self._slots.release()
 
-    async def _run(self, message: c.AnyClientMessage) -> None:
+    async def _run(self, message: c.AnyClientMessage | Error) -> None:
         request_id = message.request_id
         try:
             rule = (self._server.settings.send_rule if isinstance(message, _SEND_CLASS)
@@ -148,7 +164,9 @@ class Session:
                 ("s:" if isinstance(message, _SEND_CLASS) else "o:") + self._connection.user_id,
                 rule
             )
-            response = await self._dispatch(message)
+            # An invalid frame took its token like any other action (§6): a sender of
+            # garbage is answered RATE_LIMITED past its budget, and closed as a flooder.
+            response = message if isinstance(message, Error) else await self._dispatch(message)
         except ChatError as exc:
             response = Error(code=exc.code, message=exc.message, request_id=request_id)
             if isinstance(exc, RateLimited):

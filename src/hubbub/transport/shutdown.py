@@ -6,7 +6,7 @@
     → a moment for events committed during the drain to reach the local outboxes
     → flush every outbox and close its connection with 1001 (PROTOCOL.md §1)
     → wait for every HTTP and WebSocket handler to finish
-    → at the deadline, cut off whatever is still open
+    → at the deadline, cut off (abort) whatever is still open, closing or not
 
 The store and the bus close after this, in the app's cleanup. No acknowledged message is
 lost: an acknowledgement is sent only after its commit.
@@ -21,7 +21,7 @@ from aiohttp import web
 
 from hubbub.logs import get_logger
 from hubbub.transport.http import serves_websocket
-from hubbub.transport.server import SERVER, Server
+from hubbub.transport.server import SERVER, Server, cut_off
 
 log = get_logger("hubbub.shutdown")
 
@@ -92,11 +92,10 @@ async def shut_down(server: Server, grace: float) -> None:
     if pending:
         await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
 
-    cut = 0
-    for connection in list(server.sockets):
-        transport = connection.outbox.transport
-        if not transport.is_closing():
-            transport.abort()
-            cut += 1
-    log.info("shutdown.drained", connections=connections, cut_off=cut,
+    # Whatever is still open here, closing or not (a transport closing with a full buffer
+    # would wait for its peer forever), goes now; its handler then ends.
+    remaining = list(server.sockets)
+    for connection in remaining:
+        cut_off(connection.outbox.transport)
+    log.info("shutdown.drained", connections=connections, cut_off=len(remaining),
              seconds=round(loop.time() - started, 3))

@@ -24,7 +24,7 @@ from hubbub.transport.handshake import admit
 from hubbub.transport.http import error_for, error_response
 from hubbub.transport.outbox import Outbox
 from hubbub.transport.rest import failure_response
-from hubbub.transport.server import SERVER, Server
+from hubbub.transport.server import CLOSE_TIMEOUT_S, SERVER, Server, cut_off
 from hubbub.transport.session import Session
 
 log = get_logger("hubbub.ws")
@@ -90,7 +90,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                     if kind is WSMsgType.TEXT:
                         await session.on_text(message.data)
                     elif kind is WSMsgType.BINARY:
-                        session.on_binary()
+                        await session.on_binary()
                     elif kind is WSMsgType.PING:
                         connection.outbox.push(pong_frame(message.data))
                     elif kind is WSMsgType.PONG:
@@ -166,6 +166,9 @@ def _greet(server: Server, connection: Connection) -> None:
 async def _closed(server: Server, ws: web.WebSocketResponse, connection: Connection,
                   session: Session) -> None:
     """Forget a connection that ended; waits for its in-flight requests."""
+    # Whoever closed (a peer may send its close frame and then read nothing more), the
+    # socket goes at most CLOSE_TIMEOUT_S later, with what is still queued for it.
+    asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, cut_off, connection.outbox.transport)
     connection.outbox.close()
     server.sockets.pop(connection, None)
     server.sessions.pop(connection, None)
