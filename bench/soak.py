@@ -13,7 +13,10 @@ connection caps and the ticket store are exercised too. Then, for the whole run:
 - `--churners` loops each connect (by token, or by a fresh `ws-tickets` ticket), join a
   room, start typing, send a few messages, fetch a page of history and leave — one in four without a
   closing handshake (the socket is just dropped), one in eight after sitting in a busy room
-  without reading, until the server closes it as a slow consumer (4008).
+  without reading, until the server closes it as a slow consumer (4008);
+- `--garbage` loops each connect and send hostile frames (64 KiB of brackets, invalid JSON,
+  unknown types, binary frames) as fast as the socket takes them, until the server closes
+  them for flooding (1008), then connect again.
 
 The server's RSS is sampled every `--sample` seconds. The baseline is taken at the end of
 the warm-up; the final value after the load stops and the server has been idle for
@@ -64,6 +67,11 @@ LIMITS_ENV = [
     "HUBBUB_MAX_PENDING_BYTES=65536",
 ]
 CONTENT = "soak " + "z" * 400
+# What a garbage sender sends, in turn: each is refused cheaply and costs it a token.
+GARBAGE: tuple[bytes, ...] = (
+    b"[" * 65536, b'{"type":"SendMessage","content":' + b"{" * 60000,
+    b"not json at all", b'{"type":"NoSuchType"}', b'{"type":"Typing","is_typing":"yes"}',
+)
 # A churner that stops reading waits this long for the server to give up on it.
 SLOW_WAIT_S = 15.0
 # …with a receive buffer this small, so the server sees the backlog soon.
@@ -87,6 +95,9 @@ class Result:
     connections: int = 0
     abrupt_closes: int = 0
     slow_consumer_closes: int = 0
+    garbage_senders: int = 0
+    garbage_frames: int = 0
+    flood_closes: int = 0
     server_closes: dict[str, int] = field(default_factory=dict)
     tickets: int = 0
     messages_sent: int = 0
@@ -188,6 +199,43 @@ class Soak:
                 self.result.errors += 1
                 await asyncio.sleep(0.1)
 
+    async def garbage(self) -> None:
+        """Connect and send hostile frames until the server closes us (1008); again."""
+        while not self.stopping.is_set():
+            user = random.choice(self.users)
+            try:
+                ws = await connect(self.http, self.server, user)
+            except (aiohttp.ClientError, TimeoutError, BenchError):
+                self.result.errors += 1
+                await asyncio.sleep(0.1)
+                continue
+            self.result.connections += 1
+            reader = asyncio.get_running_loop().create_task(self._ignore(ws))
+            try:
+                n = 0
+                while not ws.closed and not self.stopping.is_set():
+                    frame = GARBAGE[n % len(GARBAGE)]
+                    n += 1
+                    if n % 7 == 0:
+                        await ws.send_bytes(frame[:1024])
+                    else:
+                        await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
+                    self.result.garbage_frames += 1
+                    await asyncio.sleep(0)
+            except (aiohttp.ClientError, ConnectionError):
+                pass  # the server closed us mid-write: that is the point
+            finally:
+                await asyncio.wait([reader], timeout=5)
+                reader.cancel()
+                if not ws.closed:
+                    await ws.close()
+            self.result.garbage_senders += 1
+
+    async def _ignore(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Read and drop what the server answers a garbage sender (its errors expected)."""
+        async for _ in ws:
+            pass
+
     async def _stop_reading(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         """Join every room, stop reading, and wait until the server closes us with 4008."""
         _transport(ws).get_extra_info("socket").setsockopt(
@@ -237,6 +285,8 @@ async def run_soak(group: Servers, args: argparse.Namespace) -> Result:
                  for ws, room in sockets]
         tasks += [asyncio.get_running_loop().create_task(soak.churner(i))
                   for i in range(args.churners)]
+        tasks += [asyncio.get_running_loop().create_task(soak.garbage())
+                  for _ in range(args.garbage)]
         started = time.monotonic()
         end = started + args.warmup + args.duration
         baseline_at = started + args.warmup
@@ -264,6 +314,7 @@ async def run_soak(group: Servers, args: argparse.Namespace) -> Result:
         result.server_cpu_s = round(cpu_seconds(pids) - cpu_start, 1)
         result.server_closes = await server_closes(http, server.base_url)
         result.slow_consumer_closes = result.server_closes.get("4008", 0)
+        result.flood_closes = result.server_closes.get("1008", 0)
     await asyncio.sleep(args.settle)
     result.rss_final_mb = rss_bytes(pids) / 2**20
     result.rss_peak_mb = max(rss for _, rss in result.samples)
@@ -293,6 +344,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--duration", type=float, default=180.0, help="seconds after the baseline")
     ap.add_argument("--stayers", type=int, default=100, help="connections open all along")
     ap.add_argument("--churners", type=int, default=20, help="connect/leave loops")
+    ap.add_argument("--garbage", type=int, default=2, help="hostile-frame senders")
     ap.add_argument("--rooms", type=int, default=5, help="channels the load spreads over")
     ap.add_argument("--users", type=int, default=200, help="distinct users")
     ap.add_argument("--rate", type=float, default=100.0, help="stayers' messages per second")
