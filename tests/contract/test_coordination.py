@@ -1,4 +1,4 @@
-"""Shared counting (coordination/redis.py) against its in-memory counterparts: rate limits,
+"""Shared counting (adapters/redis/) against its in-memory counterparts: rate limits,
 presence counts, connection caps and tickets, on the machine's Redis."""
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from hubbub.coordination.counts import (
+from hubbub.adapters.memory.presence import MemoryPresenceCounter
+from hubbub.adapters.memory.ratelimit import MemoryRateLimiter
+from hubbub.adapters.redis.client import connect
+from hubbub.adapters.redis.counts import (
     InstanceRegistry,
     RedisConnectionLimiter,
     RedisPresenceCounter,
 )
-from hubbub.coordination.ratelimit import RedisRateLimiter
-from hubbub.coordination.redis import connect
-from hubbub.coordination.tickets import RedisTicketStore
+from hubbub.adapters.redis.ratelimit import RedisRateLimiter
+from hubbub.adapters.redis.tickets import RedisTicketStore
+from hubbub.coordination.presence import PresenceCounter
+from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.errors import RateLimited
 from hubbub.domain.ratelimit import BucketRule
 from hubbub.domain.tokens import Identity
-from hubbub.services.presence import MemoryPresenceCounter, PresenceCounter
-from hubbub.services.ratelimit import MemoryRateLimiter, RateLimiter
 from tests.support.redis_server import private_redis
 from tests.support.services import REDIS_URL, check_redis
 from tests.support.waiting import until

@@ -1,4 +1,5 @@
-"""Typing states shared by every instance (the `TypingStates` of services/typing.py).
+"""Typing states shared by every instance (the `TypingStates` of coordination/typing.py;
+services/typing.py has the rules).
 
 A state is a hash under `P:typing:<conversation>:<user>`: the deadline in Redis's clock
 (milliseconds) and one field per connection that refreshed it. One Lua script decides each
@@ -20,8 +21,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from hubbub.coordination.redis import REDIS_ERRORS, Breaker, ScriptPipeline
-from hubbub.services.typing import Key, MemoryTypingStates
+from hubbub.adapters.memory.typing import MemoryTypingStates
+from hubbub.adapters.redis.client import REDIS_ERRORS, Breaker, ScriptPipeline
+from hubbub.coordination.typing import Key
 
 # How long a state outlives its deadline in Redis unless an instance settles it first, and
 # how long a tombstone tells late timers that the end was announced.
@@ -77,7 +79,7 @@ return 0
 
 
 class RedisTypingStates:
-    """The `TypingStates` across instances (services/typing.py)."""
+    """The `TypingStates` across instances."""
 
     def __init__(self, client: Redis, prefix: str) -> None:
         self._prefix = prefix + ":typing:"

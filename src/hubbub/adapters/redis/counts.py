@@ -31,7 +31,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from hubbub.coordination.redis import REDIS_ERRORS, Breaker
+from hubbub.adapters.redis.client import REDIS_ERRORS, Breaker
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.counts")
@@ -405,7 +405,7 @@ async def _notify(listeners: list[UserListener], users: list[Any], failure: str)
 
 
 class RedisPresenceCounter:
-    """The `PresenceCounter` across instances (services/presence.py)."""
+    """The `PresenceCounter` across instances (coordination/presence.py)."""
 
     def __init__(self, registry: InstanceRegistry) -> None:
         self._counts = InstanceCounts(registry, PRESENCE)
@@ -439,7 +439,7 @@ class RedisPresenceCounter:
 
 
 class RedisConnectionLimiter:
-    """The `ConnectionLimiter` across instances (services/connection_limit.py): check and
+    """The `ConnectionLimiter` across instances (coordination/connection_limit.py): check and
     add in one script, so two handshakes racing for the last slot cannot both get it."""
 
     def __init__(self, registry: InstanceRegistry) -> None:
