@@ -2,11 +2,12 @@
 
 - `connect`: a client that fails fast (no retries inside redis-py, short timeouts).
 - `Breaker`: remembers that Redis failed, so an adapter degrades to its in-process
-  fallback instead of waiting on a dead Redis for every call.
+  fallback instead of waiting on a dead Redis for every call; `Breaker.attempt` is the
+  one way an adapter calls Redis.
 - `ScriptPipeline`: one Lua script for many callers, in call order, one round trip per batch.
 
 The adapters: `ratelimit.py` (token buckets), `counts.py` (presence and connection caps),
-`tickets.py` (WebSocket tickets), `typists.py` (typing states). Redis errors never reach the
+`tickets.py` (WebSocket tickets), `typing.py` (typing states). Redis errors never reach the
 services. The scripts address keys they build themselves, so they need a single Redis (not
 Redis Cluster).
 """
@@ -14,9 +15,10 @@ Redis Cluster).
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -37,6 +39,7 @@ POOL_SIZE = 32
 # Script calls per pipeline: bounds one round trip's size.
 MAX_PIPELINE = 1000
 
+T = TypeVar("T")
 
 
 def connect(url: str) -> Redis:
@@ -51,20 +54,62 @@ def connect(url: str) -> Redis:
     return Redis.from_pool(pool)
 
 
+class Unavailable(enum.Enum):
+    """What `Breaker.attempt` returns instead of a result: Redis was skipped (it failed
+    less than the cooldown ago) or failed now. The caller falls back to this process."""
+
+    REDIS = "redis"
+
+
+UNAVAILABLE = Unavailable.REDIS
+
+
 class Breaker:
-    """Remembers that Redis failed, and tells when to try it again."""
+    """Remembers that Redis failed, and tells when to try it again.
+
+    Every adapter reaches Redis through `attempt` (the heartbeat through `probe`), so the
+    rule is written once: skip Redis while it is known down, note each failure (the first
+    of an outage is logged) and each success, and let the caller fall back. `on_failed`
+    runs after every failure, `on_recovered` when an attempt ends an outage.
+    """
 
     def __init__(self, name: str, cooldown: float = BREAKER_COOLDOWN_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *,
+                 on_failed: Callable[[], None] | None = None,
+                 on_recovered: Callable[[], None] | None = None) -> None:
         self.name = name
         self._cooldown = cooldown
         self._clock = clock
         self._retry_at = 0.0
+        self._on_failed = on_failed
+        self._on_recovered = on_recovered
         self.down = False
 
     @property
     def available(self) -> bool:
         return not self.down or self._clock() >= self._retry_at
+
+    async def attempt(self, call: Callable[[], Awaitable[T]]) -> T | Unavailable:
+        """`call()`'s result, or UNAVAILABLE when Redis is skipped or fails (a Redis error
+        or OSError, which `call` raises; any other exception propagates)."""
+        if not self.available:
+            return UNAVAILABLE
+        return await self._run(call, probe=False)
+
+    async def probe(self, call: Callable[[], Awaitable[T]]) -> T | Unavailable:
+        """Like `attempt`, but tried even while Redis is known down: for the periodic check
+        that finds Redis back, which handles the recovery itself (no `on_recovered`)."""
+        return await self._run(call, probe=True)
+
+    async def _run(self, call: Callable[[], Awaitable[T]], *, probe: bool) -> T | Unavailable:
+        try:
+            result = await call()
+        except REDIS_ERRORS as exc:
+            self.failed(exc)
+            return UNAVAILABLE
+        if self.succeeded() and not probe and self._on_recovered is not None:
+            self._on_recovered()
+        return result
 
     def failed(self, exc: BaseException) -> None:
         if not self.down:
@@ -72,6 +117,8 @@ class Breaker:
                         note="counting in this process until Redis answers")
         self.down = True
         self._retry_at = self._clock() + self._cooldown
+        if self._on_failed is not None:
+            self._on_failed()
 
     def succeeded(self) -> bool:
         """Note a success; True when it ends an outage."""
@@ -80,7 +127,6 @@ class Breaker:
         self.down = False
         log.info("redis.recovered", part=self.name)
         return True
-
 
 
 class ScriptPipeline:

@@ -31,7 +31,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from hubbub.adapters.redis.client import REDIS_ERRORS, Breaker
+from hubbub.adapters.redis.client import REDIS_ERRORS, UNAVAILABLE, Breaker, Unavailable
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.counts")
@@ -230,19 +230,12 @@ class InstanceCounts:
             # Counted here before the round trip, so that concurrent adds of one user see
             # each other; taken back if refused.
             self.local[user_id] = self.local.get(user_id, 0) + 1
-            if registry.breaker.available:
-                try:
-                    total = int(await registry.run(
-                        "add", self._ns, user_id, registry.instance_id,
-                        -1 if limit is None else limit,
-                    ))
-                except REDIS_ERRORS as exc:
-                    registry.failed(exc)
-                else:
-                    registry.succeeded()
-                    if total < 0:
-                        self._take_back(user_id)
-                    return total
+            total = await registry.attempt("add", self._ns, user_id, registry.instance_id,
+                                           -1 if limit is None else limit)
+            if total is not UNAVAILABLE:
+                if int(total) < 0:
+                    self._take_back(user_id)
+                return int(total)
             if limit is not None and self.local[user_id] > limit:
                 self._take_back(user_id)
                 return -1
@@ -260,29 +253,18 @@ class InstanceCounts:
         registry = self._registry
         async with registry.gate.shared():
             self._take_back(user_id)
-            if registry.breaker.available:
-                try:
-                    total = int(await registry.run("remove", self._ns, user_id,
-                                                   registry.instance_id))
-                except REDIS_ERRORS as exc:
-                    registry.failed(exc)
-                else:
-                    registry.succeeded()
-                    return total
-            return None
+            total = await registry.attempt("remove", self._ns, user_id, registry.instance_id)
+            return None if total is UNAVAILABLE else int(total)
 
     async def online(self, user_ids: list[str]) -> set[str]:
         """Users with a connection on any live instance (this one's, while Redis is down)."""
         here = {uid for uid in user_ids if uid in self.local}
         registry = self._registry
-        if not user_ids or not registry.breaker.available:
+        if not user_ids:
             return here
-        try:
-            flags = await registry.run("online", self._ns, registry.instance_id, *user_ids)
-        except REDIS_ERRORS as exc:
-            registry.failed(exc)
+        flags = await registry.attempt("online", self._ns, registry.instance_id, *user_ids)
+        if flags is UNAVAILABLE:
             return here
-        registry.succeeded()
         return here | {uid for uid, flag in zip(user_ids, flags, strict=True) if int(flag)}
 
 
@@ -310,7 +292,10 @@ class InstanceRegistry:
         self._wakeup = asyncio.Event()
         self._needs_resync = True
         self.gate = _Exclusive()
-        self.breaker = Breaker("connection_counts")
+        # After any failure Redis may have lost or missed counts: resync at the next beat,
+        # or at once when a counting call finds Redis back.
+        self.breaker = Breaker("connection_counts", on_failed=self._lost,
+                               on_recovered=self._wake)
 
     def register(self, counts: InstanceCounts) -> None:
         self._counts.append(counts)
@@ -329,13 +314,12 @@ class InstanceRegistry:
     async def run(self, script: str, *args: Any) -> Any:
         return await self._scripts[script](args=[self._prefix, *args])
 
-    def failed(self, exc: BaseException) -> None:
-        self.breaker.failed(exc)
-        self._needs_resync = True
+    async def attempt(self, script: str, *args: Any) -> Any | Unavailable:
+        """A counting call through the breaker: UNAVAILABLE while Redis is down."""
+        return await self.breaker.attempt(lambda: self.run(script, *args))
 
-    def succeeded(self) -> None:
-        if self.breaker.succeeded():
-            self._wake()
+    def _lost(self) -> None:
+        self._needs_resync = True
 
     async def start(self) -> None:
         """Beat once now (so this instance counts at once), then every TTL/3."""
@@ -352,19 +336,23 @@ class InstanceRegistry:
             await self.run("leave", self.instance_id, *(c.namespace for c in self._counts))
 
     async def beat(self) -> None:
-        """Refresh the heartbeat; resync when needed; remove dead instances' counts."""
-        revived: list[Any] = []
-        try:
-            present = int(await self.run("heartbeat", self.instance_id, self._ttl_ms))
-            if not present or self._needs_resync:
-                revived = await self._resync()
-            gone = await self.run("reap", PRESENCE, *(c.namespace for c in self._counts))
-        except REDIS_ERRORS as exc:
-            self.failed(exc)
+        """Refresh the heartbeat; resync when needed; remove dead instances' counts. Tried
+        even while Redis is known down: this is what finds it back."""
+        found = await self.breaker.probe(self._beat)
+        if found is UNAVAILABLE:
             return
-        self.breaker.succeeded()
+        revived, gone = found
         await _notify(self._revived_listeners, revived, "presence.revived_listener_failed")
         await _notify(self._expired_listeners, gone, "presence.expired_listener_failed")
+
+    async def _beat(self) -> tuple[list[Any], list[Any]]:
+        """The users to announce online again (resynced) and offline (reaped)."""
+        revived: list[Any] = []
+        present = int(await self.run("heartbeat", self.instance_id, self._ttl_ms))
+        if not present or self._needs_resync:
+            revived = await self._resync()
+        gone = await self.run("reap", PRESENCE, *(c.namespace for c in self._counts))
+        return revived, gone
 
     async def _resync(self) -> list[Any]:
         """Write this instance's counts back; returns the users to announce online again."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 
 from hubbub.adapters.memory.ratelimit import MemoryRateLimiter
-from hubbub.adapters.redis.client import REDIS_ERRORS, Breaker, ScriptPipeline
+from hubbub.adapters.redis.client import UNAVAILABLE, Breaker, ScriptPipeline
 from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.errors import RateLimited
 from hubbub.domain.ratelimit import BucketRule
@@ -73,19 +73,17 @@ class RedisRateLimiter:
         self.breaker = Breaker("rate_limits")
 
     async def hit(self, key: str, rule: BucketRule) -> None:
-        if self.breaker.available:
-            now = "" if self._clock is None else repr(self._clock())
-            try:
-                allowed, retry_after_ms = await self._script(
-                    [self._prefix + key], [repr(rule.rate), rule.burst, now]
-                )
-            except REDIS_ERRORS as exc:
-                self.breaker.failed(exc)
-            else:
-                self.breaker.succeeded()
-                if not allowed:
-                    raise RateLimited("rate limit exceeded", int(retry_after_ms))
-                return
-        await self._fallback.hit(key, rule)
+        decision = await self.breaker.attempt(lambda: self._script(
+            [self._prefix + key], [repr(rule.rate), rule.burst, self._now()]))
+        if decision is UNAVAILABLE:
+            await self._fallback.hit(key, rule)
+            return
+        allowed, retry_after_ms = decision
+        if not allowed:
+            raise RateLimited("rate limit exceeded", int(retry_after_ms))
+
+    def _now(self) -> str:
+        """The script's clock argument: '' for Redis's own."""
+        return "" if self._clock is None else repr(self._clock())
 
 

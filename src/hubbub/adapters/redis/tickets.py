@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from redis.asyncio import Redis
 
 from hubbub.adapters.memory.tickets import MemoryTicketStore
-from hubbub.adapters.redis.client import REDIS_ERRORS, Breaker
+from hubbub.adapters.redis.client import UNAVAILABLE, Breaker
 from hubbub.coordination.tickets import TicketStore
 from hubbub.domain.tokens import Identity
 
@@ -36,35 +38,31 @@ class RedisTicketStore:
         self.breaker = Breaker("tickets")
 
     async def put(self, ticket: str, identity: Identity, ttl_s: float) -> None:
-        if self.breaker.available:
-            record = _TicketRecord(identity.user_id, identity.name, identity.expires_at)
-            try:
-                await self._client.set(self._prefix + ticket, _ticket_encoder.encode(record),
-                                       px=max(1, int(ttl_s * 1000)))
-            except REDIS_ERRORS as exc:
-                self.breaker.failed(exc)
-            else:
-                self.breaker.succeeded()
-                return
-        await self._fallback.put(ticket, identity, ttl_s)
+        stored = await self.breaker.attempt(lambda: self._set(ticket, identity, ttl_s))
+        if stored is UNAVAILABLE:
+            await self._fallback.put(ticket, identity, ttl_s)
+
+    async def _set(self, ticket: str, identity: Identity, ttl_s: float) -> None:
+        record = _TicketRecord(identity.user_id, identity.name, identity.expires_at)
+        await self._client.set(self._prefix + ticket, _ticket_encoder.encode(record),
+                               px=max(1, int(ttl_s * 1000)))
 
     async def take(self, ticket: str) -> Identity | None:
+        """This process's tickets first (issued here while Redis was down), then Redis's."""
         local = await self._fallback.take(ticket)
-        if local is not None or not self.breaker.available:
+        if local is not None:
             return local
-        try:
-            raw = await self._client.getdel(self._prefix + ticket)
-        except REDIS_ERRORS as exc:
-            self.breaker.failed(exc)
-            return None
-        self.breaker.succeeded()
-        if not isinstance(raw, bytes):
+        raw = await self.breaker.attempt(lambda: self._getdel(ticket))
+        if not isinstance(raw, bytes):  # unknown, or Redis unavailable
             return None
         try:
             record = _ticket_decoder.decode(raw)
         except msgspec.DecodeError:
             return None
         return Identity(record.user_id, record.name, record.expires_at)
+
+    async def _getdel(self, ticket: str) -> Any:
+        return await self._client.getdel(self._prefix + ticket)
 
     async def close(self) -> None:
         await self._fallback.close()

@@ -22,7 +22,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from hubbub.adapters.memory.typing import MemoryTypingStates
-from hubbub.adapters.redis.client import REDIS_ERRORS, Breaker, ScriptPipeline
+from hubbub.adapters.redis.client import UNAVAILABLE, Breaker, ScriptPipeline
 from hubbub.coordination.typing import Key
 
 # How long a state outlives its deadline in Redis unless an instance settles it first, and
@@ -113,14 +113,8 @@ class RedisTypingStates:
     async def _run(self, key: Key, op: str, connection_id: str = "",
                    timeout_ms: int = 0) -> int | None:
         """The script's answer; None when Redis is unavailable."""
-        if not self.breaker.available:
-            return None
         conversation_id, user_id = key
-        try:
-            result = await self._script([f"{self._prefix}{conversation_id}:{user_id}"],
-                                        [op, connection_id, timeout_ms, GRACE_MS])
-        except REDIS_ERRORS as exc:
-            self.breaker.failed(exc)
-            return None
-        self.breaker.succeeded()
-        return int(result)
+        result = await self.breaker.attempt(lambda: self._script(
+            [f"{self._prefix}{conversation_id}:{user_id}"],
+            [op, connection_id, timeout_ms, GRACE_MS]))
+        return None if result is UNAVAILABLE else int(result)
