@@ -4,26 +4,23 @@
 - `Breaker`: remembers that Redis failed, so an adapter degrades to its in-process
   fallback instead of waiting on a dead Redis for every call; `Breaker.attempt` is the
   one way an adapter calls Redis.
-- `ScriptPipeline`: one Lua script for many callers, in call order, one round trip per batch.
 
 The adapters: `ratelimit.py` (token buckets), `counts.py` (presence and connection caps),
-`tickets.py` (WebSocket tickets), `typing.py` (typing states). Redis errors never reach the
-services. The scripts address keys they build themselves, so they need a single Redis (not
-Redis Cluster).
+`tickets.py` (WebSocket tickets), `typing.py` (typing states); their Lua scripts and the
+pipeline that runs them: `scripts.py`. Redis errors never reach the services.
 """
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from hubbub.logs import get_logger
 
@@ -36,8 +33,6 @@ CONNECT_TIMEOUT_S = 1.0
 COMMAND_TIMEOUT_S = 2.0
 # Connections per instance: a round trip is ~0.1 ms, so 32 carry >100k checks a second.
 POOL_SIZE = 32
-# Script calls per pipeline: bounds one round trip's size.
-MAX_PIPELINE = 1000
 
 T = TypeVar("T")
 
@@ -127,74 +122,3 @@ class Breaker:
         self.down = False
         log.info("redis.recovered", part=self.name)
         return True
-
-
-class ScriptPipeline:
-    """Runs one Lua script for many callers: the calls queued while a round trip is in
-    flight go out together in the next pipeline, on one connection, in call order.
-
-    Call order matters: a connection's requests are checked in the order they arrived, so
-    of four pipelined requests against three tokens, the fourth is the one refused. Calls
-    spread over pooled connections would reach Redis in any order.
-    """
-
-    def __init__(self, client: Redis, source: str) -> None:
-        self._client = client
-        self._script = client.register_script(source)
-        self._source = source
-        self._queue: list[tuple[list[Any], asyncio.Future[Any]]] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def __call__(self, keys: list[str], args: list[Any]) -> Any:
-        """The script's result.
-
-        Raises:
-            RedisError, OSError: Redis failed (the call may or may not have run).
-        """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(([self._script.sha, len(keys), *keys, *args], future))
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[:MAX_PIPELINE], self._queue[MAX_PIPELINE:]
-                await self._run(batch)
-        finally:
-            self._task = None
-
-    async def _run(self, batch: list[tuple[list[Any], asyncio.Future[Any]]]) -> None:
-        try:
-            results = await self._execute([call for call, _ in batch])
-            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-            if missing:  # Redis restarted and forgot the script; those calls did not run
-                await self._client.script_load(self._source)
-                again = await self._execute([batch[i][0] for i in missing])
-                for i, result in zip(missing, again, strict=True):
-                    results[i] = result
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()  # retrieved here; each caller re-raises its own copy
-            return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _execute(self, calls: list[list[Any]]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        try:
-            for call in calls:
-                pipe.execute_command("EVALSHA", *call)
-            return list(await pipe.execute(raise_on_error=False))
-        finally:
-            await pipe.reset()  # type: ignore[no-untyped-call]
-
-
