@@ -108,14 +108,14 @@ class InstanceCounts:
             self.local[user_id] = self.local.get(user_id, 0) + 1
             total = await registry.attempt("add", self._ns, user_id, registry.instance_id,
                                            -1 if limit is None else limit)
-            if total is not UNAVAILABLE:
-                if int(total) < 0:
+            if total is UNAVAILABLE:
+                if limit is not None and self.local[user_id] > limit:
                     self._take_back(user_id)
-                return int(total)
-            if limit is not None and self.local[user_id] > limit:
+                    return -1
+                return None
+            if int(total) < 0:
                 self._take_back(user_id)
-                return -1
-            return None
+            return int(total)
 
     def _take_back(self, user_id: str) -> None:
         count = self.local.get(user_id, 0) - 1
@@ -313,5 +313,3 @@ class RedisConnectionLimiter:
 
     async def close(self) -> None:
         return None
-
-

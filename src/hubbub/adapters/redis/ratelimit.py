@@ -49,5 +49,3 @@ class RedisRateLimiter:
     def _now(self) -> str:
         """The script's clock argument: '' for Redis's own."""
         return "" if self._clock is None else repr(self._clock())
-
-

@@ -66,4 +66,3 @@ class RedisTicketStore:
 
     async def close(self) -> None:
         await self._fallback.close()
-
