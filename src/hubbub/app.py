@@ -10,32 +10,39 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.pool import QueuePool
 
-from hubbub.bus import open_bus
+from hubbub.adapters.memory.bus import MemoryBus
+from hubbub.adapters.memory.connection_limit import MemoryConnectionLimiter, NoConnectionLimit
+from hubbub.adapters.memory.presence import MemoryPresenceCounter
+from hubbub.adapters.memory.ratelimit import MemoryRateLimiter, Unlimited
+from hubbub.adapters.memory.tickets import MemoryTicketStore
+from hubbub.adapters.memory.typing import MemoryTypingStates
+from hubbub.bus import Bus
 from hubbub.config import Settings
+from hubbub.coordination import (
+    ConnectionLimiter,
+    PresenceCounter,
+    RateLimiter,
+    TicketStore,
+    TypingStates,
+)
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.notify import notify
 from hubbub.services.calls import CallService
 from hubbub.services.changes import ChangeFeed
-from hubbub.services.connection_limit import (
-    ConnectionLimiter,
-    MemoryConnectionLimiter,
-    NoConnectionLimit,
-)
 from hubbub.services.consent import Consent
 from hubbub.services.context import ServiceContext
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
 from hubbub.services.messages import MessageService
-from hubbub.services.presence import MemoryPresenceCounter, PresenceCounter, PresenceService
-from hubbub.services.ratelimit import MemoryRateLimiter, RateLimiter, Unlimited
+from hubbub.services.presence import PresenceService
 from hubbub.services.reactions import ReactionService
 from hubbub.services.receipts import ReceiptService
 from hubbub.services.search import SearchService
 from hubbub.services.sync import SyncService
-from hubbub.services.tickets import MemoryTicketStore, TicketService, TicketStore
-from hubbub.services.typing import MemoryTypingStates, TypingService, TypingStates
+from hubbub.services.tickets import TicketService
+from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
 from hubbub.storage import SearchLimits, open_store
 from hubbub.storage.calls import SqlCallStore
@@ -63,6 +70,17 @@ def build_verifier(settings: Settings) -> TokenVerifier:
                          issuer=settings.jwt_issuer, audience=settings.jwt_audience)
 
 
+def open_bus(url: str | None, *, prefix: str = "hubbub") -> Bus:
+    """The bus for `url`: in-process when None, Redis for redis://, rediss:// or unix://."""
+    if url is None:
+        return MemoryBus()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from hubbub.adapters.redis.bus import RedisBus  # lazily: only many instances need it
+
+        return RedisBus(url, prefix=prefix)
+    raise ValueError(f"unsupported bus URL scheme: {url.split(':', 1)[0]!r}")
+
+
 @dataclass
 class Coordination:
     """What every instance must count together: in Redis when a URL is configured (so N
@@ -78,7 +96,7 @@ class Coordination:
     watch_expired: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
     watch_revived: Callable[[Callable[[str], Awaitable[None]]], None] | None = None
     close: Callable[[], Awaitable[None]] | None = None
-    # Each Redis part's breaker (coordination/redis.py), for /metrics.
+    # Each Redis part's breaker (adapters/redis/client.py), for /metrics.
     breakers: tuple[BreakerState, ...] = ()
 
 
@@ -93,15 +111,15 @@ async def open_coordination(settings: Settings) -> Coordination:
             typing=MemoryTypingStates(),
         )
     # Imported lazily: only Redis needs them.
-    from hubbub.coordination.counts import (
+    from hubbub.adapters.redis.client import connect
+    from hubbub.adapters.redis.counts import (
         InstanceRegistry,
         RedisConnectionLimiter,
         RedisPresenceCounter,
     )
-    from hubbub.coordination.ratelimit import RedisRateLimiter
-    from hubbub.coordination.redis import connect
-    from hubbub.coordination.tickets import RedisTicketStore
-    from hubbub.coordination.typists import RedisTypingStates
+    from hubbub.adapters.redis.ratelimit import RedisRateLimiter
+    from hubbub.adapters.redis.tickets import RedisTicketStore
+    from hubbub.adapters.redis.typing import RedisTypingStates
 
     client = connect(settings.redis_url)
     registry = InstanceRegistry(client, settings.redis_prefix, settings.presence_ttl)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from hubbub.adapters.memory.bus import MemoryBus
+from hubbub.adapters.redis.bus import RedisBus
 from hubbub.bus.base import Bus, BusUnavailable
-from hubbub.bus.memory import MemoryBus
-from hubbub.bus.redis import RedisBus
 from tests.support.redis_server import RedisProcess
 from tests.support.services import REDIS_URL, check_redis
 from tests.support.waiting import until

@@ -1,4 +1,4 @@
-"""Shared counting (coordination/redis.py) against its in-memory counterparts: rate limits,
+"""Shared counting (adapters/redis/) against its in-memory counterparts: rate limits,
 presence counts, connection caps and tickets, on the machine's Redis."""
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from hubbub.coordination.counts import (
+from hubbub.adapters.memory.presence import MemoryPresenceCounter
+from hubbub.adapters.memory.ratelimit import MemoryRateLimiter
+from hubbub.adapters.redis.client import connect
+from hubbub.adapters.redis.counts import (
     InstanceRegistry,
     RedisConnectionLimiter,
     RedisPresenceCounter,
 )
-from hubbub.coordination.ratelimit import RedisRateLimiter
-from hubbub.coordination.redis import connect
-from hubbub.coordination.tickets import RedisTicketStore
+from hubbub.adapters.redis.ratelimit import RedisRateLimiter
+from hubbub.adapters.redis.tickets import RedisTicketStore
+from hubbub.coordination.presence import PresenceCounter
+from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.errors import RateLimited
 from hubbub.domain.ratelimit import BucketRule
 from hubbub.domain.tokens import Identity
-from hubbub.services.presence import MemoryPresenceCounter, PresenceCounter
-from hubbub.services.ratelimit import MemoryRateLimiter, RateLimiter
 from tests.support.redis_server import private_redis
 from tests.support.services import REDIS_URL, check_redis
 from tests.support.waiting import until
@@ -312,3 +314,19 @@ async def test_a_ticket_expires(client: Redis, prefix: str) -> None:
     await store.put("t2", Identity("u", None, 2_000_000_000.0), 0.05)
     await asyncio.sleep(0.2)
     assert await store.take("t2") is None
+
+
+async def test_tickets_issued_while_redis_is_down_are_redeemed_here_once(
+        tmp_path: Path) -> None:
+    """With Redis gone a ticket is kept in this process; after Redis is back it is still
+    redeemed here (this process's tickets are asked first), and only once."""
+    async with private_redis(tmp_path) as (redis, private):
+        store = RedisTicketStore(private, "down")
+        identity = Identity("6f1c2a9e-3b7d-4c55-9a1e-0d2f4b6c8a10", "alice", 2_000_000_000.0)
+        await redis.kill()
+        await store.put("t3", identity, 30.0)
+        await redis.start()
+        await until(lambda: store.breaker.available, "the breaker lets Redis be tried")
+        assert await store.take("t3") == identity
+        assert await store.take("t3") is None
+        assert not store.breaker.down  # Redis was asked the second time, and answered

@@ -1,4 +1,4 @@
-"""Typing states (services/typing.py, coordination/typists.py): every transition is decided
+"""Typing states (services/typing.py, adapters/redis/typing.py): every transition is decided
 once, whichever instance asks, in memory and in Redis alike."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from hubbub.coordination.redis import connect
-from hubbub.coordination.typists import GRACE_MS, RedisTypingStates
-from hubbub.services.typing import Key, MemoryTypingStates, TypingStates
+from hubbub.adapters.memory.typing import MemoryTypingStates
+from hubbub.adapters.redis.client import connect
+from hubbub.adapters.redis.typing import GRACE_MS, RedisTypingStates
+from hubbub.coordination.typing import Key, TypingStates
 from tests.support.redis_server import private_redis
 from tests.support.services import REDIS_URL, check_redis
 

@@ -38,7 +38,7 @@ DASHBOARD = DEPLOY / "grafana" / "hubbub.json"
 ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 # A metric name in PromQL: hubbub's own and the process and runtime collectors'.
 METRIC = re.compile(r"\b(?:hubbub|process|python)_[a-z0-9_]+\b")
-# The parts of coordination/ that fall back to their process when Redis fails.
+# The Redis coordination adapters that fall back to their process when Redis fails.
 PARTS = {"connection_counts", "rate_limits", "tickets", "typing"}
 
 

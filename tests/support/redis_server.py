@@ -15,7 +15,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from hubbub.coordination.redis import connect
+from hubbub.adapters.redis.client import connect
 from tests.support.services import unavailable
 
 

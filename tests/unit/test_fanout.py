@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from hubbub.bus.envelope import Envelope, conversation_topic, envelope_encoder, user_topic
-from hubbub.bus.memory import MemoryBus
+from hubbub.adapters.memory.bus import MemoryBus
+from hubbub.bus.envelope import Envelope, envelope_encoder
+from hubbub.bus.topics import conversation_topic, user_topic
 from hubbub.transport.connection import Connection
 from hubbub.transport.frames import text_frame
 from hubbub.transport.hub import Hub

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from hubbub.adapters.memory.ratelimit import MemoryRateLimiter, Unlimited
 from hubbub.domain.errors import RateLimited
 from hubbub.domain.ratelimit import BucketRule, BucketState, Decision, refill_time, take
-from hubbub.services.ratelimit import MemoryRateLimiter, Unlimited
 
 SEND = BucketRule(rate=5.0, burst=20)  # the §6 default for SendMessage/EditMessage
 

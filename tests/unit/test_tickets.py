@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from hubbub.adapters.memory.tickets import MemoryTicketStore
 from hubbub.domain.errors import Unauthorized
 from hubbub.domain.tokens import Identity
-from hubbub.services.tickets import TICKET_TTL_S, MemoryTicketStore, TicketService
+from hubbub.services.tickets import TICKET_TTL_S, TicketService
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -1,19 +1,11 @@
-"""Pub/sub adapters behind the `Bus` seam, chosen by URL (unset: memory, redis://: Redis)."""
+"""The bus seam: the `Bus` protocol, the envelope that travels on it, and its topics.
+
+Interfaces only: the adapters (adapters/memory/bus.py, adapters/redis/bus.py) are picked by
+the composition root (app.py), so importing this package loads no driver.
+"""
 
 from __future__ import annotations
 
-from hubbub.bus.base import Bus, BusHandler
-from hubbub.bus.memory import MemoryBus
+from hubbub.bus.base import Bus, BusHandler, BusUnavailable, ResumeListener
 
-__all__ = ["Bus", "BusHandler", "MemoryBus", "open_bus"]
-
-
-def open_bus(url: str | None, *, prefix: str = "hubbub") -> Bus:
-    """The bus for `url`: in-process when None, Redis for redis:// or rediss://."""
-    if url is None:
-        return MemoryBus()
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from hubbub.bus.redis import RedisBus  # imported lazily: only multi-instance needs it
-
-        return RedisBus(url, prefix=prefix)
-    raise ValueError(f"unsupported bus URL scheme: {url.split(':', 1)[0]!r}")
+__all__ = ["Bus", "BusHandler", "BusUnavailable", "ResumeListener"]

@@ -1,23 +1,12 @@
 """What travels on the bus: a server message already encoded, plus who should not get it.
 
 The payload stays raw JSON from publisher to socket, so each instance only frames it once.
-Topics: `conv.<id>` (a conversation's subscribers), `user.<id>` (every connection of one
-user), and `control` (membership changes every instance must hear about).
+The topics it travels on are named in bus/topics.py.
 """
 
 from __future__ import annotations
 
 import msgspec
-
-CONTROL = "control"
-
-
-def conversation_topic(conversation_id: str) -> str:
-    return "conv." + conversation_id
-
-
-def user_topic(user_id: str) -> str:
-    return "user." + user_id
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True):

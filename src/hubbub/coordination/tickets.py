@@ -1,70 +1,18 @@
-"""WebSocket tickets any instance can redeem, once (PROTOCOL.md §1)."""
+"""The ticket seam (PROTOCOL.md §1): single-use WebSocket tickets any instance redeems,
+once — process memory for one instance, Redis (`SET … PX`, `GETDEL`) for many."""
 
 from __future__ import annotations
 
-import msgspec
-from redis.asyncio import Redis
+from typing import Protocol
 
-from hubbub.coordination.redis import REDIS_ERRORS, Breaker
 from hubbub.domain.tokens import Identity
-from hubbub.services.tickets import MemoryTicketStore, TicketStore
 
 
-class _TicketRecord(msgspec.Struct, array_like=True, frozen=True):
-    user_id: str
-    name: str | None
-    expires_at: float
-
-
-_ticket_encoder = msgspec.msgpack.Encoder()
-_ticket_decoder = msgspec.msgpack.Decoder(_TicketRecord)
-
-
-class RedisTicketStore:
-    """The `TicketStore` across instances (services/tickets.py): a ticket issued by one
-    instance is redeemed on any, once (`SET … PX`, then `GETDEL`: take is one atomic step).
-
-    While Redis is down, tickets are kept in this process: they still work when the
-    WebSocket lands on the instance that issued them.
-    """
-
-    def __init__(self, client: Redis, prefix: str, fallback: TicketStore | None = None) -> None:
-        self._client = client
-        self._prefix = prefix + ":ticket:"
-        self._fallback = fallback or MemoryTicketStore()
-        self.breaker = Breaker("tickets")
-
+class TicketStore(Protocol):
     async def put(self, ticket: str, identity: Identity, ttl_s: float) -> None:
-        if self.breaker.available:
-            record = _TicketRecord(identity.user_id, identity.name, identity.expires_at)
-            try:
-                await self._client.set(self._prefix + ticket, _ticket_encoder.encode(record),
-                                       px=max(1, int(ttl_s * 1000)))
-            except REDIS_ERRORS as exc:
-                self.breaker.failed(exc)
-            else:
-                self.breaker.succeeded()
-                return
-        await self._fallback.put(ticket, identity, ttl_s)
+        """Remember `ticket` for `identity` for `ttl_s` seconds."""
 
     async def take(self, ticket: str) -> Identity | None:
-        local = await self._fallback.take(ticket)
-        if local is not None or not self.breaker.available:
-            return local
-        try:
-            raw = await self._client.getdel(self._prefix + ticket)
-        except REDIS_ERRORS as exc:
-            self.breaker.failed(exc)
-            return None
-        self.breaker.succeeded()
-        if not isinstance(raw, bytes):
-            return None
-        try:
-            record = _ticket_decoder.decode(raw)
-        except msgspec.DecodeError:
-            return None
-        return Identity(record.user_id, record.name, record.expires_at)
+        """Return and forget the identity of `ticket` in one step; None if unknown or expired."""
 
-    async def close(self) -> None:
-        await self._fallback.close()
-
+    async def close(self) -> None: ...

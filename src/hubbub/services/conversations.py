@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain import validation
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
 from hubbub.domain.models import Conversation, ConversationSummary, Member, Membership
@@ -18,7 +19,6 @@ from hubbub.protocol.objects import Kind, Role
 from hubbub.protocol.server import UserJoined
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, ServiceContext
-from hubbub.services.ratelimit import RateLimiter
 
 
 class ConversationService:

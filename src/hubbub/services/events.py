@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from hubbub.bus.base import Bus
-from hubbub.bus.envelope import (
-    CONTROL,
-    Envelope,
-    MembershipChanged,
-    conversation_topic,
-    envelope_encoder,
-    user_topic,
-)
+from hubbub.bus.envelope import Envelope, MembershipChanged, envelope_encoder
+from hubbub.bus.topics import CONTROL, conversation_topic, user_topic
 from hubbub.protocol.codec import encode
 from hubbub.protocol.server import (
     MessageDeleted,

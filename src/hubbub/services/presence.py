@@ -5,60 +5,20 @@ A user's presence is shown only through the conversations the user has accepted 
 sent to, created: docs/DECISIONS.md, "Consent"): being added by someone else does not let
 them watch it.
 
-The counting lives behind the `PresenceCounter` seam: in process memory for one instance,
-in Redis (per-instance heartbeat keys with a TTL, so a crashed instance's users go offline)
-for many.
+The counting lives behind the `PresenceCounter` seam (coordination/presence.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
+from hubbub.coordination.presence import PresenceCounter
 from hubbub.domain.clock import format_optional
 from hubbub.domain.models import Member
 from hubbub.protocol.server import PresenceChanged
 from hubbub.services.context import ServiceContext
 
 OfflineListener = Callable[[str], Awaitable[None]]
-
-
-class PresenceCounter(Protocol):
-    async def connected(self, user_id: str) -> bool:
-        """Count one more connection; True when it is the user's first anywhere."""
-
-    async def disconnected(self, user_id: str) -> bool:
-        """Count one connection less; True when it was the user's last anywhere."""
-
-    async def online(self, user_ids: list[str]) -> set[str]:
-        """Which of these users have a connection anywhere."""
-
-    async def close(self) -> None: ...
-
-
-class MemoryPresenceCounter:
-    """Connection counts of this process (the single-instance default)."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-
-    async def connected(self, user_id: str) -> bool:
-        self._counts[user_id] = self._counts.get(user_id, 0) + 1
-        return self._counts[user_id] == 1
-
-    async def disconnected(self, user_id: str) -> bool:
-        count = self._counts.get(user_id, 0) - 1
-        if count > 0:
-            self._counts[user_id] = count
-            return False
-        self._counts.pop(user_id, None)
-        return count == 0
-
-    async def online(self, user_ids: list[str]) -> set[str]:
-        return {uid for uid in user_ids if uid in self._counts}
-
-    async def close(self) -> None:
-        return None
 
 
 class PresenceService:

@@ -9,9 +9,10 @@ Rules:
 - A connection that closes leaves every state it refreshed; a state no open connection
   holds any more ends at once (broadcast).
 
-The shared state sits behind the `TypingStates` seam — this process's memory, or Redis where
-several instances serve one deployment — and every transition is decided there atomically,
-so each start and each end is announced once, by one instance. Expiry needs a clock that
+The shared state sits behind the `TypingStates` seam (coordination/typing.py) — this
+process's memory, or Redis where several instances serve one deployment — and every
+transition is decided there atomically, so each start and each end is announced once, by
+one instance. Expiry needs a clock that
 fires: every instance holding a connection that refreshed a state keeps one timer for it
 (one per typing user and conversation, whatever the number of recipients). A refresh only
 moves the local deadline; when it passes, the instance asks the store, which ends the state
@@ -21,11 +22,9 @@ if its shared deadline has passed too, or tells how long is left.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from hubbub.coordination.typing import Key, TypingStates
 from hubbub.domain.permissions import Ability
 from hubbub.logs import get_logger
 from hubbub.protocol.server import UserTyping
@@ -36,79 +35,6 @@ log = get_logger("hubbub.typing")
 
 # Clients refresh while typing every few seconds; an indicator silent for 6 s is stale.
 DEFAULT_TIMEOUT_S = 6.0
-
-Key = tuple[str, str]  # (conversation_id, user_id)
-
-
-class TypingStates(Protocol):
-    """The typing states of a deployment. Each call is one atomic step, and its result says
-    whether this call made the transition that must be announced."""
-
-    async def start(self, key: Key, connection_id: str, timeout_s: float) -> bool:
-        """Start or refresh the state, held by `connection_id`, until `timeout_s` from now.
-        True when it started (it was not on)."""
-
-    async def stop(self, key: Key) -> bool:
-        """End the state; True when this call ended it."""
-
-    async def leave(self, key: Key, connection_id: str) -> bool:
-        """`connection_id` closed; True when this ended the state (no holder left)."""
-
-    async def settle(self, key: Key) -> float | None:
-        """End the state (one this instance started) if its deadline has passed. Returns
-        the seconds left until the deadline, 0.0 when this call ended it (and so must
-        announce it; also when the state was lost and nobody announced its end), None when
-        it had been ended, and announced, already."""
-
-
-@dataclass(slots=True)
-class _Shared:
-    deadline: float
-    connections: set[str] = field(default_factory=set)
-
-
-class MemoryTypingStates:
-    """Typing states of this process (the single-instance default)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._states: dict[Key, _Shared] = {}
-
-    def __contains__(self, key: Key) -> bool:
-        return key in self._states
-
-    async def start(self, key: Key, connection_id: str, timeout_s: float) -> bool:
-        deadline = self._clock() + timeout_s
-        state = self._states.get(key)
-        started = state is None
-        if state is None:
-            state = self._states[key] = _Shared(deadline)
-        state.deadline = deadline
-        state.connections.add(connection_id)
-        return started
-
-    async def stop(self, key: Key) -> bool:
-        return self._states.pop(key, None) is not None
-
-    async def leave(self, key: Key, connection_id: str) -> bool:
-        state = self._states.get(key)
-        if state is None or connection_id not in state.connections:
-            return False
-        state.connections.discard(connection_id)
-        if state.connections:
-            return False
-        del self._states[key]
-        return True
-
-    async def settle(self, key: Key) -> float | None:
-        state = self._states.get(key)
-        if state is None:
-            return None
-        left = state.deadline - self._clock()
-        if left > 0:
-            return left
-        del self._states[key]
-        return 0.0
 
 
 @dataclass(slots=True)
@@ -123,10 +49,10 @@ class _Held:
 
 
 class TypingService:
-    def __init__(self, ctx: ServiceContext, states: TypingStates | None = None,
+    def __init__(self, ctx: ServiceContext, states: TypingStates,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self._ctx = ctx
-        self._states: TypingStates = states if states is not None else MemoryTypingStates()
+        self._states = states
         self._timeout = timeout_s
         self._held: dict[Key, _Held] = {}
         self._by_connection: dict[str, set[Key]] = {}

@@ -22,7 +22,7 @@ class BusState(Protocol):
 
 
 class BreakerState(Protocol):
-    """coordination/redis.py's Breaker: a part counting in this process while Redis fails."""
+    """adapters/redis/client.py's Breaker: a part counting in this process while Redis fails."""
 
     @property
     def name(self) -> str: ...

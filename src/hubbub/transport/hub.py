@@ -22,13 +22,13 @@ from collections.abc import Callable, Collection
 import msgspec
 
 from hubbub.bus.base import Bus
-from hubbub.bus.envelope import (
+from hubbub.bus.envelope import ControlEvent, Envelope, control_decoder, envelope_decoder
+from hubbub.bus.topics import (
     CONTROL,
-    ControlEvent,
-    Envelope,
-    control_decoder,
+    CONVERSATION,
+    USER,
     conversation_topic,
-    envelope_decoder,
+    parse_topic,
     user_topic,
 )
 from hubbub.logs import get_logger
@@ -226,24 +226,24 @@ class Hub:
 
     def on_bus(self, topic: str, payload: bytes) -> None:
         """The bus handler: deliver one event to its local recipients."""
-        if topic == CONTROL:
-            self._on_control(payload)
-            return
-        if topic.startswith("conv."):
-            conversation_id = topic[5:]
-            recipients: Collection[Connection] | None = self._by_conversation.get(
-                conversation_id)
+        kind, key = parse_topic(topic)
+        if kind == CONVERSATION:
+            recipients: Collection[Connection] | None = self._by_conversation.get(key)
             if not recipients:
                 return
             envelope = envelope_decoder.decode(payload)
             if envelope.version is not None:
-                self._offer(conversation_id, envelope)
+                self._offer(key, envelope)
                 return
-        else:
-            recipients = self._by_user.get(topic[5:])
+        elif kind == USER:
+            recipients = self._by_user.get(key)
             if not recipients:
                 return
             envelope = envelope_decoder.decode(payload)
+        else:
+            if kind == CONTROL:
+                self._on_control(payload)
+            return
         self._deliver(recipients, envelope)
 
     def _deliver(self, recipients: Collection[Connection], envelope: Envelope) -> None:

@@ -11,14 +11,14 @@ from aiohttp import web
 
 from hubbub.bus.base import Bus
 from hubbub.config import Settings
+from hubbub.coordination.connection_limit import ConnectionLimiter
+from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.services.calls import CallService
-from hubbub.services.connection_limit import ConnectionLimiter
 from hubbub.services.conversations import ConversationService
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
-from hubbub.services.ratelimit import RateLimiter
 from hubbub.services.reactions import ReactionService
 from hubbub.services.receipts import ReceiptService
 from hubbub.services.search import SearchService

@@ -31,7 +31,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from hubbub.coordination.redis import REDIS_ERRORS, Breaker
+from hubbub.adapters.redis.client import REDIS_ERRORS, UNAVAILABLE, Breaker, Unavailable
+from hubbub.adapters.redis.scripts import lua
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.counts")
@@ -39,134 +40,9 @@ log = get_logger("hubbub.coordination.counts")
 UserListener = Callable[[str], Awaitable[None]]
 
 
-# Shared by the scripts below: the user's connections on live instances. Fields of dead
-# instances are removed on the way (their users' totals no longer include them).
-_LIVE_TOTAL = """
-local function live_total(hkey, self_iid, alive)
-  local flat = redis.call('HGETALL', hkey)
-  local total = 0
-  for i = 1, #flat, 2 do
-    local iid = flat[i]
-    if iid == self_iid or redis.call('EXISTS', alive .. iid) == 1 then
-      total = total + tonumber(flat[i + 1])
-    else
-      redis.call('HDEL', hkey, iid)
-    end
-  end
-  return total
-end
-"""
-
-# ARGV: P, ns, uid, iid, limit (-1: none). Returns the user's new total, or -1 when the
-# limit was reached (nothing counted).
-_ADD = _LIVE_TOTAL + """
-local P, ns, uid, iid, limit = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local hkey = P .. ns .. ':u:' .. uid
-local total = live_total(hkey, iid, P .. 'inst:alive:')
-if limit >= 0 and total >= limit then return -1 end
-redis.call('HINCRBY', hkey, iid, 1)
-redis.call('SADD', P .. ns .. ':i:' .. iid, uid)
-return total + 1
-"""
-
-# ARGV: P, ns, uid, iid. Returns the user's remaining total.
-_REMOVE = _LIVE_TOTAL + """
-local P, ns, uid, iid = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local hkey = P .. ns .. ':u:' .. uid
-if redis.call('HINCRBY', hkey, iid, -1) <= 0 then
-  redis.call('HDEL', hkey, iid)
-  redis.call('SREM', P .. ns .. ':i:' .. iid, uid)
-end
-return live_total(hkey, iid, P .. 'inst:alive:')
-"""
-
-# ARGV: P, ns, iid, uid... Returns 1/0 per user: has a connection on a live instance.
-_ONLINE = _LIVE_TOTAL + """
-local P, ns, iid = ARGV[1], ARGV[2], ARGV[3]
-local result = {}
-for i = 4, #ARGV do
-  local total = live_total(P .. ns .. ':u:' .. ARGV[i], iid, P .. 'inst:alive:')
-  if total > 0 then result[#result + 1] = 1 else result[#result + 1] = 0 end
-end
-return result
-"""
-
-# ARGV: P, ns, iid, report (1/0), uid1, n1, uid2, n2... Replaces the instance's counts
-# with these. With `report`, and when the survivors had reaped this instance (it stalled
-# past its TTL, or lost Redis while they kept it), returns the users it counts who had no
-# connection on another live instance: the survivors announced them offline.
-_RESYNC = _LIVE_TOTAL + """
-local P, ns, iid, report = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1'
-local alive = P .. 'inst:alive:'
-local reaped = report and redis.call('DEL', P .. 'inst:reaped:' .. iid) == 1
-local skey = P .. ns .. ':i:' .. iid
-for _, uid in ipairs(redis.call('SMEMBERS', skey)) do
-  redis.call('HDEL', P .. ns .. ':u:' .. uid, iid)
-end
-redis.call('DEL', skey)
-local revived = {}
-for i = 5, #ARGV, 2 do
-  local hkey = P .. ns .. ':u:' .. ARGV[i]
-  if reaped and live_total(hkey, '', alive) == 0 then revived[#revived + 1] = ARGV[i] end
-  redis.call('HSET', hkey, iid, ARGV[i + 1])
-  redis.call('SADD', skey, ARGV[i])
-end
-return revived
-"""
-
-# ARGV: P, iid, ttl_ms. Returns 1 when the heartbeat key was there, 0 when it was missing
-# (first beat, Redis restarted, or this instance stalled past its TTL): then resync.
-_HEARTBEAT = """
-local P, iid, ttl = ARGV[1], ARGV[2], ARGV[3]
-redis.call('SADD', P .. 'inst:all', iid)
-if redis.call('SET', P .. 'inst:alive:' .. iid, '1', 'PX', ttl, 'XX') then return 1 end
-redis.call('SET', P .. 'inst:alive:' .. iid, '1', 'PX', ttl)
-return 0
-"""
-
-# ARGV: P, report_ns, ns... Removes every dead instance's counts in every namespace and
-# returns the users of `report_ns` who have no connection left on a live instance.
-_REAP = _LIVE_TOTAL + """
-local P, report = ARGV[1], ARGV[2]
-local alive = P .. 'inst:alive:'
-local gone = {}
-for _, dead in ipairs(redis.call('SMEMBERS', P .. 'inst:all')) do
-  if redis.call('EXISTS', alive .. dead) == 0 then
-    for j = 3, #ARGV do
-      local ns = ARGV[j]
-      local skey = P .. ns .. ':i:' .. dead
-      for _, uid in ipairs(redis.call('SMEMBERS', skey)) do
-        local hkey = P .. ns .. ':u:' .. uid
-        if redis.call('HDEL', hkey, dead) == 1 and ns == report
-           and live_total(hkey, '', alive) == 0 then
-          gone[#gone + 1] = uid
-        end
-      end
-      redis.call('DEL', skey)
-    end
-    redis.call('SREM', P .. 'inst:all', dead)
-    -- If it was only stalled, it will find this mark when it resyncs (a day at most).
-    redis.call('SET', P .. 'inst:reaped:' .. dead, '1', 'PX', 86400000)
-  end
-end
-return gone
-"""
-
-# ARGV: P, iid, ns... A clean shutdown: the instance's counts and heartbeat go at once.
-_LEAVE = """
-local P, iid = ARGV[1], ARGV[2]
-for j = 3, #ARGV do
-  local ns = ARGV[j]
-  local skey = P .. ns .. ':i:' .. iid
-  for _, uid in ipairs(redis.call('SMEMBERS', skey)) do
-    redis.call('HDEL', P .. ns .. ':u:' .. uid, iid)
-  end
-  redis.call('DEL', skey)
-end
-redis.call('DEL', P .. 'inst:alive:' .. iid)
-redis.call('SREM', P .. 'inst:all', iid)
-return 1
-"""
+# One script per step, each atomic (scripts/counts_*.lua; they share live_total.lua).
+_SCRIPTS = {name: lua("counts_" + name) for name in (
+    "add", "remove", "online", "resync", "heartbeat", "reap", "leave")}
 
 PRESENCE = "presence"
 CONNECTIONS = "conns"
@@ -230,23 +106,16 @@ class InstanceCounts:
             # Counted here before the round trip, so that concurrent adds of one user see
             # each other; taken back if refused.
             self.local[user_id] = self.local.get(user_id, 0) + 1
-            if registry.breaker.available:
-                try:
-                    total = int(await registry.run(
-                        "add", self._ns, user_id, registry.instance_id,
-                        -1 if limit is None else limit,
-                    ))
-                except REDIS_ERRORS as exc:
-                    registry.failed(exc)
-                else:
-                    registry.succeeded()
-                    if total < 0:
-                        self._take_back(user_id)
-                    return total
-            if limit is not None and self.local[user_id] > limit:
+            total = await registry.attempt("add", self._ns, user_id, registry.instance_id,
+                                           -1 if limit is None else limit)
+            if total is UNAVAILABLE:
+                if limit is not None and self.local[user_id] > limit:
+                    self._take_back(user_id)
+                    return -1
+                return None
+            if int(total) < 0:
                 self._take_back(user_id)
-                return -1
-            return None
+            return int(total)
 
     def _take_back(self, user_id: str) -> None:
         count = self.local.get(user_id, 0) - 1
@@ -260,29 +129,18 @@ class InstanceCounts:
         registry = self._registry
         async with registry.gate.shared():
             self._take_back(user_id)
-            if registry.breaker.available:
-                try:
-                    total = int(await registry.run("remove", self._ns, user_id,
-                                                   registry.instance_id))
-                except REDIS_ERRORS as exc:
-                    registry.failed(exc)
-                else:
-                    registry.succeeded()
-                    return total
-            return None
+            total = await registry.attempt("remove", self._ns, user_id, registry.instance_id)
+            return None if total is UNAVAILABLE else int(total)
 
     async def online(self, user_ids: list[str]) -> set[str]:
         """Users with a connection on any live instance (this one's, while Redis is down)."""
         here = {uid for uid in user_ids if uid in self.local}
         registry = self._registry
-        if not user_ids or not registry.breaker.available:
+        if not user_ids:
             return here
-        try:
-            flags = await registry.run("online", self._ns, registry.instance_id, *user_ids)
-        except REDIS_ERRORS as exc:
-            registry.failed(exc)
+        flags = await registry.attempt("online", self._ns, registry.instance_id, *user_ids)
+        if flags is UNAVAILABLE:
             return here
-        registry.succeeded()
         return here | {uid for uid, flag in zip(user_ids, flags, strict=True) if int(flag)}
 
 
@@ -296,13 +154,8 @@ class InstanceRegistry:
         self._client = client
         self._prefix = prefix + ":"
         self._ttl_ms = max(1000, int(ttl * 1000))
-        self._scripts = {
-            name: client.register_script(source) for name, source in (
-                ("add", _ADD), ("remove", _REMOVE), ("online", _ONLINE),
-                ("resync", _RESYNC), ("heartbeat", _HEARTBEAT), ("reap", _REAP),
-                ("leave", _LEAVE),
-            )
-        }
+        self._scripts = {name: client.register_script(source)
+                         for name, source in _SCRIPTS.items()}
         self._counts: list[InstanceCounts] = []
         self._expired_listeners: list[UserListener] = []
         self._revived_listeners: list[UserListener] = []
@@ -310,7 +163,10 @@ class InstanceRegistry:
         self._wakeup = asyncio.Event()
         self._needs_resync = True
         self.gate = _Exclusive()
-        self.breaker = Breaker("connection_counts")
+        # After any failure Redis may have lost or missed counts: resync at the next beat,
+        # or at once when a counting call finds Redis back.
+        self.breaker = Breaker("connection_counts", on_failed=self._lost,
+                               on_recovered=self._wake)
 
     def register(self, counts: InstanceCounts) -> None:
         self._counts.append(counts)
@@ -329,13 +185,12 @@ class InstanceRegistry:
     async def run(self, script: str, *args: Any) -> Any:
         return await self._scripts[script](args=[self._prefix, *args])
 
-    def failed(self, exc: BaseException) -> None:
-        self.breaker.failed(exc)
-        self._needs_resync = True
+    async def attempt(self, script: str, *args: Any) -> Any | Unavailable:
+        """A counting call through the breaker: UNAVAILABLE while Redis is down."""
+        return await self.breaker.attempt(lambda: self.run(script, *args))
 
-    def succeeded(self) -> None:
-        if self.breaker.succeeded():
-            self._wake()
+    def _lost(self) -> None:
+        self._needs_resync = True
 
     async def start(self) -> None:
         """Beat once now (so this instance counts at once), then every TTL/3."""
@@ -352,19 +207,23 @@ class InstanceRegistry:
             await self.run("leave", self.instance_id, *(c.namespace for c in self._counts))
 
     async def beat(self) -> None:
-        """Refresh the heartbeat; resync when needed; remove dead instances' counts."""
-        revived: list[Any] = []
-        try:
-            present = int(await self.run("heartbeat", self.instance_id, self._ttl_ms))
-            if not present or self._needs_resync:
-                revived = await self._resync()
-            gone = await self.run("reap", PRESENCE, *(c.namespace for c in self._counts))
-        except REDIS_ERRORS as exc:
-            self.failed(exc)
+        """Refresh the heartbeat; resync when needed; remove dead instances' counts. Tried
+        even while Redis is known down: this is what finds it back."""
+        found = await self.breaker.probe(self._beat)
+        if found is UNAVAILABLE:
             return
-        self.breaker.succeeded()
+        revived, gone = found
         await _notify(self._revived_listeners, revived, "presence.revived_listener_failed")
         await _notify(self._expired_listeners, gone, "presence.expired_listener_failed")
+
+    async def _beat(self) -> tuple[list[Any], list[Any]]:
+        """The users to announce online again (resynced) and offline (reaped)."""
+        revived: list[Any] = []
+        present = int(await self.run("heartbeat", self.instance_id, self._ttl_ms))
+        if not present or self._needs_resync:
+            revived = await self._resync()
+        gone = await self.run("reap", PRESENCE, *(c.namespace for c in self._counts))
+        return revived, gone
 
     async def _resync(self) -> list[Any]:
         """Write this instance's counts back; returns the users to announce online again."""
@@ -405,7 +264,7 @@ async def _notify(listeners: list[UserListener], users: list[Any], failure: str)
 
 
 class RedisPresenceCounter:
-    """The `PresenceCounter` across instances (services/presence.py)."""
+    """The `PresenceCounter` across instances (coordination/presence.py)."""
 
     def __init__(self, registry: InstanceRegistry) -> None:
         self._counts = InstanceCounts(registry, PRESENCE)
@@ -439,7 +298,7 @@ class RedisPresenceCounter:
 
 
 class RedisConnectionLimiter:
-    """The `ConnectionLimiter` across instances (services/connection_limit.py): check and
+    """The `ConnectionLimiter` across instances (coordination/connection_limit.py): check and
     add in one script, so two handshakes racing for the last slot cannot both get it."""
 
     def __init__(self, registry: InstanceRegistry) -> None:
@@ -454,5 +313,3 @@ class RedisConnectionLimiter:
 
     async def close(self) -> None:
         return None
-
-

@@ -1,86 +1,35 @@
-"""The Redis plumbing every coordination adapter shares (PROTOCOL.md §4, §6).
+"""The Lua scripts of the Redis adapters, and the pipeline that runs one for many callers.
 
-- `connect`: a client that fails fast (no retries inside redis-py, short timeouts).
-- `Breaker`: remembers that Redis failed, so an adapter degrades to its in-process
-  fallback instead of waiting on a dead Redis for every call.
-- `ScriptPipeline`: one Lua script for many callers, in call order, one round trip per batch.
-
-The adapters: `ratelimit.py` (token buckets), `counts.py` (presence and connection caps),
-`tickets.py` (WebSocket tickets), `typists.py` (typing states). Redis errors never reach the
-services. The scripts address keys they build themselves, so they need a single Redis (not
-Redis Cluster).
+Each script is a file in scripts/ (shipped as package data), read once when its adapter's
+module is imported. A line `--! include <file>.lua` (a Lua comment, so the file stays
+valid Lua) is replaced by that file's text: the counting scripts share `live_total` that
+way. One level only — an included file includes nothing. The scripts address keys they
+build themselves, so they need a single Redis (not Redis Cluster).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+from importlib import resources
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
-from hubbub.logs import get_logger
-
-log = get_logger("hubbub.coordination.redis")
-REDIS_ERRORS = (RedisError, OSError)
-# A dead Redis is skipped for this long after a failure, so a request pays at most one
-# failed attempt per second instead of one per call.
-BREAKER_COOLDOWN_S = 1.0
-CONNECT_TIMEOUT_S = 1.0
-COMMAND_TIMEOUT_S = 2.0
-# Connections per instance: a round trip is ~0.1 ms, so 32 carry >100k checks a second.
-POOL_SIZE = 32
+INCLUDE = "--! include "
 # Script calls per pipeline: bounds one round trip's size.
 MAX_PIPELINE = 1000
 
 
-
-def connect(url: str) -> Redis:
-    """A client that fails fast: no retries inside redis-py (the adapters fall back instead)
-    and short timeouts, since every call sits on a request's path. Concurrent calls beyond
-    the pool wait for a connection instead of failing (a burst of pipelined requests)."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=COMMAND_TIMEOUT_S, protocol=2,
-        retry=Retry(NoBackoff(), 0), socket_timeout=COMMAND_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True,
-    )
-    return Redis.from_pool(pool)
+def lua(name: str) -> str:
+    """The source of scripts/`name`.lua, its includes put in place."""
+    lines = _read(name + ".lua").splitlines(keepends=True)
+    return "".join(_read(line[len(INCLUDE):].strip()) if line.startswith(INCLUDE) else line
+                   for line in lines)
 
 
-class Breaker:
-    """Remembers that Redis failed, and tells when to try it again."""
-
-    def __init__(self, name: str, cooldown: float = BREAKER_COOLDOWN_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.name = name
-        self._cooldown = cooldown
-        self._clock = clock
-        self._retry_at = 0.0
-        self.down = False
-
-    @property
-    def available(self) -> bool:
-        return not self.down or self._clock() >= self._retry_at
-
-    def failed(self, exc: BaseException) -> None:
-        if not self.down:
-            log.warning("redis.degraded", part=self.name, error=type(exc).__name__,
-                        note="counting in this process until Redis answers")
-        self.down = True
-        self._retry_at = self._clock() + self._cooldown
-
-    def succeeded(self) -> bool:
-        """Note a success; True when it ends an outage."""
-        if not self.down:
-            return False
-        self.down = False
-        log.info("redis.recovered", part=self.name)
-        return True
-
+def _read(file: str) -> str:
+    return resources.files(__package__).joinpath("scripts", file).read_text(encoding="utf-8")
 
 
 class ScriptPipeline:
@@ -150,5 +99,3 @@ class ScriptPipeline:
             return list(await pipe.execute(raise_on_error=False))
         finally:
             await pipe.reset()  # type: ignore[no-untyped-call]
-
-

@@ -1,25 +1,16 @@
-"""Rate limits (PROTOCOL.md §6) behind a small seam: in process memory, or in Redis."""
+"""Token buckets of this process (PROTOCOL.md §6): the single-instance `RateLimiter`, and
+the Redis one's fallback."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Protocol
 
 from hubbub.domain.errors import RateLimited
 from hubbub.domain.ratelimit import BucketRule, BucketState, refill_time, take
 
 # Forgetting full buckets keeps memory bounded by the users active in the last moments.
 _SWEEP_EVERY = 10_000
-
-
-class RateLimiter(Protocol):
-    async def hit(self, key: str, rule: BucketRule) -> None:
-        """Take a token from bucket `key`.
-
-        Raises:
-            RateLimited: with the time until a token is back.
-        """
 
 
 class MemoryRateLimiter:

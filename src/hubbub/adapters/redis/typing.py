@@ -1,4 +1,5 @@
-"""Typing states shared by every instance (the `TypingStates` of services/typing.py).
+"""Typing states shared by every instance (the `TypingStates` of coordination/typing.py;
+services/typing.py has the rules).
 
 A state is a hash under `P:typing:<conversation>:<user>`: the deadline in Redis's clock
 (milliseconds) and one field per connection that refreshed it. One Lua script decides each
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from hubbub.coordination.redis import REDIS_ERRORS, Breaker, ScriptPipeline
-from hubbub.services.typing import Key, MemoryTypingStates
+from hubbub.adapters.memory.typing import MemoryTypingStates
+from hubbub.adapters.redis.client import UNAVAILABLE, Breaker
+from hubbub.adapters.redis.scripts import ScriptPipeline, lua
+from hubbub.coordination.typing import Key
 
 # How long a state outlives its deadline in Redis unless an instance settles it first, and
 # how long a tombstone tells late timers that the end was announced.
@@ -30,54 +33,12 @@ GRACE_MS = 60_000
 SETTLE_ENDED = -1
 SETTLE_LOST = -2
 
-# ARGV: op, connection id, timeout ms, grace ms. Ops and results:
-#   start  → 1 if the state started, 0 if it was refreshed
-#   stop   → 1 if this ended the state
-#   leave  → 1 if this ended the state (the connection was its last holder)
-#   settle → ms left until the deadline, 0 if this ended it, -1 if it had been ended
-#            (and announced), -2 if it was lost (nobody announced its end)
-_TYPING = """
-local key, op, conn = KEYS[1], ARGV[1], 'c:' .. ARGV[2]
-local grace = tonumber(ARGV[4])
-local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local function finish()
-  redis.call('DEL', key)
-  redis.call('HSET', key, '~ended', '1')
-  redis.call('PEXPIRE', key, grace)
-  return 1
-end
-local live = redis.call('HEXISTS', key, '~deadline') == 1
-if op == 'start' then
-  local timeout = tonumber(ARGV[3])
-  if not live then redis.call('DEL', key) end
-  redis.call('HSET', key, '~deadline', now_ms() + timeout, conn, '1')
-  redis.call('PEXPIRE', key, timeout + grace)
-  if live then return 0 end
-  return 1
-end
-if op == 'settle' and not live then
-  if redis.call('EXISTS', key) == 1 then return -1 end
-  return -2
-end
-if not live then return 0 end
-if op == 'stop' then return finish() end
-if op == 'leave' then
-  if redis.call('HDEL', key, conn) == 0 then return 0 end
-  if redis.call('HLEN', key) > 1 then return 0 end
-  return finish()
-end
-local left = tonumber(redis.call('HGET', key, '~deadline')) - now_ms()
-if left > 0 then return left end
-finish()
-return 0
-"""
+# One script decides every step (start, stop, leave, settle): scripts/typing.lua.
+_TYPING = lua("typing")
 
 
 class RedisTypingStates:
-    """The `TypingStates` across instances (services/typing.py)."""
+    """The `TypingStates` across instances."""
 
     def __init__(self, client: Redis, prefix: str) -> None:
         self._prefix = prefix + ":typing:"
@@ -111,14 +72,8 @@ class RedisTypingStates:
     async def _run(self, key: Key, op: str, connection_id: str = "",
                    timeout_ms: int = 0) -> int | None:
         """The script's answer; None when Redis is unavailable."""
-        if not self.breaker.available:
-            return None
         conversation_id, user_id = key
-        try:
-            result = await self._script([f"{self._prefix}{conversation_id}:{user_id}"],
-                                        [op, connection_id, timeout_ms, GRACE_MS])
-        except REDIS_ERRORS as exc:
-            self.breaker.failed(exc)
-            return None
-        self.breaker.succeeded()
-        return int(result)
+        result = await self.breaker.attempt(lambda: self._script(
+            [f"{self._prefix}{conversation_id}:{user_id}"],
+            [op, connection_id, timeout_ms, GRACE_MS]))
+        return None if result is UNAVAILABLE else int(result)

@@ -1,7 +1,7 @@
 """The Redis bus: pub/sub between hubbub instances (docs/ARCHITECTURE.md, send path steps 4–5).
 
-A topic travels on the channel `<prefix>:<topic>` (`conv.<id>`, `user.<id>`, `control`),
-so deployments can share one Redis. Each instance keeps two connections:
+A topic (bus/topics.py) travels on the channel `<prefix>:<topic>`, so deployments can
+share one Redis. Each instance keeps two connections:
 
 - Publishing: `publish` appends to a queue and returns. One task drains the queue, sending
   everything queued in one pipeline per round trip; one task and one pipeline at a time
@@ -27,6 +27,7 @@ import contextlib
 import math
 import random
 from collections import deque
+from typing import Any
 
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
@@ -35,6 +36,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from hubbub.bus.base import BusHandler, BusUnavailable, ResumeListener
+from hubbub.bus.topics import parse_topic
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.bus.redis")
@@ -92,14 +94,11 @@ class RedisBus:
         self._prefix = prefix + ":"
         # No retries inside redis-py: a retried pipeline could publish twice, and a command
         # retried with backoff would stall the caller; this module reconnects by itself.
-        self._client = Redis.from_url(
-            url, protocol=2, retry=Retry(NoBackoff(), 0), socket_timeout=COMMAND_TIMEOUT_S,
-            socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True,
-        )
-        self._subscriber_pool = ConnectionPool.from_url(
-            url, protocol=2, retry=Retry(NoBackoff(), 0), socket_timeout=COMMAND_TIMEOUT_S,
-            socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True,
-        )
+        options: dict[str, Any] = {  # each connection copies the Retry
+            "protocol": 2, "retry": Retry(NoBackoff(), 0), "socket_timeout": COMMAND_TIMEOUT_S,
+            "socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_keepalive": True}
+        self._client = Redis.from_url(url, **options)
+        self._subscriber_pool = ConnectionPool.from_url(url, **options)
         self._handler: BusHandler | None = None
         self._queue: deque[tuple[str, bytes]] = deque()
         self._queued = asyncio.Event()
@@ -342,7 +341,7 @@ class RedisBus:
         try:
             handler(topic, payload)
         except Exception:
-            log.exception("bus.handler_failed", topic_kind=topic.split(".", 1)[0])
+            log.exception("bus.handler_failed", topic_kind=parse_topic(topic)[0])
 
     def _on_subscribed(self, channel: bytes) -> None:
         if channel not in self._sent:
