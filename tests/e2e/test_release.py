@@ -54,6 +54,7 @@ class Scene:
     owner: User
     bystander: ChatClient
     stubborn: User
+    quiet: str
 
     async def metric(self, name: str, **labels: str) -> float:
         return sum(sample.value for sample in await self.process.samples(name)
@@ -68,6 +69,10 @@ class Scene:
                                       receive_buffer=4096)
         await raw.send_text(json.dumps({"type": "JoinConversation", "conversation_id": self.room,
                                         "request_id": "join"}))
+        # Joining the quiet group accepts it (docs/DECISIONS.md, "Consent"): from then on
+        # the bystander there sees the peer's presence.
+        await raw.send_text(json.dumps({"type": "JoinConversation",
+                                        "conversation_id": self.quiet, "request_id": "quiet"}))
         await self.bystander.expect("PresenceChanged", TIMEOUT, user_id=self.stubborn.id,
                                     status="online")
         return raw
@@ -94,7 +99,7 @@ async def scene(backend: Backend, tmp_path: Path, **env: str) -> AsyncIterator[S
         reply = await bystander.request("JoinConversation", conversation_id=quiet,
                                         timeout=TIMEOUT)
         assert reply["type"] == "ActionConfirmed", reply
-        yield Scene(process, room, owner, bystander, stubborn)
+        yield Scene(process, room, owner, bystander, stubborn, quiet)
     finally:
         await process.close_clients()
         await process.stop()

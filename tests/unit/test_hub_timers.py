@@ -10,8 +10,9 @@ from typing import Any
 
 import uvloop
 
-from hubbub.bus.envelope import Envelope, conversation_topic, envelope_encoder
-from hubbub.bus.memory import MemoryBus
+from hubbub.adapters.memory.bus import MemoryBus
+from hubbub.bus.envelope import Envelope, envelope_encoder
+from hubbub.bus.topics import conversation_topic
 from hubbub.transport.connection import Connection
 from hubbub.transport.hub import Hub
 from hubbub.transport.outbox import Flusher, Outbox
