@@ -244,8 +244,8 @@ async def verify(url: str, conversation_ids: list[str], expected: int,
 
 async def run_store(args: argparse.Namespace) -> Result:
     """`Store.send` from many coroutines, no transport: the storage layer's own rate."""
+    from hubbub.adapters.sql import open_store
     from hubbub.domain.models import MessageDraft
-    from hubbub.storage import open_store
 
     result = Result("store", args.senders, args.messages, args.window, args.conversations)
     with tempfile.TemporaryDirectory(prefix="hubbub-bench-") as tmp:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.pool import QueuePool
 
+from hubbub.adapters.sql import SearchLimits, open_store
+from hubbub.adapters.sql.calls import SqlCallStore
 from hubbub.bus import open_bus
 from hubbub.config import Settings
 from hubbub.domain.tokens import TokenVerifier
@@ -37,8 +39,6 @@ from hubbub.services.sync import SyncService
 from hubbub.services.tickets import MemoryTicketStore, TicketService, TicketStore
 from hubbub.services.typing import MemoryTypingStates, TypingService, TypingStates
 from hubbub.services.users import UserService
-from hubbub.storage import SearchLimits, open_store
-from hubbub.storage.calls import SqlCallStore
 from hubbub.transport import calls as call_routes
 from hubbub.transport import metrics_http, rest, static
 from hubbub.transport.access import request_ids

@@ -149,7 +149,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from hubbub.storage import open_store
+    from hubbub.adapters.sql import open_store
 
     settings = _start_logging(_load(args))
 

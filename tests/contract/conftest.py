@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from hubbub.storage import open_store
-from hubbub.storage.sql import SqlStore
+from hubbub.adapters.sql import open_store
+from hubbub.adapters.sql.sql import SqlStore
 from tests.conftest import Backend
 from tests.support.services import create_postgres_database, drop_postgres_database
 

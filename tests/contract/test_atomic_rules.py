@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.adapters.sql.schema import conversations, members, reactions
+from hubbub.adapters.sql.sql import SqlStore
 from hubbub.domain.errors import Conflict
 from hubbub.domain.reactions import MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER
-from hubbub.storage.schema import conversations, members, reactions
-from hubbub.storage.sql import SqlStore
 from tests.contract.test_store_features import conversation, now, send, user
 from tests.support.waiting import until
 

@@ -10,9 +10,9 @@ from dataclasses import replace
 
 import pytest
 
+from hubbub.adapters.sql.calls import SqlCallStore
+from hubbub.adapters.sql.sql import SqlStore
 from hubbub.domain.calls import Call, CallState, EndReason
-from hubbub.storage.calls import SqlCallStore
-from hubbub.storage.sql import SqlStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

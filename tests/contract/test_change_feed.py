@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from hubbub.adapters.sql.sql import SqlStore
 from hubbub.services.changes import ChangeFeed
-from hubbub.storage.sql import SqlStore
 from tests.contract.test_store_features import conversation, new_id, now, send, user
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

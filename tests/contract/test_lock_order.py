@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from hubbub.adapters.sql.calls import SqlCallStore
+from hubbub.adapters.sql.sql import SqlStore
 from hubbub.domain.calls import Call, CallState, EndReason
 from hubbub.domain.models import MessageDraft
-from hubbub.storage.calls import SqlCallStore
-from hubbub.storage.sql import SqlStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

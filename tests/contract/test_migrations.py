@@ -16,8 +16,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, select, text
 
-from hubbub.storage import create_engine, upgrade
-from hubbub.storage.schema import conversations, members, metadata
+from hubbub.adapters.sql import create_engine, upgrade
+from hubbub.adapters.sql.schema import conversations, members, metadata
 from tests.support.cluster import postgres_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
+from hubbub.adapters.sql.sql import SqlStore
 from hubbub.domain.errors import NotFound
 from hubbub.domain.models import MessageDraft, SendOutcome
 from hubbub.storage.base import StoreUnavailable
-from hubbub.storage.sql import SqlStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
+from hubbub.adapters.sql import SearchLimits
+from hubbub.adapters.sql.matching import register_sqlite_functions
+from hubbub.adapters.sql.sql import UNREAD_COUNT_CAP, SqlStore
 from hubbub.domain.models import Membership
-from hubbub.storage import SearchLimits
-from hubbub.storage.search import register_sqlite_functions
-from hubbub.storage.sql import UNREAD_COUNT_CAP, SqlStore
 from tests.conftest import Backend
 from tests.contract.test_store_features import conversation, new_id, now, send, user
 from tests.support.bulk import Room, bulk_load

@@ -9,9 +9,9 @@ import uuid
 
 import pytest
 
+from hubbub.adapters.sql.sql import SqlStore
 from hubbub.domain.errors import Conflict, NotFound
 from hubbub.domain.models import Message, MessageDraft
-from hubbub.storage.sql import SqlStore
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from hubbub.adapters.sql import open_store
+from hubbub.adapters.sql.calls import SqlCallStore
 from hubbub.domain.calls import Call as CallRecord
 from hubbub.domain.calls import CallState
 from hubbub.services.context import now_micros
-from hubbub.storage import open_store
-from hubbub.storage.calls import SqlCallStore
 from tests.conftest import Backend, StartServer
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT, assert_error, set_role

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from hubbub.storage import open_store
+from hubbub.adapters.sql import open_store
 from tests.conftest import Backend
 from tests.support.client import ChatClient
 from tests.support.process import ServerProcess

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubbub.storage import open_store
+from hubbub.adapters.sql import open_store
 
 # Words of the generated messages: none contains another's letters in a way that makes
 # "zq" (the benchmarks' query that never matches) appear.

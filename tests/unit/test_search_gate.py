@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from hubbub.adapters.sql.search_budget import QUEUE_WAIT_S, RETRY_AFTER_MS, SearchGate
 from hubbub.domain.errors import RateLimited
-from hubbub.storage.search_budget import QUEUE_WAIT_S, RETRY_AFTER_MS, SearchGate
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -10,7 +10,11 @@ import pytest
 from sqlalchemy import column
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hubbub.storage.search import contains_insensitive, escape_like, register_sqlite_functions
+from hubbub.adapters.sql.matching import (
+    contains_insensitive,
+    escape_like,
+    register_sqlite_functions,
+)
 
 CONTENTS = ["100% sure", "100 sure", "snake_case", "snakeXcase", "C:\\temp", "C:temp",
             "ÄRGER", "ärger", "Hello World", "", "%_\\"]

@@ -14,11 +14,11 @@ from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.dialect import Dialect
+from hubbub.adapters.sql.schema import calls
+from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.calls import Call, CallState, EndReason
 from hubbub.storage.base import StoreUnavailable
-from hubbub.storage.dialect import Dialect
-from hubbub.storage.schema import calls
-from hubbub.storage.writer import Writer
 
 T = TypeVar("T")
 _OPEN = (CallState.RINGING.value, CallState.ACTIVE.value)

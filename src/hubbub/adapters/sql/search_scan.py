@@ -25,8 +25,8 @@ from sqlalchemy import ColumnElement, and_, case, literal_column, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hubbub.storage.schema import messages
-from hubbub.storage.search_budget import Deadline
+from hubbub.adapters.sql.schema import messages
+from hubbub.adapters.sql.search_budget import Deadline
 
 # The first chunk: enough for the usual search, whose matches are recent.
 FIRST_CHUNK = 256

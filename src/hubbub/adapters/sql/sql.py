@@ -22,6 +22,28 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.dialect import Dialect
+from hubbub.adapters.sql.matching import contains_insensitive
+from hubbub.adapters.sql.schema import (
+    conversations,
+    members,
+    message_edits,
+    messages,
+    reactions,
+    receipts,
+    users,
+)
+from hubbub.adapters.sql.search_budget import (
+    DEFAULT_SEARCH,
+    Deadline,
+    SearchGate,
+    SearchLimits,
+    new_deadline,
+    run_abortable,
+)
+from hubbub.adapters.sql.search_scan import scan
+from hubbub.adapters.sql.sends import SendBatch
+from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.errors import Conflict, NotFound
 from hubbub.domain.models import (
     Conversation,
@@ -43,28 +65,6 @@ from hubbub.domain.permissions import Ability, can, creator_role
 from hubbub.domain.reactions import check_new_reaction
 from hubbub.protocol.objects import Attachment, Kind, Role
 from hubbub.storage.base import StoreUnavailable
-from hubbub.storage.dialect import Dialect
-from hubbub.storage.schema import (
-    conversations,
-    members,
-    message_edits,
-    messages,
-    reactions,
-    receipts,
-    users,
-)
-from hubbub.storage.search import contains_insensitive
-from hubbub.storage.search_budget import (
-    DEFAULT_SEARCH,
-    Deadline,
-    SearchGate,
-    SearchLimits,
-    new_deadline,
-    run_abortable,
-)
-from hubbub.storage.search_scan import scan
-from hubbub.storage.sends import SendBatch
-from hubbub.storage.writer import Writer
 
 T = TypeVar("T")
 _attachments_encoder = msgspec.json.Encoder()
