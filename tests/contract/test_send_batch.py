@@ -12,7 +12,7 @@ import pytest
 from hubbub.adapters.sql.sql import SqlStore
 from hubbub.domain.errors import NotFound
 from hubbub.domain.models import MessageDraft, SendOutcome
-from hubbub.storage.base import StoreUnavailable
+from hubbub.storage.errors import StoreUnavailable
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -5,16 +5,25 @@ imports under `if TYPE_CHECKING:` and inside functions count too):
 
 1. `protocol/` imports nothing of ours outside `protocol/`.
 2. `domain/` imports nothing of ours outside `domain/` and `protocol/`.
-3. `protocol/`, `domain/` and `services/` import no driver and no web framework.
+3. `protocol/`, `domain/`, `storage/` and `services/` import no driver and no web
+   framework.
 4. `services/` do not import `transport/` (the web layer sits above them).
-5. Only the composition root (`app.py`, and `cli.py`) imports a concrete adapter: a storage,
-   bus or coordination module other than the seams (`storage.base`, `bus.base`,
-   `bus.envelope`). An adapter package may import its own modules.
+5. `storage/` is a seam only: it imports nothing of ours but `domain/`, `protocol/` and
+   itself.
+6. Only the composition root (`app.py`, and `cli.py`) imports a concrete adapter: a module
+   of `adapters/`, or a bus or coordination module other than the seams (`bus.base`,
+   `bus.envelope`). An adapter package (each of `adapters/`' subpackages) may import its
+   own modules.
+
+A last test imports the seams and the services for real and checks that no driver came
+with them.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,11 +36,11 @@ DRIVERS = frozenset({"aiohttp", "sqlalchemy", "alembic", "asyncpg", "aiosqlite",
                      "psycopg2", "redis", "websockets", "uvloop", "prometheus_client"})
 # Adapter packages, and the seam modules in them that anyone may import.
 ADAPTERS: dict[str, frozenset[str]] = {
-    "hubbub.storage": frozenset({"hubbub.storage", "hubbub.storage.base"}),
-    "hubbub.adapters": frozenset(),
     "hubbub.bus": frozenset({"hubbub.bus.base", "hubbub.bus.envelope"}),
     "hubbub.coordination": frozenset(),
 }
+# Each subpackage of this one (sql, …) is an adapter package, with no seam in it.
+ADAPTERS_ROOT = "hubbub.adapters"
 COMPOSITION_ROOTS = frozenset({"hubbub.app", "hubbub.cli", "hubbub.__main__"})
 
 
@@ -82,6 +91,8 @@ def in_package(module: str, package: str) -> bool:
 
 def adapter_of(module: str) -> str | None:
     """The adapter package a module belongs to, if it is a concrete adapter."""
+    if in_package(module, ADAPTERS_ROOT):
+        return ".".join(module.split(".")[:3])
     for package, seams in ADAPTERS.items():
         if in_package(module, package) and module not in seams:
             return package
@@ -91,15 +102,19 @@ def adapter_of(module: str) -> str | None:
 def broken_rule(module: str, target: str) -> str | None:
     """Why importing `target` from `module` breaks a rule, or None when it is fine."""
     ours = in_package(target, "hubbub")
-    layer = next((name for name in ("protocol", "domain", "services", "transport")
+    layer = next((name for name in ("protocol", "domain", "storage", "services", "transport")
                   if in_package(module, f"hubbub.{name}")), None)
     if layer == "protocol" and ours and not in_package(target, "hubbub.protocol"):
         return "protocol/ imports only protocol/"
     if layer == "domain" and ours and not (in_package(target, "hubbub.domain")
                                            or in_package(target, "hubbub.protocol")):
         return "domain/ imports only domain/ and protocol/"
-    if layer in ("protocol", "domain", "services") and target.split(".")[0] in DRIVERS:
+    if (layer in ("protocol", "domain", "storage", "services")
+            and target.split(".")[0] in DRIVERS):
         return "a driver or the web framework"
+    if layer == "storage" and ours and not any(
+            in_package(target, f"hubbub.{name}") for name in ("storage", "domain", "protocol")):
+        return "storage/ is a seam: it imports only domain/, protocol/ and itself"
     if layer == "services" and in_package(target, "hubbub.transport"):
         return "services/ sit below transport/"
     package = adapter_of(target) if ours else None
@@ -150,7 +165,10 @@ def test_relative_imports_are_resolved() -> None:
     ("hubbub.protocol.client", "hubbub.services.context"),
     ("hubbub.domain.models", "hubbub.services.views"),
     ("hubbub.domain.tokens", "hubbub.transport.auth"),
-    ("hubbub.domain.clock", "hubbub.storage.base"),
+    ("hubbub.domain.clock", "hubbub.storage.messages"),
+    ("hubbub.storage.messages", "sqlalchemy"),
+    ("hubbub.storage", "hubbub.adapters.sql"),
+    ("hubbub.storage.users", "hubbub.services.context"),
     ("hubbub.services.messages", "sqlalchemy"),
     ("hubbub.services.messages", "sqlalchemy.ext.asyncio"),
     ("hubbub.services.presence", "redis.asyncio"),
@@ -158,12 +176,14 @@ def test_relative_imports_are_resolved() -> None:
     ("hubbub.services.users", "asyncpg"),
     ("hubbub.services.users", "aiosqlite"),
     ("hubbub.services.events", "hubbub.transport.hub"),
-    ("hubbub.services.membership", "hubbub.adapters.sql.sql"),
+    ("hubbub.services.membership", "hubbub.adapters.sql.members"),
+    ("hubbub.services.membership", "hubbub.adapters.sql"),
     ("hubbub.services.events", "hubbub.bus.memory"),
     ("hubbub.transport.session", "hubbub.bus.redis"),
     ("hubbub.transport.rest", "hubbub.adapters.sql"),
     ("hubbub.transport.server", "hubbub.coordination.redis"),
-    ("hubbub.bus.redis", "hubbub.adapters.sql.sql"),
+    ("hubbub.bus.redis", "hubbub.adapters.sql.messages"),
+    ("hubbub.adapters.sql.users", "hubbub.adapters.redis"),
 ])
 def test_each_rule_catches_a_violation(module: str, target: str) -> None:
     """A made-up import that breaks a rule is reported."""
@@ -172,18 +192,38 @@ def test_each_rule_catches_a_violation(module: str, target: str) -> None:
 
 @pytest.mark.parametrize(("module", "target"), [
     ("hubbub.domain.models", "hubbub.protocol.objects"),
-    ("hubbub.services.membership", "hubbub.storage.base"),
+    ("hubbub.services.membership", "hubbub.storage.members"),
     ("hubbub.services.events", "hubbub.bus.base"),
     ("hubbub.services.events", "hubbub.bus.envelope"),
-    ("hubbub.transport.rest", "hubbub.storage.base"),
+    ("hubbub.transport.rest", "hubbub.storage.errors"),
+    ("hubbub.storage.messages", "hubbub.domain.models"),
     ("hubbub.transport.websocket", "aiohttp"),
     ("hubbub.app", "hubbub.adapters.sql"),
     ("hubbub.app", "hubbub.coordination.redis"),
     ("hubbub.cli", "hubbub.adapters.sql"),
-    ("hubbub.adapters.sql", "hubbub.adapters.sql.sql"),
+    ("hubbub.adapters.sql", "hubbub.adapters.sql.messages"),
+    ("hubbub.adapters.sql.messages", "hubbub.storage.messages"),
+    ("hubbub.adapters.sql.messages", "sqlalchemy"),
     ("hubbub.bus", "hubbub.bus.redis"),
     ("hubbub.domain.tokens", "jwt"),
 ])
 def test_allowed_imports_pass(module: str, target: str) -> None:
     """Seams, the composition root and an adapter's own modules are fine."""
     assert violations({module: {target}}) == []
+
+
+def test_importing_the_seams_and_services_loads_no_driver() -> None:
+    """In a fresh interpreter, the storage seam and every service module import without
+    SQLAlchemy or a database driver coming along (only app.py picks adapters)."""
+    probe = (
+        "import importlib, pkgutil, sys\n"
+        "import hubbub.storage, hubbub.services\n"
+        "for package in (hubbub.storage, hubbub.services):\n"
+        "    for info in pkgutil.iter_modules(package.__path__):\n"
+        "        importlib.import_module(f'{package.__name__}.{info.name}')\n"
+        "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                            text=True, cwd=SRC).stdout.split()
+    assert "hubbub" in loaded
+    assert {"sqlalchemy", "alembic", "aiosqlite", "asyncpg"}.isdisjoint(loaded)

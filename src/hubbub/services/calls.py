@@ -52,7 +52,7 @@ from hubbub.protocol.codec import encode_json
 from hubbub.protocol.objects import CallObject, Role
 from hubbub.services.access import require_ability
 from hubbub.services.context import Actor, ServiceContext
-from hubbub.storage.base import CallStore
+from hubbub.storage.calls import CallStore
 
 log = get_logger("hubbub.calls")
 

@@ -18,7 +18,7 @@ from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import calls
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.calls import Call, CallState, EndReason
-from hubbub.storage.base import StoreUnavailable
+from hubbub.storage.errors import StoreUnavailable
 
 T = TypeVar("T")
 _OPEN = (CallState.RINGING.value, CallState.ACTIVE.value)

@@ -64,7 +64,7 @@ from hubbub.domain.models import (
 from hubbub.domain.permissions import Ability, can, creator_role
 from hubbub.domain.reactions import check_new_reaction
 from hubbub.protocol.objects import Attachment, Kind, Role
-from hubbub.storage.base import StoreUnavailable
+from hubbub.storage.errors import StoreUnavailable
 
 T = TypeVar("T")
 _attachments_encoder = msgspec.json.Encoder()
