@@ -13,10 +13,12 @@ from sqlalchemy.pool import QueuePool
 from hubbub.adapters.sql import SearchLimits, open_store
 from hubbub.adapters.sql.calls import SqlCallStore
 from hubbub.bus import open_bus
+from hubbub.bus.base import Bus
 from hubbub.config import Settings
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.notify import notify
+from hubbub.services.access import Access
 from hubbub.services.calls import CallService
 from hubbub.services.changes import ChangeFeed
 from hubbub.services.connection_limit import (
@@ -25,7 +27,6 @@ from hubbub.services.connection_limit import (
     NoConnectionLimit,
 )
 from hubbub.services.consent import Consent
-from hubbub.services.context import ServiceContext
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
@@ -39,6 +40,8 @@ from hubbub.services.sync import SyncService
 from hubbub.services.tickets import MemoryTicketStore, TicketService, TicketStore
 from hubbub.services.typing import MemoryTypingStates, TypingService, TypingStates
 from hubbub.services.users import UserService
+from hubbub.storage import Stores
+from hubbub.storage.base import Store
 from hubbub.transport import calls as call_routes
 from hubbub.transport import metrics_http, rest, static
 from hubbub.transport.access import request_ids
@@ -126,6 +129,39 @@ async def open_coordination(settings: Settings) -> Coordination:
                         close=close, breakers=tuple(breakers))
 
 
+def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
+                 database: Store, bus: Bus, hub: Hub, metrics: Metrics,
+                 coordination: Coordination) -> Server:
+    """Every service, each given the stores and parts it uses, and the Server holding them."""
+    events = Events(bus)
+    memberships = MembershipCache(stores.members)
+    hub.add_control_listener(memberships.on_control)
+    bus.on_resumed(memberships.clear)  # invalidations sent during an outage are lost
+    access = Access(memberships, stores.conversations)
+    limiter = coordination.limiter
+    presence = PresenceService(stores.users, stores.members, events, coordination.presence)
+    consent = Consent(stores.members, memberships, events, presence)
+    return Server(
+        settings=settings, store=database, bus=bus, hub=hub, metrics=metrics,
+        limiter=limiter, verifier=verifier, users=UserService(stores.users),
+        messages=MessageService(stores.messages, stores.conversations, memberships, events,
+                                consent),
+        conversations=ConversationService(stores.conversations, stores.members, stores.users,
+                                          memberships, events, consent, limiter,
+                                          settings.conversation_rule),
+        presence=presence,
+        connection_limit=coordination.connection_limit,
+        tickets=TicketService(coordination.tickets),
+        search=SearchService(stores.search, access),
+        sync=SyncService(stores.messages, access),
+        typing=TypingService(access, events, coordination.typing, settings.typing_timeout),
+        receipts=ReceiptService(stores.receipts, access, events),
+        reactions=ReactionService(stores.reactions, stores.messages, access, events),
+        calls=CallService(stores.calls, stores.conversations, stores.members, memberships,
+                          access, events, settings.call_ring_timeout),
+    )
+
+
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
     verifier = build_verifier(settings)
@@ -152,10 +188,14 @@ def create_app(settings: Settings) -> web.Application:
                                      scan_limit=settings.search_scan_limit))
         bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
         metrics = Metrics()
+        stores = Stores(users=store, conversations=store, members=store, messages=store,
+                        reactions=store, receipts=store, search=store,
+                        calls=SqlCallStore(store.engine, store.dialect, store.writer))
         # Only Redis loses events (at-most-once across instances); the in-process bus never
         # does, so a single instance needs no repair and pays nothing for it.
         hub = Hub(bus, metrics.count_sent,
-                  changes=ChangeFeed(store) if settings.redis_url is not None else None,
+                  changes=(ChangeFeed(stores.messages, stores.conversations)
+                           if settings.redis_url is not None else None),
                   check_interval=settings.repair_check_interval)
         metrics.watch_order(hub.order_stats)
         metrics.registry.register(RepairCollector(hub.repair_stats))
@@ -164,32 +204,12 @@ def create_app(settings: Settings) -> web.Application:
         metrics.watch_users(lambda: hub.users_online)
         if isinstance(store.engine.pool, QueuePool):
             metrics.watch_pool(store.engine.pool)
-        events = Events(bus)
-        members = MembershipCache(store)
-        hub.add_control_listener(members.on_control)
-        bus.on_resumed(members.clear)  # invalidations sent during an outage are lost
-        ctx = ServiceContext(store=store, events=events, members=members)
         coordination = await open_coordination(settings)
         metrics.watch_breakers(coordination.breakers)
-        limiter, connection_limit = coordination.limiter, coordination.connection_limit
         if not settings.rate_limits:
             log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
-        presence = PresenceService(ctx, coordination.presence)
-        consent = Consent(ctx, presence)
-        server = Server(
-            settings=settings, store=store, bus=bus, hub=hub, metrics=metrics,
-            limiter=limiter, verifier=verifier, users=UserService(ctx),
-            messages=MessageService(ctx, consent),
-            conversations=ConversationService(ctx, consent, limiter,
-                                              settings.conversation_rule),
-            presence=presence,
-            connection_limit=connection_limit, tickets=TicketService(coordination.tickets),
-            search=SearchService(ctx), sync=SyncService(ctx),
-            typing=TypingService(ctx, coordination.typing, settings.typing_timeout),
-            receipts=ReceiptService(ctx), reactions=ReactionService(ctx),
-            calls=CallService(ctx, SqlCallStore(store.engine, store.dialect, store.writer),
-                              settings.call_ring_timeout),
-        )
+        server = build_server(settings, verifier, stores, store, bus, hub, metrics,
+                              coordination)
         server.presence.on_offline(server.calls.user_offline)
         hub.add_control_listener(server.calls.on_control)
         if coordination.watch_expired is not None:

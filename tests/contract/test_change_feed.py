@@ -15,7 +15,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 async def test_current_versions_of_many_conversations(store: SqlStore) -> None:
     """Each conversation's version as its changes left it; unknown ids are left out."""
-    feed = ChangeFeed(store)
+    feed = ChangeFeed(store, store)
     owner = await user(store)
     quiet, busy = await conversation(store, owner), await conversation(store, owner)
     first = await send(store, busy, owner, "one")
@@ -30,7 +30,7 @@ async def test_current_versions_of_many_conversations(store: SqlStore) -> None:
 async def test_changes_since_end_at_the_stored_version(store: SqlStore) -> None:
     """Every version is a message's version, so reading the changes after any version
     reaches the conversation's stored version: a repair that ends there missed nothing."""
-    feed = ChangeFeed(store)
+    feed = ChangeFeed(store, store)
     owner = await user(store)
     room = await conversation(store, owner)
     messages = [await send(store, room, owner, f"m{n}") for n in range(4)]

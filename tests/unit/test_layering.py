@@ -148,7 +148,7 @@ def test_the_walker_sees_the_imports() -> None:
     assert "hubbub.adapters.sql" in tree["hubbub.app"]
     assert "hubbub.protocol.objects" in tree["hubbub.domain.permissions"]
     assert "hubbub.domain.validation" in tree["hubbub.services.messages"]
-    assert "hubbub.storage.base" in tree["hubbub.services.membership"]
+    assert "hubbub.storage.members" in tree["hubbub.services.membership"]
 
 
 def test_relative_imports_are_resolved() -> None:
