@@ -1,4 +1,4 @@
-"""The search gate (storage/search_budget.py): slots per instance and per user, a short
+"""The search gate (adapters/sql/search_budget.py): slots per instance and per user, a short
 wait, then RATE_LIMITED; a cancelled waiter leaves no trace."""
 
 from __future__ import annotations

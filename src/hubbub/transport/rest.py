@@ -169,7 +169,7 @@ async def readyz(request: web.Request) -> web.Response:
     """
     server: Server = request.app[SERVER]
     try:
-        await server.store.ping()
+        await server.database.ping()
     except StoreUnavailable:
         return json_response({"status": "unavailable", "failed": ["database"]}, 503)
     try:

@@ -1,4 +1,4 @@
-"""The `CallStore` on SQLAlchemy Core, sharing the engine and the Writer of `SqlStore`.
+"""`CallStore` on SQL, sharing the engine and the Writer of the other stores.
 
 Every state change is one `UPDATE calls … WHERE id = ? AND state = <expected>` run by the
 shared Writer: the row count says whether this instance won the transition, so two
@@ -7,20 +7,17 @@ instances (or two devices answering at once) can never both move a call.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Row, and_, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import calls
+from hubbub.adapters.sql.shared import SQL_ERRORS, unavailable, write_apart
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.calls import Call, CallState, EndReason
-from hubbub.storage.errors import StoreUnavailable
 
-T = TypeVar("T")
 _OPEN = (CallState.RINGING.value, CallState.ACTIVE.value)
 
 
@@ -35,7 +32,9 @@ def _to_call(row: Row[Any]) -> Call:
 
 
 class SqlCallStore:
-    """Calls in the `calls` table; writes go through the store's group-committing Writer."""
+    """Calls in the `calls` table. Each write touches one call's row, so it runs apart from
+    the batches where that matters (Writer.run_apart) and never closes a lock cycle with
+    other instances."""
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer) -> None:
         self._engine = engine
@@ -43,7 +42,7 @@ class SqlCallStore:
         self._writer = writer
 
     async def create_call(self, call: Call) -> bool:
-        async def job(conn: AsyncConnection) -> bool:
+        async def _insert_call(conn: AsyncConnection) -> bool:
             result = await conn.execute(self._dialect.insert(calls).values(
                 id=call.id, conversation_id=call.conversation_id, caller_id=call.caller_id,
                 callee_id=call.callee_id, call_type=call.call_type, state=call.state.value,
@@ -51,7 +50,7 @@ class SqlCallStore:
             ).on_conflict_do_nothing())
             return bool(result.rowcount)
 
-        return await self._write(job)
+        return await write_apart(self._writer, _insert_call)
 
     async def get_call(self, call_id: str) -> Call | None:
         rows = await self._read(select(calls).where(calls.c.id == call_id))
@@ -71,11 +70,11 @@ class SqlCallStore:
                      .where(calls.c.id == call_id, calls.c.state == expected.value)
                      .values(**values).returning(*calls.c))
 
-        async def job(conn: AsyncConnection) -> Call | None:
+        async def _transition_call(conn: AsyncConnection) -> Call | None:
             row = (await conn.execute(statement)).first()
             return None if row is None else _to_call(row)
 
-        return await self._write(job)
+        return await write_apart(self._writer, _transition_call)
 
     async def open_calls_of(self, user_id: str) -> list[Call]:
         query = select(calls).where(
@@ -117,13 +116,5 @@ class SqlCallStore:
         try:
             async with self._engine.connect() as conn:
                 return list((await conn.execute(query)).all())
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
-
-    async def _write(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Each write touches one call's row: apart from the batches where that matters
-        (Writer.run_apart), so it never closes a lock cycle with other instances."""
-        try:
-            return await self._writer.run_apart(job)
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+        except SQL_ERRORS as exc:
+            raise unavailable(exc) from exc

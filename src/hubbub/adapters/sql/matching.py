@@ -1,4 +1,5 @@
-"""Case-insensitive, literal substring matching (the search of PROTOCOL.md §3) per database.
+"""Case-insensitive, literal substring matching (the search of PROTOCOL.md §3) per database
+(dialect.py picks the form).
 
 PostgreSQL: `content ILIKE '%q%' ESCAPE '\\'`, which folds case by Unicode rules under a
 UTF-8 locale and can use the pg_trgm GIN index of migration 0002.
@@ -27,11 +28,13 @@ def escape_like(text: str) -> str:
             .replace("_", ESCAPE + "_"))
 
 
-def contains_insensitive(dialect_name: str, column: ColumnElement[str],
-                         query: str) -> ColumnElement[bool]:
-    """A condition: `column` contains `query`, ignoring case, with no wildcards."""
-    if dialect_name == "postgresql":
-        return column.ilike("%" + escape_like(query) + "%", escape=ESCAPE)
+def ilike(column: ColumnElement[str], query: str) -> ColumnElement[bool]:
+    """PostgreSQL's form: `column` contains `query`, ignoring case, with no wildcards."""
+    return column.ilike("%" + escape_like(query) + "%", escape=ESCAPE)
+
+
+def lowered_like(column: ColumnElement[str], query: str) -> ColumnElement[bool]:
+    """SQLite's form of the same, through `hubbub_lower` (register_sqlite_functions)."""
     pattern = "%" + escape_like(query.lower()) + "%"
     return func.hubbub_lower(column).like(pattern, escape=ESCAPE)
 

@@ -24,7 +24,7 @@ in different orders deadlock, and PostgreSQL breaks a deadlock only after `deadl
 (1 s by default) — measured on three instances: ~165 changes/s instead of thousands. So a
 job names the conversations it will lock (`keys`), and a batch with two or more of them
 first locks them all in sorted order (`lock`), before any job runs. One key needs no order.
-Jobs lock their conversation's row before any other row of it (storage/sql.py), so these
+Jobs lock their conversation's row before any other row of it (shared.py), so these
 locks order every row a batch writes.
 """
 
