@@ -43,7 +43,7 @@ class SendBatch:
         self._load_messages = load_messages
 
     async def __call__(self, conn: AsyncConnection,
-                       drafts: list[MessageDraft]) -> list[SendOutcome | ChatError]:
+                       drafts: Sequence[MessageDraft]) -> list[SendOutcome | ChatError]:
         """Store `drafts` in order; one outcome (or NotFound) per draft, in order."""
         outcomes: list[SendOutcome | ChatError | None] = [None] * len(drafts)
         sql = await self._bind(conn)
@@ -78,7 +78,7 @@ class SendBatch:
         return _complete(outcomes, drafts, first_of)
 
 
-def _take_versions(drafts: list[MessageDraft], fresh: list[int], last: dict[str, int],
+def _take_versions(drafts: Sequence[MessageDraft], fresh: list[int], last: dict[str, int],
                    counts: Counts, outcomes: list[SendOutcome | ChatError | None]
                    ) -> list[Row]:
     """Give each fresh draft its version, `last - n + 1 … last` in arrival order within its
@@ -115,7 +115,7 @@ def _key(draft: MessageDraft) -> Key:
     return (draft.sender_id, draft.conversation_id, draft.client_message_id)
 
 
-def _complete(outcomes: list[SendOutcome | ChatError | None], drafts: list[MessageDraft],
+def _complete(outcomes: list[SendOutcome | ChatError | None], drafts: Sequence[MessageDraft],
               first_of: dict[Key, int]) -> list[SendOutcome | ChatError]:
     """Fill in the repeats of a key within the batch from the first draft with that key."""
     done: list[SendOutcome | ChatError] = []
