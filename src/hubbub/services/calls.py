@@ -281,7 +281,7 @@ class CallService:
             NotFound: unknown conversation; Forbidden: not a member who may read it.
         """
         await self._access.require_ability(actor, conversation_id, Ability.READ,
-                              what="see calls")
+                                           what="see calls")
         return await self._calls.list_calls(conversation_id, actor.user_id, before, limit)
 
     # -- helpers -------------------------------------------------------------------------
@@ -353,7 +353,7 @@ class CallService:
         """The callee of a new call: the other member of a direct conversation, or the
         named member, who must be allowed to take part in calls (§5 `send`)."""
         await self._access.require_ability(actor, conversation_id, Ability.SEND,
-                              what="place calls")
+                                           what="place calls")
         if target_user_id == actor.user_id:
             raise BadRequest("cannot call yourself - at `$.target_user_id`")
         conversation = await self._conversations.get_conversation(conversation_id)

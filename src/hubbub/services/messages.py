@@ -87,7 +87,7 @@ class MessageService:
         elif not can(role, Ability.MODERATE):
             raise Forbidden("only the sender or a moderator may delete a message")
         deleted, changed = await self._messages.delete(message_id, actor.user_id,
-                                                        self._clock())
+                                                       self._clock())
         if changed:
             assert deleted.deleted_at is not None
             self._events.to_conversation(deleted.conversation_id, MessageDeleted(

@@ -118,7 +118,7 @@ class PresenceService:
         own connections are left out: nobody hears their own presence."""
         if await self._counter.online([user_id]):
             self._events.to_conversation(conversation_id, _changed(user_id, "online"),
-                                             exclude_user=user_id)
+                                         exclude_user=user_id)
 
     async def _announce(self, user_id: str, status: str, last_seen: int | None) -> None:
         event = _changed(user_id, status, last_seen)

@@ -69,6 +69,6 @@ class ReactionService:
             raise NotFound("unknown message - at `$.message_id`")
         # Permission before state: a non-member learns nothing about a message's deletion.
         await self._access.require_ability(actor, message.conversation_id, Ability.SEND,
-                              what="react")
+                                           what="react")
         if message.is_deleted:
             raise Conflict("the message is deleted - at `$.message_id`")

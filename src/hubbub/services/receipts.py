@@ -34,7 +34,7 @@ class ReceiptService:
         """
         await self._access.require_readable(actor, conversation_id)
         change = await self._receipts.mark_read(conversation_id, actor.user_id, message_id,
-                                                 self._clock())
+                                                self._clock())
         if change.changed:
             self._events.to_conversation(conversation_id, MessageRead(
                 conversation_id=conversation_id, message_id=message_id,
@@ -51,7 +51,7 @@ class ReceiptService:
         """
         await self._access.require_readable(actor, conversation_id)
         change = await self._receipts.mark_delivered(conversation_id, actor.user_id,
-                                                      message_id, self._clock())
+                                                     message_id, self._clock())
         if change.changed:
             self._events.to_conversation(conversation_id, MessageDelivered(
                 conversation_id=conversation_id, message_id=message_id,

@@ -16,7 +16,7 @@ class UserService:
     async def seen(self, identity: Identity) -> User:
         """Register or refresh the user a valid token speaks for."""
         return await self._users.upsert_user(identity.user_id, identity.name,
-                                                 self._clock())
+                                             self._clock())
 
     async def get(self, user_id: str) -> User | None:
         return await self._users.get_user(user_id)
