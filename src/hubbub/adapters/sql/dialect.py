@@ -39,9 +39,8 @@ Order = tuple[ColumnElement[Any], ...]  # ORDER BY clauses, e.g. (created_at DES
 
 
 class Dialect(Protocol):
-    """What the SQL stores need to know about their database."""
-
-    name: str
+    """What the SQL stores need to know about their database. It has no name to compare:
+    a difference is a method here, never a branch in a store."""
 
     @property
     def conversation_locker(self) -> Locker | None:
@@ -81,7 +80,8 @@ def _newest(columns: Any) -> Order:
 
 
 class SqliteDialect:
-    name = "sqlite"
+    """One process and one writer: no lock order, no advisory lock."""
+
     conversation_locker: Locker | None = None
 
     def create_engines(self, driver_url: str, search: SearchLimits
@@ -116,8 +116,7 @@ class SqliteDialect:
 
 
 class PostgresDialect:
-    name = "postgresql"
-
+    """Several instances write at once: batches lock conversations in one order."""
     @property
     def conversation_locker(self) -> Locker | None:
         return lock_conversations
