@@ -12,7 +12,7 @@ that share of the messages with the same `client_message_id`; each must be confi
 the message already stored. On SQLite the database is checked afterwards: exactly one row
 per message and versions 1..n without gaps in every conversation.
 
-`store` mode calls `Store.send` from `--senders` coroutines in this process, without any
+`store` mode calls `MessageStore.send` from `--senders` coroutines in this process, without any
 transport, to measure the storage layer (and group commit) alone.
 """
 
@@ -243,29 +243,31 @@ async def verify(url: str, conversation_ids: list[str], expected: int,
 
 
 async def run_store(args: argparse.Namespace) -> Result:
-    """`Store.send` from many coroutines, no transport: the storage layer's own rate."""
+    """`MessageStore.send` from many coroutines, no transport: the storage layer's own rate."""
+    from hubbub.adapters.sql import open_sql_database
     from hubbub.domain.models import MessageDraft
-    from hubbub.storage import open_store
 
     result = Result("store", args.senders, args.messages, args.window, args.conversations)
     with tempfile.TemporaryDirectory(prefix="hubbub-bench-") as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        store = await open_store(url)
+        database = await open_sql_database(url)
+        users, conversations = database.stores.users, database.stores.conversations
+        messages = database.stores.messages
         try:
             now = time.time_ns() // 1000
             senders = [str(uuid.uuid4()) for _ in range(args.senders)]
             for i, sender in enumerate(senders):
-                await store.upsert_user(sender, f"sender-{i}", now)
+                await users.upsert_user(sender, f"sender-{i}", now)
             if args.conversations == "shared":
                 shared = str(uuid.uuid4())
-                await store.create_conversation(shared, "channel", "persist", senders[0],
-                                                senders[1:], now)
+                await conversations.create_conversation(shared, "channel", "persist",
+                                                        senders[0], senders[1:], now)
                 ids = [shared] * len(senders)
             else:
                 ids = [str(uuid.uuid4()) for _ in senders]
                 for sender, conversation_id in zip(senders, ids, strict=True):
-                    await store.create_conversation(conversation_id, "channel", "p", sender,
-                                                    [], now)
+                    await conversations.create_conversation(conversation_id, "channel", "p",
+                                                            sender, [], now)
             share = args.messages // args.senders
             acks: list[float] = []
 
@@ -275,7 +277,7 @@ async def run_store(args: argparse.Namespace) -> Result:
                 async def one(n: int) -> None:
                     async with gate:
                         started = time.perf_counter()
-                        await store.send(MessageDraft(
+                        await messages.send(MessageDraft(
                             id=str(uuid.uuid4()), conversation_id=ids[i],
                             sender_id=senders[i], sender_name=f"sender-{i}",
                             content=f"message {n}", parent_id=None, attachments=(),
@@ -285,15 +287,15 @@ async def run_store(args: argparse.Namespace) -> Result:
 
                 await asyncio.gather(*(one(n) for n in range(share)))
 
-            batches0 = store.writer.batches
+            batches0 = database.writer.batches
             cpu0, started = time.process_time(), time.perf_counter()
             async with asyncio.timeout(args.timeout):
                 await asyncio.gather(*(one_sender(i) for i in range(args.senders)))
             seconds = time.perf_counter() - started
             cpu = time.process_time() - cpu0
-            result.batches = store.writer.batches - batches0
+            result.batches = database.writer.batches - batches0
         finally:
-            await store.close()
+            await database.close()
         total = share * args.senders
         result.messages = total
         result.seconds = seconds

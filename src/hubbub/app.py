@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from hubbub.adapters.memory.presence import MemoryPresenceCounter
 from hubbub.adapters.memory.ratelimit import MemoryRateLimiter, Unlimited
 from hubbub.adapters.memory.tickets import MemoryTicketStore
 from hubbub.adapters.memory.typing import MemoryTypingStates
+from hubbub.adapters.sql import SearchLimits, SqlDatabase, open_sql_database
 from hubbub.bus import Bus
 from hubbub.config import Settings
 from hubbub.coordination import (
@@ -28,10 +30,10 @@ from hubbub.coordination import (
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.notify import notify
+from hubbub.services.access import Access
 from hubbub.services.calls import CallService
 from hubbub.services.changes import ChangeFeed
 from hubbub.services.consent import Consent
-from hubbub.services.context import ServiceContext
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
@@ -44,8 +46,7 @@ from hubbub.services.sync import SyncService
 from hubbub.services.tickets import TicketService
 from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
-from hubbub.storage import SearchLimits, open_store
-from hubbub.storage.calls import SqlCallStore
+from hubbub.storage import Database, Stores
 from hubbub.transport import calls as call_routes
 from hubbub.transport import metrics_http, rest, static
 from hubbub.transport.access import request_ids
@@ -60,6 +61,10 @@ from hubbub.transport.shutdown import shut_down, track_requests
 from hubbub.transport.websocket import heartbeat, websocket_handler
 
 log = get_logger("hubbub.app")
+
+# The stores a running app opened, for tests' assertions on stored state (never handed to
+# a service or to transport whole: each part gets the nouns it uses).
+STORES = web.AppKey("stores", Stores)
 
 
 def build_verifier(settings: Settings) -> TokenVerifier:
@@ -144,6 +149,50 @@ async def open_coordination(settings: Settings) -> Coordination:
                         close=close, breakers=tuple(breakers))
 
 
+def watch(metrics: Metrics, hub: Hub, database: SqlDatabase, bus: Bus) -> None:
+    """Export what the hub, the database and the bus do on /metrics."""
+    metrics.watch_order(hub.order_stats)
+    metrics.registry.register(RepairCollector(hub.repair_stats))
+    metrics.watch_writer(database.writer)
+    metrics.watch_bus(bus)
+    metrics.watch_users(lambda: hub.users_online)
+    if isinstance(database.engine.pool, QueuePool):
+        metrics.watch_pool(database.engine.pool)
+
+
+def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
+                 database: Database, bus: Bus, hub: Hub, metrics: Metrics,
+                 coordination: Coordination) -> Server:
+    """Every service, each given the stores and parts it uses, and the Server holding them."""
+    events = Events(bus)
+    memberships = MembershipCache(stores.members)
+    hub.add_control_listener(memberships.on_control)
+    bus.on_resumed(memberships.clear)  # invalidations sent during an outage are lost
+    access = Access(memberships, stores.conversations)
+    limiter = coordination.limiter
+    presence = PresenceService(stores.users, stores.members, events, coordination.presence)
+    consent = Consent(stores.members, memberships, events, presence)
+    return Server(
+        settings=settings, database=database, bus=bus, hub=hub, metrics=metrics,
+        limiter=limiter, verifier=verifier, users=UserService(stores.users),
+        messages=MessageService(stores.messages, stores.conversations, memberships, events,
+                                consent),
+        conversations=ConversationService(stores.conversations, stores.members, stores.users,
+                                          memberships, events, consent, limiter,
+                                          settings.conversation_rule),
+        presence=presence,
+        connection_limit=coordination.connection_limit,
+        tickets=TicketService(coordination.tickets),
+        search=SearchService(stores.search, access),
+        sync=SyncService(stores.messages, access),
+        typing=TypingService(access, events, coordination.typing, settings.typing_timeout),
+        receipts=ReceiptService(stores.receipts, access, events),
+        reactions=ReactionService(stores.reactions, stores.messages, access, events),
+        calls=CallService(stores.calls, stores.conversations, stores.members, memberships,
+                          access, events, settings.call_ring_timeout),
+    )
+
+
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
     verifier = build_verifier(settings)
@@ -162,86 +211,6 @@ def create_app(settings: Settings) -> web.Application:
     call_routes.routes(app)
     static.routes(app)
 
-    async def lifespan(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(settings.database_url, migrate=settings.auto_migrate,
-                                 search=SearchLimits(
-                                     concurrency=settings.search_concurrency,
-                                     timeout_s=settings.search_timeout,
-                                     scan_limit=settings.search_scan_limit))
-        bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
-        metrics = Metrics()
-        # Only Redis loses events (at-most-once across instances); the in-process bus never
-        # does, so a single instance needs no repair and pays nothing for it.
-        hub = Hub(bus, metrics.count_sent,
-                  changes=ChangeFeed(store) if settings.redis_url is not None else None,
-                  check_interval=settings.repair_check_interval)
-        metrics.watch_order(hub.order_stats)
-        metrics.registry.register(RepairCollector(hub.repair_stats))
-        metrics.watch_writer(store.writer)
-        metrics.watch_bus(bus)
-        metrics.watch_users(lambda: hub.users_online)
-        if isinstance(store.engine.pool, QueuePool):
-            metrics.watch_pool(store.engine.pool)
-        events = Events(bus)
-        members = MembershipCache(store)
-        hub.add_control_listener(members.on_control)
-        bus.on_resumed(members.clear)  # invalidations sent during an outage are lost
-        ctx = ServiceContext(store=store, events=events, members=members)
-        coordination = await open_coordination(settings)
-        metrics.watch_breakers(coordination.breakers)
-        limiter, connection_limit = coordination.limiter, coordination.connection_limit
-        if not settings.rate_limits:
-            log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
-        presence = PresenceService(ctx, coordination.presence)
-        consent = Consent(ctx, presence)
-        server = Server(
-            settings=settings, store=store, bus=bus, hub=hub, metrics=metrics,
-            limiter=limiter, verifier=verifier, users=UserService(ctx),
-            messages=MessageService(ctx, consent),
-            conversations=ConversationService(ctx, consent, limiter,
-                                              settings.conversation_rule),
-            presence=presence,
-            connection_limit=connection_limit, tickets=TicketService(coordination.tickets),
-            search=SearchService(ctx), sync=SyncService(ctx),
-            typing=TypingService(ctx, coordination.typing, settings.typing_timeout),
-            receipts=ReceiptService(ctx), reactions=ReactionService(ctx),
-            calls=CallService(ctx, SqlCallStore(store.engine, store.dialect, store.writer),
-                              settings.call_ring_timeout),
-        )
-        server.presence.on_offline(server.calls.user_offline)
-        hub.add_control_listener(server.calls.on_control)
-        if coordination.watch_expired is not None:
-            coordination.watch_expired(server.presence.went_offline)
-        if coordination.watch_revived is not None:
-            coordination.watch_revived(server.presence.back_online)
-        server.flusher_for_loop()
-        await bus.start(hub.on_bus)
-        hub.start()
-        await server.calls.start(server.presence.online)
-        app[SERVER] = server
-        beat = asyncio.get_running_loop().create_task(heartbeat(server))
-        sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
-        apart = (None if settings.metrics_port is None else await metrics_http.serve_apart(
-            server, settings.metrics_host or settings.host, settings.metrics_port))
-        try:
-            yield
-        finally:
-            if apart is not None:
-                await apart.cleanup()
-            beat.cancel()
-            sweep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweep
-            await server.typing.close()
-            await server.calls.close()
-            await hub.close()
-            if coordination.close is not None:
-                await coordination.close()
-            await bus.close()
-            await store.close()
-
     async def on_shutdown(app: web.Application) -> None:
         server: Server | None = app.get(SERVER)
         if server is None:
@@ -249,6 +218,65 @@ def create_app(settings: Settings) -> web.Application:
         notify("STOPPING=1")  # systemd: the stop has begun (a no-op elsewhere)
         await shut_down(server, settings.shutdown_grace)
 
-    app.cleanup_ctx.append(lifespan)
+    app.cleanup_ctx.append(functools.partial(_lifespan, settings=settings, verifier=verifier))
     app.on_shutdown.append(on_shutdown)
     return app
+
+
+async def _lifespan(app: web.Application, *, settings: Settings,
+                    verifier: TokenVerifier) -> AsyncIterator[None]:
+    """Open every part, serve while the app runs (the one yield), close them in reverse."""
+    database = await open_sql_database(
+        settings.database_url, migrate=settings.auto_migrate,
+        search=SearchLimits(concurrency=settings.search_concurrency,
+                            timeout_s=settings.search_timeout,
+                            scan_limit=settings.search_scan_limit))
+    stores = database.stores
+    bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
+    metrics = Metrics()
+    # Only Redis loses events (at-most-once across instances); the in-process bus never
+    # does, so a single instance needs no repair and pays nothing for it.
+    hub = Hub(bus, metrics.count_sent,
+              changes=(ChangeFeed(stores.messages, stores.conversations)
+                       if settings.redis_url is not None else None),
+              check_interval=settings.repair_check_interval)
+    watch(metrics, hub, database, bus)
+    coordination = await open_coordination(settings)
+    metrics.watch_breakers(coordination.breakers)
+    if not settings.rate_limits:
+        log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
+    server = build_server(settings, verifier, stores, database, bus, hub, metrics,
+                          coordination)
+    server.presence.on_offline(server.calls.user_offline)
+    hub.add_control_listener(server.calls.on_control)
+    if coordination.watch_expired is not None:
+        coordination.watch_expired(server.presence.went_offline)
+    if coordination.watch_revived is not None:
+        coordination.watch_revived(server.presence.back_online)
+    server.flusher_for_loop()
+    await bus.start(hub.on_bus)
+    hub.start()
+    await server.calls.start(server.presence.online)
+    app[SERVER] = server
+    app[STORES] = stores
+    beat = asyncio.get_running_loop().create_task(heartbeat(server))
+    sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
+    apart = (None if settings.metrics_port is None else await metrics_http.serve_apart(
+        server, settings.metrics_host or settings.host, settings.metrics_port))
+    try:
+        yield
+    finally:
+        if apart is not None:
+            await apart.cleanup()
+        for task in (beat, sweep):
+            task.cancel()
+        for task in (beat, sweep):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await server.typing.close()
+        await server.calls.close()
+        await hub.close()
+        if coordination.close is not None:
+            await coordination.close()
+        await bus.close()
+        await database.close()

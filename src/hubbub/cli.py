@@ -149,13 +149,13 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from hubbub.storage import open_store
+    from hubbub.adapters.sql import open_sql_database
 
     settings = _start_logging(_load(args))
 
     async def run() -> None:
-        store = await open_store(settings.database_url, migrate=True)
-        await store.close()
+        database = await open_sql_database(settings.database_url, migrate=True)
+        await database.close()
 
     asyncio.run(run())
     log.info("migrate.done", database=settings.database_url.split("://")[0])

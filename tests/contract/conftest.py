@@ -6,16 +6,15 @@ from collections.abc import AsyncIterator
 
 import pytest_asyncio
 
-from hubbub.storage import open_store
-from hubbub.storage.sql import SqlStore
 from tests.conftest import Backend
 from tests.support.services import create_postgres_database, drop_postgres_database
+from tests.support.stores import SqlStores, open_stores
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def store(backend: Backend) -> AsyncIterator[SqlStore]:
+async def store(backend: Backend) -> AsyncIterator[SqlStores]:
     """The store of the backend under test, schema up to date."""
-    opened = await open_store(backend.database_url)
+    opened = await open_stores(backend.database_url)
     try:
         yield opened
     finally:
@@ -23,12 +22,12 @@ async def store(backend: Backend) -> AsyncIterator[SqlStore]:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def two_instances() -> AsyncIterator[tuple[SqlStore, SqlStore]]:
+async def two_instances() -> AsyncIterator[tuple[SqlStores, SqlStores]]:
     """Two stores on one fresh PostgreSQL database, as two instances would have: two
     writers, whose transactions only the database's locks order."""
     database = await create_postgres_database()
-    first = await open_store(database.url)
-    second = await open_store(database.url)
+    first = await open_stores(database.url)
+    second = await open_stores(database.url)
     try:
         yield first, second
     finally:

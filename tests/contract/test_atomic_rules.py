@@ -1,5 +1,6 @@
 """Rules the store decides inside the write transaction, under the conversation's lock
-(storage/sql.py): the last owner stays, and a message's reactions stay within their caps.
+(adapters/sql/members.py and reactions.py): the last owner stays, and a message's
+reactions stay within their caps.
 
 On PostgreSQL two instances' transactions run at once, so each rule counts only after it
 holds the conversation's row lock. Each race here is played out step by step: instance
@@ -19,17 +20,17 @@ import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.adapters.sql.schema import conversations, members, reactions
 from hubbub.domain.errors import Conflict
 from hubbub.domain.reactions import MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER
-from hubbub.storage.schema import conversations, members, reactions
-from hubbub.storage.sql import SqlStore
 from tests.contract.test_store_features import conversation, now, send, user
+from tests.support.stores import SqlStores
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def group_of_owners(store: SqlStore, owners: int) -> tuple[str, list[str], str]:
+async def group_of_owners(store: SqlStores, owners: int) -> tuple[str, list[str], str]:
     """A group with `owners` owners and one plain member: (room, owner ids, member id)."""
     first, member = await user(store), await user(store)
     others = [await user(store) for _ in range(owners - 1)]
@@ -39,11 +40,11 @@ async def group_of_owners(store: SqlStore, owners: int) -> tuple[str, list[str],
     return room, [first, *others], member
 
 
-async def owners_of(store: SqlStore, room: str) -> list[str]:
+async def owners_of(store: SqlStores, room: str) -> list[str]:
     return [m.user_id for m in await store.list_members(room) if m.role == "owner"]
 
 
-async def fill_emoji(store: SqlStore, message_id: str, count: int) -> None:
+async def fill_emoji(store: SqlStores, message_id: str, count: int) -> None:
     """`count` different emoji on the message, from as many users as the per-user cap needs."""
     reactor = ""
     for n in range(count):
@@ -55,7 +56,7 @@ async def fill_emoji(store: SqlStore, message_id: str, count: int) -> None:
 # -- the rules, on both databases -----------------------------------------------------------
 
 
-async def test_the_last_owner_can_neither_step_down_nor_leave(store: SqlStore) -> None:
+async def test_the_last_owner_can_neither_step_down_nor_leave(store: SqlStores) -> None:
     """With other members present the only owner's demotion and removal are Conflict."""
     room, [owner], _ = await group_of_owners(store, 1)
     with pytest.raises(Conflict):
@@ -65,14 +66,14 @@ async def test_the_last_owner_can_neither_step_down_nor_leave(store: SqlStore) -
     assert await owners_of(store, room) == [owner]
 
 
-async def test_an_owner_alone_with_banned_members_may_leave(store: SqlStore) -> None:
+async def test_an_owner_alone_with_banned_members_may_leave(store: SqlStores) -> None:
     """Banned members do not count as members who would be left without an owner."""
     room, [owner], member = await group_of_owners(store, 1)
     await store.put_member(room, member, "banned", now())
     assert await store.remove_member(room, owner)
 
 
-async def test_one_of_two_owners_may_go(store: SqlStore) -> None:
+async def test_one_of_two_owners_may_go(store: SqlStores) -> None:
     """Another owner remains, so the first steps down and the second is then the last."""
     room, [first, second], _ = await group_of_owners(store, 2)
     await store.put_member(room, first, "member", now())
@@ -81,7 +82,7 @@ async def test_one_of_two_owners_may_go(store: SqlStore) -> None:
     assert await owners_of(store, room) == [second]
 
 
-async def test_reactions_stop_at_the_emoji_cap(store: SqlStore) -> None:
+async def test_reactions_stop_at_the_emoji_cap(store: SqlStores) -> None:
     """Past the cap a new emoji is Conflict and stores nothing; an emoji already there may
     still be added by others, and a repeat is still a no-op."""
     author = await user(store)
@@ -100,7 +101,7 @@ async def test_reactions_stop_at_the_emoji_cap(store: SqlStore) -> None:
     assert not repeat.changed
 
 
-async def test_reactions_stop_at_the_per_user_cap(store: SqlStore) -> None:
+async def test_reactions_stop_at_the_per_user_cap(store: SqlStores) -> None:
     """One user's reactions on one message stop at their cap; another user's do not."""
     author, reactor, other = await user(store), await user(store), await user(store)
     room = await conversation(store, author)
@@ -128,7 +129,7 @@ async def waiting_for_a_lock(conn: AsyncConnection) -> bool:
     return bool(found)
 
 
-async def race(one: SqlStore, two: SqlStore, room: str,
+async def race(one: SqlStores, two: SqlStores, room: str,
                change: Callable[[AsyncConnection], Awaitable[None]],
                write: Awaitable[Any]) -> Any:
     """Run `change` in instance one's transaction, holding the conversation's lock; start
@@ -156,7 +157,7 @@ async def race(one: SqlStore, two: SqlStore, room: str,
 
 
 async def test_a_leave_waits_for_a_concurrent_step_down(
-        two_instances: tuple[SqlStore, SqlStore]) -> None:
+        two_instances: tuple[SqlStores, SqlStores]) -> None:
     """Owner A steps down in instance one's open transaction while owner B leaves through
     instance two: B's leave is decided after A's step-down committed, so B is the last
     owner and the leave is Conflict."""
@@ -174,7 +175,7 @@ async def test_a_leave_waits_for_a_concurrent_step_down(
 
 
 async def test_a_reaction_waits_for_a_concurrent_one_at_the_cap(
-        two_instances: tuple[SqlStore, SqlStore]) -> None:
+        two_instances: tuple[SqlStores, SqlStores]) -> None:
     """Instance one's open transaction adds the last emoji the cap allows; instance two's
     new emoji is counted after it committed, and is Conflict."""
     one, two = two_instances

@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 
 from hubbub.domain.calls import Call, CallState, EndReason
-from hubbub.storage.calls import SqlCallStore
-from hubbub.storage.sql import SqlStore
+from hubbub.storage import CallStore
+from tests.support.stores import SqlStores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -30,8 +30,8 @@ def new_id() -> str:
 
 
 @pytest.fixture
-def calls(store: SqlStore) -> SqlCallStore:
-    return SqlCallStore(store.engine, store.dialect, store.writer)
+def calls(store: SqlStores) -> CallStore:
+    return store.stores.calls
 
 
 def a_call(caller: str | None = None, callee: str | None = None,
@@ -41,7 +41,7 @@ def a_call(caller: str | None = None, callee: str | None = None,
                 state=RINGING, created_at=now() if created_at is None else created_at)
 
 
-async def placed(calls: SqlCallStore, caller: str | None = None, callee: str | None = None,
+async def placed(calls: CallStore, caller: str | None = None, callee: str | None = None,
                  conversation_id: str | None = None, created_at: int | None = None) -> Call:
     """A ringing call, stored."""
     call = a_call(caller, callee, conversation_id, created_at)
@@ -49,13 +49,13 @@ async def placed(calls: SqlCallStore, caller: str | None = None, callee: str | N
     return call
 
 
-async def test_a_call_is_stored_as_placed(calls: SqlCallStore) -> None:
+async def test_a_call_is_stored_as_placed(calls: CallStore) -> None:
     """`get_call` returns the ringing call as it was created."""
     call = await placed(calls)
     assert await calls.get_call(call.id) == call
 
 
-async def test_a_taken_id_is_refused(calls: SqlCallStore) -> None:
+async def test_a_taken_id_is_refused(calls: CallStore) -> None:
     """A second call with the same id is not stored and the first one is unchanged."""
     call = await placed(calls)
     again = replace(call, conversation_id=new_id(), call_type="audio", created_at=now())
@@ -63,7 +63,7 @@ async def test_a_taken_id_is_refused(calls: SqlCallStore) -> None:
     assert await calls.get_call(call.id) == call
 
 
-async def test_answering_stamps_the_time_and_the_connection(calls: SqlCallStore) -> None:
+async def test_answering_stamps_the_time_and_the_connection(calls: CallStore) -> None:
     """ringing → active records `answered_at` and the answering connection."""
     call = await placed(calls)
     at = now()
@@ -74,7 +74,7 @@ async def test_answering_stamps_the_time_and_the_connection(calls: SqlCallStore)
     assert await calls.get_call(call.id) == answered
 
 
-async def test_ending_stamps_the_time_and_the_reason(calls: SqlCallStore) -> None:
+async def test_ending_stamps_the_time_and_the_reason(calls: CallStore) -> None:
     """→ ended records `ended_at` and the end reason."""
     call = await placed(calls)
     at = now()
@@ -84,14 +84,14 @@ async def test_ending_stamps_the_time_and_the_reason(calls: SqlCallStore) -> Non
         ENDED, at, EndReason.TIMEOUT, None)
 
 
-async def test_a_transition_from_the_wrong_state_changes_nothing(calls: SqlCallStore) -> None:
+async def test_a_transition_from_the_wrong_state_changes_nothing(calls: CallStore) -> None:
     """A transition expecting a state the call is not in returns None and writes nothing."""
     call = await placed(calls)
     assert await calls.transition(call.id, ACTIVE, ENDED, now(), EndReason.HANGUP) is None
     assert await calls.get_call(call.id) == call
 
 
-async def test_of_concurrent_transitions_exactly_one_wins(calls: SqlCallStore) -> None:
+async def test_of_concurrent_transitions_exactly_one_wins(calls: CallStore) -> None:
     """Ten answers at once: one moves the call, nine find it moved."""
     call = await placed(calls)
     results = await asyncio.gather(*(
@@ -102,7 +102,7 @@ async def test_of_concurrent_transitions_exactly_one_wins(calls: SqlCallStore) -
     assert await calls.get_call(call.id) == winners[0]
 
 
-async def test_open_calls_of_a_user(calls: SqlCallStore) -> None:
+async def test_open_calls_of_a_user(calls: CallStore) -> None:
     """The ringing and active calls the user is a party of, on either side; ended ones and
     other users' calls are left out."""
     user = new_id()
@@ -117,7 +117,7 @@ async def test_open_calls_of_a_user(calls: SqlCallStore) -> None:
 
 
 async def test_ringing_before_finds_stale_ringing_calls_oldest_first(
-        calls: SqlCallStore) -> None:
+        calls: CallStore) -> None:
     """Only ringing calls created before the cutoff, oldest first, at most `limit`."""
     old = [await placed(calls) for _ in range(3)]
     answered = await placed(calls)
@@ -132,7 +132,7 @@ async def test_ringing_before_finds_stale_ringing_calls_oldest_first(
     assert len(await calls.ringing_before(cutoff, 2)) == 2
 
 
-async def test_open_calls_pages_without_skipping_or_repeating(calls: SqlCallStore) -> None:
+async def test_open_calls_pages_without_skipping_or_repeating(calls: CallStore) -> None:
     """Paging with the (created_at, id) of the last call visits each open call once, calls
     created in the same microsecond included."""
     same_time = now()
@@ -147,7 +147,7 @@ async def test_open_calls_pages_without_skipping_or_repeating(calls: SqlCallStor
     assert {c.id for c in mine} <= set(seen)
 
 
-async def test_list_calls_shows_a_users_calls_newest_first(calls: SqlCallStore) -> None:
+async def test_list_calls_shows_a_users_calls_newest_first(calls: CallStore) -> None:
     """A conversation's calls the user took part in, newest first, before a time, limited."""
     conversation_id, alice, bob, carol = new_id(), new_id(), new_id(), new_id()
     first = await placed(calls, caller=alice, callee=bob, conversation_id=conversation_id)

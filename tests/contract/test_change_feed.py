@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 
 from hubbub.services.changes import ChangeFeed
-from hubbub.storage.sql import SqlStore
 from tests.contract.test_store_features import conversation, new_id, now, send, user
+from tests.support.stores import SqlStores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-async def test_current_versions_of_many_conversations(store: SqlStore) -> None:
+async def test_current_versions_of_many_conversations(store: SqlStores) -> None:
     """Each conversation's version as its changes left it; unknown ids are left out."""
-    feed = ChangeFeed(store)
+    feed = ChangeFeed(store.stores.messages, store.stores.conversations)
     owner = await user(store)
     quiet, busy = await conversation(store, owner), await conversation(store, owner)
     first = await send(store, busy, owner, "one")
@@ -27,10 +27,10 @@ async def test_current_versions_of_many_conversations(store: SqlStore) -> None:
     assert await feed.current_versions([]) == {}
 
 
-async def test_changes_since_end_at_the_stored_version(store: SqlStore) -> None:
+async def test_changes_since_end_at_the_stored_version(store: SqlStores) -> None:
     """Every version is a message's version, so reading the changes after any version
     reaches the conversation's stored version: a repair that ends there missed nothing."""
-    feed = ChangeFeed(store)
+    feed = ChangeFeed(store.stores.messages, store.stores.conversations)
     owner = await user(store)
     room = await conversation(store, owner)
     messages = [await send(store, room, owner, f"m{n}") for n in range(4)]

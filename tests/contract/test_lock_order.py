@@ -1,4 +1,4 @@
-"""Lock order on PostgreSQL (storage/writer.py): two instances' batches that write the same
+"""Lock order on PostgreSQL (adapters/sql/writer.py): two instances' batches that write the same
 rows in opposite orders never deadlock — a deadlock would abort a batch after
 `deadlock_timeout` (1 s) and retry its jobs one by one."""
 
@@ -14,8 +14,8 @@ import pytest
 
 from hubbub.domain.calls import Call, CallState, EndReason
 from hubbub.domain.models import MessageDraft
-from hubbub.storage.calls import SqlCallStore
-from hubbub.storage.sql import SqlStore
+from hubbub.storage import CallStore
+from tests.support.stores import SqlStores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -35,7 +35,7 @@ def draft(conversation_id: str, sender: str) -> MessageDraft:
     )
 
 
-Writes = Callable[[SqlStore, "Scene"], list[Awaitable[object]]]
+Writes = Callable[[SqlStores, "Scene"], list[Awaitable[object]]]
 
 
 @dataclass
@@ -47,8 +47,8 @@ class Scene:
     call: str  # a call in `room`, ringing
 
 
-def calls_of(store: SqlStore) -> SqlCallStore:
-    return SqlCallStore(store.engine, store.dialect, store.writer)
+def calls_of(store: SqlStores) -> CallStore:
+    return store.stores.calls
 
 
 SCENARIOS: dict[str, Writes] = {
@@ -78,7 +78,7 @@ SCENARIOS: dict[str, Writes] = {
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_opposite_orders_of_shared_rows_never_deadlock(
-        two_instances: tuple[SqlStore, SqlStore], scenario: str) -> None:
+        two_instances: tuple[SqlStores, SqlStores], scenario: str) -> None:
     """Each round, both instances queue in one tick (one batch each) the same writes in
     opposite orders. No batch may abort, and every write lands."""
     one, two = two_instances

@@ -1,5 +1,5 @@
 """One schema for both databases: the Alembic migrations build exactly the tables of
-storage/schema.py on SQLite and on PostgreSQL, and `hubbub migrate` runs on each."""
+adapters/sql/schema.py on SQLite and on PostgreSQL, and `hubbub migrate` runs on each."""
 
 from __future__ import annotations
 
@@ -15,9 +15,12 @@ import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hubbub.storage import create_engine, upgrade
-from hubbub.storage.schema import conversations, members, metadata
+from hubbub.adapters.sql.dialect import Dialect, dialect_for
+from hubbub.adapters.sql.migrate import upgrade
+from hubbub.adapters.sql.schema import conversations, members, metadata
+from hubbub.adapters.sql.search_budget import DEFAULT_SEARCH
 from tests.support.cluster import postgres_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -31,6 +34,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     async with postgres_database() as database:
         yield database.url
+
+
+def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
+    """The main engine of the database at `url` (its search pool is never used)."""
+    driver_url, dialect = dialect_for(url)
+    engine, _ = dialect.create_engines(driver_url, DEFAULT_SEARCH)
+    return engine, dialect
 
 
 # Made by the migrations on PostgreSQL only, on purpose: the pg_trgm index for

@@ -1,4 +1,4 @@
-"""Sends that share a group commit (storage/sends.py), on SQLite and PostgreSQL alike:
+"""Sends that share a group commit (adapters/sql/sends.py), on SQLite and PostgreSQL alike:
 nothing lost, nothing duplicated, versions gapless and in arrival order."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 
 from hubbub.domain.errors import NotFound
 from hubbub.domain.models import MessageDraft, SendOutcome
-from hubbub.storage.base import StoreUnavailable
-from hubbub.storage.sql import SqlStore
+from hubbub.storage.errors import StoreUnavailable
+from tests.support.stores import SqlStores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -23,13 +23,13 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def user(store: SqlStore) -> str:
+async def user(store: SqlStores) -> str:
     user_id = new_id()
     await store.upsert_user(user_id, "sender", next(_clock))
     return user_id
 
 
-async def channel(store: SqlStore, owner: str) -> str:
+async def channel(store: SqlStores, owner: str) -> str:
     conversation_id = new_id()
     await store.create_conversation(conversation_id, "channel", "room", owner, [],
                                     next(_clock))
@@ -45,7 +45,7 @@ def draft(conversation_id: str, sender: str, client_id: str | None = None,
     )
 
 
-async def together(store: SqlStore, drafts: list[MessageDraft]
+async def together(store: SqlStores, drafts: list[MessageDraft]
                    ) -> list[SendOutcome | BaseException]:
     """Send all drafts at once, so that they share one writer batch."""
     batches = store.writer.batches
@@ -60,7 +60,7 @@ def stored(outcome: SendOutcome | BaseException) -> SendOutcome:
 
 
 async def test_sends_of_one_batch_take_gapless_versions_in_arrival_order(
-        store: SqlStore) -> None:
+        store: SqlStores) -> None:
     """Interleaved sends to two conversations get 1..n in each, in the order they came."""
     sender = await user(store)
     a, b = await channel(store, sender), await channel(store, sender)
@@ -75,7 +75,7 @@ async def test_sends_of_one_batch_take_gapless_versions_in_arrival_order(
     assert [m.id for m in page.messages] == [d.id for d in drafts if d.conversation_id == a]
 
 
-async def test_a_client_id_repeated_within_a_batch_is_stored_once(store: SqlStore) -> None:
+async def test_a_client_id_repeated_within_a_batch_is_stored_once(store: SqlStores) -> None:
     """The second send of a key in the same batch returns the first one's message."""
     sender = await user(store)
     room = await channel(store, sender)
@@ -89,7 +89,7 @@ async def test_a_client_id_repeated_within_a_batch_is_stored_once(store: SqlStor
     assert len((await store.history(room, None, 100)).messages) == 2
 
 
-async def test_a_retry_of_a_stored_client_id_takes_no_version(store: SqlStore) -> None:
+async def test_a_retry_of_a_stored_client_id_takes_no_version(store: SqlStores) -> None:
     """A later retry gets the stored message; the next new message continues the count."""
     sender = await user(store)
     room = await channel(store, sender)
@@ -100,7 +100,7 @@ async def test_a_retry_of_a_stored_client_id_takes_no_version(store: SqlStore) -
     assert stored(fresh).message.version == 2
 
 
-async def test_an_unknown_conversation_fails_only_its_own_send(store: SqlStore) -> None:
+async def test_an_unknown_conversation_fails_only_its_own_send(store: SqlStores) -> None:
     """NotFound for the send to a missing conversation; its neighbours are stored."""
     sender = await user(store)
     room = await channel(store, sender)
@@ -110,7 +110,7 @@ async def test_an_unknown_conversation_fails_only_its_own_send(store: SqlStore) 
     assert [stored(outcomes[i]).message.version for i in (0, 2)] == [1, 2]
 
 
-async def test_a_failing_send_is_retried_alone_and_fails_alone(store: SqlStore) -> None:
+async def test_a_failing_send_is_retried_alone_and_fails_alone(store: SqlStores) -> None:
     """A driver error aborts the shared transaction; every send is retried on its own,
     so only the bad one fails and the others keep gapless versions."""
     sender = await user(store)
@@ -122,7 +122,7 @@ async def test_a_failing_send_is_retried_alone_and_fails_alone(store: SqlStore) 
     assert [stored(outcomes[i]).message.version for i in (0, 2)] == [2, 3]
 
 
-async def test_an_edit_among_sends_shares_the_count_without_gaps(store: SqlStore) -> None:
+async def test_an_edit_among_sends_shares_the_count_without_gaps(store: SqlStores) -> None:
     """A plain job queued among sends splits them; together they take 2, 3, 4, and the
     sends keep their order."""
     sender = await user(store)

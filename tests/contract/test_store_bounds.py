@@ -12,24 +12,26 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
+from hubbub.adapters.sql import SearchLimits, SqlDatabase
+from hubbub.adapters.sql.conversations import UNREAD_COUNT_CAP
+from hubbub.adapters.sql.matching import register_sqlite_functions
 from hubbub.domain.models import Membership
-from hubbub.storage import SearchLimits
-from hubbub.storage.search import register_sqlite_functions
-from hubbub.storage.sql import UNREAD_COUNT_CAP, SqlStore
 from tests.conftest import Backend
 from tests.contract.test_store_features import conversation, new_id, now, send, user
 from tests.support.bulk import Room, bulk_load
+from tests.support.stores import SqlStores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
-def capped(store: SqlStore, **caps: Any) -> SqlStore:
+def capped(store: SqlStores, **caps: Any) -> SqlStores:
     """A second store on the same engines with smaller caps (reads only: it never writes,
     so its writer never starts, and closing the fixture's store disposes the engines)."""
-    return SqlStore(store.engine, store.dialect, search_engine=store.search_engine, **caps)
+    return SqlStores(SqlDatabase(store.engine, store.dialect,
+                                 search_engine=store.search_engine, **caps))
 
 
-async def test_add_member_if_absent_never_lifts_a_ban(store: SqlStore) -> None:
+async def test_add_member_if_absent_never_lifts_a_ban(store: SqlStores) -> None:
     """A join racing a ban leaves the ban in place and reports the existing row."""
     owner, joiner = await user(store), await user(store)
     room = await conversation(store, owner, "channel")
@@ -40,7 +42,7 @@ async def test_add_member_if_absent_never_lifts_a_ban(store: SqlStore) -> None:
     assert await store.get_membership(room, joiner) == Membership("banned", False)
 
 
-async def test_add_member_if_absent_adds_once(store: SqlStore) -> None:
+async def test_add_member_if_absent_adds_once(store: SqlStores) -> None:
     """The first call creates the membership, a repeat finds it unchanged."""
     owner, joiner = await user(store), await user(store)
     room = await conversation(store, owner, "channel")
@@ -53,7 +55,7 @@ async def test_add_member_if_absent_adds_once(store: SqlStore) -> None:
     assert (again.role, again.joined_at) == ("read_only", first.joined_at)
 
 
-async def test_unread_count_saturates_at_the_cap(store: SqlStore) -> None:
+async def test_unread_count_saturates_at_the_cap(store: SqlStores) -> None:
     """Counts are exact below the cap and stop at it."""
     owner, reader = await user(store), await user(store)
     room = await conversation(store, owner, "group", [reader])
@@ -67,7 +69,7 @@ async def test_unread_count_saturates_at_the_cap(store: SqlStore) -> None:
     assert at_cap.unread_count == 4
 
 
-async def test_search_examines_at_most_its_scan_limit(store: SqlStore) -> None:
+async def test_search_examines_at_most_its_scan_limit(store: SqlStores) -> None:
     """A search examines the newest `scan_limit` messages of its scope, deleted ones
     included, and says it was cut short unless it found `limit` matches first."""
     owner = await user(store)
@@ -87,7 +89,7 @@ async def test_search_examines_at_most_its_scan_limit(store: SqlStore) -> None:
     assert ([m.id for m in enough.messages], enough.truncated) == ([newer.id], False)
 
 
-async def test_search_covers_the_most_recently_active_conversations(store: SqlStore) -> None:
+async def test_search_covers_the_most_recently_active_conversations(store: SqlStores) -> None:
     """Without `conversation_id`, a search covers the user's most recently active
     conversations up to the cap, and is truncated when a conversation left out could
     hold a newer match than those found."""
@@ -110,7 +112,7 @@ async def test_search_covers_the_most_recently_active_conversations(store: SqlSt
 
 
 async def test_a_search_across_conversations_reads_only_the_searchers_own(
-        store: SqlStore, backend: Backend) -> None:
+        store: SqlStores, backend: Backend) -> None:
     """What the database reads for a search across conversations follows the searcher's
     memberships: 60,000 more messages, in a group the searcher is not in and in a channel
     the searcher never joined, change it by next to nothing."""
@@ -129,7 +131,7 @@ async def test_a_search_across_conversations_reads_only_the_searchers_own(
     assert after <= 2 * before + 1000, (before, after)
 
 
-async def database_work(store: SqlStore, backend: Backend, user_id: str) -> int:
+async def database_work(store: SqlStores, backend: Backend, user_id: str) -> int:
     """What the statements of one search across conversations cost the database, as the
     database counts it: rows of `messages` read (PostgreSQL, EXPLAIN ANALYZE) or
     virtual-machine steps (SQLite, a progress handler called at every step). The

@@ -11,7 +11,7 @@ import pytest
 
 from hubbub.domain.errors import Conflict, NotFound
 from hubbub.domain.models import Message, MessageDraft
-from hubbub.storage.sql import SqlStore
+from tests.support.stores import SqlStores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -27,13 +27,13 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-async def user(store: SqlStore) -> str:
+async def user(store: SqlStores) -> str:
     user_id = new_id()
     await store.upsert_user(user_id, None, now())
     return user_id
 
 
-async def conversation(store: SqlStore, owner: str, kind: str = "channel",
+async def conversation(store: SqlStores, owner: str, kind: str = "channel",
                        others: list[str] | None = None) -> str:
     conversation_id = new_id()
     await store.create_conversation(conversation_id, kind, "room", owner,  # type: ignore[arg-type]
@@ -41,7 +41,7 @@ async def conversation(store: SqlStore, owner: str, kind: str = "channel",
     return conversation_id
 
 
-async def send(store: SqlStore, conversation_id: str, sender: str, content: str) -> Message:
+async def send(store: SqlStores, conversation_id: str, sender: str, content: str) -> Message:
     outcome = await store.send(MessageDraft(
         id=new_id(), conversation_id=conversation_id, sender_id=sender, sender_name="u",
         content=content, parent_id=None, attachments=(), client_message_id=None,
@@ -50,7 +50,7 @@ async def send(store: SqlStore, conversation_id: str, sender: str, content: str)
     return outcome.message
 
 
-async def test_sync_pages_interleaved_with_writes_miss_nothing(store: SqlStore) -> None:
+async def test_sync_pages_interleaved_with_writes_miss_nothing(store: SqlStores) -> None:
     """Pages read while other writes commit, resumed by `last_version`, end with exactly the
     final state: no change skipped, none repeated within what was new."""
     owner = await user(store)
@@ -96,7 +96,7 @@ async def test_sync_pages_interleaved_with_writes_miss_nothing(store: SqlStore) 
     assert cursor == (await store.get_conversation(room)).version  # type: ignore[union-attr]
 
 
-async def test_reaction_no_ops_take_no_version(store: SqlStore) -> None:
+async def test_reaction_no_ops_take_no_version(store: SqlStores) -> None:
     """Adding a present reaction or removing an absent one changes nothing."""
     owner = await user(store)
     room = await conversation(store, owner)
@@ -109,7 +109,7 @@ async def test_reaction_no_ops_take_no_version(store: SqlStore) -> None:
     assert (await store.get_conversation(room)).version == added.version  # type: ignore[union-attr]
 
 
-async def test_reactions_on_missing_or_deleted_messages_are_refused(store: SqlStore) -> None:
+async def test_reactions_on_missing_or_deleted_messages_are_refused(store: SqlStores) -> None:
     """An unknown message is NotFound, a deleted one a Conflict."""
     owner = await user(store)
     room = await conversation(store, owner)
@@ -121,7 +121,7 @@ async def test_reactions_on_missing_or_deleted_messages_are_refused(store: SqlSt
         await store.remove_reaction(new_id(), owner, "👍", now())
 
 
-async def test_the_read_mark_only_moves_forward(store: SqlStore) -> None:
+async def test_the_read_mark_only_moves_forward(store: SqlStores) -> None:
     """An older mark after a newer one changes nothing; unread counts follow the mark."""
     owner, reader = await user(store), await user(store)
     room = await conversation(store, owner, "group", [reader])
@@ -133,7 +133,7 @@ async def test_the_read_mark_only_moves_forward(store: SqlStore) -> None:
     assert summary.unread_count == 1
 
 
-async def test_delivery_is_recorded_once_and_only_for_members(store: SqlStore) -> None:
+async def test_delivery_is_recorded_once_and_only_for_members(store: SqlStores) -> None:
     """A repeat or a non-member's delivery changes nothing."""
     owner, member, stranger = await user(store), await user(store), await user(store)
     room = await conversation(store, owner, "channel", [member])
@@ -146,7 +146,7 @@ async def test_delivery_is_recorded_once_and_only_for_members(store: SqlStore) -
 
 
 async def test_search_across_conversations_keeps_to_readable_memberships(
-        store: SqlStore) -> None:
+        store: SqlStores) -> None:
     """The searcher's groups and channels match; others' groups, channels the searcher is
     banned from, and channels the searcher never joined do not."""
     owner, searcher = await user(store), await user(store)
@@ -164,7 +164,7 @@ async def test_search_across_conversations_keeps_to_readable_memberships(
     assert not found.truncated
 
 
-async def test_sync_by_time_sees_reaction_changes(store: SqlStore) -> None:
+async def test_sync_by_time_sees_reaction_changes(store: SqlStores) -> None:
     """A reaction after `since` brings an older message into a time-based sync."""
     owner = await user(store)
     room = await conversation(store, owner)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +17,11 @@ import pytest
 from hubbub.domain.calls import Call as CallRecord
 from hubbub.domain.calls import CallState
 from hubbub.services.context import now_micros
-from hubbub.storage import open_store
-from hubbub.storage.calls import SqlCallStore
 from tests.conftest import Backend, StartServer
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT, assert_error, set_role
 from tests.support.server import RunningServer, User
+from tests.support.stores import another_instance
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -484,16 +481,6 @@ async def test_a_missed_call_is_in_the_history(start_server: StartServer) -> Non
     assert record["end_reason"] == "timeout"
     assert record["answered_at"] is None
     assert record["ended_at"] >= record["created_at"]
-
-
-@asynccontextmanager
-async def another_instance(backend: Backend) -> AsyncIterator[SqlCallStore]:
-    """The call store as another instance of the deployment writes it."""
-    store = await open_store(backend.database_url, migrate=False)
-    try:
-        yield SqlCallStore(store.engine, store.dialect, store.writer)
-    finally:
-        await store.close()
 
 
 def left_ringing(conversation_id: str, caller: User, callee: User,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from hubbub.storage import open_store
 from tests.conftest import Backend
 from tests.support.client import ChatClient
 from tests.support.process import ServerProcess
 from tests.support.rawws import RawClient
+from tests.support.stores import stored_keys
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -81,24 +81,6 @@ class Traffic:
             else:
                 assert reply["code"] == "INTERNAL_ERROR", reply
                 self.refused.add(key)
-
-
-async def stored_keys(database_url: str, room: str) -> dict[str, str]:
-    """client_message_id → message id of everything stored in the room, read directly."""
-    store = await open_store(database_url, migrate=False)
-    try:
-        found: dict[str, str] = {}
-        before: int | None = None
-        while True:
-            page = await store.history(room, before, 100)
-            for message in page.messages:
-                assert message.client_message_id is not None
-                found[message.client_message_id] = message.id
-            if not page.has_more or not page.messages:
-                return found
-            before = page.messages[0].seq
-    finally:
-        await store.close()
 
 
 async def test_sigterm_under_traffic_closes_with_1001_and_keeps_every_ack(

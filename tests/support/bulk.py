@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from hubbub.storage import open_store
+from hubbub.adapters.sql import open_sql_database
 
 # Words of the generated messages: none contains another's letters in a way that makes
 # "zq" (the benchmarks' query that never matches) appear.
@@ -57,8 +57,8 @@ async def bulk_load(database_url: str, users: list[str], rooms: list[Room], *,
     Every room's messages are spread over the same span of time, starting at `start_us`,
     so that conversations interleave in time as they would in a busy deployment.
     """
-    store = await open_store(database_url)
-    await store.close()
+    database = await open_sql_database(database_url)
+    await database.close()
     span = max((r.messages for r in rooms), default=1) * SPACING_US
     tables = _rows(users, rooms, start_us, span)
     if database_url.startswith("sqlite"):

@@ -13,12 +13,13 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from hubbub.app import create_app
+from hubbub.app import STORES, create_app
 from hubbub.config import Settings
 from hubbub.domain.tokens import mint
 from hubbub.transport.listener import Listener
 from hubbub.transport.server import SERVER, Server
 from tests.support.client import ChatClient
+from tests.support.stores import AnyStore
 
 
 @dataclass
@@ -26,6 +27,17 @@ class User:
     id: str
     name: str
     token: str
+
+
+class Internals:
+    """The Server's parts (`hub`, `sockets`, …) and, as `store`, every store it opened."""
+
+    def __init__(self, server: Server, store: AnyStore) -> None:
+        self.server = server
+        self.store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.server, name)
 
 
 @dataclass
@@ -46,9 +58,9 @@ class RunningServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     @property
-    def internals(self) -> Server:
+    def internals(self) -> Internals:
         """The running parts, for assertions on server state (never to fake behaviour)."""
-        return self.app[SERVER]
+        return Internals(self.app[SERVER], AnyStore(self.app[STORES]))
 
     def user(self, name: str | None = None, *, ttl: int = 3600, **claims: Any) -> User:
         """A new user (a fresh UUID) and a valid token for it."""

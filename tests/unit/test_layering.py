@@ -43,12 +43,6 @@ HEAVY = ("sqlalchemy", "redis", "aiohttp", "asyncpg", "aiosqlite")
 SEAMS = ("hubbub.storage", "hubbub.bus", "hubbub.coordination")
 ADAPTERS = "hubbub.adapters"
 COMPOSITION_ROOTS = frozenset({"hubbub.app", "hubbub.cli", "hubbub.__main__"})
-# Until the storage split lands (storage/ becomes one protocol per noun and its SQL code
-# moves to adapters/sql), storage/ still holds its adapter: every module of it but these
-# seams counts as one. Delete both, and the xfail mark below, when it has landed
-# (test_storage_still_holds_its_adapter then fails to say so).
-STORAGE_NOT_YET_MOVED = "hubbub.storage"
-STORAGE_SEAMS = frozenset({"hubbub.storage.base"})
 
 
 def module_name(path: Path) -> str:
@@ -120,8 +114,7 @@ def in_package(module: str, package: str) -> bool:
 
 
 def is_adapter(module: str) -> bool:
-    return in_package(module, ADAPTERS) or (
-        in_package(module, STORAGE_NOT_YET_MOVED) and module not in STORAGE_SEAMS)
+    return in_package(module, ADAPTERS)
 
 
 def is_seam(module: str) -> bool:
@@ -188,21 +181,6 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     except graphlib.CycleError as exc:
         return list(exc.args[1])
     return None
-
-
-def reaches(graph: dict[str, set[str]], module: str, package: str) -> bool:
-    """Whether importing `module` imports a module of `package`, directly or not."""
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        if in_package(current, package):
-            return True
-        todo.extend(graph.get(current, ()))
-    return False
 
 
 def test_the_source_tree_keeps_its_layers() -> None:
@@ -294,16 +272,6 @@ def test_allowed_imports_pass(module: str, target: str) -> None:
     assert violations({module: {target}}) == []
 
 
-def test_storage_still_holds_its_adapter() -> None:
-    """The storage exemption above is needed while a module of storage/ (not a seam)
-    imports a driver; once none does, the storage split has landed: delete the exemption
-    and the xfail mark."""
-    tree = source_tree()
-    assert any(target.split(".")[0] in DRIVERS
-               for module, imported in tree.items() if is_adapter(module)
-               and in_package(module, STORAGE_NOT_YET_MOVED) for target in imported)
-
-
 # -- import cycles -------------------------------------------------------------------------
 
 
@@ -355,21 +323,6 @@ def _seams_and_services() -> list[str]:
     return [*SEAMS, *modules]
 
 
-_GRAPH = import_graph(source_tree(at_import=True))
-# storage/__init__ imports its SQL adapter until the storage split moves it to adapters/sql:
-# what imports storage/ loads SQLAlchemy meanwhile. Strict, so that the cases pass (and so
-# fail as XPASS) once it has landed: then delete this mark.
-STORAGE_SPLIT_PENDING = pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="storage/ still imports its SQL adapter (the storage split moves it to adapters/sql)")
-
-
-def _driver_cases() -> list[object]:
-    return [pytest.param(module, marks=STORAGE_SPLIT_PENDING)
-            if reaches(_GRAPH, module, STORAGE_NOT_YET_MOVED) else module
-            for module in _seams_and_services()]
-
-
 # Run in a fresh interpreter: refuses every heavy package, noting which of our modules
 # asked for it, so that a case stops at the first one instead of paying for its import.
 _PROBE = """
@@ -409,14 +362,11 @@ def drivers_loaded_by(module: str) -> dict[str, list[str]]:
     return found
 
 
-@pytest.mark.parametrize("module", _driver_cases())
+@pytest.mark.parametrize("module", _seams_and_services())
 def test_importing_a_seam_or_a_service_loads_no_driver(module: str) -> None:
     """A fresh interpreter that imports it loads none of SQLAlchemy, redis, aiohttp,
-    asyncpg and aiosqlite. While the storage split is pending only the SQL stack is
-    excused (pytest.fail is not the AssertionError the mark expects)."""
+    asyncpg and aiosqlite."""
     loaded = drivers_loaded_by(module)
-    if set(loaded) - {"sqlalchemy", "asyncpg", "aiosqlite"}:
-        pytest.fail(f"importing {module} loads {loaded}")
     assert loaded == {}, f"importing {module} loads {loaded}"
 
 

@@ -1,4 +1,4 @@
-"""The search gate (storage/search_budget.py): slots per instance and per user, a short
+"""The search gate (adapters/sql/search_budget.py): slots per instance and per user, a short
 wait, then RATE_LIMITED; a cancelled waiter leaves no trace."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import time
 
 import pytest
 
+from hubbub.adapters.sql.search_budget import QUEUE_WAIT_S, RETRY_AFTER_MS, SearchGate
 from hubbub.domain.errors import RateLimited
-from hubbub.storage.search_budget import QUEUE_WAIT_S, RETRY_AFTER_MS, SearchGate
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

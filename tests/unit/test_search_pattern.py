@@ -1,4 +1,4 @@
-"""The literal, case-insensitive substring match of storage/search.py, checked on a real
+"""The literal, case-insensitive substring match of adapters/sql/matching.py, checked on a real
 SQLite database (the stdlib driver) with the SQL the store generates."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import column
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hubbub.storage.search import contains_insensitive, escape_like, register_sqlite_functions
+from hubbub.adapters.sql.dialect import POSTGRESQL, SQLITE
+from hubbub.adapters.sql.matching import escape_like, register_sqlite_functions
 
 CONTENTS = ["100% sure", "100 sure", "snake_case", "snakeXcase", "C:\\temp", "C:temp",
             "ÄRGER", "ärger", "Hello World", "", "%_\\"]
@@ -27,7 +28,7 @@ def db() -> Iterator[sqlite3.Connection]:
 
 
 def matches(db: sqlite3.Connection, query: str) -> list[str]:
-    condition = contains_insensitive("sqlite", column("content"), query)
+    condition = SQLITE.contains_insensitive(column("content"), query)
     compiled = condition.compile(dialect=sqlite.dialect())
     rows = db.execute(f"SELECT content FROM messages WHERE {compiled}",
                       tuple(compiled.params[name] for name in compiled.positiontup or ()))
@@ -58,7 +59,7 @@ def test_sqlite_matches_literally_and_ignoring_case(db: sqlite3.Connection, quer
 
 def test_postgresql_uses_ilike_with_an_escape_clause() -> None:
     """On PostgreSQL the condition is ILIKE (which the pg_trgm index serves) with ESCAPE."""
-    condition = contains_insensitive("postgresql", column("content"), "50%")
+    condition = POSTGRESQL.contains_insensitive(column("content"), "50%")
     compiled = condition.compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
     assert "ILIKE" in str(compiled)
     assert "ESCAPE" in str(compiled)

@@ -1,1 +1,2 @@
-"""Use cases over the `Store` and `Bus` seams; no driver or web framework is imported here."""
+"""Use cases over the seams (storage, bus, coordination); no driver or web framework is
+imported here."""

@@ -50,9 +50,13 @@ from hubbub.logs import get_logger
 from hubbub.protocol import server as s
 from hubbub.protocol.codec import encode_json
 from hubbub.protocol.objects import CallObject, Role
-from hubbub.services.access import require_ability
-from hubbub.services.context import Actor, ServiceContext
-from hubbub.storage.base import CallStore
+from hubbub.services.access import Access
+from hubbub.services.context import Actor, Clock, now_micros
+from hubbub.services.events import Events
+from hubbub.services.membership import MembershipCache
+from hubbub.storage.calls import CallStore
+from hubbub.storage.conversations import ConversationStore
+from hubbub.storage.members import MemberStore
 
 log = get_logger("hubbub.calls")
 
@@ -72,9 +76,16 @@ _CALLING_ROLES = frozenset(role for role in get_args(Role) if can(role, Ability.
 class CallService:
     """Places, answers and ends calls, and relays their signalling."""
 
-    def __init__(self, ctx: ServiceContext, calls: CallStore, ring_timeout: float) -> None:
-        self._ctx = ctx
+    def __init__(self, calls: CallStore, conversations: ConversationStore,
+                 members: MemberStore, memberships: MembershipCache, access: Access,
+                 events: Events, ring_timeout: float, *, clock: Clock = now_micros) -> None:
         self._calls = calls
+        self._conversations = conversations
+        self._members = members
+        self._memberships = memberships
+        self._access = access
+        self._events = events
+        self._clock = clock
         self._ring_timeout = ring_timeout
         self._ring_timeout_us = int(ring_timeout * 1_000_000)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -140,12 +151,12 @@ class CallService:
             call = Call(
                 id=call_id, conversation_id=conversation_id, caller_id=actor.user_id,
                 callee_id=callee_id, call_type=call_type, state=CallState.RINGING,
-                created_at=self._ctx.clock(),
+                created_at=self._clock(),
             )
             if not await self._calls.create_call(call):
                 raise Conflict("call_id is already in use - at `$.call_id`")
             self._ring(call.id)
-            self._ctx.events.to_user(callee_id, s.CallOffer(
+            self._events.to_user(callee_id, s.CallOffer(
                 call_id=call_id, conversation_id=conversation_id, sdp=sdp,
                 call_type=call_type, from_user_id=actor.user_id, target_user_id=callee_id,
             ))
@@ -170,13 +181,13 @@ class CallService:
                 self._relay(call, party, relay)
                 return
             answered = await self._calls.transition(call_id, CallState.RINGING,
-                                                    CallState.ACTIVE, self._ctx.clock(),
+                                                    CallState.ACTIVE, self._clock(),
                                                     connection_id=connection_id)
             if answered is None:
                 raise Conflict("the call was answered elsewhere or has ended")
             self._stop_ringing(call_id)
             self._relay(call, party, relay)
-            self._ctx.events.to_user(actor.user_id, s.CallHangup(
+            self._events.to_user(actor.user_id, s.CallHangup(
                 call_id=call_id, conversation_id=call.conversation_id,
                 from_user_id=actor.user_id, reason="answered_elsewhere",
             ), exclude_connection=connection_id)
@@ -214,7 +225,7 @@ class CallService:
             if ended is None:
                 return
             before, call = ended
-            self._ctx.events.to_user(call.other(party), s.CallHangup(
+            self._events.to_user(call.other(party), s.CallHangup(
                 call_id=call_id, conversation_id=call.conversation_id,
                 from_user_id=actor.user_id, reason=reason,
             ))
@@ -234,7 +245,7 @@ class CallService:
             if ended is None:
                 return
             _, call = ended
-            self._ctx.events.to_user(call.caller_id, s.CallReject(
+            self._events.to_user(call.caller_id, s.CallReject(
                 call_id=call_id, conversation_id=call.conversation_id,
                 from_user_id=actor.user_id, reason=reason,
             ))
@@ -269,8 +280,8 @@ class CallService:
         Raises:
             NotFound: unknown conversation; Forbidden: not a member who may read it.
         """
-        await require_ability(self._ctx, actor, conversation_id, Ability.READ,
-                              what="see calls")
+        await self._access.require_ability(actor, conversation_id, Ability.READ,
+                                           what="see calls")
         return await self._calls.list_calls(conversation_id, actor.user_id, before, limit)
 
     # -- helpers -------------------------------------------------------------------------
@@ -283,7 +294,7 @@ class CallService:
         """End the user's open calls in the conversation unless it may call there again
         (the role is read afresh: a later change may have reinstated it)."""
         try:
-            if can(await self._ctx.members.role(conversation_id, user_id), Ability.SEND):
+            if can(await self._memberships.role(conversation_id, user_id), Ability.SEND):
                 return
             for call in await self._calls.open_calls_of(user_id):
                 if call.conversation_id == conversation_id:
@@ -305,18 +316,18 @@ class CallService:
             return
         hangup = s.CallHangup(call_id=call.id, conversation_id=call.conversation_id,
                               from_user_id=user_id, reason=reason)
-        self._ctx.events.to_user(call.other(party), hangup)
+        self._events.to_user(call.other(party), hangup)
         if tell_user:
-            self._ctx.events.to_user(user_id, hangup)
+            self._events.to_user(user_id, hangup)
 
     def _relay(self, call: Call, sender: Party, message: s.ServerMessage) -> None:
         """Signalling from `sender` to the other party (domain: `Call.relay_target`)."""
         user_id, connection_id = call.relay_target(sender)
-        self._ctx.events.to_user(user_id, message, only_connection=connection_id)
+        self._events.to_user(user_id, message, only_connection=connection_id)
 
     async def _settle(self, call: Call, present: set[str]) -> None:
         """At start: end an open call that nobody can finish any more."""
-        if call.ring_expired(self._ctx.clock(), self._ring_timeout_us):
+        if call.ring_expired(self._clock(), self._ring_timeout_us):
             await self._expire(call)
             return
         for user_id in (call.caller_id, call.callee_id):
@@ -330,7 +341,7 @@ class CallService:
         while True:
             await asyncio.sleep(self._ring_timeout)
             try:
-                cutoff = self._ctx.clock() - self._ring_timeout_us
+                cutoff = self._clock() - self._ring_timeout_us
                 for call in await self._calls.ringing_before(cutoff, SWEEP_BATCH):
                     async with self._locks.hold(call.id):
                         await self._expire(call)
@@ -341,23 +352,23 @@ class CallService:
                       target_user_id: str | None) -> str:
         """The callee of a new call: the other member of a direct conversation, or the
         named member, who must be allowed to take part in calls (§5 `send`)."""
-        await require_ability(self._ctx, actor, conversation_id, Ability.SEND,
-                              what="place calls")
+        await self._access.require_ability(actor, conversation_id, Ability.SEND,
+                                           what="place calls")
         if target_user_id == actor.user_id:
             raise BadRequest("cannot call yourself - at `$.target_user_id`")
-        conversation = await self._ctx.store.get_conversation(conversation_id)
+        conversation = await self._conversations.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound("unknown conversation - at `$.conversation_id`")
         if target_user_id is None:
             if conversation.kind != "direct":
                 raise BadRequest("target_user_id is required outside direct conversations"
                                  " - at `$.target_user_id`")
-            others = [m.user_id for m in await self._ctx.store.list_members(conversation_id)
+            others = [m.user_id for m in await self._members.list_members(conversation_id)
                       if m.user_id != actor.user_id]
             if not others:
                 raise Forbidden("nobody else is in this conversation")
             target_user_id = others[0]
-        if not can(await self._ctx.members.role(conversation_id, target_user_id),
+        if not can(await self._memberships.role(conversation_id, target_user_id),
                    Ability.SEND):
             raise Forbidden("the target is not a member who may take calls here - at "
                             "`$.target_user_id`")
@@ -398,7 +409,7 @@ class CallService:
         return await self._expire_if_due(call), party
 
     async def _expire_if_due(self, call: Call) -> Call:
-        if not call.ring_expired(self._ctx.clock(), self._ring_timeout_us):
+        if not call.ring_expired(self._clock(), self._ring_timeout_us):
             return call
         expired = await self._expire(call)
         if expired is not None:
@@ -420,7 +431,7 @@ class CallService:
             if taken.target is call.state:
                 return None
             moved = await self._calls.transition(call.id, call.state, taken.target,
-                                                 self._ctx.clock(), taken.end_reason)
+                                                 self._clock(), taken.end_reason)
             if moved is not None:
                 self._stop_ringing(call.id)
                 log.info("call.ended", call_id=call.id, conversation_id=call.conversation_id,
@@ -435,21 +446,21 @@ class CallService:
         """End a ringing call as unanswered; tell both parties. None if it was not ringing."""
         taken = step(CallState.RINGING, CallEvent.TIMEOUT, Party.SERVER)
         moved = await self._calls.transition(call.id, CallState.RINGING, taken.target,
-                                             self._ctx.clock(), taken.end_reason)
+                                             self._clock(), taken.end_reason)
         self._stop_ringing(call.id)
         if moved is None:
             return None
         hangup = s.CallHangup(call_id=call.id, conversation_id=call.conversation_id,
                               from_user_id=None, reason="timeout")
-        self._ctx.events.to_user(call.caller_id, hangup)
-        self._ctx.events.to_user(call.callee_id, hangup)
+        self._events.to_user(call.caller_id, hangup)
+        self._events.to_user(call.callee_id, hangup)
         log.info("call.ended", call_id=call.id, conversation_id=call.conversation_id,
                  end_reason=EndReason.TIMEOUT.value, was=CallState.RINGING.value)
         return moved
 
     def _rejected_elsewhere(self, call: Call, connection_id: str) -> None:
         """Stop the callee's other devices ringing."""
-        self._ctx.events.to_user(call.callee_id, s.CallHangup(
+        self._events.to_user(call.callee_id, s.CallHangup(
             call_id=call.id, conversation_id=call.conversation_id,
             from_user_id=call.callee_id, reason="rejected_elsewhere",
         ), exclude_connection=connection_id)

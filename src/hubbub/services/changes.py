@@ -21,7 +21,8 @@ from hubbub.domain.models import Message, SyncPage
 from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage, ServerMessage
 from hubbub.services.events import envelope_of
 from hubbub.services.views import message_object
-from hubbub.storage.base import Store
+from hubbub.storage.conversations import ConversationStore
+from hubbub.storage.messages import MessageStore
 
 
 class Replay:
@@ -71,13 +72,14 @@ class ChangeFeed:
     """The hub's window on the store: a conversation's changes after a version, and the
     current versions of many conversations at once."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, messages: MessageStore, conversations: ConversationStore) -> None:
+        self._messages = messages
+        self._conversations = conversations
 
     async def changes_since(self, conversation_id: str, version: int, limit: int) -> SyncPage:
         """One page of the changes after `version`, ascending (the `SyncMessages` read)."""
-        return await self._store.sync(conversation_id, version, None, limit)
+        return await self._messages.sync(conversation_id, version, None, limit)
 
     async def current_versions(self, conversation_ids: Collection[str]) -> dict[str, int]:
         """The stored version of each conversation (unknown ones are left out)."""
-        return await self._store.conversation_versions(conversation_ids)
+        return await self._conversations.conversation_versions(conversation_ids)

@@ -11,15 +11,22 @@ accepted from the start (storage).
 from __future__ import annotations
 
 from hubbub.domain.models import Membership
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.context import Actor, Clock, now_micros
+from hubbub.services.events import Events
+from hubbub.services.membership import MembershipCache
 from hubbub.services.presence import PresenceService
+from hubbub.storage.members import MemberStore
 
 
 class Consent:
     """Accepts memberships on their users' own actions."""
 
-    def __init__(self, ctx: ServiceContext, presence: PresenceService) -> None:
-        self._ctx = ctx
+    def __init__(self, members: MemberStore, memberships: MembershipCache, events: Events,
+                 presence: PresenceService, *, clock: Clock = now_micros) -> None:
+        self._members = members
+        self._memberships = memberships
+        self._events = events
+        self._clock = clock
         self._presence = presence
 
     async def took_part(self, actor: Actor, conversation_id: str,
@@ -28,10 +35,10 @@ class Consent:
         cache had it: accept it if it was not yet. Costs nothing once accepted."""
         if membership is None or membership.accepted:
             return
-        now = self._ctx.clock()
-        if not await self._ctx.store.accept_membership(conversation_id, actor.user_id, now):
+        now = self._clock()
+        if not await self._members.accept_membership(conversation_id, actor.user_id, now):
             return  # accepted meanwhile (another device), or ended
-        self._ctx.members.forget(conversation_id, actor.user_id)
+        self._memberships.forget(conversation_id, actor.user_id)
         # Every instance's cache forgets the unaccepted entry (the role itself is unchanged).
-        self._ctx.events.membership_changed(conversation_id, actor.user_id, membership.role)
+        self._events.membership_changed(conversation_id, actor.user_id, membership.role)
         await self._presence.accepted(conversation_id, actor.user_id)

@@ -1,15 +1,16 @@
-"""What every service needs: the seams, the clock and the id source, passed in once."""
+"""The clock and the id source the services default to, and the user a call acts for."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from hubbub.services.events import Events
-from hubbub.services.membership import MembershipCache
-from hubbub.storage.base import Store
+# UTC microseconds now, and a fresh id: passed to the services that need them, so that a
+# test could pin either.
+Clock = Callable[[], int]
+IdSource = Callable[[], str]
 
 
 def now_micros() -> int:
@@ -63,12 +64,3 @@ class Actor:
 
     user_id: str
     name: str
-
-
-@dataclass(slots=True)
-class ServiceContext:
-    store: Store
-    events: Events
-    members: MembershipCache
-    clock: Callable[[], int] = field(default=now_micros)
-    new_id: Callable[[], str] = field(default=new_id)

@@ -18,15 +18,28 @@ from hubbub.domain.ratelimit import BucketRule
 from hubbub.protocol.objects import Kind, Role
 from hubbub.protocol.server import UserJoined
 from hubbub.services.consent import Consent
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
+from hubbub.services.events import Events
+from hubbub.services.membership import MembershipCache
+from hubbub.storage.conversations import ConversationStore
+from hubbub.storage.members import MemberStore
+from hubbub.storage.users import UserStore
 
 
 class ConversationService:
-    def __init__(self, ctx: ServiceContext, consent: Consent, limiter: RateLimiter,
-                 create_rule: BucketRule) -> None:
+    def __init__(self, conversations: ConversationStore, members: MemberStore,
+                 users: UserStore, memberships: MembershipCache, events: Events,
+                 consent: Consent, limiter: RateLimiter, create_rule: BucketRule, *,
+                 clock: Clock = now_micros, new_id: IdSource = new_id) -> None:
         """`create_rule`: the bucket of conversations a user may create (per user, shared
         by every instance through `limiter`)."""
-        self._ctx = ctx
+        self._conversations = conversations
+        self._members = members
+        self._users = users
+        self._memberships = memberships
+        self._events = events
+        self._clock = clock
+        self._new_id = new_id
         self._consent = consent
         self._limiter = limiter
         self._create_rule = create_rule
@@ -49,7 +62,7 @@ class ConversationService:
         if len(others) > 1000:
             raise BadRequest("at most 1000 initial members - at `$.member_ids`")
         if kind == "direct":
-            existing = await self._ctx.store.find_direct(actor.user_id, others[0])
+            existing = await self._conversations.find_direct(actor.user_id, others[0])
             if existing is not None:
                 await self._opened(actor, existing)
                 return existing, False
@@ -57,10 +70,10 @@ class ConversationService:
         # client finds it (§7), and is free. Charged before the member lookups.
         await self._limiter.hit("c:" + actor.user_id, self._create_rule)
         for uid in others:
-            if await self._ctx.store.get_user(uid) is None:
+            if await self._users.get_user(uid) is None:
                 raise NotFound(f"unknown user {uid} - at `$.member_ids`")
-        conversation, created = await self._ctx.store.create_conversation(
-            self._ctx.new_id(), kind, name, actor.user_id, others, self._ctx.clock()
+        conversation, created = await self._conversations.create_conversation(
+            self._new_id(), kind, name, actor.user_id, others, self._clock()
         )
         if not created:
             await self._opened(actor, conversation)  # the pair's, made a moment ago
@@ -68,24 +81,24 @@ class ConversationService:
 
     async def _opened(self, actor: Actor, conversation: Conversation) -> None:
         """The actor opened a direct conversation the other party made: they take part."""
-        membership = await self._ctx.members.membership(conversation.id, actor.user_id)
+        membership = await self._memberships.membership(conversation.id, actor.user_id)
         await self._consent.took_part(actor, conversation.id, membership)
 
     async def get(self, actor: Actor, conversation_id: str) -> tuple[Conversation, Role | None]:
         """One conversation, for its members (and anyone, for a channel)."""
         conversation = await self._require(conversation_id)
-        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        role = await self._memberships.role(conversation_id, actor.user_id)
         if not can_read(conversation.kind, role):
             raise Forbidden("not allowed to read this conversation")
         return conversation, role
 
     async def role_of(self, actor: Actor, conversation_id: str) -> Role | None:
-        return await self._ctx.members.role(conversation_id, actor.user_id)
+        return await self._memberships.role(conversation_id, actor.user_id)
 
     async def summary(self, actor: Actor, conversation_id: str) -> ConversationSummary | None:
         """The caller's view of one conversation (role, unread count, last message), which
         §2 shows wherever the caller is a member; None for non-members and the banned."""
-        found = await self._ctx.store.list_conversations(actor.user_id, conversation_id)
+        found = await self._conversations.list_conversations(actor.user_id, conversation_id)
         return found[0] if found else None
 
     async def require_exists(self, conversation_id: str) -> Conversation:
@@ -93,7 +106,7 @@ class ConversationService:
         return await self._require(conversation_id)
 
     async def list_for(self, actor: Actor) -> list[ConversationSummary]:
-        return await self._ctx.store.list_conversations(actor.user_id)
+        return await self._conversations.list_conversations(actor.user_id)
 
     async def join(self, actor: Actor, conversation_id: str) -> tuple[Conversation, Role]:
         """Make sure the actor may subscribe; a non-member joining a channel becomes a
@@ -104,17 +117,17 @@ class ConversationService:
             Forbidden: banned, or a private conversation.
         """
         conversation = await self._require(conversation_id)
-        membership = await self._ctx.members.membership(conversation_id, actor.user_id)
+        membership = await self._memberships.membership(conversation_id, actor.user_id)
         role = None if membership is None else membership.role
         if not may_join(conversation.kind, role):
             raise Forbidden("not allowed to join this conversation")
         await self._consent.took_part(actor, conversation_id, membership)
         if role is None:
             # Insert-if-absent, never an upsert: a ban landing meanwhile must win.
-            member, created = await self._ctx.store.add_member_if_absent(
-                conversation_id, actor.user_id, "member", self._ctx.clock()
+            member, created = await self._members.add_member_if_absent(
+                conversation_id, actor.user_id, "member", self._clock()
             )
-            self._ctx.members.forget(conversation_id, actor.user_id)
+            self._memberships.forget(conversation_id, actor.user_id)
             if not created:
                 # Someone made the membership first (a ban, an add, another device's join):
                 # decide on the role it has now.
@@ -124,8 +137,8 @@ class ConversationService:
                                               Membership(member.role, member.accepted))
                 return conversation, member.role
             role = member.role
-            self._ctx.events.membership_changed(conversation_id, actor.user_id, role)
-            self._ctx.events.to_conversation(conversation_id, UserJoined(
+            self._events.membership_changed(conversation_id, actor.user_id, role)
+            self._events.to_conversation(conversation_id, UserJoined(
                 conversation_id=conversation_id, user_id=actor.user_id,
                 user_name=actor.name,
             ))
@@ -134,7 +147,7 @@ class ConversationService:
 
     async def members(self, actor: Actor, conversation_id: str) -> list[Member]:
         await self.get(actor, conversation_id)
-        return await self._ctx.store.list_members(conversation_id)
+        return await self._members.list_members(conversation_id)
 
     async def put_member(self, actor: Actor, conversation_id: str, user_id: str,
                          role: Role) -> tuple[Member, bool]:
@@ -148,16 +161,16 @@ class ConversationService:
         conversation = await self._require(conversation_id)
         if conversation.kind == "direct":
             raise BadRequest("the members of a direct conversation are fixed")
-        actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
-        current = await self._ctx.members.role(conversation_id, user_id)
+        actor_role = await self._memberships.role(conversation_id, actor.user_id)
+        current = await self._memberships.role(conversation_id, user_id)
         check_role_change(actor_role, current, role)
-        member, created = await self._ctx.store.put_member(
-            conversation_id, user_id, role, self._ctx.clock()
+        member, created = await self._members.put_member(
+            conversation_id, user_id, role, self._clock()
         )
-        self._ctx.members.forget(conversation_id, user_id)
-        self._ctx.events.membership_changed(conversation_id, user_id, role)
+        self._memberships.forget(conversation_id, user_id)
+        self._events.membership_changed(conversation_id, user_id, role)
         if created and role != "banned":
-            self._ctx.events.to_conversation(conversation_id, UserJoined(
+            self._events.to_conversation(conversation_id, UserJoined(
                 conversation_id=conversation_id, user_id=user_id, user_name=member.user_name
             ))
         return member, created
@@ -170,7 +183,7 @@ class ConversationService:
             remain (decided by the store, atomically).
         """
         conversation = await self._require(conversation_id)
-        actor_role = await self._ctx.members.role(conversation_id, actor.user_id)
+        actor_role = await self._memberships.role(conversation_id, actor.user_id)
         if conversation.kind == "direct" and actor_role is not None:
             # Told to its two peers, neither of whom moderates; outsiders get FORBIDDEN below.
             raise BadRequest("the members of a direct conversation are fixed")
@@ -178,16 +191,16 @@ class ConversationService:
         if not is_self:
             # Permission first: an outsider must not learn who is in a private group.
             require(actor_role, Ability.MODERATE, what="manage members")
-        target = await self._ctx.members.role(conversation_id, user_id)
+        target = await self._memberships.role(conversation_id, user_id)
         if target is None:
             raise NotFound("not a member")
         check_removal(actor_role, target, is_self=is_self)
-        await self._ctx.store.remove_member(conversation_id, user_id)
-        self._ctx.members.forget(conversation_id, user_id)
-        self._ctx.events.membership_changed(conversation_id, user_id, None)
+        await self._members.remove_member(conversation_id, user_id)
+        self._memberships.forget(conversation_id, user_id)
+        self._events.membership_changed(conversation_id, user_id, None)
 
     async def _require(self, conversation_id: str) -> Conversation:
-        conversation = await self._ctx.store.get_conversation(conversation_id)
+        conversation = await self._conversations.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound("unknown conversation - at `$.conversation_id`")
         return conversation

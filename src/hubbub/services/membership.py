@@ -12,7 +12,7 @@ import asyncio
 from hubbub.bus.envelope import ControlEvent
 from hubbub.domain.models import Membership
 from hubbub.protocol.objects import Role
-from hubbub.storage.base import Store
+from hubbub.storage.members import MemberStore
 
 # A bound on memory; an evicted entry only costs one query to bring back.
 MAX_ENTRIES = 200_000
@@ -24,8 +24,8 @@ class MembershipCache:
     """`membership(conversation, user)` with one query per miss, shared by concurrent
     callers."""
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, members: MemberStore) -> None:
+        self._members = members
         self._entries: dict[tuple[str, str], Membership] = {}
         self._loading: dict[tuple[str, str], asyncio.Future[Membership]] = {}
         # Bumped by every invalidation: a load that raced one must not cache its answer.
@@ -65,7 +65,7 @@ class MembershipCache:
         self._loading[key] = future
         generation = self._generation
         try:
-            found = await self._store.get_membership(*key)
+            found = await self._members.get_membership(*key)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: concurrent waiters re-raise it themselves

@@ -10,13 +10,24 @@ from hubbub.domain.permissions import Ability, can, require, require_read
 from hubbub.protocol.objects import Attachment
 from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage
 from hubbub.services.consent import Consent
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
+from hubbub.services.events import Events
+from hubbub.services.membership import MembershipCache
 from hubbub.services.views import message_object
+from hubbub.storage.conversations import ConversationStore
+from hubbub.storage.messages import MessageStore
 
 
 class MessageService:
-    def __init__(self, ctx: ServiceContext, consent: Consent) -> None:
-        self._ctx = ctx
+    def __init__(self, messages: MessageStore, conversations: ConversationStore,
+                 memberships: MembershipCache, events: Events, consent: Consent, *,
+                 clock: Clock = now_micros, new_id: IdSource = new_id) -> None:
+        self._messages = messages
+        self._conversations = conversations
+        self._memberships = memberships
+        self._events = events
+        self._clock = clock
+        self._new_id = new_id
         self._consent = consent
 
     async def send(self, actor: Actor, conversation_id: str, content: str,
@@ -29,25 +40,25 @@ class MessageService:
             BadRequest, NotFound, Forbidden
         """
         validation.check_message_body(content, attachments)
-        membership = await self._ctx.members.membership(conversation_id, actor.user_id)
+        membership = await self._memberships.membership(conversation_id, actor.user_id)
         role = None if membership is None else membership.role
         if role is None:
             await self._require_conversation(conversation_id)
         require(role, Ability.SEND, what="send messages")
         if parent_id is not None:
-            parent = await self._ctx.store.get_message(parent_id)
+            parent = await self._messages.get_message(parent_id)
             if parent is None or parent.conversation_id != conversation_id:
                 raise BadRequest("parent message not found in this conversation - at `$.parent_id`")
         draft = MessageDraft(
-            id=self._ctx.new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
+            id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
             attachments=tuple(attachments), client_message_id=client_message_id,
-            created_at=self._ctx.clock(),
+            created_at=self._clock(),
         )
-        outcome = await self._ctx.store.send(draft)
+        outcome = await self._messages.send(draft)
         if outcome.created:
             outcome.view = message_object(outcome.message)
-            self._ctx.events.to_conversation(conversation_id, NewMessage(message=outcome.view))
+            self._events.to_conversation(conversation_id, NewMessage(message=outcome.view))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
         return outcome
@@ -56,12 +67,12 @@ class MessageService:
         """Replace the content of one's own live message; broadcasts `MessageEdited`."""
         validation.check_edit(content)
         message = await self._get(message_id)
-        role = await self._ctx.members.role(message.conversation_id, actor.user_id)
+        role = await self._memberships.role(message.conversation_id, actor.user_id)
         require(role, Ability.SEND, what="edit messages")
         if message.sender_id != actor.user_id:
             raise Forbidden("only the sender may edit a message")
-        edited = await self._ctx.store.edit(message_id, content, self._ctx.clock())
-        self._ctx.events.to_conversation(
+        edited = await self._messages.edit(message_id, content, self._clock())
+        self._events.to_conversation(
             edited.conversation_id, MessageEdited(message=message_object(edited))
         )
         return edited
@@ -70,16 +81,16 @@ class MessageService:
         """Soft-delete one's own message, or anyone's with `moderate`; broadcasts
         `MessageDeleted` unless it was deleted already."""
         message = await self._get(message_id)
-        role = await self._ctx.members.role(message.conversation_id, actor.user_id)
+        role = await self._memberships.role(message.conversation_id, actor.user_id)
         if message.sender_id == actor.user_id:
             require(role, Ability.SEND, what="delete messages")
         elif not can(role, Ability.MODERATE):
             raise Forbidden("only the sender or a moderator may delete a message")
-        deleted, changed = await self._ctx.store.delete(message_id, actor.user_id,
-                                                        self._ctx.clock())
+        deleted, changed = await self._messages.delete(message_id, actor.user_id,
+                                                       self._clock())
         if changed:
             assert deleted.deleted_at is not None
-            self._ctx.events.to_conversation(deleted.conversation_id, MessageDeleted(
+            self._events.to_conversation(deleted.conversation_id, MessageDeleted(
                 conversation_id=deleted.conversation_id, message_id=deleted.id,
                 version=deleted.version, deleted_at=format_time(deleted.deleted_at),
                 deleted_by=actor.user_id,
@@ -90,11 +101,11 @@ class MessageService:
                       limit: int) -> Page:
         """A page of messages, ascending, older than `before` (a seq)."""
         await self.require_readable(actor, conversation_id)
-        return await self._ctx.store.history(conversation_id, before, limit)
+        return await self._messages.history(conversation_id, before, limit)
 
     async def require_readable(self, actor: Actor, conversation_id: str) -> None:
         """Raise NotFound or Forbidden unless the actor may read the conversation."""
-        role = await self._ctx.members.role(conversation_id, actor.user_id)
+        role = await self._memberships.role(conversation_id, actor.user_id)
         if role is not None:
             require_read("group", role)
             return
@@ -102,13 +113,13 @@ class MessageService:
         require_read(conversation.kind, None)
 
     async def _get(self, message_id: str) -> Message:
-        message = await self._ctx.store.get_message(message_id)
+        message = await self._messages.get_message(message_id)
         if message is None:
             raise NotFound("unknown message - at `$.message_id`")
         return message
 
     async def _require_conversation(self, conversation_id: str) -> Conversation:
-        conversation = await self._ctx.store.get_conversation(conversation_id)
+        conversation = await self._conversations.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound("unknown conversation - at `$.conversation_id`")
         return conversation

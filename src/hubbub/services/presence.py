@@ -16,7 +16,10 @@ from hubbub.coordination.presence import PresenceCounter
 from hubbub.domain.clock import format_optional
 from hubbub.domain.models import Member
 from hubbub.protocol.server import PresenceChanged
-from hubbub.services.context import ServiceContext
+from hubbub.services.context import Clock, now_micros
+from hubbub.services.events import Events
+from hubbub.storage.members import MemberStore
+from hubbub.storage.users import UserStore
 
 OfflineListener = Callable[[str], Awaitable[None]]
 
@@ -24,8 +27,12 @@ OfflineListener = Callable[[str], Awaitable[None]]
 class PresenceService:
     """Announces presence changes to the conversations a user belongs to."""
 
-    def __init__(self, ctx: ServiceContext, counter: PresenceCounter) -> None:
-        self._ctx = ctx
+    def __init__(self, users: UserStore, members: MemberStore, events: Events,
+                 counter: PresenceCounter, *, clock: Clock = now_micros) -> None:
+        self._users = users
+        self._members = members
+        self._events = events
+        self._clock = clock
         self._counter = counter
         self._offline_listeners: list[OfflineListener] = []
 
@@ -44,8 +51,8 @@ class PresenceService:
     async def went_offline(self, user_id: str) -> None:
         """The user's last connection anywhere is gone: closed here, or lost with a crashed
         instance (the Redis counter reports those)."""
-        now = self._ctx.clock()
-        await self._ctx.store.touch_user(user_id, now)
+        now = self._clock()
+        await self._users.touch_user(user_id, now)
         await self._announce(user_id, "offline", now)
         for listener in self._offline_listeners:
             await listener(user_id)
@@ -70,13 +77,13 @@ class PresenceService:
         the user's presence until now, learn that the user is online (if so). The user's
         own connections are left out: nobody hears their own presence."""
         if await self._counter.online([user_id]):
-            self._ctx.events.to_conversation(conversation_id, _changed(user_id, "online"),
-                                             exclude_user=user_id)
+            self._events.to_conversation(conversation_id, _changed(user_id, "online"),
+                                         exclude_user=user_id)
 
     async def _announce(self, user_id: str, status: str, last_seen: int | None) -> None:
         event = _changed(user_id, status, last_seen)
-        for conversation_id in await self._ctx.store.accepted_conversation_ids(user_id):
-            self._ctx.events.to_conversation(conversation_id, event)
+        for conversation_id in await self._members.accepted_conversation_ids(user_id):
+            self._events.to_conversation(conversation_id, event)
 
 
 def _changed(user_id: str, status: str, last_seen: int | None = None) -> PresenceChanged:

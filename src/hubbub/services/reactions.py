@@ -12,13 +12,21 @@ from hubbub.domain.errors import BadRequest, Conflict, NotFound
 from hubbub.domain.models import ReactionChange
 from hubbub.domain.permissions import Ability
 from hubbub.protocol.server import ReactionAdded, ReactionRemoved
-from hubbub.services.access import require_ability
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.access import Access
+from hubbub.services.context import Actor, Clock, now_micros
+from hubbub.services.events import Events
+from hubbub.storage.messages import MessageStore
+from hubbub.storage.reactions import ReactionStore
 
 
 class ReactionService:
-    def __init__(self, ctx: ServiceContext) -> None:
-        self._ctx = ctx
+    def __init__(self, reactions: ReactionStore, messages: MessageStore, access: Access,
+                 events: Events, *, clock: Clock = now_micros) -> None:
+        self._reactions = reactions
+        self._messages = messages
+        self._access = access
+        self._events = events
+        self._clock = clock
 
     async def add(self, actor: Actor, message_id: str, emoji: str) -> ReactionChange:
         """React to a live message; broadcasts `ReactionAdded` when it was not there yet.
@@ -28,10 +36,10 @@ class ReactionService:
             Forbidden: the actor may not send here; Conflict: the message is deleted.
         """
         await self._check(actor, message_id, emoji)
-        change = await self._ctx.store.add_reaction(message_id, actor.user_id, emoji,
-                                                    self._ctx.clock())
+        change = await self._reactions.add_reaction(message_id, actor.user_id, emoji,
+                                                    self._clock())
         if change.changed:
-            self._ctx.events.to_conversation(change.conversation_id, ReactionAdded(
+            self._events.to_conversation(change.conversation_id, ReactionAdded(
                 conversation_id=change.conversation_id, message_id=message_id,
                 version=change.version, user_id=actor.user_id, emoji=emoji,
             ))
@@ -44,10 +52,10 @@ class ReactionService:
             BadRequest, NotFound, Forbidden, Conflict: as for `add`.
         """
         await self._check(actor, message_id, emoji)
-        change = await self._ctx.store.remove_reaction(message_id, actor.user_id, emoji,
-                                                       self._ctx.clock())
+        change = await self._reactions.remove_reaction(message_id, actor.user_id, emoji,
+                                                       self._clock())
         if change.changed:
-            self._ctx.events.to_conversation(change.conversation_id, ReactionRemoved(
+            self._events.to_conversation(change.conversation_id, ReactionRemoved(
                 conversation_id=change.conversation_id, message_id=message_id,
                 version=change.version, user_id=actor.user_id, emoji=emoji,
             ))
@@ -56,11 +64,11 @@ class ReactionService:
     async def _check(self, actor: Actor, message_id: str, emoji: str) -> None:
         if not emoji.strip():
             raise BadRequest("emoji may not be blank - at `$.emoji`")
-        message = await self._ctx.store.get_message(message_id)
+        message = await self._messages.get_message(message_id)
         if message is None:
             raise NotFound("unknown message - at `$.message_id`")
         # Permission before state: a non-member learns nothing about a message's deletion.
-        await require_ability(self._ctx, actor, message.conversation_id, Ability.SEND,
-                              what="react")
+        await self._access.require_ability(actor, message.conversation_id, Ability.SEND,
+                                           what="react")
         if message.is_deleted:
             raise Conflict("the message is deleted - at `$.message_id`")

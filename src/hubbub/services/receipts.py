@@ -10,13 +10,19 @@ from __future__ import annotations
 from hubbub.domain.clock import format_time
 from hubbub.domain.models import ReceiptChange
 from hubbub.protocol.server import MessageDelivered, MessageRead
-from hubbub.services.access import require_readable
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.access import Access
+from hubbub.services.context import Actor, Clock, now_micros
+from hubbub.services.events import Events
+from hubbub.storage.receipts import ReceiptStore
 
 
 class ReceiptService:
-    def __init__(self, ctx: ServiceContext) -> None:
-        self._ctx = ctx
+    def __init__(self, receipts: ReceiptStore, access: Access, events: Events, *,
+                 clock: Clock = now_micros) -> None:
+        self._receipts = receipts
+        self._access = access
+        self._events = events
+        self._clock = clock
 
     async def mark_read(self, actor: Actor, conversation_id: str,
                         message_id: str) -> ReceiptChange:
@@ -26,11 +32,11 @@ class ReceiptService:
         Raises:
             NotFound: unknown conversation, or the message is not in it; Forbidden.
         """
-        await require_readable(self._ctx, actor, conversation_id)
-        change = await self._ctx.store.mark_read(conversation_id, actor.user_id, message_id,
-                                                 self._ctx.clock())
+        await self._access.require_readable(actor, conversation_id)
+        change = await self._receipts.mark_read(conversation_id, actor.user_id, message_id,
+                                                self._clock())
         if change.changed:
-            self._ctx.events.to_conversation(conversation_id, MessageRead(
+            self._events.to_conversation(conversation_id, MessageRead(
                 conversation_id=conversation_id, message_id=message_id,
                 user_id=actor.user_id, read_at=format_time(change.at),
             ))
@@ -43,11 +49,11 @@ class ReceiptService:
         Raises:
             NotFound: unknown conversation, or the message is not in it; Forbidden.
         """
-        await require_readable(self._ctx, actor, conversation_id)
-        change = await self._ctx.store.mark_delivered(conversation_id, actor.user_id,
-                                                      message_id, self._ctx.clock())
+        await self._access.require_readable(actor, conversation_id)
+        change = await self._receipts.mark_delivered(conversation_id, actor.user_id,
+                                                     message_id, self._clock())
         if change.changed:
-            self._ctx.events.to_conversation(conversation_id, MessageDelivered(
+            self._events.to_conversation(conversation_id, MessageDelivered(
                 conversation_id=conversation_id, message_id=message_id,
                 user_id=actor.user_id, delivered_at=format_time(change.at),
             ))

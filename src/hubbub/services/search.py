@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from hubbub.domain.models import SearchPage
-from hubbub.services.access import require_readable
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.access import Access
+from hubbub.services.context import Actor
+from hubbub.storage.search import SearchStore
 
 
 class SearchService:
-    def __init__(self, ctx: ServiceContext) -> None:
-        self._ctx = ctx
+    def __init__(self, search: SearchStore, access: Access) -> None:
+        self._search = search
+        self._access = access
 
     async def search(self, actor: Actor, query: str, conversation_id: str | None,
                      limit: int) -> SearchPage:
@@ -24,5 +26,5 @@ class SearchService:
             RateLimited: the instance's searches are all busy for a moment.
         """
         if conversation_id is not None:
-            await require_readable(self._ctx, actor, conversation_id)
-        return await self._ctx.store.search(actor.user_id, query, conversation_id, limit)
+            await self._access.require_readable(actor, conversation_id)
+        return await self._search.search(actor.user_id, query, conversation_id, limit)

@@ -10,13 +10,15 @@ from __future__ import annotations
 from hubbub.domain.clock import parse_time
 from hubbub.domain.errors import BadRequest
 from hubbub.domain.models import SyncPage
-from hubbub.services.access import require_readable
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.access import Access
+from hubbub.services.context import Actor
+from hubbub.storage.messages import MessageStore
 
 
 class SyncService:
-    def __init__(self, ctx: ServiceContext) -> None:
-        self._ctx = ctx
+    def __init__(self, messages: MessageStore, access: Access) -> None:
+        self._messages = messages
+        self._access = access
 
     async def sync(self, actor: Actor, conversation_id: str, since_version: int | None,
                    since: str | None, limit: int) -> SyncPage:
@@ -35,5 +37,5 @@ class SyncService:
             except ValueError:
                 raise BadRequest("not an RFC 3339 date-time with an offset - at `$.since`"
                                  ) from None
-        await require_readable(self._ctx, actor, conversation_id)
-        return await self._ctx.store.sync(conversation_id, since_version, since_micros, limit)
+        await self._access.require_readable(actor, conversation_id)
+        return await self._messages.sync(conversation_id, since_version, since_micros, limit)

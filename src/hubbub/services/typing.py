@@ -28,8 +28,9 @@ from hubbub.coordination.typing import Key, TypingStates
 from hubbub.domain.permissions import Ability
 from hubbub.logs import get_logger
 from hubbub.protocol.server import UserTyping
-from hubbub.services.access import require_ability
-from hubbub.services.context import Actor, ServiceContext
+from hubbub.services.access import Access
+from hubbub.services.context import Actor
+from hubbub.services.events import Events
 
 log = get_logger("hubbub.typing")
 
@@ -49,9 +50,10 @@ class _Held:
 
 
 class TypingService:
-    def __init__(self, ctx: ServiceContext, states: TypingStates,
+    def __init__(self, access: Access, events: Events, states: TypingStates,
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        self._ctx = ctx
+        self._access = access
+        self._events = events
         self._states = states
         self._timeout = timeout_s
         self._held: dict[Key, _Held] = {}
@@ -70,7 +72,7 @@ class TypingService:
         Raises:
             NotFound: unknown conversation; Forbidden: the actor may not send there.
         """
-        await require_ability(self._ctx, actor, conversation_id, Ability.SEND, what="type")
+        await self._access.require_ability(actor, conversation_id, Ability.SEND, what="type")
         key = (conversation_id, actor.user_id)
         if is_typing:
             self._hold(key, actor.name, connection_id)
@@ -171,7 +173,7 @@ class TypingService:
 
     def _announce(self, key: Key, user_name: str, is_typing: bool) -> None:
         conversation_id, user_id = key
-        self._ctx.events.to_conversation(conversation_id, UserTyping(
+        self._events.to_conversation(conversation_id, UserTyping(
             conversation_id=conversation_id, user_id=user_id, user_name=user_name,
             is_typing=is_typing,
         ), exclude_user=user_id)

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from hubbub.domain.models import User
 from hubbub.domain.tokens import Identity
-from hubbub.services.context import ServiceContext
+from hubbub.services.context import Clock, now_micros
+from hubbub.storage.users import UserStore
 
 
 class UserService:
-    def __init__(self, ctx: ServiceContext) -> None:
-        self._ctx = ctx
+    def __init__(self, users: UserStore, *, clock: Clock = now_micros) -> None:
+        self._users = users
+        self._clock = clock
 
     async def seen(self, identity: Identity) -> User:
         """Register or refresh the user a valid token speaks for."""
-        return await self._ctx.store.upsert_user(identity.user_id, identity.name,
-                                                 self._ctx.clock())
+        return await self._users.upsert_user(identity.user_id, identity.name,
+                                             self._clock())
 
     async def get(self, user_id: str) -> User | None:
-        return await self._ctx.store.get_user(user_id)
+        return await self._users.get_user(user_id)

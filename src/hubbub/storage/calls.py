@@ -1,129 +1,41 @@
-"""The `CallStore` on SQLAlchemy Core, sharing the engine and the Writer of `SqlStore`.
-
-Every state change is one `UPDATE calls … WHERE id = ? AND state = <expected>` run by the
-shared Writer: the row count says whether this instance won the transition, so two
-instances (or two devices answering at once) can never both move a call.
-"""
+"""Calls (PROTOCOL.md §3) and their state (domain/calls.py), where every instance sees them."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
-from sqlalchemy import Row, and_, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from typing import Protocol
 
 from hubbub.domain.calls import Call, CallState, EndReason
-from hubbub.storage.base import StoreUnavailable
-from hubbub.storage.dialect import Dialect
-from hubbub.storage.schema import calls
-from hubbub.storage.writer import Writer
-
-T = TypeVar("T")
-_OPEN = (CallState.RINGING.value, CallState.ACTIVE.value)
 
 
-def _to_call(row: Row[Any]) -> Call:
-    return Call(
-        id=row.id, conversation_id=row.conversation_id, caller_id=row.caller_id,
-        callee_id=row.callee_id, call_type=row.call_type, state=CallState(row.state),
-        created_at=row.created_at, answered_at=row.answered_at, ended_at=row.ended_at,
-        end_reason=None if row.end_reason is None else EndReason(row.end_reason),
-        answered_connection_id=row.answered_connection_id,
-    )
-
-
-class SqlCallStore:
-    """Calls in the `calls` table; writes go through the store's group-committing Writer."""
-
-    def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer) -> None:
-        self._engine = engine
-        self._dialect = dialect
-        self._writer = writer
+class CallStore(Protocol):
+    """The calls of PROTOCOL.md §3 and their state (domain/calls.py), where every instance
+    sees them. State changes are conditional writes, so concurrent instances never both
+    win a transition."""
 
     async def create_call(self, call: Call) -> bool:
-        async def job(conn: AsyncConnection) -> bool:
-            result = await conn.execute(self._dialect.insert(calls).values(
-                id=call.id, conversation_id=call.conversation_id, caller_id=call.caller_id,
-                callee_id=call.callee_id, call_type=call.call_type, state=call.state.value,
-                created_at=call.created_at,
-            ).on_conflict_do_nothing())
-            return bool(result.rowcount)
+        """Insert a new call; False (and nothing written) when its id is taken."""
 
-        return await self._write(job)
-
-    async def get_call(self, call_id: str) -> Call | None:
-        rows = await self._read(select(calls).where(calls.c.id == call_id))
-        return _to_call(rows[0]) if rows else None
+    async def get_call(self, call_id: str) -> Call | None: ...
 
     async def transition(self, call_id: str, expected: CallState, target: CallState,
                          now: int, end_reason: EndReason | None = None,
                          connection_id: str | None = None) -> Call | None:
-        values: dict[str, Any] = {"state": target.value}
-        if target is CallState.ACTIVE:
-            values["answered_at"] = now
-            values["answered_connection_id"] = connection_id
-        if target is CallState.ENDED:
-            values["ended_at"] = now
-            values["end_reason"] = None if end_reason is None else end_reason.value
-        statement = (update(calls)
-                     .where(calls.c.id == call_id, calls.c.state == expected.value)
-                     .values(**values).returning(*calls.c))
-
-        async def job(conn: AsyncConnection) -> Call | None:
-            row = (await conn.execute(statement)).first()
-            return None if row is None else _to_call(row)
-
-        return await self._write(job)
+        """Move the call from `expected` to `target`, stamping `answered_at` and the
+        answering `connection_id`, or `ended_at` and `end_reason`; None when it was not in
+        `expected` (someone else moved it)."""
 
     async def open_calls_of(self, user_id: str) -> list[Call]:
-        query = select(calls).where(
-            or_(calls.c.caller_id == user_id, calls.c.callee_id == user_id),
-            calls.c.state.in_(_OPEN),
-        )
-        return [_to_call(row) for row in await self._read(query)]
+        """The ringing and active calls the user is a party of."""
 
     async def ringing_before(self, created_before: int, limit: int) -> list[Call]:
-        query = (select(calls)
-                 .where(calls.c.state == CallState.RINGING.value,
-                        calls.c.created_at < created_before)
-                 .order_by(calls.c.created_at).limit(limit))
-        return [_to_call(row) for row in await self._read(query)]
+        """Ringing calls created before that time, oldest first (left behind by a stopped
+        instance, whose ring timer never fired)."""
 
     async def open_calls(self, after: tuple[int, str] | None, limit: int) -> list[Call]:
-        query = select(calls).where(calls.c.state.in_(_OPEN))
-        if after is not None:
-            created_at, call_id = after
-            query = query.where(or_(
-                calls.c.created_at > created_at,
-                and_(calls.c.created_at == created_at, calls.c.id > call_id),
-            ))
-        query = query.order_by(calls.c.created_at, calls.c.id).limit(limit)
-        return [_to_call(row) for row in await self._read(query)]
+        """Ringing and active calls ordered by (created_at, id), from just after `after`:
+        pages over every open call."""
 
     async def list_calls(self, conversation_id: str, user_id: str, before: int | None,
                          limit: int) -> list[Call]:
-        query = select(calls).where(
-            calls.c.conversation_id == conversation_id,
-            or_(calls.c.caller_id == user_id, calls.c.callee_id == user_id),
-        )
-        if before is not None:
-            query = query.where(calls.c.created_at < before)
-        query = query.order_by(calls.c.created_at.desc(), calls.c.id).limit(limit)
-        return [_to_call(row) for row in await self._read(query)]
-
-    async def _read(self, query: Any) -> list[Row[Any]]:
-        try:
-            async with self._engine.connect() as conn:
-                return list((await conn.execute(query)).all())
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
-
-    async def _write(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        """Each write touches one call's row: apart from the batches where that matters
-        (Writer.run_apart), so it never closes a lock cycle with other instances."""
-        try:
-            return await self._writer.run_apart(job)
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(f"database error: {type(exc).__name__}") from exc
+        """The conversation's calls the user was a party of, created before `before`,
+        newest first."""

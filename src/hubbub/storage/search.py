@@ -1,45 +1,21 @@
-"""Case-insensitive, literal substring matching (the search of PROTOCOL.md §3) per database.
-
-PostgreSQL: `content ILIKE '%q%' ESCAPE '\\'`, which folds case by Unicode rules under a
-UTF-8 locale and can use the pg_trgm GIN index of migration 0002.
-
-SQLite: its `LIKE` and `lower()` fold ASCII only, so each connection gets a `hubbub_lower`
-function (Python's `str.lower`) and the match is `hubbub_lower(content) LIKE lower('%q%')`.
-SQLite scans either way; a Python function per row is cheap next to that.
-
-In both, the query's `%`, `_` and `\\` are escaped so that they match themselves.
-"""
+"""SearchMessages (PROTOCOL.md §3): a literal, case-insensitive substring of live messages."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
-from sqlalchemy import ColumnElement, func
-
-ESCAPE = "\\"
-SQLITE_LOWER = "hubbub_lower"
+from hubbub.domain.models import SearchPage
 
 
-def escape_like(text: str) -> str:
-    """`text` with the LIKE wildcards and the escape character itself escaped."""
-    return (text.replace(ESCAPE, ESCAPE * 2)
-            .replace("%", ESCAPE + "%")
-            .replace("_", ESCAPE + "_"))
+class SearchStore(Protocol):
+    async def search(self, user_id: str, query: str, conversation_id: str | None,
+                     limit: int) -> SearchPage:
+        """Live messages whose content contains `query` (case-insensitive; `%`, `_` and
+        `\\` literal), newest first: in `conversation_id`, or when None in the user's
+        readable memberships (the most recently active, up to a cap). Bounded in the
+        messages it examines, its time and the searches running at once; a search stopped
+        by a bound says so (`truncated`).
 
-
-def contains_insensitive(dialect_name: str, column: ColumnElement[str],
-                         query: str) -> ColumnElement[bool]:
-    """A condition: `column` contains `query`, ignoring case, with no wildcards."""
-    if dialect_name == "postgresql":
-        return column.ilike("%" + escape_like(query) + "%", escape=ESCAPE)
-    pattern = "%" + escape_like(query.lower()) + "%"
-    return func.hubbub_lower(column).like(pattern, escape=ESCAPE)
-
-
-def _lower(value: str | None) -> str | None:
-    return None if value is None else value.lower()
-
-
-def register_sqlite_functions(dbapi_connection: Any, _record: Any) -> None:
-    """Connect-event listener: the SQL functions the SQLite queries rely on."""
-    dbapi_connection.create_function(SQLITE_LOWER, 1, _lower, deterministic=True)
+        Raises:
+            RateLimited: every search slot stayed busy for a moment.
+        """

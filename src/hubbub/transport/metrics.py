@@ -94,7 +94,7 @@ class Metrics:
         self.registry.register(_OrderCollector(stats))
 
     def watch_writer(self, writer: WriterStats) -> None:
-        """Export the store's group commit (storage/writer.py): commits, the jobs they
+        """Export the store's group commit (adapters/sql/writer.py): commits, the jobs they
         carried (jobs per commit sets the fan-out cost: one socket write per subscriber per
         commit), and batches aborted and retried job by job (on PostgreSQL, a deadlock)."""
         self.registry.register(_WriterCollector(writer))

@@ -27,7 +27,7 @@ from hubbub.protocol.objects import (
 from hubbub.protocol.objects import Role as RoleName
 from hubbub.services.context import Actor
 from hubbub.services.views import conversation_object, message_object, summary_object
-from hubbub.storage.base import StoreUnavailable
+from hubbub.storage.errors import StoreUnavailable
 from hubbub.transport.auth import authenticate, bearer_token
 from hubbub.transport.http import (
     error_for,
@@ -169,7 +169,7 @@ async def readyz(request: web.Request) -> web.Response:
     """
     server: Server = request.app[SERVER]
     try:
-        await server.store.ping()
+        await server.database.ping()
     except StoreUnavailable:
         return json_response({"status": "unavailable", "failed": ["database"]}, 503)
     try:

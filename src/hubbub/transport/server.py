@@ -26,7 +26,7 @@ from hubbub.services.sync import SyncService
 from hubbub.services.tickets import TicketService
 from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
-from hubbub.storage.base import Store
+from hubbub.storage.database import Database
 from hubbub.transport.connection import Connection
 from hubbub.transport.expiry import Expiries
 from hubbub.transport.hub import Hub
@@ -46,7 +46,7 @@ CLOSE_TIMEOUT_S = 2.0
 @dataclass
 class Server:
     settings: Settings
-    store: Store
+    database: Database
     bus: Bus
     hub: Hub
     metrics: Metrics

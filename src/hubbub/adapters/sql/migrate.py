@@ -6,14 +6,12 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hubbub.storage.dialect import Dialect
+from hubbub.adapters.sql.dialect import Dialect
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# Any constant works; it only has to be the same for every hubbub instance.
-_PG_MIGRATION_LOCK = 0x6875_6262
 
 
 def _config(connection: Connection) -> Config:
@@ -27,6 +25,5 @@ async def upgrade(engine: AsyncEngine, dialect: Dialect, revision: str = "head")
     """Bring the schema to the newest revision (or to `revision`, for tests of a migration's
     data); safe when several instances start at once."""
     async with engine.begin() as conn:
-        if dialect.name == "postgresql":
-            await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+        await dialect.lock_migrations(conn)
         await conn.run_sync(lambda sync: command.upgrade(_config(sync), revision))

@@ -24,38 +24,83 @@ in different orders deadlock, and PostgreSQL breaks a deadlock only after `deadl
 (1 s by default) — measured on three instances: ~165 changes/s instead of thousands. So a
 job names the conversations it will lock (`keys`), and a batch with two or more of them
 first locks them all in sorted order (`lock`), before any job runs. One key needs no order.
-Jobs lock their conversation's row before any other row of it (storage/sql.py), so these
+Jobs lock their conversation's row before any other row of it (shared.py), so these
 locks order every row a batch writes.
+
+Names: a job is reported by its function's name (`_store_edit`, `_soft_delete`: what the
+transaction does), a batch runner by its `name`, when a batch aborts or runs slow, so the
+log says which writes were involved. Nothing per job is spent on it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.domain.errors import ChatError
+from hubbub.logs import get_logger
+
+log = get_logger("hubbub.writer")
 
 T = TypeVar("T")
 ItemT = TypeVar("ItemT")
-Job = Callable[[AsyncConnection], Awaitable[Any]]
+T_co = TypeVar("T_co", covariant=True)
+ItemT_contra = TypeVar("ItemT_contra", contravariant=True)
+
+Job = Callable[[AsyncConnection], Awaitable[T]]
 # Locks the rows of the given keys, in the order given (sorted), for this transaction.
 Locker = Callable[[AsyncConnection, list[str]], Awaitable[None]]
-BatchRunner = Callable[[AsyncConnection, list[ItemT]], Awaitable[list[T | ChatError]]]
 
 # Enough to amortise one commit over many messages, small enough to keep a batch's latency
 # (and the time other writes wait behind it) in the low milliseconds.
 MAX_BATCH = 256
+# A batch commits in milliseconds; one that took this long held every write queued behind
+# it (on PostgreSQL, typically a lock wait, or a deadlock broken after deadlock_timeout).
+SLOW_BATCH_S = 1.0
 
-# The item of a plain job (a callable run on its own), as opposed to a batched item.
-_PLAIN: Any = object()
 
-# (a job, or the runner of a batched item; the item, or _PLAIN; the caller's future;
-# the keys of the rows the job will lock)
-_Entry = tuple[Any, Any, "asyncio.Future[Any]", tuple[str, ...]]
+class BatchRunner(Protocol[ItemT_contra, T_co]):
+    """Runs consecutive queued items together: one result, or a `ChatError` returned rather
+    than raised, per item, in order."""
+
+    @property
+    def name(self) -> str:
+        """What the runner stores, for reports."""
+
+    async def __call__(self, conn: AsyncConnection, items: Sequence[ItemT_contra], /
+                       ) -> Sequence[T_co | ChatError]: ...
+
+
+class _Plain(Generic[T]):
+    """A job queued by `run`, the future its caller awaits, the keys it locks."""
+
+    __slots__ = ("future", "job", "keys")
+
+    def __init__(self, job: Job[T], future: asyncio.Future[T], keys: tuple[str, ...]) -> None:
+        self.job = job
+        self.future = future
+        self.keys = keys
+
+
+class _Item(Generic[ItemT, T]):
+    """An item queued by `run_batched` for `runner`, with its future and keys."""
+
+    __slots__ = ("future", "item", "keys", "runner")
+
+    def __init__(self, runner: BatchRunner[ItemT, T], item: ItemT,
+                 future: asyncio.Future[T], keys: tuple[str, ...]) -> None:
+        self.runner = runner
+        self.item = item
+        self.future = future
+        self.keys = keys
+
+
+_Queued = _Plain[Any] | _Item[Any, Any]
 
 
 class Writer:
@@ -65,7 +110,7 @@ class Writer:
         self._engine = engine
         self._lock = lock
         self._conn: AsyncConnection | None = None
-        self._queue: list[_Entry] = []
+        self._queue: list[_Queued] = []
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
         self.jobs = 0
@@ -77,14 +122,14 @@ class Writer:
         """Whether `keys` matter here (worth a query to find them out)."""
         return self._lock is not None
 
-    async def run(self, job: Callable[[AsyncConnection], Awaitable[T]],
-                  keys: tuple[str, ...] = ()) -> T:
+    async def run(self, job: Job[T], keys: tuple[str, ...] = ()) -> T:
         """Queue `job` for the next transaction and wait until it has committed. `keys`:
         the conversations whose rows the job locks (see "Lock order" above)."""
-        result: T = await self._submit(job, _PLAIN, keys)
-        return result
+        future: asyncio.Future[T] = self._future()
+        self._queue.append(_Plain(job, future, keys))
+        return await future
 
-    async def run_apart(self, job: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    async def run_apart(self, job: Job[T]) -> T:
         """Run a job that writes one row of no conversation's (a user, a call). Where locks
         are ordered (several writers), it runs in a transaction of its own: holding one row
         lock and waiting for nothing while holding it, it cannot close a deadlock cycle,
@@ -102,16 +147,16 @@ class Writer:
         `runner` must be the very same object for every item meant to share a call (keep it
         in an attribute, not a fresh bound method). Raises the item's `ChatError`, if any.
         """
-        result: T = await self._submit(runner, item, keys)
-        return result
+        future: asyncio.Future[T] = self._future()
+        self._queue.append(_Item(runner, item, future, keys))
+        return await future
 
-    def _submit(self, job: Any, item: Any, keys: tuple[str, ...]) -> asyncio.Future[Any]:
+    def _future(self) -> asyncio.Future[Any]:
+        """A future for the next queued entry; starts draining the queue if idle."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((job, item, future, keys))
         if self._task is None:
             self._task = loop.create_task(self._drain())
-        return future
+        return loop.create_future()
 
     async def close(self) -> None:
         """Let queued jobs finish, then give the writer's connection back."""
@@ -140,63 +185,93 @@ class Writer:
         finally:
             self._task = None
 
-    async def _run_batch(self, batch: list[_Entry]) -> None:
+    async def _run_batch(self, batch: list[_Queued]) -> None:
         self.batches += 1
         self.jobs += len(batch)
-        outcomes: list[tuple[bool, Any]] = []
+        started = time.perf_counter()
         try:
             conn = await self._connection()
             async with conn.begin():
                 if self._lock is not None:
-                    keys = {key for entry in batch for key in entry[3]}
+                    keys = {key for entry in batch for key in entry.keys}
                     if len(keys) > 1:
                         await self._lock(conn, sorted(keys))
-                i, size = 0, len(batch)
-                while i < size:
-                    job, item, _, _ = batch[i]
-                    if item is _PLAIN:
-                        try:
-                            outcomes.append((True, await job(conn)))
-                        except ChatError as exc:
-                            outcomes.append((False, exc))
-                        i += 1
-                        continue
-                    end = i + 1
-                    while end < size and batch[end][0] is job and batch[end][1] is not _PLAIN:
-                        end += 1
-                    results = await job(conn, [entry[1] for entry in batch[i:end]])
-                    if len(results) != end - i:
-                        raise RuntimeError("a batch runner must answer once per item")
-                    outcomes += [(not isinstance(r, ChatError), r) for r in results]
-                    i = end
-        except Exception:
+                outcomes = await _run_in(conn, batch)
+        except Exception as exc:
             self.aborted += 1
+            log.warning("writer.batch_aborted", error=type(exc).__name__,
+                        jobs=_names(batch))
             await self._release()
-            for job, item, future, _ in batch:
-                await self._run_alone(job, item, future)
+            for entry in batch:
+                await self._run_alone(entry)
             return
-        for (_, _, future, _), (ok, value) in zip(batch, outcomes, strict=True):
-            if future.done():
+        for entry, (ok, value) in zip(batch, outcomes, strict=True):
+            if entry.future.done():
                 continue
             if ok:
-                future.set_result(value)
+                entry.future.set_result(value)
             else:
-                future.set_exception(value)
+                entry.future.set_exception(value)
+        elapsed = time.perf_counter() - started
+        if elapsed >= SLOW_BATCH_S:
+            log.warning("writer.batch_slow", seconds=round(elapsed, 3), jobs=_names(batch))
 
-    async def _run_alone(self, job: Any, item: Any, future: asyncio.Future[Any]) -> None:
+    async def _run_alone(self, entry: _Queued) -> None:
         try:
             async with self._engine.begin() as conn:
-                if item is _PLAIN:
-                    value = await job(conn)
+                if isinstance(entry, _Plain):
+                    value = await entry.job(conn)
                 else:
-                    (value,) = await job(conn, [item])
+                    (value,) = await entry.runner(conn, [entry.item])
                     if isinstance(value, ChatError):
                         raise value
         except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
+            if not entry.future.done():
+                entry.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
-        if not future.done():
-            future.set_result(value)
+        if not entry.future.done():
+            entry.future.set_result(value)
+
+
+async def _run_in(conn: AsyncConnection, batch: list[_Queued]) -> list[tuple[bool, Any]]:
+    """Run the batch's entries in order on `conn`: each plain job alone, each run of
+    consecutive items of one runner in one call. (succeeded, result or error) per entry."""
+    outcomes: list[tuple[bool, Any]] = []
+    i, size = 0, len(batch)
+    while i < size:
+        entry = batch[i]
+        if isinstance(entry, _Plain):
+            try:
+                outcomes.append((True, await entry.job(conn)))
+            except ChatError as exc:
+                outcomes.append((False, exc))
+            i += 1
+            continue
+        runner = entry.runner
+        items = [entry.item]
+        end = i + 1
+        while end < size:
+            following = batch[end]
+            if not isinstance(following, _Item) or following.runner is not runner:
+                break
+            items.append(following.item)
+            end += 1
+        results = await runner(conn, items)
+        if len(results) != end - i:
+            raise RuntimeError("a batch runner must answer once per item")
+        outcomes += [(not isinstance(r, ChatError), r) for r in results]
+        i = end
+    return outcomes
+
+
+def _names(batch: list[_Queued]) -> str:
+    """What a batch did, for a log line: "store_sends×12, store_edit" (jobs by the name of
+    their function, leading underscores dropped; runners by their `name`)."""
+    counts: dict[str, int] = {}
+    for entry in batch:
+        name = (getattr(entry.job, "__name__", type(entry.job).__name__)
+                if isinstance(entry, _Plain) else entry.runner.name).lstrip("_")
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(name if n == 1 else f"{name}×{n}" for name, n in counts.items())

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, and_, case, literal_column, select, tuple_, union_all
+from sqlalchemy import ColumnElement, and_, case, literal_column, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hubbub.storage.schema import messages
-from hubbub.storage.search_budget import Deadline
+from hubbub.adapters.sql.schema import messages
+from hubbub.adapters.sql.search_budget import Deadline
+
+if TYPE_CHECKING:
+    from hubbub.adapters.sql.dialect import Dialect
 
 # The first chunk: enough for the usual search, whose matches are recent.
 FIRST_CHUNK = 256
@@ -48,7 +51,7 @@ class ScanResult:
     complete: bool
 
 
-async def scan(conn: AsyncConnection, dialect: str, conversation_ids: Sequence[str],
+async def scan(conn: AsyncConnection, dialect: Dialect, conversation_ids: Sequence[str],
                match: ColumnElement[bool], limit: int, scan_limit: int,
                deadline: Deadline) -> ScanResult:
     """Examine the newest messages of `conversation_ids`, newest first across them, for
@@ -83,7 +86,7 @@ async def scan(conn: AsyncConnection, dialect: str, conversation_ids: Sequence[s
         chunk = min(chunk * CHUNK_GROWTH, MAX_CHUNK)
 
 
-def _chunk(dialect: str, conversation_ids: Sequence[str], cursors: Sequence[Cursor | None],
+def _chunk(dialect: Dialect, conversation_ids: Sequence[str], cursors: Sequence[Cursor | None],
            match: ColumnElement[bool], size: int) -> Any:
     """The next `size` messages of the merged scope after the cursors, newest first: rows
     of (arm, created_at, seq, id if it matches else NULL)."""
@@ -101,14 +104,4 @@ def _chunk(dialect: str, conversation_ids: Sequence[str], cursors: Sequence[Curs
         arms.append(statement)
     if len(arms) == 1:
         return arms[0].order_by(*newest).limit(size)
-    if dialect == "postgresql":
-        # Each arm sorted and limited itself: only then does the planner merge the index
-        # ranges (Merge Append) instead of reading every arm whole and sorting.
-        merged = union_all(*(a.order_by(*newest).limit(size) for a in arms)).subquery()
-        return select(merged).order_by(merged.c.created_at.desc(),
-                                       merged.c.seq.desc()).limit(size)
-    # SQLite merges a compound SELECT's arms under its ORDER BY (arms with their own
-    # LIMIT would be materialised and sorted first).
-    compound = union_all(*arms)
-    columns = compound.selected_columns
-    return compound.order_by(columns.created_at.desc(), columns.seq.desc()).limit(size)
+    return dialect.merge_newest(arms, newest, size)

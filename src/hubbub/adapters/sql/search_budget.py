@@ -1,6 +1,6 @@
 """What one search may spend (docs/DECISIONS.md, "Search cost"): a slot, and time.
 
-Searches run on a pool of connections of their own (storage/__init__.py), so that however
+Searches run on a pool of connections of their own (engine.py), so that however
 many run, every other read still finds its connection in the main pool. The `SearchGate`
 in front of that pool lets `concurrency` searches run per instance, at most one per user
 (one user's searches never take every slot); a search that finds no slot within
@@ -131,13 +131,6 @@ async def run_abortable(work: Awaitable[T], deadline: Deadline) -> T:
         if not task.cancelled():
             task.exception()  # retrieved, so not logged: nobody waits for this answer
         raise
-
-
-def new_deadline(dialect_name: str, timeout_s: float) -> Deadline:
-    """The deadline of a search starting now, enforced the way this database allows."""
-    if dialect_name == "postgresql":
-        return PostgresDeadline(timeout_s)
-    return SqliteDeadline(timeout_s)
 
 
 class Deadline:

@@ -1,0 +1,176 @@
+"""`ConversationStore` on SQL: creating conversations, listing a user's with their unread
+counts and last messages, and the versions the hub's repair compares."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Row, and_, func, literal_column, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hubbub.adapters.sql.dialect import Dialect
+from hubbub.adapters.sql.schema import conversations, members, messages
+from hubbub.adapters.sql.shared import (
+    ReadConnection,
+    message_select,
+    with_reactions,
+    write,
+)
+from hubbub.adapters.sql.writer import Writer
+from hubbub.domain.models import Conversation, ConversationSummary, Message
+from hubbub.domain.permissions import creator_role
+from hubbub.protocol.objects import Kind
+
+# A bound on per-request work (docs/DECISIONS.md, "Conversations"): `unread_count` counts
+# at most UNREAD_COUNT_CAP messages (clients show "999+").
+UNREAD_COUNT_CAP = 1000
+
+
+def direct_key(*user_ids: str) -> str:
+    """The key of the one direct conversation of a pair: "low-uuid:high-uuid"."""
+    return ":".join(sorted(set(user_ids)))
+
+
+def _to_conversation(row: Row[Any], member_count: int) -> Conversation:
+    return Conversation(
+        id=row.id, kind=row.kind, name=row.name, created_by=row.created_by,
+        created_at=row.created_at, version=row.version, member_count=member_count,
+    )
+
+
+class SqlConversationStore:
+    def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer, *,
+                 unread_count_cap: int = UNREAD_COUNT_CAP) -> None:
+        self._engine = engine
+        self._dialect = dialect
+        self._writer = writer
+        self._unread_count_cap = unread_count_cap
+
+    async def create_conversation(
+        self, conversation_id: str, kind: Kind, name: str | None, created_by: str,
+        member_ids: list[str], now: int,
+    ) -> tuple[Conversation, bool]:
+        key = direct_key(created_by, *member_ids) if kind == "direct" else None
+
+        async def _create_conversation(conn: AsyncConnection) -> tuple[Conversation, bool]:
+            if key is not None:
+                existing = (await conn.execute(
+                    select(conversations).where(conversations.c.direct_key == key)
+                )).first()
+                if existing is not None:
+                    return _to_conversation(existing, 2), False
+            await conn.execute(conversations.insert().values(
+                id=conversation_id, kind=kind, name=name, created_by=created_by, version=0,
+                created_at=now, last_activity_at=now, direct_key=key,
+            ))
+            # The creator takes part by creating; the others have yet to accept.
+            rows = [{"conversation_id": conversation_id, "user_id": created_by,
+                     "role": creator_role(kind), "joined_at": now, "accepted_at": now}]
+            rows += [{"conversation_id": conversation_id, "user_id": uid, "role": "member",
+                      "joined_at": now, "accepted_at": None}
+                     for uid in dict.fromkeys(member_ids) if uid != created_by]
+            await conn.execute(members.insert(), rows)
+            conversation = Conversation(
+                conversation_id, kind, name, created_by, now, 0, len(rows)
+            )
+            return conversation, True
+
+        return await write(self._writer, _create_conversation)
+
+    async def find_direct(self, user_id: str, other_id: str) -> Conversation | None:
+        async with ReadConnection(self._engine) as conn:
+            row = (await conn.execute(select(conversations).where(
+                conversations.c.direct_key == direct_key(user_id, other_id)
+            ))).first()
+        return None if row is None else _to_conversation(row, 2)
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        async with ReadConnection(self._engine) as conn:
+            row = (await conn.execute(
+                select(conversations).where(conversations.c.id == conversation_id)
+            )).first()
+            if row is None:
+                return None
+            counts = await _member_counts(conn, [conversation_id])
+        return _to_conversation(row, counts.get(conversation_id, 0))
+
+    async def conversation_versions(self, conversation_ids: Collection[str]
+                                    ) -> dict[str, int]:
+        if not conversation_ids:
+            return {}
+        query = select(conversations.c.id, conversations.c.version).where(
+            self._dialect.one_of(conversations.c.id, list(conversation_ids)))
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.id: int(row.version) for row in rows}
+
+    async def list_conversations(self, user_id: str, conversation_id: str | None = None
+                                 ) -> list[ConversationSummary]:
+        query = (
+            select(conversations, members.c.role, members.c.last_read_seq,
+                   self._unread_count(user_id).label("unread_count"))
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(members.c.user_id == user_id, members.c.role != "banned")
+            .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
+        )
+        if conversation_id is not None:
+            query = query.where(conversations.c.id == conversation_id)
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+            ids = [row.id for row in rows]
+            counts = await _member_counts(conn, ids)
+            last = await _last_messages(conn, ids)
+        return [
+            ConversationSummary(
+                conversation=_to_conversation(row, counts.get(row.id, 0)),
+                role=row.role,
+                unread_count=int(row.unread_count),
+                last_message=last.get(row.id),
+                last_activity=row.last_activity_at,
+            )
+            for row in rows
+        ]
+
+    def _unread_count(self, user_id: str) -> Any:
+        """Other users' live messages after the member's read mark, counted up to the cap:
+        the LIMIT inside stops the index range scan there, so a member who never reads a
+        busy channel costs at most the cap per listing, not the channel's whole history."""
+        unread = (
+            select(literal_column("1")).select_from(messages)
+            .where(messages.c.conversation_id == conversations.c.id,
+                   messages.c.seq > members.c.last_read_seq,
+                   messages.c.sender_id != user_id,
+                   messages.c.deleted_at.is_(None))
+            .correlate(conversations, members)
+            .limit(self._unread_count_cap)
+            .subquery()
+        )
+        return select(func.count()).select_from(unread).scalar_subquery()
+
+
+async def _member_counts(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    rows = (await conn.execute(
+        select(members.c.conversation_id, func.count())
+        .where(members.c.conversation_id.in_(ids), members.c.role != "banned")
+        .group_by(members.c.conversation_id)
+    )).all()
+    return {row[0]: int(row[1]) for row in rows}
+
+
+async def _last_messages(conn: AsyncConnection, ids: list[str]) -> dict[str, Message]:
+    if not ids:
+        return {}
+    newest = (
+        select(messages.c.conversation_id, func.max(messages.c.seq).label("seq"))
+        .where(messages.c.conversation_id.in_(ids))
+        .group_by(messages.c.conversation_id)
+        .subquery()
+    )
+    rows = (await conn.execute(message_select().join(newest, and_(
+        newest.c.conversation_id == messages.c.conversation_id,
+        newest.c.seq == messages.c.seq,
+    )))).all()
+    return {m.conversation_id: m for m in await with_reactions(conn, rows)}

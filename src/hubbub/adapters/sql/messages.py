@@ -1,0 +1,128 @@
+"""`MessageStore` on SQL: sends are batched (sends.py); an edit or a delete is one job that
+takes the conversation's next version."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from hubbub.adapters.sql.dialect import Dialect
+from hubbub.adapters.sql.schema import conversations, message_edits, messages, reactions
+from hubbub.adapters.sql.sends import SendBatch
+from hubbub.adapters.sql.shared import (
+    DRIVER_ERRORS,
+    ReadConnection,
+    live_message_row,
+    load_messages,
+    message_keys,
+    message_select,
+    next_version,
+    to_message,
+    unavailable,
+    with_reactions,
+    write,
+)
+from hubbub.adapters.sql.writer import Writer
+from hubbub.domain.errors import NotFound
+from hubbub.domain.models import Message, MessageDraft, Page, SendOutcome, SyncPage
+
+
+class SqlMessageStore:
+    def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer) -> None:
+        self._engine = engine
+        self._writer = writer
+        # One object, so that the Writer hands consecutive sends to it together.
+        self._send_batch = SendBatch(dialect.send_statements, load_messages)
+
+    async def send(self, draft: MessageDraft) -> SendOutcome:
+        try:
+            return await self._writer.run_batched(self._send_batch, draft,
+                                                  (draft.conversation_id,))
+        except DRIVER_ERRORS as exc:
+            raise unavailable(exc) from exc
+
+    async def edit(self, message_id: str, content: str, now: int) -> Message:
+        async def _store_edit(conn: AsyncConnection) -> Message:
+            row = await live_message_row(conn, message_id)
+            version = await next_version(conn, row.conversation_id, None)
+            await conn.execute(message_edits.insert().values(
+                message_id=message_id, version=version, previous_content=row.content,
+                edited_at=now,
+            ))
+            await conn.execute(update(messages).where(messages.c.id == message_id).values(
+                content=content, edited_at=now, version=version
+            ))
+            return (await load_messages(conn, [message_id]))[0]
+
+        keys = await message_keys(self._engine, self._writer, message_id)
+        return await write(self._writer, _store_edit, keys)
+
+    async def delete(self, message_id: str, deleted_by: str, now: int) -> tuple[Message, bool]:
+        async def _soft_delete(conn: AsyncConnection) -> tuple[Message, bool]:
+            row = (await conn.execute(message_select().where(messages.c.id == message_id))).first()
+            if row is None:
+                raise NotFound("unknown message")
+            if row.deleted_at is not None:
+                return to_message(row, {}), False
+            version = await next_version(conn, row.conversation_id, None)
+            await conn.execute(update(messages).where(messages.c.id == message_id).values(
+                deleted_at=now, deleted_by=deleted_by, version=version
+            ))
+            await conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
+            return (await load_messages(conn, [message_id]))[0], True
+
+        keys = await message_keys(self._engine, self._writer, message_id)
+        return await write(self._writer, _soft_delete, keys)
+
+    async def get_message(self, message_id: str) -> Message | None:
+        async with ReadConnection(self._engine) as conn:
+            found = await load_messages(conn, [message_id])
+        return found[0] if found else None
+
+    async def history(self, conversation_id: str, before: int | None, limit: int) -> Page:
+        query = message_select().where(messages.c.conversation_id == conversation_id)
+        if before is not None:
+            query = query.where(messages.c.seq < before)
+        query = query.order_by(messages.c.seq.desc()).limit(limit + 1)
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+            has_more = len(rows) > limit
+            page = await with_reactions(conn, list(reversed(rows[:limit])))
+        return Page(page, has_more)
+
+    async def edit_history(self, message_id: str) -> list[tuple[int, str, int]]:
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(
+                select(message_edits).where(message_edits.c.message_id == message_id)
+                .order_by(message_edits.c.version)
+            )).all()
+        return [(row.version, row.previous_content, row.edited_at) for row in rows]
+
+    async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
+                   limit: int) -> SyncPage:
+        after = since_version or 0
+        statement = message_select().where(messages.c.conversation_id == conversation_id,
+                                           messages.c.version > after)
+        if since is not None:
+            statement = statement.where(or_(
+                messages.c.created_at > since, messages.c.edited_at > since,
+                messages.c.deleted_at > since, messages.c.reacted_at > since,
+            ))
+        statement = statement.order_by(messages.c.version).limit(limit + 1)
+        current = None
+        async with ReadConnection(self._engine) as conn:
+            if since is not None:
+                # Read first: every version up to it has committed (versions are taken under
+                # the conversation row's lock), so an empty page may resume from it.
+                current = (await conn.execute(select(conversations.c.version).where(
+                    conversations.c.id == conversation_id
+                ))).scalar()
+            rows = (await conn.execute(statement)).all()
+            page = await with_reactions(conn, rows[:limit])
+        if page:
+            last_version = page[-1].version
+        elif current is not None:
+            last_version = max(after, int(current))
+        else:
+            last_version = after
+        return SyncPage(page, len(rows) > limit, last_version)

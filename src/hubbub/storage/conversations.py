@@ -1,0 +1,39 @@
+"""Conversations: creating them, finding them, listing a user's, and their versions."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Protocol
+
+from hubbub.domain.models import Conversation, ConversationSummary
+from hubbub.protocol.objects import Kind
+
+
+class ConversationStore(Protocol):
+    """All times are UTC microseconds."""
+
+    async def create_conversation(
+        self, conversation_id: str, kind: Kind, name: str | None, created_by: str,
+        member_ids: list[str], now: int,
+    ) -> tuple[Conversation, bool]:
+        """Create it with the creator in `creator_role(kind)` and the others as members;
+        the creator's membership is accepted, the others' are not.
+
+        For `direct`, an existing conversation of the same pair is returned with False.
+        """
+
+    async def find_direct(self, user_id: str, other_id: str) -> Conversation | None:
+        """The direct conversation of the pair, if there is one."""
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+
+    async def list_conversations(self, user_id: str, conversation_id: str | None = None
+                                 ) -> list[ConversationSummary]:
+        """The user's conversations (banned ones left out), newest activity first; only
+        that one (if the user is in it) when `conversation_id` is given. `unread_count`
+        saturates at a cap (docs/DECISIONS.md)."""
+
+    async def conversation_versions(self, conversation_ids: Collection[str]
+                                    ) -> dict[str, int]:
+        """The current `version` of each conversation, in one query (unknown ids are left
+        out): how the hub notices changes the bus never brought (transport/repair.py)."""

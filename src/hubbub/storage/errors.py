@@ -1,0 +1,12 @@
+"""The one error every store raises for a database that did not answer."""
+
+from __future__ import annotations
+
+from hubbub.domain.errors import ChatError
+
+
+class StoreUnavailable(ChatError):
+    """The database did not answer; reported to clients as INTERNAL_ERROR."""
+
+    code = "INTERNAL_ERROR"
+    http_status = 503
