@@ -199,15 +199,16 @@ def test_the_walker_sees_the_imports() -> None:
     assert "hubbub.adapters.redis.bus" in tree["hubbub.app"]  # inside a function
     assert "hubbub.protocol.objects" in tree["hubbub.domain.permissions"]
     assert "hubbub.domain.validation" in tree["hubbub.services.messages"]
-    assert "hubbub.storage.base" in tree["hubbub.services.membership"]
+    assert "hubbub.storage.members" in tree["hubbub.services.membership"]
+    assert "hubbub.adapters.sql" in tree["hubbub.app"]
     assert "hubbub.coordination.typing" in tree["hubbub.services.typing"]
 
 
 def test_relative_imports_are_resolved() -> None:
     """`from . import x` and `from ..y import z` name the modules they reach."""
-    found = imports_of("from ..storage import sql\nfrom . import client\n",
+    found = imports_of("from ..domain import models\nfrom . import client\n",
                        "hubbub.protocol.codec")
-    assert found == {"hubbub.storage.sql", "hubbub.protocol.client"}
+    assert found == {"hubbub.domain.models", "hubbub.protocol.client"}
     assert imports_of("from .topics import CONTROL\n", "hubbub.bus", is_package=True) == {
         "hubbub.bus.topics"}
 
@@ -217,7 +218,7 @@ def test_relative_imports_are_resolved() -> None:
     ("hubbub.protocol.client", "hubbub.services.context"),
     ("hubbub.domain.models", "hubbub.services.views"),
     ("hubbub.domain.tokens", "hubbub.transport.auth"),
-    ("hubbub.domain.clock", "hubbub.storage.base"),
+    ("hubbub.domain.clock", "hubbub.storage.members"),
     ("hubbub.services.messages", "sqlalchemy"),
     ("hubbub.services.messages", "sqlalchemy.ext.asyncio"),
     ("hubbub.services.presence", "redis.asyncio"),
@@ -225,7 +226,8 @@ def test_relative_imports_are_resolved() -> None:
     ("hubbub.services.users", "asyncpg"),
     ("hubbub.services.users", "aiosqlite"),
     ("hubbub.services.events", "hubbub.transport.hub"),
-    ("hubbub.services.membership", "hubbub.storage.sql"),
+    ("hubbub.services.membership", "hubbub.adapters.sql.members"),
+    ("hubbub.services.membership", "hubbub.adapters.sql"),
     ("hubbub.services.messages", "hubbub.adapters.sql.messages"),
     ("hubbub.services.events", "hubbub.adapters.memory.bus"),
     ("hubbub.services.typing", "hubbub.adapters.redis.typing"),
@@ -234,7 +236,9 @@ def test_relative_imports_are_resolved() -> None:
     ("hubbub.transport.rest", "hubbub.adapters.sql"),
     ("hubbub.bus", "hubbub.adapters.redis.bus"),
     ("hubbub.bus.topics", "redis"),
-    ("hubbub.storage.base", "sqlalchemy"),
+    ("hubbub.storage.users", "sqlalchemy"),
+    ("hubbub.storage.messages", "hubbub.adapters.sql.messages"),
+    ("hubbub.adapters.sql.users", "hubbub.transport.rest"),
     ("hubbub.coordination.presence", "hubbub.adapters.memory.presence"),
     ("hubbub.coordination.typing", "hubbub.services.typing"),
     ("hubbub.coordination", "aiohttp"),
@@ -250,11 +254,14 @@ def test_each_rule_catches_a_violation(module: str, target: str) -> None:
 
 @pytest.mark.parametrize(("module", "target"), [
     ("hubbub.domain.models", "hubbub.protocol.objects"),
-    ("hubbub.services.membership", "hubbub.storage.base"),
+    ("hubbub.services.membership", "hubbub.storage.members"),
+    ("hubbub.storage.messages", "hubbub.domain.models"),
+    ("hubbub.adapters.sql.messages", "hubbub.storage.messages"),
+    ("hubbub.adapters.sql.messages", "sqlalchemy"),
     ("hubbub.services.events", "hubbub.bus.base"),
     ("hubbub.services.events", "hubbub.bus.topics"),
     ("hubbub.services.typing", "hubbub.coordination.typing"),
-    ("hubbub.transport.rest", "hubbub.storage.base"),
+    ("hubbub.transport.rest", "hubbub.storage.errors"),
     ("hubbub.transport.websocket", "aiohttp"),
     ("hubbub.app", "hubbub.storage"),
     ("hubbub.app", "hubbub.adapters.redis.client"),
