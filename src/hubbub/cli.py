@@ -111,6 +111,10 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("jwt.dev_secret", note="development mode: HUBBUB_JWT_SECRET is not set, "
                     "so a generated secret saved beside the database verifies tokens; "
                     "`hubbub token` signs with it")
+    if settings.workers > 1:
+        from hubbub.workers import supervise  # each worker imports the server on its own
+
+        return supervise(settings)
     from hubbub.runner import serve  # the server's imports, only for the server
 
     return serve(settings)
