@@ -7,9 +7,10 @@ imports under `if TYPE_CHECKING:` and inside functions count too):
 2. `domain/` imports nothing of ours outside `domain/` and `protocol/`.
 3. `protocol/`, `domain/` and `services/` import no driver and no web framework.
 4. `services/` do not import `transport/` (the web layer sits above them).
-5. Only the composition root (`app.py`, and `cli.py`) imports a concrete adapter: a storage,
-   bus or coordination module other than the seams (`storage.base`, `bus.base`,
-   `bus.envelope`). An adapter package may import its own modules.
+5. Only the composition roots (`app.py`, `cli.py`, and `copydb.py`, the command that opens
+   two databases itself) import a concrete adapter: a storage, bus or coordination module
+   other than the seams (`storage.base`, `bus.base`, `bus.envelope`). An adapter package
+   may import its own modules.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ ADAPTERS: dict[str, frozenset[str]] = {
     "hubbub.bus": frozenset({"hubbub.bus.base", "hubbub.bus.envelope"}),
     "hubbub.coordination": frozenset(),
 }
-COMPOSITION_ROOTS = frozenset({"hubbub.app", "hubbub.cli", "hubbub.__main__"})
+COMPOSITION_ROOTS = frozenset({"hubbub.app", "hubbub.cli", "hubbub.__main__", "hubbub.copydb"})
 
 
 def module_name(path: Path) -> str:
