@@ -188,11 +188,12 @@ async def _empty(conn: AsyncConnection, dialect: Dialect) -> None:
 
 async def _copy_table(src: AsyncConnection, dst: AsyncConnection, table: Table,
                       batch_size: int) -> int:
-    query = select(table).order_by(*table.primary_key.columns)
-    result = await src.stream(query.execution_options(yield_per=batch_size))
+    # In the order rows are stored (no ORDER BY): a sequential read, not an index walk.
+    result = await src.stream(select(table).execution_options(yield_per=batch_size))
+    names = list(result.keys())
     count = 0
     async for rows in result.partitions(batch_size):
-        await dst.execute(table.insert(), [dict(row._mapping) for row in rows])
+        await dst.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
         count += len(rows)
     return count
 
