@@ -196,6 +196,27 @@ async def test_a_copy_to_postgresql_and_back_serves_the_same_conversations(
         assert await snapshot(server, world) == before
 
 
+async def test_a_copy_taken_while_a_server_writes_is_one_snapshot(tmp_path: Path) -> None:
+    """A server sends all along, and the copy, a row at a time, passes its check: it is the
+    source as it was at one moment (fewer messages than the source has by the end)."""
+    source, copy = (f"sqlite:///{tmp_path / name}" for name in ("live.db", "copy.db"))
+    async with run_server(settings(source, secrets.token_urlsafe(32))) as server:
+        alice = server.user("alice")
+        room = (await server.create_conversation(alice, name="busy"))["id"]
+        client = await joined(server, alice, room)
+        await send(client, room, "before the copy")
+        copying = asyncio.create_task(copy_db("--from", source, "--to", copy,
+                                              "--batch-size", "1"))
+        sent = 1
+        while not copying.done():
+            await send(client, room, f"during the copy {sent}")
+            sent += 1
+        status, _, err = await copying
+    assert (status, err) == (0, ""), err
+    copied = len((await rows(copy))["messages"])
+    assert 0 < copied < sent == len((await rows(source))["messages"])
+
+
 async def test_a_non_empty_target_is_refused_unless_forced(
         tmp_path: Path, target: PostgresDatabase) -> None:
     """A target with any row is left alone (status 2, one line); `--force` replaces its
