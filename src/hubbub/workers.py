@@ -44,9 +44,9 @@ from hubbub.notify import notify
 
 log = get_logger("hubbub.workers")
 
-# A failed worker starts again after BACKOFF_FIRST_S, doubling with each failure that
-# follows quickly, up to BACKOFF_MAX_S: at once after a crash, gently while the database
-# is down.
+# A failed worker starts again after BACKOFF_FIRST_S, doubling with each failure in a row
+# that follows its start quickly, up to BACKOFF_MAX_S: at once after a crash, gently while
+# the database is down.
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
 # A worker that served this long before it ended is not failing quickly.
@@ -133,7 +133,7 @@ class Supervisor:
                 self._stop.set()
                 return status
             worker.failures = 0 if loop.time() - started >= STABLE_S else worker.failures + 1
-            delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** max(0, worker.failures - 1))
+            delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** worker.failures)
             log.error("workers.exited", worker=worker.index, status=status,
                       restart_in_s=delay)
             with contextlib.suppress(TimeoutError):
@@ -192,8 +192,10 @@ class Supervisor:
             if not self._all_ready and all(w.ready for w in self._workers):
                 self._all_ready = True
                 notify("READY=1")  # systemd: every worker listens now
+                host, port = self._settings.host, self._settings.port
                 log.info("workers.ready", workers=len(self._workers),
-                         url=f"http://{self._settings.host}:{self._settings.port}")
+                         url=f"http://[{host}]:{port}" if ":" in host
+                         else f"http://{host}:{port}")
 
 
 @contextlib.contextmanager
