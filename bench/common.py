@@ -222,8 +222,11 @@ def _notify_socket(path: Path) -> Iterator[socket.socket]:
     protocol, src/hubbub/notify.py)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(path))
-        sock.settimeout(STARTUP_TIMEOUT_S)
-        yield sock
+        try:
+            sock.settimeout(STARTUP_TIMEOUT_S)
+            yield sock
+        finally:
+            path.unlink()  # not a regular file: the cleanup of `tmp` would leave it
 
 
 def _wait_ready(server: ServerProcess, ready: socket.socket) -> None:

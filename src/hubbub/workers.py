@@ -17,7 +17,8 @@ of their own. Settings force Redis and PostgreSQL whenever N > 1 (config.py).
 - Stopping: SIGTERM or SIGINT here is SIGTERM to each worker, which drains within
   `HUBBUB_SHUTDOWN_GRACE`; one still running past that and `STOP_MARGIN_S` is killed.
   Workers have a process group of their own, so a terminal's Ctrl-C reaches the
-  supervisor alone; and they stop when the supervisor dies, as their stdin then ends.
+  supervisor alone; and they stop when the supervisor dies, as their stdin then ends,
+  each then its own killer past the same deadline.
 - Failures: a worker that ends unasked is started again after a delay that doubles with
   each quick failure. One that fails before every worker has been ready once stops them
   all, with its status (a busy port: 1), as a single server would.
@@ -34,6 +35,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,7 +94,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self._stop.set)
-        with tempfile.TemporaryDirectory(prefix="hubbub-workers-") as directory:
+        # Short: a socket's path must fit in 108 bytes, under whatever TMPDIR is.
+        with tempfile.TemporaryDirectory(prefix="hubbub-") as directory:
             self._dir = Path(directory)
             keepers = [loop.create_task(self._keep(worker)) for worker in self._workers]
             await self._stop.wait()
@@ -144,7 +147,7 @@ class Supervisor:
     async def _run_one(self, worker: Worker) -> int:
         """Start a worker in the slot and wait for its end; its exit status."""
         self._starts += 1
-        path = self._dir / f"notify-{self._starts}.sock"  # new for each start: no stale READY
+        path = self._dir / f"{self._starts}"  # new for each start: no stale READY
         with _datagram_socket(path) as notifications:
             loop = asyncio.get_running_loop()
             process = await asyncio.create_subprocess_exec(
@@ -211,17 +214,31 @@ def _datagram_socket(path: Path) -> Iterator[socket.socket]:
             path.unlink()
 
 
-def _stop_when_orphaned(stop: Callable[[], None]) -> None:
-    """Stop the worker when its stdin ends: the supervisor has gone (even by SIGKILL)."""
-    loop = asyncio.get_running_loop()
+def _orphan_watch(deadline_s: float) -> Callable[[Callable[[], None]], None]:
+    """Stop the worker when its stdin ends: the supervisor has gone (even by SIGKILL).
+    Nobody is left to kill a drain that hangs, so a thread does it at `deadline_s`."""
 
-    def readable() -> None:
-        if not os.read(STDIN, 64):
+    def watch(stop: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def readable() -> None:
+            if os.read(STDIN, 64):
+                return
             loop.remove_reader(STDIN)
             log.warning("workers.orphaned", note="the supervisor has gone: stopping")
+            killer = threading.Timer(deadline_s, _exit_late, (deadline_s,))
+            killer.daemon = True  # a worker that stops in time exits without waiting for it
+            killer.start()
             stop()
 
-    loop.add_reader(STDIN, readable)
+        loop.add_reader(STDIN, readable)
+
+    return watch
+
+
+def _exit_late(deadline_s: float) -> None:
+    log.error("workers.orphan_killed", note=f"still stopping after {deadline_s:.0f} s")
+    os._exit(1)
 
 
 def worker_main(argv: Sequence[str]) -> int:
@@ -231,7 +248,7 @@ def worker_main(argv: Sequence[str]) -> int:
     configure(settings.log_level, settings.log_format, worker=index)
     from hubbub.runner import serve  # the server's imports, only in the worker
 
-    return serve(settings, watch=_stop_when_orphaned)
+    return serve(settings, watch=_orphan_watch(settings.shutdown_grace + STOP_MARGIN_S))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,7 @@ async def supervisor(tmp_path: Path, database_url: str, **env: str) -> AsyncIter
         instance = ServerProcess(database_url, tmp_path, extra_env={
             "HUBBUB_WORKERS": str(WORKERS), "HUBBUB_REDIS_URL": REDIS_URL,
             "HUBBUB_REDIS_PREFIX": prefix, "HUBBUB_LOG_LEVEL": "info",
-            "NOTIFY_SOCKET": str(path), **env})
+            "NOTIFY_SOCKET": str(path), "TMPDIR": str(tmp_path), **env})
         group = Workers(instance, notifications)
         try:
             await instance.start()
@@ -272,3 +273,25 @@ async def test_a_busy_port_stops_every_worker(tmp_path: Path, database: str) -> 
         status, out, err = await serve(tmp_path, env, "--workers", "2")
     assert (status, out) == (1, "")
     assert f"hubbub: cannot listen on 127.0.0.1:{port}: address already in use\n" in err
+
+
+async def test_an_orphaned_worker_that_cannot_stop_ends_at_its_deadline() -> None:
+    """With the supervisor gone nobody would kill a worker whose drain hangs: its stdin's
+    end starts a deadline after which it exits by itself, status 1, saying so."""
+    program = ("import asyncio\n"
+               "from hubbub.logs import configure\n"
+               "from hubbub.workers import _orphan_watch\n"
+               "configure('info', 'text', worker=0)\n"
+               "async def main():\n"
+               "    _orphan_watch(0.5)(lambda: None)  # a stop that never finishes\n"
+               "    await asyncio.sleep(60)\n"
+               "asyncio.run(main())\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", program, stdin=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    assert process.stdin is not None
+    process.stdin.close()  # as when the supervisor dies
+    _, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT_S)
+    assert process.returncode == 1
+    assert "workers.orphaned worker=0" in err.decode()
+    assert "workers.orphan_killed worker=0" in err.decode()
