@@ -103,6 +103,8 @@ class Servers:
     # Where the servers run: a CPU core (None: anywhere) and SCHED_FIFO or not (see place).
     core: int | None = None
     realtime: bool = False
+    # Processes per server (`hubbub serve --workers`) sharing its port.
+    workers: int = 1
     redis_prefix: str = field(default_factory=lambda: "bench-" + secrets.token_hex(4))
 
     @property
@@ -136,19 +138,28 @@ class Servers:
             env["HUBBUB_REDIS_PREFIX"] = self.redis_prefix
         env.update(self.extra_env)
         log_path = self.tmp / f"server-{index}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                self.command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        server = ServerProcess(index, port, process, log_path)
-        try:
-            # Before the server starts its threads (imports take a while), which inherit it.
-            place(process.pid, self.core, self.realtime)
-            _wait_healthy(server)
-        except BaseException:
-            _stop(server)
-            raise
+        with contextlib.ExitStack() as stack:
+            ready = None
+            if self.workers > 1:
+                env["HUBBUB_WORKERS"] = str(self.workers)
+                ready = stack.enter_context(_notify_socket(self.tmp / f"notify-{index}.sock"))
+                env["NOTIFY_SOCKET"] = ready.getsockname()
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    self.command, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            server = ServerProcess(index, port, process, log_path)
+            try:
+                # Before the server starts its threads (imports take a while), which inherit
+                # it; a supervisor's workers inherit it too.
+                place(process.pid, self.core, self.realtime)
+                if ready is not None:  # /healthz answers once the first worker listens
+                    _wait_ready(server, ready)
+                _wait_healthy(server)
+            except BaseException:
+                _stop(server)
+                raise
         return server
 
     def stop(self) -> None:
@@ -205,6 +216,28 @@ def _wait_healthy(server: ServerProcess) -> None:
                      f"{server.log_tail()}")
 
 
+@contextlib.contextmanager
+def _notify_socket(path: Path) -> Iterator[socket.socket]:
+    """Where `hubbub serve --workers` says READY=1 once every worker listens (systemd's
+    protocol, src/hubbub/notify.py)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        try:
+            sock.settimeout(STARTUP_TIMEOUT_S)
+            yield sock
+        finally:
+            path.unlink()  # not a regular file: the cleanup of `tmp` would leave it
+
+
+def _wait_ready(server: ServerProcess, ready: socket.socket) -> None:
+    try:
+        while ready.recv(4096) != b"READY=1":
+            pass
+    except TimeoutError:
+        raise BenchError(f"server {server.index}'s workers not ready after "
+                         f"{STARTUP_TIMEOUT_S:.0f} s:\n{server.log_tail()}") from None
+
+
 def _stop(server: ServerProcess) -> None:
     """SIGTERM to the server's own process group, SIGKILL if it lingers."""
     process = server.process
@@ -224,11 +257,13 @@ def _stop(server: ServerProcess) -> None:
 def servers(instances: int, *, database_url: str | None, redis_url: str | None,
             server_cmd: str | None, extra_env: Sequence[str] = (),
             keep_tmp: bool = False, core: int | None = None,
-            realtime: bool = False) -> Iterator[Servers]:
+            realtime: bool = False, workers: int = 1) -> Iterator[Servers]:
     """Started servers (a fresh SQLite file unless `database_url`), stopped on exit."""
-    if instances > 1 and not redis_url:
-        raise BenchError("--instances > 1 needs --redis-url: without a shared bus the "
-                         "instances would not see each other's events")
+    if (instances > 1 or workers > 1) and not redis_url:
+        raise BenchError("--instances > 1 and --workers > 1 need --redis-url: without a "
+                         "shared bus the processes would not see each other's events")
+    if workers > 1 and not (database_url or "").startswith(("postgresql", "postgres")):
+        raise BenchError("--workers > 1 needs a PostgreSQL --database-url")
     tmp = Path(tempfile.mkdtemp(prefix="hubbub-bench-"))
     command = (shlex.split(server_cmd) if server_cmd
                else [sys.executable, "-m", "hubbub", "serve"])
@@ -242,7 +277,7 @@ def servers(instances: int, *, database_url: str | None, redis_url: str | None,
         secret=secrets.token_urlsafe(32),
         database_url=database_url or f"sqlite:///{tmp / 'bench.db'}",
         redis_url=redis_url, command=command, extra_env=env, tmp=tmp, core=core,
-        realtime=realtime,
+        realtime=realtime, workers=workers,
     )
     try:
         with group:

@@ -3,6 +3,7 @@
     python -m bench.fanout                                  # 100 receivers, 2000 messages
     python -m bench.fanout --receivers 1000 --messages 300 --idle 2000
     python -m bench.fanout --instances 3 --database-url postgresql://... --redis-url redis://...
+    python -m bench.fanout --workers 2 --database-url postgresql://... --redis-url redis://...
 
 It starts hubbub (its own SQLite file, rate limits off, a random JWT secret, a free port on
 127.0.0.1), creates a channel, connects the receivers and the sender (all joined, like the
@@ -63,6 +64,7 @@ class Result:
     messages: int
     window: int
     instances: int
+    workers: int
     seconds: float = 0.0
     messages_per_s: float = 0.0
     deliveries_per_s: float = 0.0
@@ -196,7 +198,9 @@ async def measure_idle(http: aiohttp.ClientSession, group: Servers, count: int) 
 
 
 async def run_fanout(group: Servers, args: argparse.Namespace) -> Result:
-    result = Result(args.receivers, args.messages, args.window, args.instances)
+    result = Result(args.receivers, args.messages, args.window, args.instances, args.workers)
+    # With workers, a server's /metrics answers for one of them, picked by the kernel.
+    count_commits = args.workers == 1
     async with client_session() as http:
         if args.idle:
             result.idle_connections = args.idle
@@ -211,7 +215,8 @@ async def run_fanout(group: Servers, args: argparse.Namespace) -> Result:
         loop = asyncio.get_running_loop()
         readers = [loop.create_task(_receive(ws, load)) for ws in receiver_ws]
         readers.append(loop.create_task(_sender_reader(sender_ws, load)))
-        commits_before, writes_before = await writer_totals(http, targets)
+        commits_before, writes_before = (await writer_totals(http, targets) if count_commits
+                                         else (0.0, 0.0))
         sending = loop.create_task(_send(sender_ws, load, conversation_id, args.client_ids))
         try:
             async with asyncio.timeout(args.timeout):
@@ -225,7 +230,8 @@ async def run_fanout(group: Servers, args: argparse.Namespace) -> Result:
                 task.cancel()
             await asyncio.gather(sending, *readers, return_exceptions=True)
             result.server_rss_mb = rss_bytes(group.pids) / 1e6
-            commits, writes = await writer_totals(http, targets)
+            commits, writes = (await writer_totals(http, targets) if count_commits
+                               else (0.0, 0.0))
             if commits > commits_before:
                 result.writes_per_commit = (writes - writes_before) / (commits - commits_before)
             await close_all([*receiver_ws, sender_ws])
@@ -260,7 +266,8 @@ async def run_fanout(group: Servers, args: argparse.Namespace) -> Result:
 def render(result: Result) -> str:
     lines = [
         f"hubbub fan-out: {result.receivers} receivers, {result.messages} messages, "
-        f"window {result.window}, {result.instances} instance(s)",
+        f"window {result.window}, {result.instances} instance(s) of {result.workers} "
+        "worker(s)",
         "",
         "| messages/s | deliveries/s | deliver p50 / p99 ms | send→ack p50 / p99 ms "
         "| server CPU % | client CPU % | server RSS MB | KiB per idle connection |",
@@ -290,6 +297,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--idle", type=int, default=0, metavar="K",
                     help="also measure server RSS per idle connection with K connections")
     add_server_arguments(ap)  # receivers are spread round-robin over --instances
+    ap.add_argument("--workers", type=int, default=1,
+                    help="processes per instance, sharing its port (`hubbub serve "
+                    "--workers`; PostgreSQL and Redis): the kernel spreads the receivers")
     ap.add_argument("--no-client-ids", dest="client_ids", action="store_false",
                     help="send without client_message_id (as the shared kit does)")
     ap.add_argument("--pin", action="store_true",
@@ -297,8 +307,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--rt", action="store_true",
                     help="SCHED_FIFO priority 1 for servers and client (root or CAP_SYS_NICE)")
     args = ap.parse_args(argv)
-    if args.receivers < 1 or args.messages < 1 or args.window < 1 or args.instances < 1:
-        ap.error("--receivers, --messages, --window and --instances must be positive")
+    if min(args.receivers, args.messages, args.window, args.instances, args.workers) < 1:
+        ap.error("--receivers, --messages, --window, --instances and --workers must be "
+                 "positive")
+    if args.pin and args.workers > 1:
+        ap.error("--pin puts every server process on core 0, workers too: not with --workers")
     return args
 
 
@@ -312,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         with servers(args.instances, database_url=args.database_url,
                      redis_url=args.redis_url, server_cmd=args.server_cmd,
                      extra_env=args.server_env, keep_tmp=args.keep_tmp,
-                     core=0 if args.pin else None, realtime=args.rt) as group:
+                     core=0 if args.pin else None, realtime=args.rt,
+                     workers=args.workers) as group:
             result: Result = run(run_fanout(group, args))
         return result
 

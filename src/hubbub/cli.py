@@ -1,4 +1,4 @@
-"""`hubbub serve | check-config | token | migrate`, and `hubbub --version`.
+"""`hubbub serve | check-config | token | migrate | copy-db`, and `hubbub --version`.
 
 A setting that cannot be used stops every command with one line per problem on stderr,
 naming the variable, flag or file key and what it accepts, and exit status 2.
@@ -54,10 +54,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--user-id", default=None, help="a UUID (default: a new one)")
     token.add_argument("--name", default=None, help="display name claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    copy = commands.add_parser(
+        "copy-db", help="copy every row of one database into an empty one (SQLite to "
+        "PostgreSQL, or back) and check the copy")
+    copy.add_argument("--from", dest="source", required=True, metavar="URL",
+                      help="the database to copy: sqlite:///PATH or postgresql://…")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL",
+                      help="the database to fill; it must exist (an SQLite file is made)")
+    copy.add_argument("--force", action="store_true",
+                      help="replace the target's rows instead of refusing a non-empty one")
+    copy.add_argument("--batch-size", type=_positive, default=None, metavar="ROWS",
+                      help="rows per read and per insert (default 1000)")
 
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = {
         "serve": _serve, "check-config": _check_config, "token": _token, "migrate": _migrate,
+        "copy-db": _copy_db,
     }[args.command]
     try:
         return run(args)
@@ -111,6 +123,10 @@ def _serve(args: argparse.Namespace) -> int:
         log.warning("jwt.dev_secret", note="development mode: HUBBUB_JWT_SECRET is not set, "
                     "so a generated secret saved beside the database verifies tokens; "
                     "`hubbub token` signs with it")
+    if settings.workers > 1:
+        from hubbub.workers import supervise  # each worker imports the server on its own
+
+        return supervise(settings)
     from hubbub.runner import serve  # the server's imports, only for the server
 
     return serve(settings)
@@ -159,6 +175,33 @@ def _migrate(args: argparse.Namespace) -> int:
 
     asyncio.run(run())
     log.info("migrate.done", database=settings.database_url.split("://")[0])
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def _copy_db(args: argparse.Namespace) -> int:
+    """Exit status 0: copied and checked; 1: failed, the target unchanged; 2: refused."""
+    from hubbub.adapters.sql.copy import BATCH_SIZE, Failed, Refused, copy_database, shown
+
+    configure("warning", "text")
+    try:
+        copied = asyncio.run(copy_database(args.source, args.target, force=args.force,
+                                           batch_size=args.batch_size or BATCH_SIZE))
+    except Refused as exc:
+        print(f"hubbub: copy-db: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    except Failed as exc:
+        print(f"hubbub: copy-db failed, nothing was written to the target: {exc}",
+              file=sys.stderr)
+        return 1
+    print(f"copied {shown(args.source)} to {shown(args.target)}")
+    print("\n".join(copied.summary()))
     return 0
 
 

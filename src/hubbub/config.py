@@ -126,6 +126,9 @@ class Settings(BaseModel):
 
     host: Text = Field("127.0.0.1", description="address to listen on")
     port: Port = Field(8080, description="one port for `/ws`, REST, health and metrics")
+    workers: Count = Field(1, description="server processes sharing `HUBBUB_PORT` "
+                           "(`SO_REUSEPORT`), one per core; more than 1 needs PostgreSQL "
+                           "and Redis")
     database_url: DatabaseUrl = Field("sqlite:///./hubbub.db", description="`sqlite:///PATH` "
                                       "or `postgresql://USER@HOST/DB`")
     redis_url: RedisUrl = Field(None, description="`redis://…` for many instances; unset: "
@@ -248,6 +251,24 @@ class Settings(BaseModel):
             key = "a public key" if self.jwt_public_key else "a shared secret"
             raise SettingError("jwt_algorithms", f"algorithms that verify with {key} "
                                f"({', '.join(sorted(wanted))}); {', '.join(wrong)} does not")
+        return self
+
+    @model_validator(mode="after")
+    def _workers_can_share(self) -> Settings:
+        """Several processes need what spans processes: Redis for the bus and the shared
+        counts, PostgreSQL for concurrent writers (docs/DECISIONS.md, "Workers")."""
+        if self.workers == 1:
+            return self
+        if self.redis_url is None:
+            raise SettingError("workers", "1 without HUBBUB_REDIS_URL: the in-memory bus "
+                               "and limits cannot span processes (set HUBBUB_REDIS_URL)")
+        if self.database_url.startswith("sqlite"):
+            raise SettingError("workers", "1 on SQLite: processes sharing one file would "
+                               "contend for its write lock (use a postgresql:// "
+                               "HUBBUB_DATABASE_URL)")
+        if self.metrics_port is not None and self.metrics_port + self.workers - 1 > 65535:
+            raise SettingError("workers", "a count that fits HUBBUB_METRICS_PORT: worker i "
+                               "serves /metrics on HUBBUB_METRICS_PORT + i, at most 65535")
         return self
 
     @property

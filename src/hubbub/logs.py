@@ -29,6 +29,9 @@ REDACTED = "[redacted]"
 connection_id: ContextVar[str | None] = ContextVar("connection_id", default=None)
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 _CONTEXT = (("connection_id", connection_id), ("request_id", request_id))
+# What identifies this process among its siblings (`worker` under `serve --workers N`),
+# written first on each of its lines; set by `configure`.
+_process_fields: dict[str, Any] = {}
 
 # A JWT's header is base64url JSON, so it starts with `eyJ` (`{"`); a cut-off token (aiohttp
 # shortens long lines) is still caught by its first part.
@@ -53,8 +56,8 @@ def _timestamp(record: logging.LogRecord) -> str:
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    """The caller's fields and the context's ids, secret-named ones redacted."""
-    found: dict[str, Any] = {}
+    """The process's, the context's and the caller's fields, secret-named ones redacted."""
+    found: dict[str, Any] = dict(_process_fields)
     for key, var in _CONTEXT:
         value = var.get()
         if value is not None:
@@ -146,10 +149,12 @@ def get_logger(name: str) -> Logger:
 _QUIET_BELOW_INFO = ("aiosqlite",)
 
 
-def configure(level: str = "info", fmt: str = "json") -> None:
+def configure(level: str = "info", fmt: str = "json", **process: Any) -> None:
     """Send every log line of the process (hubbub's and every library's) to stderr, as
     JSON lines or text, through the redacting handler; uncaught exceptions and warnings
-    too, so nothing reaches stderr around it."""
+    too, so nothing reaches stderr around it. `process` fields join every line."""
+    _process_fields.clear()
+    _process_fields.update(process)
     handler = RedactingHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -35,16 +35,22 @@ log = get_logger("hubbub.server")
 GC_THRESHOLDS = (10_000, 50, 100)
 
 
-def serve(settings: Settings) -> int:
-    """Serve until a signal; the exit status (1: the address cannot be listened on)."""
+# Given the callback that stops the server, once its loop runs: another reason to stop
+# than a signal (a worker's supervisor gone, src/hubbub/workers.py).
+StopWatch = Callable[[Callable[[], None]], None]
+
+
+def serve(settings: Settings, watch: StopWatch | None = None) -> int:
+    """Serve until a signal (or `watch` says stop); the exit status (1: the address cannot
+    be listened on)."""
     app = create_app(settings)
     gc.set_threshold(*GC_THRESHOLDS)
     app.on_startup.append(_settle_gc)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        return runner.run(_serve(app, settings))
+        return runner.run(_serve(app, settings, watch))
 
 
-async def _serve(app: web.Application, settings: Settings) -> int:
+async def _serve(app: web.Application, settings: Settings, watch: StopWatch | None) -> int:
     runner = web.AppRunner(
         app, access_log=access_logger(settings.access_log), access_log_class=AccessLogger,
         # on_shutdown drains within the grace period; this is aiohttp's backstop for a
@@ -55,6 +61,8 @@ async def _serve(app: web.Application, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    if watch is not None:
+        watch(stop.set)
     await runner.setup()
     try:
         site = Listener(runner, settings)  # the backlog and the half-open cap

@@ -141,9 +141,13 @@ class _HalfOpen(asyncio.Protocol):
 
 
 class Listener(web.BaseSite):
-    """aiohttp's TCP site with the settings' backlog, its connections under a `HalfOpenLimit`."""
+    """aiohttp's TCP site with the settings' backlog, its connections under a `HalfOpenLimit`.
 
-    __slots__ = ("_host", "_limit", "_port")
+    Under `serve --workers N` every worker binds the same address with `SO_REUSEPORT`, and
+    the kernel spreads new connections over their sockets (src/hubbub/workers.py).
+    """
+
+    __slots__ = ("_host", "_limit", "_port", "_reuse_port")
 
     def __init__(self, runner: web.BaseRunner, settings: Settings, *,
                  host: str | None = None, port: int | None = None) -> None:
@@ -151,6 +155,7 @@ class Listener(web.BaseSite):
         _warn_if_capped(settings.listen_backlog)
         self._host = settings.host if host is None else host
         self._port = settings.port if port is None else port
+        self._reuse_port = settings.workers > 1
         self._limit = HalfOpenLimit(settings.max_half_open_per_ip,
                                     trusted_networks(settings.trusted_proxies))
 
@@ -163,7 +168,8 @@ class Listener(web.BaseSite):
         server = self._runner.server
         assert server is not None
         self._server = await asyncio.get_running_loop().create_server(
-            self._limit.wrap(server), self._host, self._port, backlog=self._backlog)
+            self._limit.wrap(server), self._host, self._port, backlog=self._backlog,
+            reuse_port=self._reuse_port)
 
 
 def _warn_if_capped(backlog: int) -> None:

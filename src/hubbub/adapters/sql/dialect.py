@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, Table, any_, bindparam, select, text, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    any_,
+    bindparam,
+    delete,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -50,6 +60,15 @@ class Dialect(Protocol):
     def create_engines(self, driver_url: str, search: SearchLimits
                        ) -> tuple[AsyncEngine, AsyncEngine]:
         """The main pool and the searches' own (search_budget.py)."""
+
+    def create_engine(self, driver_url: str) -> AsyncEngine:
+        """The main pool alone, for tools that open a database without serving it."""
+
+    async def begin_snapshot(self, conn: AsyncConnection) -> None:
+        """Start a read-only transaction whose every read sees one snapshot (copy.py)."""
+
+    async def empty_tables(self, conn: AsyncConnection, tables: Sequence[Table]) -> None:
+        """Delete every row of `tables` (ordered parents first) in this transaction."""
 
     def insert(self, table: Table) -> Any:
         """An INSERT that supports ON CONFLICT on this database."""
@@ -88,6 +107,18 @@ class SqliteDialect:
                        ) -> tuple[AsyncEngine, AsyncEngine]:
         return engine.sqlite_engines(driver_url, search)
 
+    def create_engine(self, driver_url: str) -> AsyncEngine:
+        return engine.sqlite_engine(driver_url)
+
+    async def begin_snapshot(self, conn: AsyncConnection) -> None:
+        # sqlite3 begins no transaction for a SELECT by itself: each would read its own
+        # snapshot. WAL fixes a read transaction's snapshot at its first read.
+        await conn.exec_driver_sql("BEGIN")
+
+    async def empty_tables(self, conn: AsyncConnection, tables: Sequence[Table]) -> None:
+        for table in reversed(tables):
+            await conn.execute(delete(table))
+
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
 
@@ -124,6 +155,18 @@ class PostgresDialect:
     def create_engines(self, driver_url: str, search: SearchLimits
                        ) -> tuple[AsyncEngine, AsyncEngine]:
         return engine.postgres_engines(driver_url, search)
+
+    def create_engine(self, driver_url: str) -> AsyncEngine:
+        return engine.postgres_engine(driver_url)
+
+    async def begin_snapshot(self, conn: AsyncConnection) -> None:
+        await conn.execution_options(isolation_level="REPEATABLE READ",
+                                     postgresql_readonly=True)
+        await conn.begin()
+
+    async def empty_tables(self, conn: AsyncConnection, tables: Sequence[Table]) -> None:
+        # One statement, without a scan of every row.
+        await conn.execute(text("TRUNCATE " + ", ".join(t.name for t in tables)))
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)

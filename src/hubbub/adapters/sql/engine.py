@@ -24,25 +24,40 @@ from hubbub.adapters.sql.search_budget import SearchLimits
 _HIDE_PARAMETERS = {"hide_parameters": True}
 
 
-def sqlite_engines(driver_url: str, search: SearchLimits) -> tuple[AsyncEngine, AsyncEngine]:
-    """SQLite: a small pool (one writer; WAL readers), the file's directory made first."""
+def sqlite_engine(driver_url: str) -> AsyncEngine:
+    """SQLite's main pool: small (one writer; WAL readers), the file's directory made first."""
     path = driver_url.split("///", 1)[1] if "///" in driver_url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     main = create_async_engine(driver_url, pool_size=4, max_overflow=0, **_HIDE_PARAMETERS)
+    _on_sqlite_connect(main)
+    return main
+
+
+def sqlite_engines(driver_url: str, search: SearchLimits) -> tuple[AsyncEngine, AsyncEngine]:
+    """SQLite: the main pool and the read-only pool of the searches."""
+    main = sqlite_engine(driver_url)
     searches = create_async_engine(driver_url, pool_size=search.concurrency, max_overflow=0)
-    for engine in (main, searches):
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "connect", register_sqlite_functions)
+    _on_sqlite_connect(searches)
     event.listen(searches.sync_engine, "connect", _sqlite_query_only)
     return main, searches
+
+
+def _on_sqlite_connect(engine: AsyncEngine) -> None:
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    event.listen(engine.sync_engine, "connect", register_sqlite_functions)
+
+
+def postgres_engine(driver_url: str) -> AsyncEngine:
+    """PostgreSQL's main pool, for requests and the writer."""
+    return create_async_engine(driver_url, pool_size=10, max_overflow=10, pool_pre_ping=False,
+                               **_HIDE_PARAMETERS)
 
 
 def postgres_engines(driver_url: str, search: SearchLimits
                      ) -> tuple[AsyncEngine, AsyncEngine]:
     """PostgreSQL: a pool for requests and the writer, and the bounded search pool."""
-    main = create_async_engine(driver_url, pool_size=10, max_overflow=10, pool_pre_ping=False,
-                               **_HIDE_PARAMETERS)
+    main = postgres_engine(driver_url)
     timeout_ms = max(1, int(search.timeout_s * 1000))
     searches = create_async_engine(
         driver_url, pool_size=search.concurrency, max_overflow=0, pool_pre_ping=False,
