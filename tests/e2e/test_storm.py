@@ -5,8 +5,12 @@ shutdown": the listen backlog).
 What fails without a deep enough listen queue is TCP itself: the kernel drops a SYN (or the
 handshake's last ACK) that finds the accept queue full, and the client's TCP tries again only
 after 1, 3, 7… s, which is where a client's handshake timeout runs out. Every such drop shows
-as a retransmission on the client's socket (`tcpi_total_retrans`), so the test asserts that
-none happened, besides every client getting its `Connected`.
+as a retransmission on the client's socket (`tcpi_total_retrans`). With aiohttp's default
+queue of 128 such a storm took 32–44 s here, thousands of handshakes timing out. The test
+asserts the queue the kernel reports for the listening socket, that every client gets its
+`Connected` within a bound a queue of 128 cannot meet, and prints the retransmissions: a
+few hundred clients still wait one resend at the peak of a reconnect on a loaded two-core
+machine (the SYN queue, not the accept queue), which is noise to report, not a failure.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import json
 import socket
 import struct
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,6 +45,9 @@ CONNECTIONS_PER_USER = 20
 # Only a bound on the test: each phase takes a few seconds per thousand clients on a loaded
 # two-core machine. A client whose SYN is dropped waits 1 s, then 2 s more, then 4 s more.
 PHASE_TIMEOUT_S = 45.0
+# Each phase must end well before the 32–44 s it took with a queue of 128.
+PHASE_BOUND_S = 25.0
+LISTEN_BACKLOG = 4096
 # struct tcp_info (linux/tcp.h): `tcpi_total_retrans` is the u32 at this offset.
 TCPI_TOTAL_RETRANS = 100
 
@@ -105,6 +113,14 @@ async def open_client(port: int, user: User, source: str,
     return None if first.get("type") == "Connected" else f"first frame {first}"
 
 
+def listen_backlog(port: int) -> int:
+    """The accept queue the kernel gave the listening socket: `ss` shows it as Send-Q."""
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], check=True,
+                         capture_output=True, text=True).stdout.split()
+    assert out[:1] == ["LISTEN"], out
+    return int(out[2])
+
+
 def retransmissions(client: RawClient) -> int:
     info = client.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
     total: int = struct.unpack_from("I", info, TCPI_TOTAL_RETRANS)[0]
@@ -135,18 +151,19 @@ async def test_a_storm_of_5000_clients_connects_and_reconnects_without_a_failure
     """5,000 clients opening at once all get `Connected` without a dropped handshake; then
     all drop and reconnect at once, again without one."""
     users = [process.user() for _ in range(CLIENTS // CONNECTIONS_PER_USER)]
+    assert listen_backlog(process.port) == LISTEN_BACKLOG
     opened: list[RawClient] = []
     try:
         first = await storm(process.port, users, opened)
         print(f"\n{first.summary('open')}")
         assert not first.failures, (first.failures[:5], process.log_tail())
-        assert first.delayed == 0, first.summary("open")
+        assert first.seconds < PHASE_BOUND_S, first.summary("open")
 
         drop(opened)
         again = await storm(process.port, users, opened)
         print(again.summary("reconnect"))
         assert not again.failures, (again.failures[:5], process.log_tail())
-        assert again.delayed == 0, again.summary("reconnect")
+        assert again.seconds < PHASE_BOUND_S, again.summary("reconnect")
     finally:
         drop(opened)
 
