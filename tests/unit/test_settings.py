@@ -155,7 +155,9 @@ def test_url_schemes_are_checked_and_passwords_never_shown(
     monkeypatch.setenv("HUBBUB_DATABASE_URL", "postgresql://chat:hunter2@db/chat")
     monkeypatch.setenv("HUBBUB_REDIS_URL", "http://cache:6379")
     assert refused(capsys) == ("hubbub: invalid HUBBUB_REDIS_URL=http://cache:6379: expected "
-                               "a redis://HOST:PORT/DB, rediss://… or unix://PATH URL")
+                               "a redis://HOST:PORT/DB, rediss://…, unix://PATH, "
+                               "redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER or "
+                               "redis+cluster://HOST:PORT[,HOST:PORT] URL")
     monkeypatch.setenv("HUBBUB_REDIS_URL", "redis://:s3cret@cache:6379/0")
     status, out, err = check(capsys)
     assert status == 0, err

@@ -13,8 +13,9 @@ import asyncio
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from hubbub.adapters.redis.topology import RedisClient
 
 INCLUDE = "--! include "
 # Script calls per pipeline: bounds one round trip's size.
@@ -41,7 +42,7 @@ class ScriptPipeline:
     spread over pooled connections would reach Redis in any order.
     """
 
-    def __init__(self, client: Redis, source: str) -> None:
+    def __init__(self, client: RedisClient, source: str) -> None:
         self._client = client
         self._script = client.register_script(source)
         self._source = source
