@@ -8,13 +8,13 @@ counting script stays on one slot.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 
+from tests.support.across import assert_pings_limited, assert_presence_counted
 from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
 from tests.support.flows import TIMEOUT
@@ -112,15 +112,8 @@ async def test_presence_is_counted_across_instances(deployment: Deployment) -> N
     watcher, dave = deployment.instances[0].user("watcher"), deployment.instances[1].user("dave")
     room = await deployment.room(dave, watcher)
     watching = await deployment.joined(0, watcher, room)
-    first = await deployment.instances[1].connect(dave)
-    online = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
-    assert online["status"] == "online"
-    second = await deployment.instances[0].connect(dave)
-    await first.close()
-    await watching.expect_none("PresenceChanged", within=0.5, user_id=dave.id)
-    await second.close()
-    offline = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
-    assert offline["status"] == "offline"
+    await assert_presence_counted(
+        watching, dave.id, lambda index: deployment.instances[index % 2].connect(dave))
 
 
 async def test_typing_reaches_the_other_instance_once(deployment: Deployment) -> None:
@@ -149,13 +142,5 @@ async def test_a_rate_limit_counts_both_instances(deployment: Deployment) -> Non
     """One user pinging through both instances gets RATE through in total (plus what
     refills meanwhile), not twice as many."""
     user = deployment.instances[0].user("pinger")
-    clients = [await instance.connect(user) for instance in deployment.instances]
-    started = time.perf_counter()
-    request_ids = [(client, await client.send("Ping")) for _ in range(RATE)
-                   for client in clients]
-    replies = [await client.response(rid, TIMEOUT) for client, rid in request_ids]
-    elapsed = time.perf_counter() - started
-    allowed = sum(reply["type"] == "Pong" for reply in replies)
-    limited = [r for r in replies if r["type"] == "Error"]
-    assert all(r["code"] == "RATE_LIMITED" for r in limited), limited
-    assert RATE <= allowed <= RATE + int(RATE * elapsed) + 1, (allowed, elapsed)
+    await assert_pings_limited([await instance.connect(user)
+                                for instance in deployment.instances], RATE)
