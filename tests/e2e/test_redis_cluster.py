@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
-from tests.support.across import assert_pings_limited, assert_presence_counted
+from tests.support.across import assert_pings_limited, assert_presence_counted, made_room
 from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
 from tests.support.flows import TIMEOUT
@@ -34,16 +34,7 @@ class Deployment:
     instances: list[ServerProcess]
 
     async def room(self, owner: User, *members: User) -> str:
-        for member in members:  # known to the server, as after their first token
-            async with self.instances[0].http(member) as http:
-                assert (await http.get("/api/v1/users/me")).status_code == 200
-        async with self.instances[0].http(owner) as http:
-            created = await http.post("/api/v1/conversations", json={
-                "kind": "group", "name": "on a cluster",
-                "member_ids": [member.id for member in members]})
-        assert created.status_code == 201, created.text
-        room: str = created.json()["id"]
-        return room
+        return await made_room(self.instances[0], owner, list(members), name="on a cluster")
 
     async def joined(self, index: int, user: User, room: str) -> ChatClient:
         client = await self.instances[index].connect(user)

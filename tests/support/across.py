@@ -1,13 +1,19 @@
-"""Checks that instances count together, shared by the tests of every Redis topology
-(tests/e2e/test_multi_instance.py on one Redis, test_redis_cluster.py on a cluster)."""
+"""Traffic and checks across instances, shared by the tests of every Redis topology
+(tests/e2e/test_multi_instance.py and test_redis_fault.py on one Redis,
+test_redis_cluster.py on a cluster, test_redis_sentinel.py through a failover)."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT
+from tests.support.flows import TIMEOUT, HttpServer
+from tests.support.server import User
 
 
 async def assert_presence_counted(watching: ChatClient, user_id: str,
@@ -37,3 +43,37 @@ async def assert_pings_limited(clients: list[ChatClient], rate: int) -> None:
     limited = [r for r in replies if r["type"] == "Error"]
     assert all(r["code"] == "RATE_LIMITED" for r in limited), limited
     assert rate <= allowed <= rate + int(rate * elapsed) + 1, (allowed, elapsed)
+
+
+@dataclass
+class Sender:
+    """Sends one message after another, each with a client_message_id, and keeps the acks."""
+
+    client: ChatClient
+    conversation_id: str
+    acked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _numbers: itertools.count[int] = field(default_factory=itertools.count)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            key = f"{self.client.user_id[:8]}-{next(self._numbers)}"
+            reply = await self.client.request("SendMessage", conversation_id=self.conversation_id,
+                                              content=f"message {key}",
+                                              client_message_id=key, timeout=TIMEOUT)
+            assert reply["type"] == "ActionConfirmed", reply
+            self.acked[key] = reply["message"]
+
+
+async def made_room(server: HttpServer, owner: User, members: list[User], *,
+                    kind: str = "group", name: str = "room") -> str:
+    """A conversation `owner` creates over REST with `members`, each made known to the
+    server first (as their first token would); its id."""
+    for member in members:
+        async with server.http(member) as http:
+            assert (await http.get("/api/v1/users/me")).status_code == 200
+    async with server.http(owner) as http:
+        created = await http.post("/api/v1/conversations", json={
+            "kind": kind, "name": name, "member_ids": [m.id for m in members]})
+    assert created.status_code == 201, created.text
+    room: str = created.json()["id"]
+    return room

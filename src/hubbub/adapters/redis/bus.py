@@ -245,7 +245,8 @@ class RedisBus:
                 shards = await self._shards.plan()
                 self._subscribers = {
                     shard: ShardSubscriber(shard, self, self._mine(shard),
-                                           sharded=self._shards.sharded)
+                                           sharded=self._shards.sharded,
+                                           watch=self._shards.watch)
                     for shard in shards}
                 await self._serve_all(shards, backoff)
             except _ERRORS as exc:

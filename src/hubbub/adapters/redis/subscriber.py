@@ -5,16 +5,17 @@ per primary (SSUBSCRIBE, sharded pub/sub), each subscribing only the channels wh
 its primary owns. A keeper task sends the difference between the channels wanted and
 those sent whenever it changes, and pings every few seconds to prove the connection
 alive; a reader task hands each message to the bus. Both end (raise) when the connection
-fails, or when the cluster moved a slot away (a server-sent `sunsubscribe` of a channel
-still wanted): the bus then plans its connections afresh.
+fails, when the cluster moved a slot away (a server-sent `sunsubscribe` of a channel
+still wanted), or when the sentinels name another master: the bus then plans its
+connections afresh.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from redis.asyncio.connection import AbstractConnection
 
@@ -44,7 +45,10 @@ class ShardSubscriber:
     """The channels of one shard on one connection, until the connection fails."""
 
     def __init__(self, shard: str, owner: SubscriberOwner, mine: Callable[[bytes], bool],
-                 *, sharded: bool) -> None:
+                 *, sharded: bool,
+                 watch: Callable[[AbstractConnection], Coroutine[Any, Any, None]]) -> None:
+        """`watch(connection)` returns or raises when the connection must be given up
+        although it works (topology.py: a Sentinel failover)."""
         self.shard = shard
         self._owner = owner
         self._mine = mine
@@ -57,19 +61,21 @@ class ShardSubscriber:
         self._kinds = (b"smessage", b"ssubscribe", b"sunsubscribe") if sharded else (
             b"message", b"subscribe", b"unsubscribe")
         self._sharded = sharded
+        self._watch = watch
 
     async def serve(self, connection: AbstractConnection) -> None:
         """Serve the connection (connected) until it fails: always raises."""
         loop = asyncio.get_running_loop()
         self.last_read = loop.time()
-        reader = loop.create_task(self._read(connection))
-        keeper = loop.create_task(self._keep(connection))
+        tasks = [loop.create_task(self._read(connection)),
+                 loop.create_task(self._keep(connection)),
+                 loop.create_task(self._watch(connection))]
         try:
-            await asyncio.wait({reader, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            reader.cancel()
-            keeper.cancel()
-            results = await asyncio.gather(reader, keeper, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 raise result

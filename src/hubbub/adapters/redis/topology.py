@@ -16,6 +16,7 @@ slot map from `RedisCluster`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -23,13 +24,17 @@ from redis.asyncio import BlockingConnectionPool, ConnectionPool, Redis, RedisCl
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.exceptions import RedisError
 
 from hubbub.redis_url import RedisTarget, Topology, parse_redis_url
 
 RedisClient = Redis | RedisCluster
+REDIS_ERRORS = (RedisError, OSError)
 ConnectionFactory = Callable[[], AbstractConnection]
 # Sentinels answer "where is the master" in well under a millisecond.
 SENTINEL_TIMEOUT_S = 1.0
+# How often the bus asks the sentinels whether the master moved (SentinelShards).
+MASTER_CHECK_S = 0.5
 
 
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
@@ -82,8 +87,42 @@ class Shards:
     def shard_of(self, channel: bytes) -> str:
         return ""
 
+    async def watch(self, connection: AbstractConnection) -> None:
+        """Return (or raise) when `connection` should be given up although it works: a
+        Sentinel failover that left it on the demoted master. Never, here."""
+        await asyncio.Event().wait()
+
     async def close(self) -> None:
         await self._pool.aclose()
+
+
+class SentinelShards(Shards):
+    """One shard on the master the sentinels name.
+
+    A demoted master still serves pub/sub (a replica accepts PUBLISH and SUBSCRIBE), and
+    Sentinel does not close pub/sub clients: a bus left there would hear only the instances
+    left with it. So the sentinels are asked every MASTER_CHECK_S where the master is;
+    when it moved, the subscriber connection is given up, and the command client's idle
+    connections are closed so that the publisher reconnects to the new master too.
+    """
+
+    def __init__(self, pool: ConnectionPool, client: Redis) -> None:
+        super().__init__(pool)
+        self._client = client
+
+    async def watch(self, connection: AbstractConnection) -> None:
+        pool = self._client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        while True:
+            await asyncio.sleep(MASTER_CHECK_S)
+            try:
+                # Closes the client's idle connections when the address changed.
+                address = tuple(await pool.get_master_address())  # type: ignore[no-untyped-call]
+            except REDIS_ERRORS:
+                continue  # sentinels unreachable: the master may well be fine
+            where = (getattr(connection, "host", None), getattr(connection, "port", None))
+            if address != where:
+                raise ConnectionError("the sentinels name another master")
 
 
 class ClusterShards(Shards):
@@ -121,6 +160,7 @@ def subscriber_shards(url: str, client: RedisClient, **options: Any) -> Shards:
         return ClusterShards(client)
     target = parse_redis_url(url)
     if target.topology is Topology.SENTINEL:
-        return Shards(SentinelConnectionPool(  # type: ignore[no-untyped-call]
-            target.master, _sentinel(target), **_auth(target), db=target.db, **options))
+        return SentinelShards(SentinelConnectionPool(  # type: ignore[no-untyped-call]
+            target.master, _sentinel(target), **_auth(target), db=target.db, **options),
+            client)
     return Shards(ConnectionPool.from_url(url, **options))
