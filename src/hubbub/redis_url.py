@@ -48,7 +48,8 @@ def parse_redis_url(url: str) -> RedisTarget:
     """Read `url`.
 
     Raises:
-        ValueError: not one of the forms above; the message says what is wrong.
+        ValueError: not one of the forms above; the message says what was expected
+            (config.py shows it after "expected").
     """
     if url.startswith(SINGLE_SCHEMES):
         return RedisTarget(Topology.SINGLE, url)
@@ -63,15 +64,15 @@ def _sentinel(url: str) -> RedisTarget:
     parts = urlsplit(url)
     master = unquote(parts.path.strip("/"))
     if not master or "/" in master:
-        raise ValueError("redis+sentinel:// needs the master's name as its path: "
+        raise ValueError("the master's name as the path of "
                          "redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER")
     query = parse_qs(parts.query)
     unknown = sorted(set(query) - {"db"})
     if unknown:
-        raise ValueError(f"redis+sentinel:// takes only ?db=N, not {', '.join(unknown)}")
+        raise ValueError(f"only ?db=N after redis+sentinel://…/MASTER, not {', '.join(unknown)}")
     db_text = query.get("db", ["0"])[-1]
     if not db_text.isdigit():
-        raise ValueError(f"db must be a number, not {db_text!r}")
+        raise ValueError(f"a number for db, not {db_text!r}")
     username, password, hosts = _netloc(parts.netloc, "redis+sentinel://")
     return RedisTarget(Topology.SENTINEL, url, hosts, master, int(db_text), username, password)
 
@@ -79,8 +80,8 @@ def _sentinel(url: str) -> RedisTarget:
 def _cluster(url: str) -> RedisTarget:
     parts = urlsplit(url)
     if parts.path.strip("/") not in ("", "0") or parts.query:
-        raise ValueError("redis+cluster:// takes no database or options (a cluster has "
-                         "database 0 only): redis+cluster://HOST:PORT[,HOST:PORT]")
+        raise ValueError("no database or options after redis+cluster://HOST:PORT[,HOST:PORT] "
+                         "(a cluster has database 0 only)")
     username, password, hosts = _netloc(parts.netloc, "redis+cluster://")
     return RedisTarget(Topology.CLUSTER, url, hosts, username=username, password=password)
 
@@ -98,7 +99,7 @@ def _netloc(netloc: str, scheme: str
     for item in hostlist.split(","):
         host, colon, port = item.strip().rpartition(":")
         if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{scheme} needs HOST:PORT items separated by commas, "
+            raise ValueError(f"HOST:PORT items separated by commas after {scheme}, "
                              f"not {item.strip()!r}")
         hosts.append((host.strip("[]"), int(port)))
     return username, password, tuple(hosts)

@@ -168,6 +168,22 @@ def test_url_schemes_are_checked_and_passwords_never_shown(
 
 
 @pytest.mark.usefixtures("keyed")
+def test_sentinel_and_cluster_urls_are_read_and_their_passwords_never_shown(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBBUB_REDIS_URL", "redis+sentinel://:s3cret@s1:26379,s2:26379")
+    assert refused(capsys) == ("hubbub: invalid HUBBUB_REDIS_URL=redis+sentinel://:***@s1:"
+                               "26379,s2:26379: expected the master's name as the path "
+                               "of redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER")
+    for url in ("redis+sentinel://:s3cret@s1:26379,s2:26379/main?db=1",
+                "redis+cluster://:s3cret@n1:7000,n2:7001"):
+        monkeypatch.setenv("HUBBUB_REDIS_URL", url)
+        status, out, err = check(capsys)
+        assert status == 0, err
+        assert shown(out, "redis_url").split()[1] == url.replace("s3cret", "***")
+        assert "s3cret" not in out
+
+
+@pytest.mark.usefixtures("keyed")
 def test_lists_are_comma_separated(capsys: pytest.CaptureFixture[str],
                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUBBUB_ALLOWED_ORIGINS", "https://a.example, https://b.example,")
