@@ -121,15 +121,19 @@ class SentinelGroup:
         finally:
             await client.aclose()
 
-    async def failover(self) -> int:
-        """`SENTINEL FAILOVER` and wait until every sentinel names the new master and it
-        says it is one; returns its port."""
+    async def failover(self, *, kill: bool = False) -> int:
+        """`SENTINEL FAILOVER`, or with `kill` SIGKILL the master (the sentinels notice it
+        after `down-after-milliseconds`), and wait until every sentinel names the new
+        master and it says it is one; returns its port."""
         old = await self.master_port()
-        client = Redis(host="127.0.0.1", port=self.sentinels[0].port)
-        try:
-            await client.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
-        finally:
-            await client.aclose()
+        if kill:
+            await next(s for s in self.servers if s.port == old).kill()
+        else:
+            client = Redis(host="127.0.0.1", port=self.sentinels[0].port)
+            try:
+                await client.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+            finally:
+                await client.aclose()
         for index in range(len(self.sentinels)):
             await until(lambda i=index: self._names_new(i, old),
                         f"sentinel {index} names a new master", within=FORMED_WITHIN_S)

@@ -19,13 +19,11 @@ from typing import TypeVar
 
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
-from hubbub.adapters.redis.topology import RedisClient, open_client
+from hubbub.adapters.redis.topology import REDIS_ERRORS, RedisClient, open_client
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.redis")
-REDIS_ERRORS = (RedisError, OSError)
 # A dead Redis is skipped for this long after a failure, so a request pays at most one
 # failed attempt per second instead of one per call.
 BREAKER_COOLDOWN_S = 1.0

@@ -31,9 +31,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from hubbub.adapters.redis.client import REDIS_ERRORS, UNAVAILABLE, Breaker, Unavailable
+from hubbub.adapters.redis.client import UNAVAILABLE, Breaker, Unavailable
 from hubbub.adapters.redis.scripts import lua
-from hubbub.adapters.redis.topology import RedisClient
+from hubbub.adapters.redis.topology import REDIS_ERRORS, RedisClient
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.counts")
