@@ -76,10 +76,12 @@ def build_verifier(settings: Settings) -> TokenVerifier:
 
 
 def open_bus(url: str | None, *, prefix: str = "hubbub") -> Bus:
-    """The bus for `url`: in-process when None, Redis for redis://, rediss:// or unix://."""
+    """The bus for `url`: in-process when None, Redis for redis://, rediss://, unix://,
+    redis+sentinel:// or redis+cluster:// (redis_url.py)."""
     if url is None:
         return MemoryBus()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://",
+                       "redis+cluster://")):
         from hubbub.adapters.redis.bus import RedisBus  # lazily: only many instances need it
 
         return RedisBus(url, prefix=prefix)

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from hubbub.domain.ratelimit import BucketRule
+from hubbub.redis_url import parse_redis_url
 from hubbub.transport.repair import CHECK_INTERVAL_S
 
 
@@ -58,7 +59,6 @@ class SettingError(ValueError):
 SWITCH_WORDS = {"on": True, "off": False, "true": True, "false": False, "1": True, "0": False,
                 "yes": True, "no": False}
 DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 # PyJWT's algorithms by the kind of key they verify with; `none` is never accepted.
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 KEY_ALGORITHMS = frozenset(jwt.algorithms.get_default_algorithms()) - HMAC_ALGORITHMS - {"none"}
@@ -71,8 +71,8 @@ def _database_url(url: str) -> str:
 
 
 def _redis_url(url: str | None) -> str | None:
-    if url is not None and not url.startswith(REDIS_SCHEMES):
-        raise ValueError("a redis://HOST:PORT/DB, rediss://… or unix://PATH URL")
+    if url is not None:
+        parse_redis_url(url)  # one server, Sentinel or Cluster (redis_url.py)
     return url
 
 
@@ -131,8 +131,9 @@ class Settings(BaseModel):
                            "and Redis")
     database_url: DatabaseUrl = Field("sqlite:///./hubbub.db", description="`sqlite:///PATH` "
                                       "or `postgresql://USER@HOST/DB`")
-    redis_url: RedisUrl = Field(None, description="`redis://…` for many instances; unset: "
-                                "in-memory bus and limits")
+    redis_url: RedisUrl = Field(None, description="`redis://…` for many instances "
+                                "(`redis+sentinel://…/MASTER` or `redis+cluster://…` for "
+                                "highly available Redis); unset: in-memory bus and limits")
     redis_prefix: Text = Field("hubbub", description="prefix of every Redis key and channel")
     presence_ttl: Seconds = Field(30.0, description="with Redis: an instance that stops "
                                   "refreshing its heartbeat this long (it crashed) no longer "

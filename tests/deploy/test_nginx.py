@@ -24,6 +24,7 @@ import httpx
 import pytest
 import websockets
 
+from tests.support.across import made_room
 from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
 from tests.support.flows import TIMEOUT, rest_messages
@@ -221,14 +222,9 @@ async def _serve_through_the_proxy(proxy: Proxy, instances: list[ServerProcess],
     assert redirect.headers["location"] == "https://127.0.0.1/healthz"
 
     users = [instances[0].user(f"peer{n}") for n in range(PEERS)]
-    for user in users:
-        async with proxy.http(user) as http:
-            assert (await http.get("/api/v1/users/me")).status_code == 200
-    async with proxy.http(users[0]) as http:
-        created = await http.post("/api/v1/conversations", json={
-            "kind": "channel", "name": "behind nginx", "member_ids": [u.id for u in users[1:]]})
-    assert created.status_code == 201, created.text
-    room = created.json()["id"]
+    async with proxy.http(users[0]) as http:  # known to the server, as the others below
+        assert (await http.get("/api/v1/users/me")).status_code == 200
+    room = await made_room(proxy, users[0], users[1:], kind="channel", name="behind nginx")
 
     # One worker's round robin, nothing else in between: two connections per instance.
     for n, user in enumerate(users):

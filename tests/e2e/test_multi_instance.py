@@ -23,6 +23,7 @@ import websockets
 from redis import asyncio as aioredis
 from websockets.asyncio.client import ClientConnection
 
+from tests.support.across import assert_pings_limited, assert_presence_counted
 from tests.support.client import ChatClient
 from tests.support.cluster import Cluster, postgres_database, run_cluster
 from tests.support.flows import TIMEOUT, assert_error, joined, send, set_role
@@ -438,15 +439,7 @@ async def test_presence_is_counted_across_instances(cluster: Cluster) -> None:
     room = (await cluster[0].create_conversation(dave, name="presence",
                                                  members=[watcher]))["id"]
     watching = await joined(cluster[0], watcher, room)
-    on_b = await cluster.connect(1, dave)
-    online = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
-    assert online["status"] == "online"
-    on_c = await cluster.connect(2, dave)
-    await on_b.close()
-    await watching.expect_none("PresenceChanged", within=0.5, user_id=dave.id)
-    await on_c.close()
-    offline = await watching.expect("PresenceChanged", timeout=TIMEOUT, user_id=dave.id)
-    assert offline["status"] == "offline"
+    await assert_presence_counted(watching, dave.id, lambda index: cluster.connect(index, dave))
 
 
 async def test_a_ban_on_one_instance_applies_on_the_others(cluster: Cluster) -> None:
@@ -590,15 +583,7 @@ async def test_a_rate_limit_of_n_allows_n_across_all_instances(
     cluster = limited_cluster
     user = cluster.user("pinger")
     clients = [await cluster.connect(index, user) for index in range(len(cluster))]
-    started = time.perf_counter()
-    request_ids = [(client, await client.send("Ping"))
-                   for _ in range(RATE) for client in clients]
-    replies = [await client.response(rid, TIMEOUT) for client, rid in request_ids]
-    elapsed = time.perf_counter() - started
-    allowed = sum(reply["type"] == "Pong" for reply in replies)
-    limited = [r for r in replies if r["type"] == "Error"]
-    assert all(r["code"] == "RATE_LIMITED" for r in limited), limited
-    assert RATE <= allowed <= RATE + int(RATE * elapsed) + 1, (allowed, elapsed)
+    await assert_pings_limited(clients, RATE)
 
 
 async def test_the_connection_cap_counts_every_instance(limited_cluster: Cluster) -> None:

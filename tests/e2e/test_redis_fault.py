@@ -12,19 +12,18 @@ received alone — without a gap to sync — with every acknowledged message sto
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
 
+from tests.support.across import Sender
 from tests.support.client import ChatClient
 from tests.support.cluster import Cluster, postgres_database, run_cluster
-from tests.support.flows import TIMEOUT, all_messages, joined
+from tests.support.flows import all_messages, joined
 from tests.support.redis_server import RedisProcess
 from tests.support.replica import CHANGE_EVENTS, Replica, history_state
 from tests.support.server import RunningServer
@@ -35,25 +34,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 # Long enough for a few hundred sends per phase on a loaded machine, short enough to keep
 # the test well under a minute.
 PHASE_S = 1.5
-
-
-@dataclass
-class Sender:
-    """Sends one message after another, each with a client_message_id, and keeps the acks."""
-
-    client: ChatClient
-    conversation_id: str
-    acked: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _numbers: itertools.count[int] = field(default_factory=itertools.count)
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            key = f"{self.client.user_id[:8]}-{next(self._numbers)}"
-            reply = await self.client.request("SendMessage", conversation_id=self.conversation_id,
-                                              content=f"message {key}",
-                                              client_message_id=key, timeout=TIMEOUT)
-            assert reply["type"] == "ActionConfirmed", reply
-            self.acked[key] = reply["message"]
 
 
 async def readiness(instance: RunningServer) -> tuple[int, dict[str, Any]]:

@@ -29,12 +29,17 @@ def free_port() -> int:
 class RedisProcess:
     """One redis-server without persistence: a restart comes back empty, like a crash."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *args: str, config: Path | None = None) -> None:
+        """`args`: more `redis-server` arguments (a cluster node's, a replica's, a
+        sentinel's: tests/support/redis_servers.py); `config`: a configuration file,
+        which a sentinel needs (it rewrites it)."""
         binary = shutil.which("redis-server")
         if binary is None:
             unavailable("redis-server", FileNotFoundError("redis-server is not on PATH"))
         self._binary = binary or "redis-server"
         self._workdir = workdir
+        self._args = args
+        self._config = () if config is None else (str(config),)
         self.port = free_port()
         self._process: asyncio.subprocess.Process | None = None
 
@@ -45,8 +50,8 @@ class RedisProcess:
     async def start(self) -> None:
         """Start on the same port as before and wait until it accepts connections."""
         self._process = await asyncio.create_subprocess_exec(
-            self._binary, "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self._workdir),
+            self._binary, *self._config, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self._workdir), *self._args,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         loop = asyncio.get_running_loop()

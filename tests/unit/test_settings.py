@@ -155,7 +155,9 @@ def test_url_schemes_are_checked_and_passwords_never_shown(
     monkeypatch.setenv("HUBBUB_DATABASE_URL", "postgresql://chat:hunter2@db/chat")
     monkeypatch.setenv("HUBBUB_REDIS_URL", "http://cache:6379")
     assert refused(capsys) == ("hubbub: invalid HUBBUB_REDIS_URL=http://cache:6379: expected "
-                               "a redis://HOST:PORT/DB, rediss://… or unix://PATH URL")
+                               "a redis://HOST:PORT/DB, rediss://…, unix://PATH, "
+                               "redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER or "
+                               "redis+cluster://HOST:PORT[,HOST:PORT] URL")
     monkeypatch.setenv("HUBBUB_REDIS_URL", "redis://:s3cret@cache:6379/0")
     status, out, err = check(capsys)
     assert status == 0, err
@@ -163,6 +165,22 @@ def test_url_schemes_are_checked_and_passwords_never_shown(
     assert shown(out, "redis_url").split()[1] == "redis://:***@cache:6379/0"
     assert "hunter2" not in out
     assert "s3cret" not in out
+
+
+@pytest.mark.usefixtures("keyed")
+def test_sentinel_and_cluster_urls_are_read_and_their_passwords_never_shown(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUBBUB_REDIS_URL", "redis+sentinel://:s3cret@s1:26379,s2:26379")
+    assert refused(capsys) == ("hubbub: invalid HUBBUB_REDIS_URL=redis+sentinel://:***@s1:"
+                               "26379,s2:26379: expected the master's name as the path "
+                               "of redis+sentinel://HOST:PORT[,HOST:PORT]/MASTER")
+    for url in ("redis+sentinel://:s3cret@s1:26379,s2:26379/main?db=1",
+                "redis+cluster://:s3cret@n1:7000,n2:7001"):
+        monkeypatch.setenv("HUBBUB_REDIS_URL", url)
+        status, out, err = check(capsys)
+        assert status == 0, err
+        assert shown(out, "redis_url").split()[1] == url.replace("s3cret", "***")
+        assert "s3cret" not in out
 
 
 @pytest.mark.usefixtures("keyed")

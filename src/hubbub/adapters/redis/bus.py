@@ -6,9 +6,11 @@ share one Redis. Each instance keeps two connections:
 - Publishing: `publish` appends to a queue and returns. One task drains the queue, sending
   everything queued in one pipeline per round trip; one task and one pipeline at a time
   keep the call order, which is the commit order (bus/base.py).
-- Subscribing: one connection in subscribed mode. The channels wanted are the hub's topics;
-  a keeper task sends the difference between wanted and sent whenever it changes, and a
-  PING every few seconds proves the connection alive.
+- Subscribing: one connection in subscribed mode (subscriber.py), or on a Redis Cluster one
+  per primary with sharded pub/sub (SSUBSCRIBE/SPUBLISH: a channel lives on the primary of
+  its slot; topology.py). The channels wanted are the hub's topics; a keeper task per
+  connection sends the difference between wanted and sent whenever it changes, and a PING
+  every few seconds proves the connection alive.
 
 When Redis goes away, `healthy` turns False and `ping` raises BusUnavailable (so /readyz
 says degraded); events published meanwhile are dropped — and never sent twice: a failed pipeline
@@ -24,17 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from hubbub.adapters.redis.subscriber import ShardSubscriber
+from hubbub.adapters.redis.topology import ConnectionFactory, open_client, subscriber_shards
 from hubbub.bus.base import BusHandler, BusUnavailable, ResumeListener
 from hubbub.bus.topics import parse_topic
 from hubbub.logs import get_logger
@@ -46,12 +49,6 @@ MAX_PIPELINE = 1000
 # Events waiting for the round trip in flight. Past this Redis is not keeping up, and
 # dropping (at-most-once, repaired by sync) beats growing without bound.
 MAX_QUEUE = 100_000
-# Channels per SUBSCRIBE after a reconnect: keeps each command small.
-SUBSCRIBE_CHUNK = 1000
-# The subscriber connection is pinged this often, and given up when nothing at all (not
-# even the PONG) arrived for STALE_S: a half-open TCP connection shows no error by itself.
-KEEPALIVE_S = 5.0
-STALE_S = 15.0
 # Reconnect delays: the first retry is quick (a blip), later ones at most BACKOFF_MAX_S
 # apart, so a restarted Redis is found within about two seconds.
 BACKOFF_MIN_S = 0.05
@@ -64,8 +61,6 @@ READY_TIMEOUT_S = 2.0
 # `start` waits this long for the first connection; past it the server starts degraded.
 START_TIMEOUT_S = 3.0
 
-_RESUME_MARK = b"hubbub-resubscribed"
-_KEEPALIVE_MARK = b"hubbub-keepalive"
 # What a lost or refused connection raises (TimeoutError is an OSError).
 _ERRORS = (RedisError, OSError)
 
@@ -97,17 +92,17 @@ class RedisBus:
         options: dict[str, Any] = {  # each connection copies the Retry
             "protocol": 2, "retry": Retry(NoBackoff(), 0), "socket_timeout": COMMAND_TIMEOUT_S,
             "socket_connect_timeout": CONNECT_TIMEOUT_S, "socket_keepalive": True}
-        self._client = Redis.from_url(url, **options)
-        self._subscriber_pool = ConnectionPool.from_url(url, **options)
+        self._client = open_client(url, **options)
+        self._shards = subscriber_shards(url, self._client, **options)
+        self._subscribers: dict[str, ShardSubscriber] = {}
+        self._ready_shards: set[str] = set()
         self._handler: BusHandler | None = None
         self._queue: deque[tuple[str, bytes]] = deque()
         self._queued = asyncio.Event()
         # Channel name → topic for every channel the hub wants.
-        self._wanted: dict[bytes, str] = {}
-        self._sent: set[bytes] = set()
+        self.wanted: dict[bytes, str] = {}
         self._confirmed: set[bytes] = set()
         self._waiters: dict[bytes, list[asyncio.Future[None]]] = {}
-        self._dirty = asyncio.Event()
         self._publisher_up = False
         self._subscriber_up = False
         self._healthy = False
@@ -116,7 +111,9 @@ class RedisBus:
         self._resume_listeners: list[ResumeListener] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._last_read = 0.0
+        self._quiet = False
+        # Sharded pub/sub on a cluster: a channel lives on the primary of its slot.
+        self._publish_command = "SPUBLISH" if self._shards.sharded else "PUBLISH"
         self.dropped = 0
 
     # -- the seam ------------------------------------------------------------------------
@@ -148,7 +145,7 @@ class RedisBus:
         self._handler = None
         self._wake_waiters()
         await self._client.aclose()
-        await self._subscriber_pool.aclose()
+        await self._shards.close()
 
     def publish(self, topic: str, payload: bytes) -> None:
         if not self._publisher_up or len(self._queue) >= MAX_QUEUE:
@@ -159,18 +156,18 @@ class RedisBus:
 
     def subscribe(self, topic: str) -> None:
         channel = (self._prefix + topic).encode()
-        if channel not in self._wanted:
-            self._wanted[channel] = topic
-            self._dirty.set()
+        if channel not in self.wanted:
+            self.wanted[channel] = topic
+            self._mark_dirty()
 
     def unsubscribe(self, topic: str) -> None:
         channel = (self._prefix + topic).encode()
-        if self._wanted.pop(channel, None) is not None:
-            self._dirty.set()
+        if self.wanted.pop(channel, None) is not None:
+            self._mark_dirty()
 
     async def ready(self, topic: str) -> None:
         channel = (self._prefix + topic).encode()
-        if channel not in self._wanted or channel in self._confirmed or not self._healthy:
+        if channel not in self.wanted or channel in self._confirmed or not self._healthy:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters = self._waiters.setdefault(channel, [])
@@ -225,7 +222,7 @@ class RedisBus:
         batch = [queue.popleft() for _ in range(min(len(queue), MAX_PIPELINE))]
         pipe = self._client.pipeline(transaction=False)
         for channel, payload in batch:
-            pipe.publish(channel, payload)
+            pipe.execute_command(self._publish_command, channel, payload)
         try:
             await pipe.execute()
         except _ERRORS as exc:
@@ -240,102 +237,66 @@ class RedisBus:
     # -- subscribing ---------------------------------------------------------------------
 
     async def _subscribe_loop(self) -> None:
+        """Plan the subscriber connections (one, or one per cluster primary) and serve them
+        until one fails; then all start afresh, so a moved slot is found on its new primary."""
         backoff = Backoff()
-        quiet = False  # one warning per outage, not one per reconnect attempt
         while True:
-            connection: AbstractConnection = (
-                self._subscriber_pool.make_connection()  # type: ignore[no-untyped-call]
-            )
             try:
-                await connection.connect()  # type: ignore[no-untyped-call]
-                backoff.reset()
-                quiet = False
-                await self._session(connection)
+                shards = await self._shards.plan()
+                self._subscribers = {
+                    shard: ShardSubscriber(shard, self, self._mine(shard),
+                                           sharded=self._shards.sharded,
+                                           watch=self._shards.watch)
+                    for shard in shards}
+                await self._serve_all(shards, backoff)
             except _ERRORS as exc:
-                if not quiet:
-                    quiet = True
+                if not self._quiet:  # one warning per outage, not one per attempt
+                    self._quiet = True
                     log.warning("bus.subscriber_down", error=type(exc).__name__)
             except Exception:
                 log.exception("bus.subscriber_failed")
             finally:
+                self._subscribers = {}
                 self._set_subscriber(False)
-                with contextlib.suppress(*_ERRORS):
-                    await connection.disconnect(nowait=True)
             await asyncio.sleep(backoff.next())
 
-    async def _session(self, connection: AbstractConnection) -> None:
-        """Serve one subscriber connection until it fails (raises)."""
-        self._sent.clear()
+    def _mine(self, shard: str) -> Callable[[bytes], bool]:
+        return lambda channel: self._shards.shard_of(channel) == shard
+
+    async def _serve_all(self, shards: dict[str, ConnectionFactory], backoff: Backoff) -> None:
+        """Connect every shard, then serve them until the first fails (raises)."""
         self._confirmed.clear()
-        self._last_read = asyncio.get_running_loop().time()
-        loop = asyncio.get_running_loop()
-        reader = loop.create_task(self._read(connection))
-        keeper = loop.create_task(self._keep(connection))
+        self._ready_shards.clear()
+        connections: list[AbstractConnection] = []
         try:
-            await asyncio.wait({reader, keeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            reader.cancel()
-            keeper.cancel()
-            results = await asyncio.gather(reader, keeper, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        raise ConnectionError("the subscriber connection ended")
-
-    async def _keep(self, connection: AbstractConnection) -> None:
-        """Subscribe what is wanted, keep it in sync, and ping."""
-        loop = asyncio.get_running_loop()
-        await self._sync(connection)
-        # Its PONG comes after every SUBSCRIBE reply above: then the bus is whole again.
-        await connection.send_command("PING", _RESUME_MARK, check_health=False)
-        while True:
+            for factory in shards.values():
+                connection = factory()
+                connections.append(connection)
+                await connection.connect()  # type: ignore[no-untyped-call]
+            backoff.reset()
+            self._quiet = False
+            served = [asyncio.ensure_future(subscriber.serve(connection)) for subscriber,
+                      connection in zip(self._subscribers.values(), connections, strict=True)]
             try:
-                await asyncio.wait_for(self._dirty.wait(), KEEPALIVE_S)
-            except TimeoutError:
-                if loop.time() - self._last_read > STALE_S:
-                    raise ConnectionError("no answer to PING on the subscriber") from None
-                await connection.send_command("PING", _KEEPALIVE_MARK, check_health=False)
-                continue
-            await self._sync(connection)
+                done, _ = await asyncio.wait(served, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in served:
+                    task.cancel()
+                await asyncio.gather(*served, return_exceptions=True)
+            for task in done:
+                task.result()  # raises why it ended
+        finally:
+            for connection in connections:
+                with contextlib.suppress(*_ERRORS):
+                    await connection.disconnect(nowait=True)
 
-    async def _sync(self, connection: AbstractConnection) -> None:
-        """Send the difference between the channels wanted and those already asked for."""
-        self._dirty.clear()
-        gone = [channel for channel in self._sent if channel not in self._wanted]
-        new = [channel for channel in self._wanted if channel not in self._sent]
-        self._sent.difference_update(gone)
-        self._confirmed.difference_update(gone)  # a re-subscribe must wait for its reply
-        self._sent.update(new)
-        for start in range(0, len(gone), SUBSCRIBE_CHUNK):
-            await connection.send_command("UNSUBSCRIBE", *gone[start:start + SUBSCRIBE_CHUNK],
-                                          check_health=False)
-        for start in range(0, len(new), SUBSCRIBE_CHUNK):
-            await connection.send_command("SUBSCRIBE", *new[start:start + SUBSCRIBE_CHUNK],
-                                          check_health=False)
+    # What the subscriber connections report (subscriber.py's SubscriberOwner).
 
-    async def _read(self, connection: AbstractConnection) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            response = await connection.read_response(timeout=math.inf)
-            self._last_read = loop.time()
-            if type(response) is list and response:
-                kind = response[0]
-                if kind == b"message":
-                    self._on_message(response[1], response[2])
-                elif kind == b"subscribe":
-                    self._on_subscribed(response[1])
-                elif kind == b"unsubscribe":
-                    self._confirmed.discard(response[1])
-                elif kind == b"pong" and len(response) > 1 and response[1] == _RESUME_MARK:
-                    self._set_subscriber(True)
-            elif response == _RESUME_MARK:  # PING outside subscribed mode: a bulk reply
-                self._set_subscriber(True)
-
-    def _on_message(self, channel: bytes, payload: bytes) -> None:
+    def on_message(self, channel: bytes, payload: bytes) -> None:
         handler = self._handler
         if handler is None:
             return
-        topic = self._wanted.get(channel)
+        topic = self.wanted.get(channel)
         if topic is None:  # unsubscribed a moment ago: nobody here wants it any more
             return
         try:
@@ -343,13 +304,23 @@ class RedisBus:
         except Exception:
             log.exception("bus.handler_failed", topic_kind=parse_topic(topic)[0])
 
-    def _on_subscribed(self, channel: bytes) -> None:
-        if channel not in self._sent:
-            return
+    def on_subscribed(self, channel: bytes) -> None:
         self._confirmed.add(channel)
         for future in self._waiters.pop(channel, ()):
             if not future.done():
                 future.set_result(None)
+
+    def on_unsubscribed(self, channel: bytes) -> None:
+        self._confirmed.discard(channel)
+
+    def on_ready(self, shard: str) -> None:
+        self._ready_shards.add(shard)
+        if self._ready_shards >= self._subscribers.keys():
+            self._set_subscriber(True)
+
+    def _mark_dirty(self) -> None:
+        for subscriber in self._subscribers.values():
+            subscriber.dirty.set()
 
     # -- health --------------------------------------------------------------------------
 
@@ -383,9 +354,9 @@ class RedisBus:
         self._up.set()
         if not self._ever_healthy:
             self._ever_healthy = True
-            log.info("bus.connected", channels=len(self._wanted))
+            log.info("bus.connected", channels=len(self.wanted))
             return
-        log.info("bus.resumed", channels=len(self._wanted), dropped_so_far=self.dropped)
+        log.info("bus.resumed", channels=len(self.wanted), dropped_so_far=self.dropped)
         for listener in self._resume_listeners:
             try:
                 listener()

@@ -17,15 +17,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
+from hubbub.adapters.redis.topology import REDIS_ERRORS, RedisClient, open_client
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.redis")
-REDIS_ERRORS = (RedisError, OSError)
 # A dead Redis is skipped for this long after a failure, so a request pays at most one
 # failed attempt per second instead of one per call.
 BREAKER_COOLDOWN_S = 1.0
@@ -37,16 +35,14 @@ POOL_SIZE = 32
 T = TypeVar("T")
 
 
-def connect(url: str) -> Redis:
+def connect(url: str) -> RedisClient:
     """A client that fails fast: no retries inside redis-py (the adapters fall back instead)
     and short timeouts, since every call sits on a request's path. Concurrent calls beyond
-    the pool wait for a connection instead of failing (a burst of pipelined requests)."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=POOL_SIZE, timeout=COMMAND_TIMEOUT_S, protocol=2,
-        retry=Retry(NoBackoff(), 0), socket_timeout=COMMAND_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True,
-    )
-    return Redis.from_pool(pool)
+    the pool wait for a connection instead of failing (a burst of pipelined requests).
+    One server, Sentinel or Cluster, as `url` says (topology.py)."""
+    return open_client(url, max_connections=POOL_SIZE, wait_s=COMMAND_TIMEOUT_S, protocol=2,
+                       retry=Retry(NoBackoff(), 0), socket_timeout=COMMAND_TIMEOUT_S,
+                       socket_connect_timeout=CONNECT_TIMEOUT_S, socket_keepalive=True)
 
 
 class Unavailable(enum.Enum):

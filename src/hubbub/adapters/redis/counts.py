@@ -1,6 +1,8 @@
 """Connections per user, counted per instance in Redis: the presence counter and the
 per-user connection cap across instances (PROTOCOL.md §4, §6). Key layout under the
-prefix `P:`:
+prefix `P:`, which is `{<HUBBUB_REDIS_PREFIX>}:` — a hash tag, so that every key below is
+in one slot of a Redis Cluster, as a script that reaps or resyncs across users and
+instances needs (one server ignores the braces):
 
     P:inst:all            set of instance ids
     P:inst:alive:<iid>    a heartbeat key with a TTL, refreshed every TTL/3
@@ -29,10 +31,9 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from redis.asyncio import Redis
-
-from hubbub.adapters.redis.client import REDIS_ERRORS, UNAVAILABLE, Breaker, Unavailable
+from hubbub.adapters.redis.client import UNAVAILABLE, Breaker, Unavailable
 from hubbub.adapters.redis.scripts import lua
+from hubbub.adapters.redis.topology import REDIS_ERRORS, RedisClient
 from hubbub.logs import get_logger
 
 log = get_logger("hubbub.coordination.counts")
@@ -45,6 +46,12 @@ _SCRIPTS = {name: lua("counts_" + name) for name in (
     "add", "remove", "online", "resync", "heartbeat", "reap", "leave")}
 
 PRESENCE = "presence"
+
+def hash_tag(prefix: str) -> str:
+    """`{prefix}`: Redis Cluster hashes only what is inside the braces."""
+    return "{" + prefix.replace("{", "").replace("}", "") + "}"
+
+
 CONNECTIONS = "conns"
 
 
@@ -148,11 +155,13 @@ class InstanceRegistry:
     """This instance's heartbeat, the resync of its counts, and the removal of dead
     instances' counts. One per process, shared by every `InstanceCounts`."""
 
-    def __init__(self, client: Redis, prefix: str, ttl: float,
+    def __init__(self, client: RedisClient, prefix: str, ttl: float,
                  instance_id: str | None = None) -> None:
         self.instance_id = instance_id or str(uuid.uuid4())
         self._client = client
-        self._prefix = prefix + ":"
+        self._prefix = hash_tag(prefix) + ":"
+        # Every script names this key, so that a cluster client sends it to the slot of P.
+        self._route = [self._prefix + "inst:all"]
         self._ttl_ms = max(1000, int(ttl * 1000))
         self._scripts = {name: client.register_script(source)
                          for name, source in _SCRIPTS.items()}
@@ -183,7 +192,7 @@ class InstanceRegistry:
         self._revived_listeners.append(listener)
 
     async def run(self, script: str, *args: Any) -> Any:
-        return await self._scripts[script](args=[self._prefix, *args])
+        return await self._scripts[script](keys=self._route, args=[self._prefix, *args])
 
     async def attempt(self, script: str, *args: Any) -> Any | Unavailable:
         """A counting call through the breaker: UNAVAILABLE while Redis is down."""

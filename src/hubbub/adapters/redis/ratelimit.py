@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from redis.asyncio import Redis
-
 from hubbub.adapters.memory.ratelimit import MemoryRateLimiter
 from hubbub.adapters.redis.client import UNAVAILABLE, Breaker
 from hubbub.adapters.redis.scripts import ScriptPipeline, lua
+from hubbub.adapters.redis.topology import RedisClient
 from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.errors import RateLimited
 from hubbub.domain.ratelimit import BucketRule
@@ -25,7 +24,7 @@ class RedisRateLimiter:
     Buckets expire once they would be full again, so Redis holds only recent users.
     """
 
-    def __init__(self, client: Redis, prefix: str,
+    def __init__(self, client: RedisClient, prefix: str,
                  clock: Callable[[], float] | None = None,
                  fallback: RateLimiter | None = None) -> None:
         """`clock`: seconds, for tests; None uses Redis's own clock (one for all instances).

@@ -3,8 +3,9 @@
 Each script is a file in scripts/ (shipped as package data), read once when its adapter's
 module is imported. A line `--! include <file>.lua` (a Lua comment, so the file stays
 valid Lua) is replaced by that file's text: the counting scripts share `live_total` that
-way. One level only — an included file includes nothing. The scripts address keys they
-build themselves, so they need a single Redis (not Redis Cluster).
+way. One level only — an included file includes nothing. The counting scripts address
+keys they build themselves; on a Redis Cluster those keys share one hash tag and each call
+names one of them, so that it runs on their slot (counts.py).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import asyncio
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from hubbub.adapters.redis.topology import RedisClient
 
 INCLUDE = "--! include "
 # Script calls per pipeline: bounds one round trip's size.
@@ -41,7 +43,7 @@ class ScriptPipeline:
     spread over pooled connections would reach Redis in any order.
     """
 
-    def __init__(self, client: Redis, source: str) -> None:
+    def __init__(self, client: RedisClient, source: str) -> None:
         self._client = client
         self._script = client.register_script(source)
         self._source = source

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from redis.asyncio import Redis
 
 from hubbub.adapters.memory.tickets import MemoryTicketStore
 from hubbub.adapters.redis.client import UNAVAILABLE, Breaker
+from hubbub.adapters.redis.topology import RedisClient
 from hubbub.coordination.tickets import TicketStore
 from hubbub.domain.tokens import Identity
 
@@ -31,7 +31,8 @@ class RedisTicketStore:
     WebSocket lands on the instance that issued them.
     """
 
-    def __init__(self, client: Redis, prefix: str, fallback: TicketStore | None = None) -> None:
+    def __init__(self, client: RedisClient, prefix: str,
+                 fallback: TicketStore | None = None) -> None:
         self._client = client
         self._prefix = prefix + ":ticket:"
         self._fallback = fallback or MemoryTicketStore()

@@ -19,11 +19,10 @@ Redis cannot be asked about any more is ended rather than kept.
 
 from __future__ import annotations
 
-from redis.asyncio import Redis
-
 from hubbub.adapters.memory.typing import MemoryTypingStates
 from hubbub.adapters.redis.client import UNAVAILABLE, Breaker
 from hubbub.adapters.redis.scripts import ScriptPipeline, lua
+from hubbub.adapters.redis.topology import RedisClient
 from hubbub.coordination.typing import Key
 
 # How long a state outlives its deadline in Redis unless an instance settles it first, and
@@ -40,7 +39,7 @@ _TYPING = lua("typing")
 class RedisTypingStates:
     """The `TypingStates` across instances."""
 
-    def __init__(self, client: Redis, prefix: str) -> None:
+    def __init__(self, client: RedisClient, prefix: str) -> None:
         self._prefix = prefix + ":typing:"
         self._script = ScriptPipeline(client, _TYPING)
         self._fallback = MemoryTypingStates()
