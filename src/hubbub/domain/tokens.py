@@ -134,9 +134,10 @@ def _epoch(value: object, claim: str) -> float:
 
 
 def mint(secret: str, user_id: str, name: str | None, *, now: float, ttl_s: int,
-         algorithm: str = "HS256") -> str:
-    """Sign a development token, as `hubbub token` prints it."""
-    claims: dict[str, object] = {"sub": user_id, "iat": int(now), "exp": int(now) + ttl_s}
+         algorithm: str = "HS256", user_claim: str = "sub", name_claim: str = "name") -> str:
+    """Sign a development token, as `hubbub token` prints it (in the configured claims)."""
+    claims: dict[str, object] = {user_claim: user_id, "iat": int(now),
+                                 "exp": int(now) + ttl_s}
     if name:
-        claims["name"] = name
+        claims[name_claim] = name
     return jwt.encode(claims, secret, algorithm=algorithm)
