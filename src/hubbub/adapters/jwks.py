@@ -4,12 +4,15 @@ PyJWKClient caches the set (`lifespan`), fetches it again when a token names a k
 not have, at most once per `cooldown` (so a stream of made-up `kid`s costs one fetch per
 cooldown, not one each), and keeps a rotated-in key working without a restart. Its fetch
 is blocking urllib: it runs in a thread, one at a time, and a token whose key is in the
-cached set is answered without leaving the event loop.
+cached set is answered without leaving the event loop. When the endpoint is down, the
+keys of the last set read keep verifying.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKClientError
@@ -26,6 +29,11 @@ class JwksKeys:
         self._client = PyJWKClient(url, cache_jwk_set=True, lifespan=lifespan_s,
                                    cooldown_duration=cooldown_s, timeout=timeout_s)
         self._lock = asyncio.Lock()
+        self._cooldown_s = cooldown_s
+        # When a lookup last failed (monotonic): within the cooldown the next ones are
+        # answered from `_last` without a thread, so an endpoint that hangs costs one
+        # timeout per cooldown, not one per handshake.
+        self._failed_at = -math.inf
         # The last set read, for when the endpoint is down once the cache has expired:
         # the keys it had still verify (a fetch that fails must not log everyone out).
         self._last: list[PyJWK] = []
@@ -40,13 +48,18 @@ class JwksKeys:
         cached = self._cached(kid)
         if cached is not None:
             return cached
-        async with self._lock:
-            try:
-                return await asyncio.to_thread(self._lookup, kid)
-            except (PyJWKClientError, jwt.PyJWTError) as exc:
-                log.warning("jwks.no_key", kid=kid, error=str(exc)[:200])
-            finally:
-                self._cached(kid)  # keeps `_last` up to date
+        if time.monotonic() - self._failed_at >= self._cooldown_s:
+            async with self._lock:
+                cached = self._cached(kid)  # fetched meanwhile by the lookup we waited on
+                if cached is not None:
+                    return cached
+                try:
+                    return await asyncio.to_thread(self._lookup, kid)
+                except (PyJWKClientError, jwt.PyJWTError) as exc:
+                    self._failed_at = time.monotonic()
+                    log.warning("jwks.no_key", kid=kid, error=str(exc)[:200])
+                finally:
+                    self._cached(kid)  # keeps `_last` up to date
         key = _pick(self._last, kid)
         if key is None:
             raise Unauthorized("invalid token: no key in the JWKS for its kid")
