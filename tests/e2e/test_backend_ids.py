@@ -137,6 +137,7 @@ async def test_a_bad_user_id_over_websocket_is_refused_naming_the_field(
                                  call_id=str(uuid.uuid4()), sdp="v=0", call_type="audio",
                                  target_user_id=bad, timeout=TIMEOUT)
     assert_error(reply, "BAD_REQUEST", field="$.target_user_id", request_id="r-bad")
+    assert "user id" in reply["message"] or "length" in reply["message"], reply
     assert (await client.request("Ping", timeout=TIMEOUT))["type"] == "Pong"
 
 

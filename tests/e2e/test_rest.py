@@ -428,6 +428,11 @@ async def test_adding_a_new_user_works_and_to_an_unknown_conversation_is_404(
                         json={"role": "member"})
     assert_error_body(refused, 400, "BAD_REQUEST")
     assert "user_id" in refused.json()["error"]["message"]
+    spaced = await api(server, alice, "POST", "/conversations",
+                       json={"kind": "group", "name": "x", "member_ids": ["a b"]})
+    assert spaced.json()["error"]["message"] == (
+        "Expected a user id: 1-128 printable ASCII characters without spaces - at "
+        "`$.member_ids[0]`")
     assert_error_body(await api(server, alice, "PUT",
                                 f"/conversations/{MISSING}/members/{bob.id}",
                                 json={"role": "member"}), 404, "NOT_FOUND")

@@ -32,6 +32,16 @@ _USER_ID = re.compile(USER_ID_PATTERN)
 _UUID_ANY_CASE = re.compile(UUID_PATTERN, re.IGNORECASE)
 
 
+# What msgspec says of a value the pattern refuses, and what a person reads instead.
+_USER_ID_REFUSED = f"Expected `str` matching regex {USER_ID_PATTERN!r}"
+USER_ID_RULE = "a user id: 1-128 printable ASCII characters without spaces"
+
+
+def explain(error: str) -> str:
+    """A validation message with the user id pattern spelled as its rule."""
+    return error.replace(_USER_ID_REFUSED, f"Expected {USER_ID_RULE}")
+
+
 def is_user_id(value: str) -> bool:
     """Whether `value` is a user id of §2."""
     return _USER_ID.match(value) is not None

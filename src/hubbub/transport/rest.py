@@ -16,6 +16,7 @@ from hubbub.domain.models import Conversation, Member, User
 from hubbub.domain.tokens import Identity
 from hubbub.logs import get_logger
 from hubbub.protocol.objects import (
+    USER_ID_RULE,
     Attachments,
     ClientMessageId,
     Content,
@@ -153,7 +154,7 @@ def path_user_id(request: web.Request) -> str:
     """The `{user_id}` path parameter (§2: the backend's id), or BadRequest naming it."""
     value = request.match_info["user_id"]
     if not is_user_id(value):
-        raise BadRequest("user_id must be 1-128 printable ASCII characters without spaces")
+        raise BadRequest(f"user_id must be {USER_ID_RULE}")
     return canonical_user_id(value)
 
 
