@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -216,6 +216,7 @@ class Jwks:
         self.published: list[dict[str, Any]] = []
         self.fetches = 0
         self.url = ""
+        self.stop: Callable[[], Awaitable[None]] | None = None
 
     def add(self, kid: str, private: Any) -> None:
         self.keys[kid] = private
@@ -256,6 +257,7 @@ async def jwks_endpoint() -> AsyncIterator[Jwks]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     jwks.url = f"http://127.0.0.1:{runner.addresses[0][1]}/.well-known/jwks.json"
+    jwks.stop = runner.cleanup
     try:
         yield jwks
     finally:
@@ -315,3 +317,23 @@ async def test_a_rotated_key_works_without_a_restart_and_refreshes_are_rate_limi
                                      headers={"kid": f"made-up-{n}"})
                 assert await upgrade_status(server, f"?token={made_up}") == 401
             assert jwks.fetches - before <= 3  # 20 unknown kids, a fetch per 0.5 s at most
+
+
+async def test_known_keys_keep_verifying_while_the_jwks_endpoint_is_down(
+        start_server: StartServer) -> None:
+    """The cached set has expired and the endpoint no longer answers: tokens of the keys
+    last read still connect (an identity provider's outage logs nobody out), others not."""
+    async with jwks_endpoint() as jwks:
+        jwks.add("k1", ec.generate_private_key(ec.SECP256R1()))
+        async with start_server(rate_limits=False, jwt_secret=None, jwt_jwks_url=jwks.url,
+                                jwt_jwks_lifespan=0.2, jwt_jwks_cooldown=0.2) as server:
+            assert (await connects(server, jwks.sign("k1", "ES256")))["type"] == "Connected"
+            assert jwks.stop is not None
+            await jwks.stop()
+            started = time.monotonic()
+            while time.monotonic() - started < 1.0:  # several lifespans and cooldowns
+                assert (await connects(server, jwks.sign("k1", "ES256")))["type"] == (
+                    "Connected")
+            stranger = ec.generate_private_key(ec.SECP256R1())
+            other = jwt.encode(claims(), stranger, algorithm="ES256", headers={"kid": "k2"})
+            assert await upgrade_status(server, f"?token={other}") == 401
