@@ -9,10 +9,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck unit install migrate bench clean
 
-$(STAMP): pyproject.toml requirements.lock
+# The OpenID provider the integration tests run, pinned by its package-lock.json.
+OIDC := tests/integrations/oidc
+
+$(STAMP): pyproject.toml requirements.lock $(OIDC)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	cd $(OIDC) && npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 install: $(STAMP)

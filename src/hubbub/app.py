@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from sqlalchemy.pool import QueuePool
 
+from hubbub.adapters.jwks import JwksKeys
 from hubbub.adapters.memory.bus import MemoryBus
 from hubbub.adapters.memory.connection_limit import MemoryConnectionLimiter, NoConnectionLimit
 from hubbub.adapters.memory.presence import MemoryPresenceCounter
@@ -31,6 +32,7 @@ from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.notify import notify
 from hubbub.services.access import Access
+from hubbub.services.authentication import Authenticator
 from hubbub.services.calls import CallService
 from hubbub.services.changes import ChangeFeed
 from hubbub.services.consent import Consent
@@ -67,12 +69,19 @@ log = get_logger("hubbub.app")
 STORES = web.AppKey("stores", Stores)
 
 
-def build_verifier(settings: Settings) -> TokenVerifier:
+def build_authenticator(settings: Settings) -> Authenticator:
+    """Tokens verified with the secret or public key, or with the JWKS's keys by `kid`."""
     key = settings.jwt_public_key or settings.jwt_secret
-    if not key:
-        raise ValueError("no JWT secret or public key configured")
-    return TokenVerifier(key=key, algorithms=settings.jwt_algorithms,
-                         issuer=settings.jwt_issuer, audience=settings.jwt_audience)
+    if not key and not settings.jwt_jwks_url:
+        raise ValueError("no JWT secret, public key or JWKS URL configured")
+    verifier = TokenVerifier(key=key, algorithms=settings.jwt_algorithms,
+                             issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                             leeway_s=settings.jwt_leeway, user_claim=settings.jwt_user_claim,
+                             name_claim=settings.jwt_name_claim)
+    keys = None if settings.jwt_jwks_url is None else JwksKeys(
+        settings.jwt_jwks_url, lifespan_s=settings.jwt_jwks_lifespan,
+        cooldown_s=settings.jwt_jwks_cooldown)
+    return Authenticator(verifier, keys)
 
 
 def open_bus(url: str | None, *, prefix: str = "hubbub") -> Bus:
@@ -162,7 +171,7 @@ def watch(metrics: Metrics, hub: Hub, database: SqlDatabase, bus: Bus) -> None:
         metrics.watch_pool(database.engine.pool)
 
 
-def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
+def build_server(settings: Settings, authenticator: Authenticator, stores: Stores,
                  database: Database, bus: Bus, hub: Hub, metrics: Metrics,
                  coordination: Coordination) -> Server:
     """Every service, each given the stores and parts it uses, and the Server holding them."""
@@ -176,7 +185,7 @@ def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
     consent = Consent(stores.members, memberships, events, presence)
     return Server(
         settings=settings, database=database, bus=bus, hub=hub, metrics=metrics,
-        limiter=limiter, verifier=verifier, users=UserService(stores.users),
+        limiter=limiter, authenticator=authenticator, users=UserService(stores.users),
         messages=MessageService(stores.messages, stores.conversations, memberships, events,
                                 consent),
         conversations=ConversationService(stores.conversations, stores.members, stores.users,
@@ -197,7 +206,7 @@ def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
 
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
-    verifier = build_verifier(settings)
+    authenticator = build_authenticator(settings)
     app = web.Application(
         middlewares=[request_ids, track_requests, metrics_http.time_requests,
                      rest.errors_middleware],
@@ -220,13 +229,14 @@ def create_app(settings: Settings) -> web.Application:
         notify("STOPPING=1")  # systemd: the stop has begun (a no-op elsewhere)
         await shut_down(server, settings.shutdown_grace)
 
-    app.cleanup_ctx.append(functools.partial(_lifespan, settings=settings, verifier=verifier))
+    app.cleanup_ctx.append(functools.partial(_lifespan, settings=settings,
+                                             authenticator=authenticator))
     app.on_shutdown.append(on_shutdown)
     return app
 
 
 async def _lifespan(app: web.Application, *, settings: Settings,
-                    verifier: TokenVerifier) -> AsyncIterator[None]:
+                    authenticator: Authenticator) -> AsyncIterator[None]:
     """Open every part, serve while the app runs (the one yield), close them in reverse."""
     database = await open_sql_database(
         settings.database_url, migrate=settings.auto_migrate,
@@ -247,7 +257,7 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     metrics.watch_breakers(coordination.breakers)
     if not settings.rate_limits:
         log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
-    server = build_server(settings, verifier, stores, database, bus, hub, metrics,
+    server = build_server(settings, authenticator, stores, database, bus, hub, metrics,
                           coordination)
     server.presence.on_offline(server.calls.user_offline)
     hub.add_control_listener(server.calls.on_control)

@@ -51,7 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        help="bring the database schema up to date"))
     token = commands.add_parser("token", help="print a development JWT")
     _config_flag(token)
-    token.add_argument("--user-id", default=None, help="a UUID (default: a new one)")
+    token.add_argument("--user-id", default=None, help="your backend's user id: 1-128 "
+                       "printable ASCII characters without spaces (default: a new UUID)")
     token.add_argument("--name", default=None, help="display name claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
     copy = commands.add_parser(
@@ -144,6 +145,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _token(args: argparse.Namespace) -> int:
     from hubbub.domain.tokens import mint
+    from hubbub.protocol.objects import canonical_user_id, is_user_id
 
     loaded = _load(args)
     for warning in loaded.warnings:
@@ -153,14 +155,14 @@ def _token(args: argparse.Namespace) -> int:
         print("hubbub: hubbub token signs with a shared secret; set HUBBUB_JWT_SECRET",
               file=sys.stderr)
         return USAGE_ERROR
-    user_id = args.user_id or str(uuid.uuid4())
-    try:
-        user_id = str(uuid.UUID(user_id))
-    except ValueError:
-        print("hubbub: --user-id must be a UUID", file=sys.stderr)
+    user_id = str(uuid.uuid4()) if args.user_id is None else args.user_id
+    if not is_user_id(user_id):
+        print("hubbub: --user-id must be 1-128 printable ASCII characters without spaces",
+              file=sys.stderr)
         return USAGE_ERROR
-    print(mint(settings.jwt_secret, user_id, args.name, now=time.time(), ttl_s=args.ttl,
-               algorithm=settings.jwt_algorithms[0]))
+    print(mint(settings.jwt_secret, canonical_user_id(user_id), args.name, now=time.time(),
+               ttl_s=args.ttl, algorithm=settings.jwt_algorithms[0],
+               user_claim=settings.jwt_user_claim, name_claim=settings.jwt_name_claim))
     return 0
 
 

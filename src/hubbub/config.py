@@ -62,6 +62,8 @@ DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 # PyJWT's algorithms by the kind of key they verify with; `none` is never accepted.
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 KEY_ALGORITHMS = frozenset(jwt.algorithms.get_default_algorithms()) - HMAC_ALGORITHMS - {"none"}
+# What a JWKS is taken to sign with when HUBBUB_JWT_ALGORITHMS does not say.
+JWKS_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 
 
 def _database_url(url: str) -> str:
@@ -83,6 +85,18 @@ def _public_key(pem: str | None) -> str | None:
         except (ValueError, TypeError):
             raise ValueError("a PEM public key (-----BEGIN PUBLIC KEY----- …)") from None
     return pem
+
+
+def _jwks_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("https://", "http://")):
+        raise ValueError("an https:// (or http://) URL of a JSON Web Key Set")
+    return url
+
+
+def _claim(name: str) -> str:
+    if not name.strip() or name != name.strip():
+        raise ValueError("a claim name, without spaces around it")
+    return name
 
 
 def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
@@ -114,6 +128,10 @@ Secret = Annotated[str | None, Hidden()]
 PublicKey = Annotated[Secret, AfterValidator(_public_key)]
 DatabaseUrl = Annotated[str, Hidden(whole=False), AfterValidator(_database_url)]
 RedisUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_redis_url)]
+JwksUrl = Annotated[str | None, AfterValidator(_jwks_url)]
+Claim = Annotated[str, AfterValidator(_claim)]
+Leeway = Annotated[float, Field(ge=0, le=3600), SECONDS]
+Cooldown = Annotated[float, Field(ge=0, le=3600), SECONDS]
 Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]
@@ -150,6 +168,18 @@ class Settings(BaseModel):
                                             "comma-separated (`none` never is)")
     jwt_issuer: str | None = Field(None, description="`iss` every token must carry")
     jwt_audience: str | None = Field(None, description="`aud` every token must carry")
+    jwt_jwks_url: JwksUrl = Field(None, description="your backend's JWKS (e.g. "
+                                  "`https://…/.well-known/jwks.json`): each token's key is "
+                                  "picked by its `kid` (instead of a secret or public key; "
+                                  "the algorithms default to RS256, ES256, EdDSA)")
+    jwt_jwks_lifespan: Seconds = Field(300.0, description="how long a fetched JWKS is used "
+                                       "before it is fetched again")
+    jwt_jwks_cooldown: Cooldown = Field(30.0, description="a token naming a `kid` not in "
+                                        "the JWKS fetches it again, at most once per this")
+    jwt_user_claim: Claim = Field("sub", description="the claim holding the user id (a "
+                                  "string, or an integer: `user_id` for Django SimpleJWT)")
+    jwt_name_claim: Claim = Field("name", description="the claim holding the display name")
+    jwt_leeway: Leeway = Field(0.0, description="clock skew allowed on `exp` and `nbf`")
     allowed_origins: tuple[str, ...] = Field((), description="comma-separated `Origin`s "
                                              "allowed to open `/ws`, `*` for any; unset: any")
     log_level: LogLevel = Field("info", description="`debug`, `info`, `warning` or `error`")
@@ -238,6 +268,15 @@ class Settings(BaseModel):
             return value.strip().lower()
         return value
 
+    @model_validator(mode="before")
+    @classmethod
+    def _jwks_algorithms(cls, data: Any) -> Any:
+        """With a JWKS and no algorithms named, accept the asymmetric ones JWKS publish."""
+        if (isinstance(data, dict) and data.get("jwt_jwks_url")
+                and data.get("jwt_algorithms") is None):
+            return {**data, "jwt_algorithms": JWKS_ALGORITHMS}
+        return data
+
     @model_validator(mode="after")
     def _keys_fit_algorithms(self) -> Settings:
         """The key that verifies tokens must suit every accepted algorithm: a public key
@@ -246,10 +285,15 @@ class Settings(BaseModel):
         if unknown or not self.jwt_algorithms:
             raise SettingError("jwt_algorithms", "algorithms from "
                                + ", ".join(sorted(HMAC_ALGORITHMS | KEY_ALGORITHMS)))
-        wanted = KEY_ALGORITHMS if self.jwt_public_key else HMAC_ALGORITHMS
+        if self.jwt_jwks_url and (self.jwt_secret or self.jwt_public_key):
+            raise SettingError("jwt_jwks_url", "unset while HUBBUB_JWT_SECRET or "
+                               "HUBBUB_JWT_PUBLIC_KEY is set: tokens verify with one of them")
+        asymmetric = self.jwt_public_key or self.jwt_jwks_url
+        wanted = KEY_ALGORITHMS if asymmetric else HMAC_ALGORITHMS
         wrong = [a for a in self.jwt_algorithms if a not in wanted]
-        if wrong and (self.jwt_public_key or self.jwt_secret):
-            key = "a public key" if self.jwt_public_key else "a shared secret"
+        if wrong and (asymmetric or self.jwt_secret):
+            key = ("a JWKS" if self.jwt_jwks_url else "a public key" if self.jwt_public_key
+                   else "a shared secret")
             raise SettingError("jwt_algorithms", f"algorithms that verify with {key} "
                                f"({', '.join(sorted(wanted))}); {', '.join(wrong)} does not")
         return self
@@ -290,8 +334,8 @@ class Settings(BaseModel):
 
     @property
     def has_key(self) -> bool:
-        """Whether tokens can be verified: a shared secret or a public key is set."""
-        return bool(self.jwt_secret or self.jwt_public_key)
+        """Whether tokens can be verified: a shared secret, a public key or a JWKS is set."""
+        return bool(self.jwt_secret or self.jwt_public_key or self.jwt_jwks_url)
 
     def with_secret(self) -> tuple[Settings, bool]:
         """Fill in the development secret (saved beside the database) when no key is set.

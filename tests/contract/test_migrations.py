@@ -114,3 +114,57 @@ async def test_0005_accepts_existing_memberships_and_makes_direct_peers(
         ("d", "alice", "member", 10), ("d", "bob", "member", 20),
         ("g", "alice", "owner", 10), ("g", "bob", "member", 20),
     ]
+
+
+async def test_0007_widens_user_ids_and_rekeys_direct_pairs(database_url: str) -> None:
+    """After 0007 a 128-character user id fits every user id column, and a direct
+    conversation made before it keeps its pair: its key is the new one, so opening the
+    pair again finds it rather than making a second."""
+    from hubbub.adapters.sql.conversations import direct_key
+    from hubbub.adapters.sql.schema import users
+
+    alice, bob = "0a0a0a0a-0000-4000-8000-000000000001", "0b0b0b0b-0000-4000-8000-000000000002"
+    engine, dialect = create_engine(database_url)
+    try:
+        await upgrade(engine, dialect, "0006")
+        async with engine.begin() as conn:
+            await conn.execute(conversations.insert().values(
+                id="d", kind="direct", name=None, created_by=alice, version=0,
+                created_at=1, last_activity_at=1, direct_key=f"{alice}:{bob}"))
+        await upgrade(engine, dialect)
+        long_id = "auth0|" + "x" * 122
+        async with engine.begin() as conn:
+            await conn.execute(users.insert().values(id=long_id, name="long", created_at=1))
+            await conn.execute(members.insert().values(
+                conversation_id="d", user_id=long_id, role="member", joined_at=1))
+            key = (await conn.execute(select(conversations.c.direct_key))).scalar_one()
+            stored = (await conn.execute(select(users.c.id))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert key == direct_key(bob, alice)
+    assert len(key) == 64
+    assert stored == long_id
+
+
+async def test_0007_downgrades_back_to_the_old_pair_keys(database_url: str) -> None:
+    """Down from 0007 the key is "low-uuid:high-uuid" again, rebuilt from the members."""
+    from alembic import command
+
+    from hubbub.adapters.sql.migrate import _config
+
+    alice, bob = "0a0a0a0a-0000-4000-8000-000000000001", "0b0b0b0b-0000-4000-8000-000000000002"
+    engine, dialect = create_engine(database_url)
+    try:
+        await upgrade(engine, dialect)
+        async with engine.begin() as conn:
+            await conn.execute(conversations.insert().values(
+                id="d", kind="direct", name=None, created_by=bob, version=0, created_at=1,
+                last_activity_at=1, direct_key="rewritten below"))
+            await conn.execute(members.insert(), [
+                {"conversation_id": "d", "user_id": uid, "role": "member", "joined_at": 1}
+                for uid in (bob, alice)])
+            await conn.run_sync(lambda sync: command.downgrade(_config(sync), "0006"))
+            key = (await conn.execute(select(conversations.c.direct_key))).scalar_one()
+    finally:
+        await engine.dispose()
+    assert key == f"{alice}:{bob}"

@@ -3,15 +3,19 @@ headers, algorithms, time claims, issuer and audience, asymmetric keys."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
 import pytest
 import websockets
+from aiohttp import web
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from tests.conftest import StartServer
 from tests.support.client import ChatClient
@@ -132,7 +136,8 @@ async def test_es256_tokens_verify_against_a_public_key(start_server: StartServe
         payload = claims()
         token = jwt.encode(payload, private, algorithm="ES256")
         assert (await connects(server, token))["user_id"] == payload["sub"]
-        assert await upgrade_status(server, f"?token={sign(server, claims())}") == 401
+        hs256 = jwt.encode(claims(), "a-shared-secret-long-enough-for-hs256-0123456789")
+        assert await upgrade_status(server, f"?token={hs256}") == 401
         stranger = ec.generate_private_key(ec.SECP256R1())
         forged = jwt.encode(claims(), stranger, algorithm="ES256")
         assert await upgrade_status(server, f"?token={forged}") == 401
@@ -167,3 +172,168 @@ async def test_a_time_claim_out_of_range_gets_401_and_counts_nothing(
     assert await internals.store.get_user(payload["sub"]) is None
     assert await internals.presence.online([payload["sub"]]) == set()
     assert internals.hub.connections_of(payload["sub"]) == ()
+
+
+async def test_leeway_admits_a_little_clock_skew_on_exp_and_nbf(
+        start_server: StartServer) -> None:
+    """`HUBBUB_JWT_LEEWAY=30`: a token expired 10 s ago, or valid only in 20 s, connects;
+    beyond the leeway it is refused. Without it both are refused (tests above)."""
+    async with start_server(rate_limits=False, jwt_leeway=30) as server:
+        now = int(time.time())
+        for payload in (claims(exp=now - 10), claims(nbf=now + 20)):
+            assert (await connects(server, sign(server, payload)))["user_id"] == payload["sub"]
+        for payload in (claims(exp=now - 60), claims(nbf=now + 90)):
+            assert await upgrade_status(server, f"?token={sign(server, payload)}") == 401
+
+
+async def test_a_refresh_token_is_refused_naming_token_type(server: RunningServer) -> None:
+    """A backend that marks its tokens (SimpleJWT's `token_type`): only `access` opens
+    `/ws` or calls the API; `access` itself connects."""
+    refresh = sign(server, claims(token_type="refresh"))
+    assert await upgrade_status(server, f"?token={refresh}") == 401
+    status, message = await rest_status(server, refresh)
+    assert (status, "token_type" in message) == (401, True)
+    access = claims(token_type="access")
+    assert (await connects(server, sign(server, access)))["user_id"] == access["sub"]
+
+
+async def test_the_user_and_name_claims_are_configurable(start_server: StartServer) -> None:
+    """Django SimpleJWT's shape: `user_id` an integer, the name in `username`."""
+    async with start_server(rate_limits=False, jwt_user_claim="user_id",
+                            jwt_name_claim="username") as server:
+        now = int(time.time())
+        token = sign(server, {"user_id": 42, "username": "dj", "exp": now + 60})
+        connected = await connects(server, token)
+        assert (connected["user_id"], connected["user_name"]) == ("42", "dj")
+        assert await upgrade_status(server, f"?token={sign(server, claims())}") == 401
+
+
+class Jwks:
+    """A JWKS endpoint on 127.0.0.1 whose keys a test rotates; it counts its fetches."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] = {}
+        self.published: list[dict[str, Any]] = []
+        self.fetches = 0
+        self.url = ""
+        self.stop: Callable[[], Awaitable[None]] | None = None
+
+    def add(self, kid: str, private: Any) -> None:
+        self.keys[kid] = private
+        self.published.append({**_jwk(private.public_key()), "kid": kid, "use": "sig"})
+
+    def drop(self, kid: str) -> None:
+        self.published = [k for k in self.published if k["kid"] != kid]
+
+    def sign(self, kid: str, algorithm: str, **overrides: Any) -> str:
+        return jwt.encode(claims(**overrides), self.keys[kid], algorithm=algorithm,
+                          headers={"kid": kid})
+
+    async def serve(self, request: web.Request) -> web.Response:
+        self.fetches += 1
+        return web.json_response({"keys": self.published})
+
+
+def _jwk_json(public: Any) -> str:
+    if isinstance(public, rsa.RSAPublicKey):
+        return jwt.algorithms.RSAAlgorithm.to_jwk(public)
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        return jwt.algorithms.ECAlgorithm.to_jwk(public)
+    return jwt.algorithms.OKPAlgorithm.to_jwk(public)
+
+
+def _jwk(public: Any) -> dict[str, Any]:
+    value: dict[str, Any] = json.loads(_jwk_json(public))
+    return value
+
+
+@asynccontextmanager
+async def jwks_endpoint() -> AsyncIterator[Jwks]:
+    jwks = Jwks()
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", jwks.serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    jwks.url = f"http://127.0.0.1:{runner.addresses[0][1]}/.well-known/jwks.json"
+    jwks.stop = runner.cleanup
+    try:
+        yield jwks
+    finally:
+        await runner.cleanup()
+
+
+async def test_jwks_keys_by_kid_for_rs256_es256_and_eddsa(start_server: StartServer) -> None:
+    """`HUBBUB_JWT_JWKS_URL`: each token's key is the one its `kid` names; a token signed
+    by a key not in the set, or naming no published kid, is refused."""
+    async with jwks_endpoint() as jwks:
+        jwks.add("rsa-1", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        jwks.add("ec-1", ec.generate_private_key(ec.SECP256R1()))
+        jwks.add("ed-1", ed25519.Ed25519PrivateKey.generate())
+        async with start_server(rate_limits=False, jwt_secret=None,
+                                jwt_jwks_url=jwks.url) as server:
+            for kid, algorithm in (("rsa-1", "RS256"), ("ec-1", "ES256"), ("ed-1", "EdDSA")):
+                sub = f"auth0|{kid}"
+                connected = await connects(server, jwks.sign(kid, algorithm, sub=sub))
+                assert connected["user_id"] == sub
+            assert jwks.fetches == 1  # cached
+            stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            forged = jwt.encode(claims(), stranger, algorithm="RS256",
+                                headers={"kid": "rsa-1"})
+            unknown = jwt.encode(claims(), stranger, algorithm="RS256",
+                                 headers={"kid": "nobody"})
+            for token in (forged, unknown):
+                assert await upgrade_status(server, f"?token={token}") == 401
+            status, _ = await rest_status(server, unknown)
+            assert status == 401
+
+
+async def test_a_rotated_key_works_without_a_restart_and_refreshes_are_rate_limited(
+        start_server: StartServer) -> None:
+    """The backend publishes a new key and signs with it: the unknown `kid` makes hubbub
+    fetch the set again (once per cooldown, however many made-up kids arrive), and the
+    new tokens connect; a key dropped from the set stops verifying after a refresh."""
+    async with jwks_endpoint() as jwks:
+        jwks.add("k1", rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        async with start_server(rate_limits=False, jwt_secret=None, jwt_jwks_url=jwks.url,
+                                jwt_jwks_cooldown=0.5) as server:
+            assert (await connects(server, jwks.sign("k1", "RS256")))["type"] == "Connected"
+            jwks.add("k2", ec.generate_private_key(ec.SECP256R1()))
+            jwks.drop("k1")
+            deadline = time.monotonic() + 10
+            while True:  # the first fetch may still be within its cooldown
+                try:
+                    await connects(server, jwks.sign("k2", "ES256"))
+                    break
+                except websockets.InvalidStatus:
+                    assert time.monotonic() < deadline, "the rotated key never verified"
+            dropped = jwks.sign("k1", "RS256")
+            assert await upgrade_status(server, f"?token={dropped}") == 401
+            before = jwks.fetches
+            stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            for n in range(20):
+                made_up = jwt.encode(claims(), stranger, algorithm="RS256",
+                                     headers={"kid": f"made-up-{n}"})
+                assert await upgrade_status(server, f"?token={made_up}") == 401
+            assert jwks.fetches - before <= 3  # 20 unknown kids, a fetch per 0.5 s at most
+
+
+async def test_known_keys_keep_verifying_while_the_jwks_endpoint_is_down(
+        start_server: StartServer) -> None:
+    """The cached set has expired and the endpoint no longer answers: tokens of the keys
+    last read still connect (an identity provider's outage logs nobody out), others not."""
+    async with jwks_endpoint() as jwks:
+        jwks.add("k1", ec.generate_private_key(ec.SECP256R1()))
+        async with start_server(rate_limits=False, jwt_secret=None, jwt_jwks_url=jwks.url,
+                                jwt_jwks_lifespan=0.2, jwt_jwks_cooldown=0.2) as server:
+            assert (await connects(server, jwks.sign("k1", "ES256")))["type"] == "Connected"
+            assert jwks.stop is not None
+            await jwks.stop()
+            started = time.monotonic()
+            while time.monotonic() - started < 1.0:  # several lifespans and cooldowns
+                assert (await connects(server, jwks.sign("k1", "ES256")))["type"] == (
+                    "Connected")
+            stranger = ec.generate_private_key(ec.SECP256R1())
+            other = jwt.encode(claims(), stranger, algorithm="ES256", headers={"kid": "k2"})
+            assert await upgrade_status(server, f"?token={other}") == 401

@@ -46,7 +46,8 @@ def _sign(server: RunningServer, claims: dict[str, object], key: str | None = No
 
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "expired", "wrong_key", "alg_none",
-                                  "sub_not_uuid", "no_exp", "no_sub"])
+                                  "sub_with_space", "sub_too_long", "refresh", "no_exp",
+                                  "no_sub"])
 async def test_bad_tokens_get_401_before_upgrade(server: RunningServer, case: str) -> None:
     """Every kind of bad token is refused with HTTP 401 and no upgrade."""
     now = int(time.time())
@@ -58,7 +59,9 @@ async def test_bad_tokens_get_401_before_upgrade(server: RunningServer, case: st
         "wrong_key": _sign(server, {"sub": sub, "exp": now + 60},
                            key="another-secret-that-is-long-enough-for-hs256"),
         "alg_none": jwt.encode({"sub": sub, "exp": now + 60}, None, algorithm="none"),
-        "sub_not_uuid": _sign(server, {"sub": "alice", "exp": now + 60}),
+        "sub_with_space": _sign(server, {"sub": "alice smith", "exp": now + 60}),
+        "sub_too_long": _sign(server, {"sub": "x" * 129, "exp": now + 60}),
+        "refresh": _sign(server, {"sub": sub, "exp": now + 60, "token_type": "refresh"}),
         "no_exp": _sign(server, {"sub": sub}),
         "no_sub": _sign(server, {"exp": now + 60}),
     }

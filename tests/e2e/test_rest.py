@@ -221,7 +221,10 @@ async def test_a_direct_conversation_is_one_per_pair(server: RunningServer) -> N
     ({"kind": "group", "name": "n" * 101}, "a name over 100 characters"),
     ({"kind": "room", "name": "x"}, "an unknown kind"),
     ({"name": "x"}, "no kind"),
-    ({"kind": "group", "name": "x", "member_ids": ["not-a-uuid"]}, "a malformed member id"),
+    ({"kind": "group", "name": "x", "member_ids": ["has space"]}, "a member id with a space"),
+    ({"kind": "group", "name": "x", "member_ids": ["x" * 129]}, "a member id over 128"),
+    ({"kind": "group", "name": "x", "member_ids": ["nul\u0000"]}, "a member id with a control"),
+    ({"kind": "group", "name": "x", "member_ids": [""]}, "an empty member id"),
     ({"kind": "group", "name": 5}, "a name that is not a string"),
 ])
 async def test_bad_conversation_bodies_get_400(server: RunningServer, body: dict[str, Any],
@@ -248,13 +251,17 @@ async def test_a_body_that_is_not_an_object_gets_400(server: RunningServer,
     assert_error_body(response, 400, "BAD_REQUEST")
 
 
-async def test_an_unknown_member_gets_404(server: RunningServer) -> None:
-    """Members must be known users; an unknown id is 404 and nothing is created."""
+async def test_a_member_who_never_connected_is_added(server: RunningServer) -> None:
+    """Members are the backend's users: one hubbub has not seen yet is added all the same,
+    under a placeholder name, not accepted yet."""
     alice = server.user()
     response = await api(server, alice, "POST", "/conversations",
                          json={"kind": "group", "name": "x", "member_ids": [MISSING]})
-    assert_error_body(response, 404, "NOT_FOUND")
-    assert (await api(server, alice, "GET", "/conversations")).json() == {"conversations": []}
+    assert response.status_code == 201, response.text
+    listed = await api(server, alice, "GET", f"/conversations/{response.json()['id']}/members")
+    member = {m["user_id"]: m for m in listed.json()["members"]}[MISSING]
+    assert member["user_name"] == f"user-{MISSING[:8]}"
+    assert (member["role"], member["accepted"], member["online"]) == ("member", False, False)
 
 
 async def test_an_oversized_body_gets_413(server: RunningServer) -> None:
@@ -406,15 +413,26 @@ async def test_bad_member_bodies(server: RunningServer, body: dict[str, Any], st
     assert (await roles(server, alice, room["id"]))[bob.id] == "member"
 
 
-async def test_adding_an_unknown_user_or_to_an_unknown_conversation_is_404(
+async def test_adding_a_new_user_works_and_to_an_unknown_conversation_is_404(
         server: RunningServer) -> None:
-    """Both ids of `PUT …/members/{id}` must exist."""
+    """`PUT …/members/{id}` adds a user hubbub has not seen (201); the conversation must
+    exist; a user id that is no user id of §2 is 400 naming it."""
     alice, bob = server.user(), server.user()
     room = await server.create_conversation(alice, kind="group")
     await server.ensure_user(bob)
-    assert_error_body(await api(server, alice, "PUT",
-                                f"/conversations/{room['id']}/members/{MISSING}",
-                                json={"role": "member"}), 404, "NOT_FOUND")
+    response = await api(server, alice, "PUT", f"/conversations/{room['id']}/members/{MISSING}",
+                         json={"role": "member"})
+    assert response.status_code == 201, response.text
+    assert response.json()["user_id"] == MISSING
+    refused = await api(server, alice, "PUT", f"/conversations/{room['id']}/members/{'x' * 129}",
+                        json={"role": "member"})
+    assert_error_body(refused, 400, "BAD_REQUEST")
+    assert "user_id" in refused.json()["error"]["message"]
+    spaced = await api(server, alice, "POST", "/conversations",
+                       json={"kind": "group", "name": "x", "member_ids": ["a b"]})
+    assert spaced.json()["error"]["message"] == (
+        "Expected a user id: 1-128 printable ASCII characters without spaces - at "
+        "`$.member_ids[0]`")
     assert_error_body(await api(server, alice, "PUT",
                                 f"/conversations/{MISSING}/members/{bob.id}",
                                 json={"role": "member"}), 404, "NOT_FOUND")

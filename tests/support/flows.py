@@ -39,6 +39,20 @@ async def send(client: ChatClient, conversation_id: str, content: str = "hello",
     return message
 
 
+async def chat(sender: ChatClient, receiver: ChatClient, conversation_id: str,
+               content: str) -> dict[str, Any]:
+    """Both connections join; `sender` sends `content`; the message `receiver` hears."""
+    for client in (sender, receiver):
+        reply = await client.request("JoinConversation", conversation_id=conversation_id,
+                                     timeout=TIMEOUT)
+        assert reply["type"] == "ActionConfirmed", reply
+    await send(sender, conversation_id, content)
+    heard = await receiver.expect("NewMessage", timeout=TIMEOUT)
+    assert heard["message"]["content"] == content, heard
+    message: dict[str, Any] = heard["message"]
+    return message
+
+
 async def fetch(client: ChatClient, conversation_id: str, **fields: Any) -> dict[str, Any]:
     """One `FetchHistory` page (asserting it is a `HistoryChunk`)."""
     reply = await client.request("FetchHistory", conversation_id=conversation_id,

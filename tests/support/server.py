@@ -112,7 +112,7 @@ class RunningServer:
 @asynccontextmanager
 async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
     """Start hubbub with `settings` on a free port; stop it afterwards."""
-    if settings.jwt_secret is None:
+    if not settings.has_key:
         settings = settings.model_copy(update={"jwt_secret": secrets.token_urlsafe(32)})
     app = create_app(settings)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=settings.shutdown_grace)

@@ -127,12 +127,37 @@ def test_every_required_field_is_required(type_: str) -> None:
 
 @pytest.mark.parametrize("type_", CLIENT_TYPES)
 def test_ids_must_be_lowercase_uuids(type_: str) -> None:
-    """Every id field refuses a non-UUID and an upper-case UUID."""
-    id_fields = [k for k, v in VALID[type_].items() if v in (CONV, MSG, USER)]
+    """Every conversation, message and call id field refuses a non-UUID and an upper-case
+    UUID."""
+    id_fields = [k for k, v in VALID[type_].items() if v in (CONV, MSG)]
     for name in id_fields:
         for bad in ("general", CONV.upper(), CONV.replace("-", ""), 7):
             error = refused(wire(type_, **{**VALID[type_], name: bad}))
             assert error.message.endswith(f"- at `$.{name}`"), (name, bad, error.message)
+
+
+BACKEND_USER_IDS = ["42", "auth0|5f7c8ec7c33c6c004bbafe82", "user_2abcDEF", "x" * 128,
+                    "Kq9sTlq0bXhYdZ3uVn1aR7cP2eW8", USER.upper()]
+BAD_USER_IDS = ["", "x" * 129, "a b", "tab\there", "new\nline", "trailing\n", "é", 7, None]
+
+
+@pytest.mark.parametrize("bad", BAD_USER_IDS)
+def test_user_ids_are_the_backend_s_but_bounded(bad: Any) -> None:
+    """A user id field takes any 1–128 printable ASCII characters without spaces, and
+    refuses the rest naming the field."""
+    fields = {**VALID["CallOffer"], "target_user_id": bad}
+    if bad is None:  # optional: null is no target
+        assert decode_client_message(wire("CallOffer", **fields))
+        return
+    error = refused(wire("CallOffer", **fields))
+    assert error.message.endswith("- at `$.target_user_id`"), error.message
+
+
+@pytest.mark.parametrize("good", BACKEND_USER_IDS)
+def test_backend_user_ids_decode(good: str) -> None:
+    message = decode_client_message(wire("CallOffer", **{**VALID["CallOffer"],
+                                                         "target_user_id": good}))
+    assert msgspec.to_builtins(message)["target_user_id"] == good
 
 
 DEFAULTS: dict[str, dict[str, Any]] = {

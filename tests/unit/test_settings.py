@@ -221,6 +221,37 @@ def test_algorithms_must_suit_the_key(capsys: pytest.CaptureFixture[str],
     assert shown(out, "jwt_public_key").split()[1] == "***"
 
 
+def test_a_jwks_url_stands_alone_and_takes_asymmetric_algorithms(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`HUBBUB_JWT_JWKS_URL` alone: RS256, ES256, EdDSA by default; beside a secret, with
+    an HMAC algorithm, or not an http(s) URL, it is refused naming the variable."""
+    monkeypatch.setenv("HUBBUB_JWT_JWKS_URL", "https://auth.example/.well-known/jwks.json")
+    status, out, _ = check(capsys)
+    assert status == 0
+    assert shown(out, "jwt_algorithms").split()[1] == "RS256,ES256,EdDSA"
+    monkeypatch.setenv("HUBBUB_JWT_ALGORITHMS", "HS256")
+    assert "HUBBUB_JWT_ALGORITHMS=HS256: expected algorithms that verify with a JWKS" in (
+        refused(capsys))
+    monkeypatch.delenv("HUBBUB_JWT_ALGORITHMS")
+    monkeypatch.setenv("HUBBUB_JWT_SECRET", SECRET)
+    assert "HUBBUB_JWT_JWKS_URL" in refused(capsys)
+    monkeypatch.delenv("HUBBUB_JWT_SECRET")
+    monkeypatch.setenv("HUBBUB_JWT_JWKS_URL", "file:///etc/passwd")
+    assert "HUBBUB_JWT_JWKS_URL" in refused(capsys)
+
+
+@pytest.mark.usefixtures("keyed")
+@pytest.mark.parametrize(("name", "value"), [
+    ("HUBBUB_JWT_LEEWAY", "-1"), ("HUBBUB_JWT_LEEWAY", "nan"), ("HUBBUB_JWT_LEEWAY", "inf"),
+    ("HUBBUB_JWT_USER_CLAIM", " "), ("HUBBUB_JWT_NAME_CLAIM", " name"),
+])
+def test_claim_and_leeway_settings_are_checked(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch, name: str,
+                                               value: str) -> None:
+    monkeypatch.setenv(name, value)
+    assert f"{name}=" in refused(capsys)
+
+
 def test_a_public_key_must_parse_and_is_never_echoed(capsys: pytest.CaptureFixture[str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HUBBUB_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nnot-a-key\n")

@@ -7,7 +7,15 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from hubbub.protocol.objects import Attachments, ClientMessageId, Content, Emoji, Id, RequestId
+from hubbub.protocol.objects import (
+    Attachments,
+    ClientMessageId,
+    Content,
+    Emoji,
+    Id,
+    RequestId,
+    UserId,
+)
 
 Limit100 = Annotated[int, Meta(ge=1, le=100)]
 Limit500 = Annotated[int, Meta(ge=1, le=500)]
@@ -103,7 +111,7 @@ class CallOffer(ClientMessage, tag="CallOffer", frozen=True):
     call_id: Id
     sdp: Sdp
     call_type: Literal["audio", "video"]
-    target_user_id: Id | None = None
+    target_user_id: UserId | None = None
 
 
 class CallAnswer(ClientMessage, tag="CallAnswer", frozen=True):

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from hubbub.protocol.client import AnyClientMessage
+from hubbub.protocol.objects import explain
 from hubbub.protocol.server import ServerMessage
 
 _decoder = msgspec.json.Decoder(AnyClientMessage)
@@ -127,7 +128,7 @@ def _describe(error: str) -> str:
         return f"missing field `{name}` - at `{parent}.{name}`"
     if " - at `" not in error:  # the frame itself is wrong, e.g. an array instead of an object
         return f"{error} - at `$`"
-    return error
+    return explain(error)
 
 
 def _request_id(data: bytes | str) -> str | None:

@@ -20,6 +20,41 @@ def is_id(value: str) -> bool:
     """Whether `value` is an id of §2, as a whole (`re.fullmatch`: no trailing newline)."""
     return _UUID.fullmatch(value) is not None
 
+
+# §2: a user id is the backend's own: 1–128 printable ASCII characters, no space (an
+# integer primary key as text, a UUID, `auth0|…`, a Firebase uid, `user_2ab…`). `\Z`, not
+# `$`: msgspec matches with `re.search`, and `$` would let a final "\n" through.
+MAX_USER_ID_CHARS = 128
+USER_ID_PATTERN = r"^[!-~]{1,128}\Z"
+UserId = Annotated[str, Meta(pattern=USER_ID_PATTERN, min_length=1,
+                             max_length=MAX_USER_ID_CHARS)]
+_USER_ID = re.compile(USER_ID_PATTERN)
+_UUID_ANY_CASE = re.compile(UUID_PATTERN, re.IGNORECASE)
+
+
+# What msgspec says of a value the pattern refuses, and what a person reads instead.
+_USER_ID_REFUSED = f"Expected `str` matching regex {USER_ID_PATTERN!r}"
+USER_ID_RULE = "a user id: 1-128 printable ASCII characters without spaces"
+
+
+def explain(error: str) -> str:
+    """A validation message with the user id pattern spelled as its rule."""
+    return error.replace(_USER_ID_REFUSED, f"Expected {USER_ID_RULE}")
+
+
+def is_user_id(value: str) -> bool:
+    """Whether `value` is a user id of §2."""
+    return _USER_ID.match(value) is not None
+
+
+def canonical_user_id(value: str) -> str:
+    """One spelling per user: a UUID-shaped id in lowercase, any other id as it is.
+
+    A UUID names the same thing in either case (RFC 9562), and hubbub has always stored
+    UUID subjects in lowercase; every other id is the backend's and compared exactly.
+    """
+    return value.lower() if _UUID_ANY_CASE.fullmatch(value) else value
+
 # §2: client_message_id and request_id are bounded to 64 characters.
 ClientMessageId = Annotated[str, Meta(min_length=1, max_length=64)]
 RequestId = Annotated[str, Meta(max_length=64)]

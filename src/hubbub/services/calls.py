@@ -49,7 +49,7 @@ from hubbub.domain.permissions import Ability, can
 from hubbub.logs import get_logger
 from hubbub.protocol import server as s
 from hubbub.protocol.codec import encode_json
-from hubbub.protocol.objects import CallObject, Role
+from hubbub.protocol.objects import CallObject, Role, canonical_user_id
 from hubbub.services.access import Access
 from hubbub.services.context import Actor, Clock, now_micros
 from hubbub.services.events import Events
@@ -141,6 +141,8 @@ class CallService:
             call here; BadRequest: no target in a group or channel, or oneself;
             Conflict: the call_id is taken by anything but the actor's active call.
         """
+        if target_user_id is not None:
+            target_user_id = canonical_user_id(target_user_id)
         async with self._locks.hold(call_id):
             existing = await self._calls.get_call(call_id)
             if existing is not None:

@@ -15,7 +15,7 @@ from hubbub.domain.permissions import (
     require,
 )
 from hubbub.domain.ratelimit import BucketRule
-from hubbub.protocol.objects import Kind, Role
+from hubbub.protocol.objects import Kind, Role, canonical_user_id
 from hubbub.protocol.server import UserJoined
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
@@ -50,12 +50,17 @@ class ConversationService:
         of the one other member; that one returns the existing conversation of the pair
         with False, which the actor thereby accepts.
 
+        A member hubbub has not seen yet is the backend's user all the same: its row is
+        made (named by the token's `name` on its first connection), and it finds the
+        conversation, history included, when it first connects.
+
         Raises:
-            BadRequest: wrong name or member list for the kind; NotFound: unknown member;
+            BadRequest: wrong name or member list for the kind;
             RateLimited: the actor created too many conversations lately.
         """
         name = validation.check_conversation_name(kind, name)
-        others = [uid for uid in dict.fromkeys(member_ids) if uid != actor.user_id]
+        canonical = (canonical_user_id(uid) for uid in member_ids)
+        others = [uid for uid in dict.fromkeys(canonical) if uid != actor.user_id]
         if kind == "direct" and len(others) != 1:
             raise BadRequest("a direct conversation takes exactly one other member - at "
                              "`$.member_ids`")
@@ -67,11 +72,9 @@ class ConversationService:
                 await self._opened(actor, existing)
                 return existing, False
         # Only a new conversation costs a token: opening an existing direct one is how a
-        # client finds it (§7), and is free. Charged before the member lookups.
+        # client finds it (§7), and is free. Charged before the members' rows are made.
         await self._limiter.hit("c:" + actor.user_id, self._create_rule)
-        for uid in others:
-            if await self._users.get_user(uid) is None:
-                raise NotFound(f"unknown user {uid} - at `$.member_ids`")
+        await self._users.ensure_users(others, self._clock())
         conversation, created = await self._conversations.create_conversation(
             self._new_id(), kind, name, actor.user_id, others, self._clock()
         )
@@ -153,6 +156,7 @@ class ConversationService:
                          role: Role) -> tuple[Member, bool]:
         """Add a member or change a role (needs `moderate`; owners alone make admins). A
         new member has not accepted yet: its presence stays hidden until it takes part.
+        It need not have connected ever (its user row is made, see `create`).
 
         Raises:
             Forbidden, NotFound, BadRequest; Conflict: the last owner steps down while
@@ -161,9 +165,12 @@ class ConversationService:
         conversation = await self._require(conversation_id)
         if conversation.kind == "direct":
             raise BadRequest("the members of a direct conversation are fixed")
+        user_id = canonical_user_id(user_id)
         actor_role = await self._memberships.role(conversation_id, actor.user_id)
         current = await self._memberships.role(conversation_id, user_id)
         check_role_change(actor_role, current, role)
+        if current is None:
+            await self._users.ensure_users([user_id], self._clock())
         member, created = await self._members.put_member(
             conversation_id, user_id, role, self._clock()
         )
@@ -187,6 +194,7 @@ class ConversationService:
         if conversation.kind == "direct" and actor_role is not None:
             # Told to its two peers, neither of whom moderates; outsiders get FORBIDDEN below.
             raise BadRequest("the members of a direct conversation are fixed")
+        user_id = canonical_user_id(user_id)
         is_self = actor.user_id == user_id
         if not is_self:
             # Permission first: an outsider must not learn who is in a private group.

@@ -1,14 +1,11 @@
-"""Finding and checking the caller's credentials on an HTTP request (PROTOCOL.md §1, §7)."""
+"""Finding the caller's credentials on an HTTP request (PROTOCOL.md §1, §7); the
+Authenticator (services/authentication.py) checks them."""
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
-
-from hubbub.domain.errors import Unauthorized
-from hubbub.domain.tokens import Identity, TokenVerifier
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -38,10 +35,3 @@ def query_value(request: web.Request, name: str) -> str | None:
         if key == name:
             return value
     return None
-
-
-def authenticate(verifier: TokenVerifier, token: str | None) -> Identity:
-    """Verify a token, or raise Unauthorized."""
-    if not token:
-        raise Unauthorized("missing token")
-    return verifier.verify(token, now=time.time())

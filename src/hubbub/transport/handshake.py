@@ -17,7 +17,7 @@ from aiohttp import web
 
 from hubbub.domain.errors import Forbidden, Unauthorized
 from hubbub.domain.tokens import Identity
-from hubbub.transport.auth import authenticate, query_value, websocket_token
+from hubbub.transport.auth import query_value, websocket_token
 from hubbub.transport.server import Server
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -43,7 +43,7 @@ async def admit(server: Server, request: web.Request) -> Identity:
     await server.limiter.hit("h:" + ip, settings.handshake_rule)
     token = websocket_token(request)
     if token:
-        return authenticate(server.verifier, token)
+        return await server.authenticator.authenticate(token)
     ticket = query_value(request, "ticket")
     if ticket:
         return await server.tickets.redeem(ticket)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hubbub.domain.errors import BadRequest, PayloadTooLarge, RateLimited
 from hubbub.protocol.codec import NUL_REFUSED, encode_json, has_nul_escape, nul_path
+from hubbub.protocol.objects import explain
 
 T = TypeVar("T")
 
@@ -67,7 +68,7 @@ async def read_body(request: web.Request, kind: type[T], max_bytes: int) -> T:
     try:
         value = msgspec.json.decode(body or b"{}", type=kind)
     except msgspec.ValidationError as exc:
-        raise BadRequest(str(exc)) from None
+        raise BadRequest(explain(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"invalid JSON: {exc}") from None
     if has_nul_escape(body):

@@ -16,19 +16,23 @@ from hubbub.domain.models import Conversation, Member, User
 from hubbub.domain.tokens import Identity
 from hubbub.logs import get_logger
 from hubbub.protocol.objects import (
+    USER_ID_RULE,
     Attachments,
     ClientMessageId,
     Content,
     ConversationObject,
     Id,
     Kind,
+    UserId,
+    canonical_user_id,
     is_id,
+    is_user_id,
 )
 from hubbub.protocol.objects import Role as RoleName
 from hubbub.services.context import Actor
 from hubbub.services.views import conversation_object, message_object, summary_object
 from hubbub.storage.errors import StoreUnavailable
-from hubbub.transport.auth import authenticate, bearer_token
+from hubbub.transport.auth import bearer_token
 from hubbub.transport.http import (
     error_for,
     error_response,
@@ -46,7 +50,7 @@ Handler = Callable[[web.Request, Server, Actor], Awaitable[web.StreamResponse]]
 class CreateConversation(msgspec.Struct, frozen=True):
     kind: Kind
     name: Annotated[str, Meta(max_length=200)] | None = None
-    member_ids: Annotated[list[Id], Meta(max_length=1000)] = msgspec.field(default_factory=list)
+    member_ids: Annotated[list[UserId], Meta(max_length=1000)] = msgspec.field(default_factory=list)
 
 
 class PutMember(msgspec.Struct, frozen=True):
@@ -141,9 +145,17 @@ async def _caller(server: Server, request: web.Request) -> tuple[Identity, User]
     Raises:
         Unauthorized: no valid token. RateLimited: the user's bucket is empty.
     """
-    identity = authenticate(server.verifier, bearer_token(request))
+    identity = await server.authenticator.authenticate(bearer_token(request))
     await server.limiter.hit("o:" + identity.user_id, server.settings.other_rule)
     return identity, await server.users.seen(identity)
+
+
+def path_user_id(request: web.Request) -> str:
+    """The `{user_id}` path parameter (§2: the backend's id), or BadRequest naming it."""
+    value = request.match_info["user_id"]
+    if not is_user_id(value):
+        raise BadRequest(f"user_id must be {USER_ID_RULE}")
+    return canonical_user_id(value)
 
 
 def path_id(request: web.Request, name: str = "id") -> str:
@@ -250,14 +262,14 @@ def _member_object(member: Member) -> dict[str, Any]:
 async def put_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
     body = await read_body(request, PutMember, server.settings.max_body_bytes)
     member, created = await server.conversations.put_member(
-        actor, path_id(request), path_id(request, "user_id"), body.role
+        actor, path_id(request), path_user_id(request), body.role
     )
     return json_response(_member_object(member), 201 if created else 200)
 
 
 async def remove_member(request: web.Request, server: Server, actor: Actor) -> web.Response:
     await server.conversations.remove_member(actor, path_id(request),
-                                             path_id(request, "user_id"))
+                                             path_user_id(request))
     return web.Response(status=204)
 
 

@@ -13,8 +13,8 @@ from hubbub.bus.base import Bus
 from hubbub.config import Settings
 from hubbub.coordination.connection_limit import ConnectionLimiter
 from hubbub.coordination.ratelimit import RateLimiter
-from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
+from hubbub.services.authentication import Authenticator
 from hubbub.services.calls import CallService
 from hubbub.services.conversations import ConversationService
 from hubbub.services.messages import MessageService
@@ -51,7 +51,7 @@ class Server:
     hub: Hub
     metrics: Metrics
     limiter: RateLimiter
-    verifier: TokenVerifier
+    authenticator: Authenticator
     users: UserService
     messages: MessageService
     conversations: ConversationService

@@ -3,6 +3,7 @@ counts and last messages, and the versions the hub's repair compares."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection
 from typing import Any
 
@@ -28,8 +29,10 @@ UNREAD_COUNT_CAP = 1000
 
 
 def direct_key(*user_ids: str) -> str:
-    """The key of the one direct conversation of a pair: "low-uuid:high-uuid"."""
-    return ":".join(sorted(set(user_ids)))
+    """The key of the one direct conversation of a pair: the SHA-256 of the sorted ids
+    joined by a newline, which no user id holds (so two pairs never share a key), in 64
+    characters whatever the ids' lengths. Migration 0007 moved the stored keys to it."""
+    return hashlib.sha256("\n".join(sorted(set(user_ids))).encode()).hexdigest()
 
 
 def _to_conversation(row: Row[Any], member_count: int) -> Conversation:

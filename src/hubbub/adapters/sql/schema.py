@@ -1,7 +1,8 @@
 """The tables, in SQLAlchemy Core, shared by SQLite and PostgreSQL.
 
 Times are BIGINT microseconds since the epoch (UTC): one representation on both databases,
-compared and sorted as integers. Ids are UUID strings.
+compared and sorted as integers. Conversation, message and call ids are UUID strings;
+user ids are the backend's, up to 128 characters (migration 0007).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from sqlalchemy import (
 metadata = MetaData()
 
 ID = String(36)
+USER_ID = String(128)
 
 users = Table(
     "users",
     metadata,
-    Column("id", ID, primary_key=True),
+    Column("id", USER_ID, primary_key=True),
     Column("name", String(100), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen", BigInteger),
@@ -36,12 +38,13 @@ conversations = Table(
     Column("id", ID, primary_key=True),
     Column("kind", String(16), nullable=False),
     Column("name", String(100)),
-    Column("created_by", ID, nullable=False),
+    Column("created_by", USER_ID, nullable=False),
     # The one counter per conversation of PROTOCOL.md §2: every change takes the next value.
     Column("version", BigInteger, nullable=False, server_default="0"),
     Column("created_at", BigInteger, nullable=False),
     Column("last_activity_at", BigInteger, nullable=False),
-    # "low-uuid:high-uuid" for direct conversations, so there is one per pair.
+    # For direct conversations, so there is one per pair: the SHA-256 (hex) of the pair's
+    # user ids, sorted, joined by a newline (migration 0007; adapters/sql/conversations.py).
     Column("direct_key", String(80), unique=True),
 )
 
@@ -49,7 +52,7 @@ members = Table(
     "members",
     metadata,
     Column("conversation_id", ID, primary_key=True),
-    Column("user_id", ID, primary_key=True),
+    Column("user_id", USER_ID, primary_key=True),
     Column("role", String(16), nullable=False),
     Column("joined_at", BigInteger, nullable=False),
     Column("last_read_seq", BigInteger, nullable=False, server_default="0"),
@@ -68,7 +71,7 @@ messages = Table(
     Column("conversation_id", ID, nullable=False),
     Column("seq", BigInteger, nullable=False),
     Column("version", BigInteger, nullable=False),
-    Column("sender_id", ID, nullable=False),
+    Column("sender_id", USER_ID, nullable=False),
     Column("content", Text, nullable=False),
     Column("parent_id", ID),
     Column("attachments", Text),
@@ -76,7 +79,7 @@ messages = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("edited_at", BigInteger),
     Column("deleted_at", BigInteger),
-    Column("deleted_by", ID),
+    Column("deleted_by", USER_ID),
     # When the reactions last changed (migration 0002), so `SyncMessages{since}` sees them.
     # PostgreSQL also gets a pg_trgm GIN index on `content` there (not declared here: it
     # has no SQLite form).
@@ -103,7 +106,7 @@ reactions = Table(
     "reactions",
     metadata,
     Column("message_id", ID, primary_key=True),
-    Column("user_id", ID, primary_key=True),
+    Column("user_id", USER_ID, primary_key=True),
     Column("emoji", String(64), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
 )
@@ -112,7 +115,7 @@ receipts = Table(
     "receipts",
     metadata,
     Column("message_id", ID, primary_key=True),
-    Column("user_id", ID, primary_key=True),
+    Column("user_id", USER_ID, primary_key=True),
     Column("conversation_id", ID, nullable=False),
     Column("delivered_at", BigInteger),
     Column("read_at", BigInteger),
@@ -123,8 +126,8 @@ calls = Table(
     metadata,
     Column("id", ID, primary_key=True),
     Column("conversation_id", ID, nullable=False),
-    Column("caller_id", ID, nullable=False),
-    Column("callee_id", ID, nullable=False),
+    Column("caller_id", USER_ID, nullable=False),
+    Column("callee_id", USER_ID, nullable=False),
     Column("call_type", String(8), nullable=False),
     Column("state", String(16), nullable=False),
     Column("created_at", BigInteger, nullable=False),

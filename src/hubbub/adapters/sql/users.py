@@ -12,6 +12,11 @@ from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.models import User
 
 
+def placeholder_name(user_id: str) -> str:
+    """The name of a user whose token carried none, or who never connected yet."""
+    return f"user-{user_id[:8]}"
+
+
 class SqlUserStore:
     def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer) -> None:
         self._engine = engine
@@ -22,7 +27,7 @@ class SqlUserStore:
         async def _store_user(conn: AsyncConnection) -> User:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
             if row is None:
-                fallback = name or f"user-{user_id[:8]}"
+                fallback = name or placeholder_name(user_id)
                 statement = self._dialect.insert(users).values(
                     id=user_id, name=fallback, created_at=now, last_seen=now
                 ).on_conflict_do_nothing()
@@ -34,6 +39,18 @@ class SqlUserStore:
             return User(user_id, row.name, row.created_at, row.last_seen)
 
         return await write_apart(self._writer, _store_user)
+
+    async def ensure_users(self, user_ids: list[str], now: int) -> None:
+        if not user_ids:
+            return
+        rows = [{"id": uid, "name": placeholder_name(uid), "created_at": now,
+                 "last_seen": None} for uid in dict.fromkeys(user_ids)]
+
+        async def _make_users(conn: AsyncConnection) -> None:
+            await conn.execute(self._dialect.insert(users).values(rows)
+                               .on_conflict_do_nothing())
+
+        await write_apart(self._writer, _make_users)
 
     async def touch_user(self, user_id: str, now: int) -> None:
         async def _stamp_last_seen(conn: AsyncConnection) -> None:
