@@ -7,8 +7,9 @@ Two modes (docs/DECISIONS.md, "Full-text search"):
   and `\\` literal), newest first, by examining the newest messages of the scope.
 
 `auto` (the default) picks `words` when the query is only words (letters and digits,
-separated by white space) and at least MIN_WORDS_CHARS characters long, else `substring`:
-a short query or one with punctuation asks for characters, not words.
+separated by white space), each of at least MIN_WORD_CHARS, together at least
+MIN_WORDS_CHARS characters long; else `substring`: a short query or one with punctuation
+asks for characters, not words (and a one-letter prefix term is the index's costliest).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ RequestedMode = Literal["auto", "words", "substring"]
 
 # Shorter queries ("zq", "#1") are rarely whole words; a literal match is what they mean.
 MIN_WORDS_CHARS = 3
+MIN_WORD_CHARS = 2
 # A word as both indexes see one: a run of letters and digits (no underscore).
 WORD = re.compile(r"[^\W_]+")
 _ONLY_WORDS = re.compile(r"[^\W_]+(?:\s+[^\W_]+)*")
@@ -42,7 +44,8 @@ def choose_mode(query: str, requested: RequestedMode) -> SearchMode:
     if requested == "substring":
         return "substring"
     stripped = query.strip()
-    if len(stripped) >= MIN_WORDS_CHARS and _ONLY_WORDS.fullmatch(stripped):
+    if len(stripped) >= MIN_WORDS_CHARS and _ONLY_WORDS.fullmatch(stripped) and all(
+            len(word) >= MIN_WORD_CHARS for word in stripped.split()):
         return "words"
     return "substring"
 
