@@ -2,6 +2,10 @@
 
     python -m bench.search                                        # SQLite, 500k messages
     python -m bench.search --postgres postgresql://postgres@127.0.0.1:5432/postgres
+    python -m bench.search --words --repeats 200                  # words mode, 1M messages
+
+With `--words` it measures the words search instead (bench/search_words.py); without, the
+substring search and its bounds, on a corpus made for them:
 
 The store is written directly (tests/support/bulk.py): `--big-rooms` groups of
 `--big-size` messages among the crowd's users, and three groups of 300 messages of the
@@ -35,6 +39,7 @@ import aiohttp
 import msgspec
 from tests.support.bulk import Room, bulk_load, chatter, new_user_ids
 
+from bench import search_words
 from bench.common import (
     BenchError,
     ServerProcess,
@@ -88,6 +93,12 @@ class Answer(msgspec.Struct):
     request_id: str | None = None
     code: str | None = None
     truncated: bool = False
+    mode: str | None = None
+    messages: list[msgspec.Raw] = []
+
+    @property
+    def found(self) -> int:
+        return len(self.messages)
 
 
 _answer = msgspec.json.Decoder(Answer)
@@ -300,6 +311,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--server-cmd", help="default: this Python's `-m hubbub serve`")
     ap.add_argument("--json", type=Path, help="also write the result here")
     ap.add_argument("--keep-tmp", action="store_true", help="keep the server's log")
+    search_words.add_arguments(ap)
     args = ap.parse_args(argv)
     if args.big_rooms < 6 or args.big_size < 1 or args.searchers < 1:
         ap.error("need --big-rooms ≥ 6 (carol's five and bob's), --big-size and "
@@ -310,6 +322,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tmp = Path(tempfile.mkdtemp(prefix="hubbub-bench-search-"))
+
+    if args.words:
+        async def words_only() -> search_words.WordsResult:
+            async with database(args, tmp) as url:
+                return await search_words.prepare_and_measure(url, args)
+
+        try:
+            return report("search", lambda: run(words_only()), search_words.render,
+                          args.json)
+        finally:
+            _remove(tmp)
 
     async def prepare_and_measure() -> Result:
         async with database(args, tmp) as url:
@@ -331,11 +354,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return report("search", lambda: run(prepare_and_measure()), render, args.json)
     finally:
-        for path in sorted(tmp.rglob("*"), reverse=True):
-            with contextlib.suppress(OSError):
-                path.unlink() if path.is_file() else path.rmdir()
+        _remove(tmp)
+
+
+def _remove(tmp: Path) -> None:
+    for path in sorted(tmp.rglob("*"), reverse=True):
         with contextlib.suppress(OSError):
-            tmp.rmdir()
+            path.unlink() if path.is_file() else path.rmdir()
+    with contextlib.suppress(OSError):
+        tmp.rmdir()
 
 
 if __name__ == "__main__":

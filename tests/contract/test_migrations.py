@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hubbub.adapters.sql.dialect import Dialect, dialect_for
 from hubbub.adapters.sql.migrate import upgrade
 from hubbub.adapters.sql.schema import conversations, members, metadata
+from hubbub.adapters.sql.search import SqlSearchStore
 from hubbub.adapters.sql.search_budget import DEFAULT_SEARCH
 from tests.support.cluster import postgres_database
 
@@ -43,13 +44,19 @@ def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     return engine, dialect
 
 
-# Made by the migrations on PostgreSQL only, on purpose: the pg_trgm index for
-# search, which SQLite cannot have, so schema.py does not declare it.
-POSTGRES_ONLY = {"ix_messages_content_trgm"}
+# Made by the migrations on one database only, on purpose, so schema.py does not declare
+# them: PostgreSQL's pg_trgm index and tsvector column and its GIN index (0002, 0009),
+# SQLite's FTS5 table and its shadow tables (0009).
+POSTGRES_ONLY = {"ix_messages_content_trgm", "ix_messages_content_tsv", "content_tsv"}
+SQLITE_FTS = "messages_fts"
 
 
 def _declared(obj: Any, name: str | None, kind: str, reflected: bool, compare_to: Any) -> bool:
-    return not (kind == "index" and reflected and name in POSTGRES_ONLY)
+    if not reflected or name is None:
+        return True
+    if kind in ("index", "column") and name in POSTGRES_ONLY:
+        return False
+    return not (kind == "table" and name.startswith(SQLITE_FTS))
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -168,3 +175,38 @@ async def test_0007_downgrades_back_to_the_old_pair_keys(database_url: str) -> N
     finally:
         await engine.dispose()
     assert key == f"{alice}:{bob}"
+
+
+async def test_0009_indexes_the_existing_live_messages(database_url: str) -> None:
+    """The full-text index is filled with the messages stored before it: a words search
+    finds the live ones at once, never a deleted one."""
+    engine, dialect = create_engine(database_url)
+    try:
+        await upgrade(engine, dialect, "0006")
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO users (id, name, created_at) "
+                                    "VALUES ('alice', 'alice', 1)"))
+            await conn.execute(conversations.insert().values(
+                id="g", kind="group", name="g", created_by="alice", version=3,
+                created_at=1, last_activity_at=3))
+            await conn.execute(text(
+                "INSERT INTO members (conversation_id, user_id, role, joined_at) "
+                "VALUES ('g', 'alice', 'owner', 1)"))
+            for seq, content, deleted_at in ((1, "Grüße aus Köln", None),
+                                             (2, "grüße again", 5),
+                                             (3, "nothing here", None)):
+                await conn.execute(text(
+                    "INSERT INTO messages (id, conversation_id, seq, version, sender_id, "
+                    "content, created_at, deleted_at) "
+                    "VALUES (:id, 'g', :seq, :seq, 'alice', :content, :seq, :deleted)"),
+                    {"id": f"m{seq}", "seq": seq, "content": content, "deleted": deleted_at})
+        await upgrade(engine, dialect)
+        store = SqlSearchStore(engine, dialect)
+        found = await store.search("alice", "again", None, 10, mode="words")
+        assert ([m.id for m in found.messages], found.truncated) == ([], False)
+        found = await store.search("alice", "grüße", None, 10, mode="words")
+        assert ([m.id for m in found.messages], found.mode) == (["m1"], "words")
+        assert [m.id for m in (await store.search("alice", "köln", "g", 10,
+                                                  mode="words")).messages] == ["m1"]
+    finally:
+        await engine.dispose()

@@ -45,6 +45,13 @@ async def room_with(server: RunningServer, owner: User, contents: list[str],
     return room["id"], client, sent
 
 
+async def ban(server: RunningServer, moderator: User, room: str, user: User) -> None:
+    async with server.http(moderator) as http:
+        response = await http.put(f"/api/v1/conversations/{room}/members/{user.id}",
+                                  json={"role": "banned"})
+    assert response.status_code == 200, response.text
+
+
 async def test_search_ignores_case(server: RunningServer) -> None:
     """A query matches content whatever the case of either."""
     tag = marker()
@@ -185,10 +192,7 @@ async def test_a_banned_member_finds_nothing_in_that_channel(server: RunningServ
     channel, _, _ = await room_with(server, owner, [f"rules {tag}"], members=[mallory])
     mallory_client = await server.connect(mallory)
     assert len(await search(mallory_client, tag)) == 1
-    async with server.http(owner) as http:
-        response = await http.put(f"/api/v1/conversations/{channel}/members/{mallory.id}",
-                                  json={"role": "banned"})
-    assert response.status_code == 200, response.text
+    await ban(server, owner, channel, mallory)
     assert await search(mallory_client, tag) == []
     reply = await mallory_client.request("SearchMessages", query=tag, conversation_id=channel,
                                          request_id="banned")

@@ -112,11 +112,17 @@ class Page(msgspec.Struct, frozen=True):
 
 
 class SearchPage(msgspec.Struct, frozen=True):
-    """Matches newest first, and whether the search stopped at one of its bounds before it
-    had examined everything that could have been a newer match (PROTOCOL.md §3)."""
+    """Matches in the search's order, and whether the search stopped at one of its bounds
+    before it had examined everything that could have been a better match (PROTOCOL.md §3).
+    """
 
     messages: list[Message]
     truncated: bool
+    mode: str = "substring"
+    # Where the next page starts; None when this page is the last one.
+    next_cursor: str | None = None
+    # Per message, the (start, length) of each match in its content, in code points.
+    highlights: list[list[tuple[int, int]]] = msgspec.field(default_factory=list)
 
 
 class SendOutcome(msgspec.Struct):

@@ -72,6 +72,9 @@ class SearchMessages(ClientMessage, tag="SearchMessages", frozen=True):
     query: Annotated[str, Meta(min_length=1, max_length=200)]
     conversation_id: Id | None = None
     limit: Limit100 = 50
+    # Added (PROTOCOL.md §3): how the query matches, and the page to continue from.
+    mode: Literal["auto", "words", "substring"] = "auto"
+    cursor: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
 
 
 class SyncMessages(ClientMessage, tag="SyncMessages", frozen=True):

@@ -70,14 +70,33 @@ class HistoryChunk(ServerMessage, tag="HistoryChunk", frozen=True):
     request_id: str | None = None
 
 
+class MatchRange(msgspec.Struct, frozen=True):
+    """One match in a result's content, in code points (as `content`'s limit counts)."""
+
+    start: int
+    length: int
+
+
+class Highlight(msgspec.Struct, frozen=True):
+    """Where one result's content matched."""
+
+    message_id: str
+    ranges: list[MatchRange]
+
+
 class SearchResults(ServerMessage, tag="SearchResults", frozen=True):
     query: str
     conversation_id: str | None
     messages: list[MessageObject]
     # True when the search stopped at one of its bounds (PROTOCOL.md §3) before it had
-    # examined everything that could have been a newer match.
+    # examined everything that could have been a better match.
     truncated: bool = False
     request_id: str | None = None
+    # Added (PROTOCOL.md §3): the mode that ran, the next page's cursor (None: no more),
+    # and one Highlight per message, in the same order.
+    mode: Literal["words", "substring"] = "substring"
+    next_cursor: str | None = None
+    highlights: list[Highlight] = msgspec.field(default_factory=list)
 
 
 class SyncChunk(ServerMessage, tag="SyncChunk", frozen=True):

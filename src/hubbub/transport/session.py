@@ -23,11 +23,11 @@ from hubbub.protocol.server import (
     Error,
     HistoryChunk,
     Pong,
-    SearchResults,
     ServerMessage,
     SyncChunk,
 )
 from hubbub.services.context import Actor
+from hubbub.services.search import search_results
 from hubbub.services.views import conversation_object, message_object, summary_object
 from hubbub.transport.connection import Connection
 from hubbub.transport.frames import text_frame
@@ -240,12 +240,9 @@ class Session:
                             server_time=format_time(time.time_ns() // 1000), request_id=rid)
             case c.SearchMessages():
                 found = await server.search.search(
-                    actor, message.query, message.conversation_id, message.limit
-                )
-                return SearchResults(query=message.query,
-                                     conversation_id=message.conversation_id,
-                                     messages=[message_object(m) for m in found.messages],
-                                     truncated=found.truncated, request_id=rid)
+                    actor, message.query, message.conversation_id, message.limit,
+                    mode=message.mode, cursor=message.cursor)
+                return search_results(message, found, rid)
             case c.SyncMessages():
                 changes = await server.sync.sync(
                     actor, message.conversation_id, message.since_version, message.since,

@@ -2,10 +2,12 @@
 Synapse's storage engines do), so that the stores never ask which database they are on.
 
 SQLite: one process, one writer, so no lock order and no advisory locks; `LIKE` folds ASCII
-only (a Python function folds the rest); a search is stopped by a progress handler.
+only (a Python function folds the rest); words are found in the FTS5 table `messages_fts`
+and ranked by bm25; a search is stopped by a progress handler.
 PostgreSQL: several instances write at once, so batches lock conversations in one order;
-`= ANY(array)` instead of long `IN` lists; `ILIKE` on the pg_trgm index; a search is stopped
-by `statement_timeout`.
+`= ANY(array)` instead of long `IN` lists; `ILIKE` on the pg_trgm index; words are found in
+the GIN-indexed `content_tsv` and ranked by ts_rank; a search is stopped by
+`statement_timeout`.
 """
 
 from __future__ import annotations
@@ -20,21 +22,25 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    func,
+    literal_column,
     select,
     text,
     union_all,
 )
+from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql import engine, matching
-from hubbub.adapters.sql.schema import conversations
+from hubbub.adapters.sql.schema import conversations, messages
 from hubbub.adapters.sql.search_budget import (
     Deadline,
     PostgresDeadline,
     SearchLimits,
     SqliteDeadline,
 )
+from hubbub.adapters.sql.search_words import WordMatch
 from hubbub.adapters.sql.send_statements import (
     PostgresSendStatements,
     SendStatements,
@@ -42,6 +48,8 @@ from hubbub.adapters.sql.send_statements import (
 )
 from hubbub.adapters.sql.writer import Locker
 
+# Migration 0009's FTS5 table on SQLite.
+_FTS_TABLE = "messages_fts"
 # Any constant works; it only has to be the same for every hubbub instance.
 _PG_MIGRATION_LOCK = 0x6875_6262
 
@@ -79,6 +87,10 @@ class Dialect(Protocol):
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         """`column` contains `query`, ignoring case, with no wildcards (matching.py)."""
+
+    def word_match(self, words: Sequence[str]) -> WordMatch:
+        """Messages holding every one of `words` (each as a word or a word's beginning),
+        on this database's full-text index (migration 0009), and their score."""
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         """The deadline of a search starting now, enforced the way this database allows."""
@@ -128,6 +140,15 @@ class SqliteDialect:
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         return matching.lowered_like(column, query)
+
+    def word_match(self, words: Sequence[str]) -> WordMatch:
+        # Each word a quoted string (it holds letters and digits only) and a prefix.
+        index = table_clause(_FTS_TABLE, literal_column("rowid"))
+        fts: ColumnElement[Any] = literal_column(_FTS_TABLE)
+        return WordMatch(
+            source=messages.join(index, index.c.rowid == literal_column("messages.rowid")),
+            match=fts.op("MATCH")(" AND ".join(f'"{w}"*' for w in words)),
+            score=func.bm25(fts))
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return SqliteDeadline(timeout_s)
@@ -179,6 +200,14 @@ class PostgresDialect:
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         return matching.ilike(column, query)
+
+    def word_match(self, words: Sequence[str]) -> WordMatch:
+        tsv: ColumnElement[Any] = literal_column("messages.content_tsv")
+        query = func.to_tsquery(literal_column("'simple'::regconfig"),
+                                " & ".join(f"{w}:*" for w in words))
+        # Normalisation 1: divided by 1 + log(length), as bm25 favours the shorter message.
+        return WordMatch(source=messages, match=tsv.op("@@")(query),
+                         score=-func.ts_rank(tsv, query, 1))
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return PostgresDeadline(timeout_s)

@@ -1,13 +1,16 @@
-"""`SearchStore` on SQL: a slot from the gate, then the scan (search_scan.py) on the search
-pool, bounded by a deadline (search_budget.py)."""
+"""`SearchStore` on SQL: a slot from the gate, then the search on the search pool, bounded
+by a deadline (search_budget.py): the `words` one on the full-text index (search_words.py),
+or the `substring` scan (search_scan.py)."""
 
 from __future__ import annotations
 
-from typing import get_args
+import contextlib
+from collections.abc import AsyncIterator
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql import search_cursor
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import conversations, members, messages
 from hubbub.adapters.sql.search_budget import (
@@ -17,15 +20,19 @@ from hubbub.adapters.sql.search_budget import (
     SearchLimits,
     run_abortable,
 )
-from hubbub.adapters.sql.search_scan import scan
+from hubbub.adapters.sql.search_scan import Cursor, scan
+from hubbub.adapters.sql.search_words import (
+    READABLE_ROLES,
+    WordsCursor,
+    find_words,
+    parse_cursor,
+    scope,
+)
 from hubbub.adapters.sql.shared import ReadConnection, message_select, with_reactions
 from hubbub.domain.models import Message, SearchPage
-from hubbub.domain.permissions import Ability, can
-from hubbub.protocol.objects import Role
+from hubbub.storage.search import SearchMode, query_words
 
-# PROTOCOL.md §5 as data, for queries over many conversations at once: the member roles
-# that may read.
-_READABLE_ROLES = tuple(role for role in get_args(Role) if can(role, Ability.READ))
+_SUBSTRING_CURSOR = "s"
 
 
 class SqlSearchStore:
@@ -39,51 +46,68 @@ class SqlSearchStore:
         self._gate = SearchGate(search.concurrency)
 
     async def search(self, user_id: str, query: str, conversation_id: str | None,
-                     limit: int) -> SearchPage:
+                     limit: int, *, mode: SearchMode = "substring",
+                     cursor: str | None = None) -> SearchPage:
+        # A bad cursor is refused before it takes a slot.
+        after_words = parse_cursor(cursor) if mode == "words" else None
+        after_scan: Cursor | None = search_cursor.decode(_SUBSTRING_CURSOR, cursor, Cursor) \
+            if mode == "substring" and cursor is not None else None
         # The slot is held until the work below has let go of its connection, even when
         # the caller is cancelled (run_abortable waits for it); its time starts now.
         async with self._gate.slot(user_id):
             deadline = self._dialect.new_deadline(self._search.timeout_s)
-            return await run_abortable(
-                self._search_within(deadline, query, conversation_id, user_id, limit),
-                deadline)
+            if mode == "words":
+                work = self._words_within(deadline, query, conversation_id, user_id, limit,
+                                          after_words)
+            else:
+                work = self._search_within(deadline, query, conversation_id, user_id, limit,
+                                           after_scan)
+            return await run_abortable(work, deadline)
+
+    async def _words_within(self, deadline: Deadline, query: str,
+                            conversation_id: str | None, user_id: str, limit: int,
+                            after: WordsCursor | None) -> SearchPage:
+        """The words search on a connection of the search pool, once it has its slot."""
+        async with ReadConnection(self._engine) as conn, _bounded(conn, deadline):
+            found = await find_words(conn, self._dialect, query_words(query),
+                                     scope(user_id, conversation_id), limit, after,
+                                     deadline)
+            page = await _load_found(conn, found.ids, deadline)
+        return SearchPage(page, not found.complete, mode="words",
+                          next_cursor=found.next_cursor)
 
     async def _search_within(self, deadline: Deadline, query: str,
                              conversation_id: str | None, user_id: str,
-                             limit: int) -> SearchPage:
-        """The search on a connection of the search pool, once it has its slot."""
+                             limit: int, after: Cursor | None) -> SearchPage:
+        """The substring scan on a connection of the search pool, once it has its slot."""
         async with ReadConnection(self._engine) as conn:
             # The scope first, outside the deadline: one indexed read of the memberships.
-            scope, left_out = ([conversation_id], None) if conversation_id is not None \
-                else await self._search_scope(conn, user_id)
-            await deadline.attach(conn)
-            try:
-                match = self._dialect.contains_insensitive(messages.c.content, query)
-                found = await scan(conn, self._dialect, scope, match, limit,
-                                   self._search.scan_limit, deadline)
-                deadline.relax()
-                await conn.rollback()  # ends a transaction a timeout may have aborted
-                loaded = await _live_messages(conn, found.ids) if found.ids else {}
-            finally:
-                await deadline.detach()
-        page = [loaded[i] for i in found.ids if i in loaded]
+            conversation_ids, left_out = ([conversation_id], None) \
+                if conversation_id is not None else await self._search_scope(conn, user_id)
+            match = self._dialect.contains_insensitive(messages.c.content, query)
+            async with _bounded(conn, deadline):
+                found = await scan(conn, self._dialect, conversation_ids, match, limit,
+                                   self._search.scan_limit, deadline, after)
+                page = await _load_found(conn, found.ids, deadline)
         truncated = not found.complete
         if left_out is not None:
             # Conversations beyond the cap may hold newer matches than the oldest one here.
             truncated = truncated or len(found.ids) < limit or (
                 bool(page) and page[-1].created_at < left_out)
-        return SearchPage(page, truncated)
+        next_cursor = None if found.position is None else search_cursor.encode(
+            _SUBSTRING_CURSOR, found.position)
+        return SearchPage(page, truncated, mode="substring", next_cursor=next_cursor)
 
     async def _search_scope(self, conn: AsyncConnection,
                             user_id: str) -> tuple[list[str], int | None]:
-        """The conversations a search without `conversation_id` covers: the user's readable
-        memberships, the most recently active first, at most the cap; and the last activity
-        of the newest one left out (None: none was)."""
+        """The conversations a substring search without `conversation_id` covers: the
+        user's readable memberships, the most recently active first, at most the cap; and
+        the last activity of the newest one left out (None: none was)."""
         cap = self._search.conversations
         rows = (await conn.execute(
             select(conversations.c.id, conversations.c.last_activity_at)
             .join(members, members.c.conversation_id == conversations.c.id)
-            .where(members.c.user_id == user_id, members.c.role.in_(_READABLE_ROLES))
+            .where(members.c.user_id == user_id, members.c.role.in_(READABLE_ROLES))
             .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
             .limit(cap + 1)
         )).all()
@@ -91,8 +115,27 @@ class SqlSearchStore:
         return [row.id for row in rows[:cap]], left_out
 
 
+@contextlib.asynccontextmanager
+async def _bounded(conn: AsyncConnection, deadline: Deadline) -> AsyncIterator[None]:
+    """`deadline` bounds the statements of `conn` for the duration of the block."""
+    await deadline.attach(conn)
+    try:
+        yield
+    finally:
+        await deadline.detach()
+
+
+async def _load_found(conn: AsyncConnection, ids: list[str],
+                      deadline: Deadline) -> list[Message]:
+    """The messages found (in `ids`' order), once the search that found them is over."""
+    deadline.relax()
+    await conn.rollback()  # ends a transaction a timeout may have aborted
+    loaded = await _live_messages(conn, ids) if ids else {}
+    return [loaded[i] for i in ids if i in loaded]
+
+
 async def _live_messages(conn: AsyncConnection, ids: list[str]) -> dict[str, Message]:
-    """The messages found, unless deleted since the scan saw them."""
+    """The messages found, unless deleted since the search saw them."""
     rows = (await conn.execute(message_select().where(
         messages.c.id.in_(ids), messages.c.deleted_at.is_(None)))).all()
     return {m.id: m for m in await with_reactions(conn, rows)}

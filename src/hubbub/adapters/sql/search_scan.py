@@ -49,38 +49,43 @@ class ScanResult:
     # Everything in scope newer than the last match (or, with fewer than `limit` matches,
     # all of the scope) was examined.
     complete: bool
+    # Where a next page resumes: every message newer than this was examined (the last
+    # match, or where a bound stopped the scan); None when the scope was exhausted.
+    position: Cursor | None = None
 
 
 async def scan(conn: AsyncConnection, dialect: Dialect, conversation_ids: Sequence[str],
                match: ColumnElement[bool], limit: int, scan_limit: int,
-               deadline: Deadline) -> ScanResult:
-    """Examine the newest messages of `conversation_ids`, newest first across them, for
-    live ones that satisfy `match`; see the module docstring for where it stops."""
+               deadline: Deadline, start: Cursor | None = None) -> ScanResult:
+    """Examine the messages of `conversation_ids` older than `start` (None: all), newest
+    first across them, for live ones that satisfy `match`; see the module docstring for
+    where it stops."""
     if not conversation_ids:
         return ScanResult([], complete=True)
-    cursors: list[Cursor | None] = [None] * len(conversation_ids)
+    cursors: list[Cursor | None] = [start] * len(conversation_ids)
     found: list[str] = []
     examined = 0
     chunk = FIRST_CHUNK
+    position = start
     while True:
         size = min(chunk, scan_limit - examined)
         if size <= 0 or deadline.expired():
-            return ScanResult(found, complete=False)
+            return ScanResult(found, complete=False, position=position)
         statement = _chunk(dialect, conversation_ids, cursors, match, size)
         await deadline.before_statement(conn)
         try:
             rows: Sequence[Any] = (await conn.execute(statement)).all()
         except DBAPIError as exc:
             if deadline.interrupted(exc):
-                return ScanResult(found, complete=False)
+                return ScanResult(found, complete=False, position=position)
             raise
         examined += len(rows)
         for arm, created_at, seq, hit in rows:
-            cursors[arm] = (created_at, seq)
+            cursors[arm] = position = (created_at, seq)
             if hit is not None:
                 found.append(hit)
                 if len(found) == limit:
-                    return ScanResult(found, complete=True)
+                    return ScanResult(found, complete=True, position=position)
         if len(rows) < size:
             return ScanResult(found, complete=True)
         chunk = min(chunk * CHUNK_GROWTH, MAX_CHUNK)
