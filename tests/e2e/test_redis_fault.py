@@ -12,6 +12,7 @@ received alone — without a gap to sync — with every acknowledged message sto
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -80,6 +81,11 @@ def announced(client: ChatClient) -> set[str]:
     return {f["message"]["id"] for f in client.frames if f["type"] == "NewMessage"}
 
 
+def has_every(client: ChatClient, ids: set[str]) -> bool:
+    """Whether the client has a `NewMessage` of each of `ids`."""
+    return ids <= announced(client)
+
+
 @pytest_asyncio.fixture(loop_scope="session")
 async def redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
     """A private redis-server this test may kill."""
@@ -139,7 +145,7 @@ async def test_clients_converge_after_redis_restarts_under_traffic(redis: RedisP
 
         truth = history_state(stored)
         for client in clients:
-            await until(lambda c=client: set(acked) <= announced(c),
+            await until(functools.partial(has_every, client, set(acked)),
                         f"{client.user_id} has an event of every acknowledged message")
         repairs = 0
         for client in clients:
