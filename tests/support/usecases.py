@@ -111,6 +111,18 @@ class Heard:
         self._events = [e for e in self._events if e not in taken]
         return taken
 
+    async def next(self, topic: str, type_: str) -> Event:
+        """The first event of `type_` on `topic` not taken yet, waiting for it (a timer's
+        or a listener's event comes later than the call that set it off)."""
+        async with asyncio.timeout(SETTLE_TIMEOUT):
+            while True:
+                for event in self._events:
+                    if event.topic == topic and event.type == type_:
+                        self._events.remove(event)
+                        return event
+                self._arrived.clear()
+                await self._arrived.wait()
+
     async def types(self, topic: str | None = None) -> list[str]:
         """The types of `take(topic)`, in publish order."""
         return [event.type for event in await self.take(topic)]
