@@ -15,13 +15,10 @@ import asyncio
 import functools
 import itertools
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from tests.support.client import ChatClient
 from tests.support.cluster import Cluster, postgres_database, run_cluster
@@ -84,17 +81,6 @@ def announced(client: ChatClient) -> set[str]:
 def has_every(client: ChatClient, ids: set[str]) -> bool:
     """Whether the client has a `NewMessage` of each of `ids`."""
     return ids <= announced(client)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    """A private redis-server this test may kill."""
-    process = RedisProcess(tmp_path)
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
 
 
 async def test_clients_converge_after_redis_restarts_under_traffic(redis: RedisProcess) -> None:

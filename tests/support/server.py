@@ -45,14 +45,10 @@ class Internals:
         return getattr(self.server, name)
 
 
-@dataclass
-class RunningServer:
-    """A started server: its address, its settings, and helpers to act as users."""
+class OnLocalPort:
+    """The URLs of a server listening on 127.0.0.1:`port` (in this process or a child)."""
 
-    settings: Settings
     port: int
-    app: web.Application
-    _clients: list[ChatClient] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -61,6 +57,16 @@ class RunningServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@dataclass
+class RunningServer(OnLocalPort):
+    """A started server: its address, its settings, and helpers to act as users."""
+
+    settings: Settings
+    port: int
+    app: web.Application
+    _clients: list[ChatClient] = field(default_factory=list)
 
     @property
     def internals(self) -> Internals:

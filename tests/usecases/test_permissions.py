@@ -216,3 +216,21 @@ async def test_only_channels_are_joined_by_outsiders(uc: UseCases, kind: Kind,
     _, role = await uc.conversations.join(stranger, room)
     assert role == "member"
     assert await uc.heard.types(conversation_topic(room)) == ["UserJoined"]
+
+
+@pytest.mark.parametrize(("kind", "readable"), [("channel", True), ("group", False),
+                                                ("direct", False)])
+async def test_outsiders_read_channels_only(uc: UseCases, kind: Kind, readable: bool) -> None:
+    """History and sync are open to anyone in a channel, to members elsewhere."""
+    owner, peer, stranger = await uc.user(), await uc.user(), await uc.user()
+    room = await uc.conversation(owner, kind, [peer])
+    await uc.messages.send(owner, room, "hi", None, [], None)
+    if readable:
+        page = await uc.messages.history(stranger, room, None, 10)
+        assert [m.content for m in page.messages] == ["hi"]
+        assert len((await uc.sync.sync(stranger, room, None, None, 10)).messages) == 1
+        return
+    with pytest.raises(Forbidden):
+        await uc.messages.history(stranger, room, None, 10)
+    with pytest.raises(Forbidden):
+        await uc.sync.sync(stranger, room, None, None, 10)
