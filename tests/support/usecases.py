@@ -25,6 +25,7 @@ from hubbub.adapters.sql import SqlDatabase
 from hubbub.bus.envelope import ControlEvent, Envelope, control_decoder, envelope_decoder
 from hubbub.bus.topics import CONTROL, conversation_topic, parse_topic, user_topic
 from hubbub.config import Settings
+from hubbub.domain.models import Message
 from hubbub.domain.tokens import Identity
 from hubbub.protocol.objects import Kind
 from hubbub.services.access import Access
@@ -128,6 +129,14 @@ class Heard:
         return [event.type for event in await self.take(topic)]
 
 
+@dataclass(frozen=True)
+class Sent:
+    """What a send answered, in the tests' terms (`UseCases.send` adapts the service's)."""
+
+    message: Message
+    created: bool
+
+
 @dataclass
 class UseCases:
     """Every service of one instance, the bus they publish on, and what was heard."""
@@ -165,6 +174,12 @@ class UseCases:
             owner, kind, name, [m.user_id for m in members or []])
         self.heard.listen(conversation_topic(conversation.id))
         return conversation.id
+
+    async def send(self, actor: Actor, conversation_id: str, content: str = "hello", *,
+                   key: str | None = None, parent_id: str | None = None) -> Sent:
+        """`MessageService.send`, called in one place (its signature may move)."""
+        outcome = await self.messages.send(actor, conversation_id, content, parent_id, [], key)
+        return Sent(outcome.message, outcome.created)
 
     async def version(self, conversation_id: str) -> int:
         """The conversation's version as stored."""

@@ -34,7 +34,7 @@ async def test_sending_accepts_and_shows_presence(uc: UseCases) -> None:
     room = await uc.conversation(alice, "group", [bob])
     await uc.presence.connection_opened(bob.user_id)
     await uc.heard.take()
-    await uc.messages.send(bob, room, "hi", None, [], None)
+    await uc.send(bob, room, "hi")
     assert await accepted(uc, room, bob)
     events = await uc.heard.take(conversation_topic(room))
     assert [e.type for e in events] == ["NewMessage", "PresenceChanged"]

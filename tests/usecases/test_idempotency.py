@@ -14,8 +14,8 @@ async def test_a_retry_returns_the_stored_message(uc: UseCases) -> None:
     the message the first stored, even if the content differs."""
     alice = await uc.user()
     room = await uc.conversation(alice)
-    first = await uc.messages.send(alice, room, "hello", None, [], "key-1")
-    second = await uc.messages.send(alice, room, "hello again", None, [], "key-1")
+    first = await uc.send(alice, room, "hello", key="key-1")
+    second = await uc.send(alice, room, "hello again", key="key-1")
     assert first.created
     assert not second.created
     assert second.message == first.message
@@ -29,7 +29,7 @@ async def test_concurrent_retries_store_one_message(uc: UseCases) -> None:
     alice = await uc.user()
     room = await uc.conversation(alice)
     outcomes = await asyncio.gather(*(
-        uc.messages.send(alice, room, "hello", None, [], "key-race") for _ in range(5)))
+        uc.send(alice, room, "hello", key="key-race") for _ in range(5)))
     assert sum(o.created for o in outcomes) == 1
     assert len({o.message.id for o in outcomes}) == 1
     assert await uc.heard.types(conversation_topic(room)) == ["NewMessage"]
@@ -41,9 +41,9 @@ async def test_keys_are_per_sender_and_conversation(uc: UseCases) -> None:
     room = await uc.conversation(alice, "group", [bob])
     other = await uc.conversation(alice, "group", [bob])
     ids = {
-        (await uc.messages.send(alice, room, "a", None, [], "same")).message.id,
-        (await uc.messages.send(bob, room, "b", None, [], "same")).message.id,
-        (await uc.messages.send(alice, other, "c", None, [], "same")).message.id,
+        (await uc.send(alice, room, "a", key="same")).message.id,
+        (await uc.send(bob, room, "b", key="same")).message.id,
+        (await uc.send(alice, other, "c", key="same")).message.id,
     }
     assert len(ids) == 3
 
@@ -51,8 +51,8 @@ async def test_keys_are_per_sender_and_conversation(uc: UseCases) -> None:
 async def test_without_a_key_every_send_is_new(uc: UseCases) -> None:
     alice = await uc.user()
     room = await uc.conversation(alice)
-    first = await uc.messages.send(alice, room, "hello", None, [], None)
-    second = await uc.messages.send(alice, room, "hello", None, [], None)
+    first = await uc.send(alice, room, "hello")
+    second = await uc.send(alice, room, "hello")
     assert first.created
     assert second.created
     assert first.message.id != second.message.id

@@ -33,12 +33,12 @@ async def test_sending_follows_the_role(uc: UseCases, role: Role, allowed: bool)
     nothing is stored or heard."""
     room, _, actor = await member_with(uc, role)
     if allowed:
-        outcome = await uc.messages.send(actor, room, "hi", None, [], None)
+        outcome = await uc.send(actor, room, "hi")
         assert outcome.created
         assert await uc.heard.types(conversation_topic(room)) == ["NewMessage"]
         return
     with pytest.raises(Forbidden):
-        await uc.messages.send(actor, room, "hi", None, [], None)
+        await uc.send(actor, room, "hi")
     assert await uc.heard.take() == []
     page = await uc.stores.messages.history(room, None, 10)
     assert page.messages == []
@@ -51,7 +51,7 @@ async def test_outsiders_may_not_send_to_a_private_conversation(uc: UseCases,
     owner, peer, stranger = await uc.user(), await uc.user(), await uc.user()
     room = await uc.conversation(owner, kind, [peer])
     with pytest.raises(Forbidden):
-        await uc.messages.send(stranger, room, "hi", None, [], None)
+        await uc.send(stranger, room, "hi")
     assert await uc.heard.take() == []
 
 
@@ -61,20 +61,19 @@ async def test_outsiders_may_not_send_to_a_channel_they_did_not_join(uc: UseCase
     room = await uc.conversation(owner, "channel")
     await uc.messages.require_readable(stranger, room)
     with pytest.raises(Forbidden):
-        await uc.messages.send(stranger, room, "hi", None, [], None)
+        await uc.send(stranger, room, "hi")
 
 
 async def test_an_unknown_conversation_is_not_found(uc: UseCases) -> None:
     alice = await uc.user()
     with pytest.raises(NotFound):
-        await uc.messages.send(alice, "00000000-0000-0000-0000-000000000000", "hi", None,
-                               [], None)
+        await uc.send(alice, "00000000-0000-0000-0000-000000000000", "hi")
 
 
 async def test_only_the_sender_edits(uc: UseCases) -> None:
     """Even the owner may not edit someone else's message; the sender may."""
     room, owner, member = await member_with(uc, "member")
-    sent = (await uc.messages.send(member, room, "hi", None, [], None)).message
+    sent = (await uc.send(member, room, "hi")).message
     with pytest.raises(Forbidden):
         await uc.messages.edit(owner, sent.id, "changed")
     edited = await uc.messages.edit(member, sent.id, "changed")
@@ -84,7 +83,7 @@ async def test_only_the_sender_edits(uc: UseCases) -> None:
 
 async def test_a_sender_made_read_only_can_no_longer_edit_or_delete(uc: UseCases) -> None:
     room, owner, member = await member_with(uc, "member")
-    sent = (await uc.messages.send(member, room, "hi", None, [], None)).message
+    sent = (await uc.send(member, room, "hi")).message
     await uc.conversations.put_member(owner, room, member.user_id, "read_only")
     with pytest.raises(Forbidden):
         await uc.messages.edit(member, sent.id, "changed")
@@ -102,7 +101,7 @@ async def test_deleting_others_messages_needs_moderate(uc: UseCases, role: Role,
     room = await uc.conversation(owner, "group", [author, actor])
     if role != "member":
         await uc.conversations.put_member(owner, room, actor.user_id, role)
-    sent = (await uc.messages.send(author, room, "hi", None, [], None)).message
+    sent = (await uc.send(author, room, "hi")).message
     await uc.heard.take()
     if not allowed:
         with pytest.raises(Forbidden):
@@ -224,7 +223,7 @@ async def test_outsiders_read_channels_only(uc: UseCases, kind: Kind, readable: 
     """History and sync are open to anyone in a channel, to members elsewhere."""
     owner, peer, stranger = await uc.user(), await uc.user(), await uc.user()
     room = await uc.conversation(owner, kind, [peer])
-    await uc.messages.send(owner, room, "hi", None, [], None)
+    await uc.send(owner, room, "hi")
     if readable:
         page = await uc.messages.history(stranger, room, None, 10)
         assert [m.content for m in page.messages] == ["hi"]

@@ -18,7 +18,7 @@ async def with_message(uc: UseCases) -> tuple[str, Actor, Actor, Message]:
     """A group of Alice and Bob with one message of Alice's, nothing heard yet."""
     alice, bob = await uc.user("alice"), await uc.user("bob")
     room = await uc.conversation(alice, "group", [bob])
-    message = (await uc.messages.send(alice, room, "hi", None, [], None)).message
+    message = (await uc.send(alice, room, "hi")).message
     await uc.heard.take()
     return room, alice, bob, message
 
@@ -59,7 +59,7 @@ async def test_a_read_mark_only_moves_forward(uc: UseCases) -> None:
     """Marking a later message read broadcasts `MessageRead`; marking an earlier one (or
     the same again) changes nothing and is silent."""
     room, alice, bob, first = await with_message(uc)
-    second = (await uc.messages.send(alice, room, "two", None, [], None)).message
+    second = (await uc.send(alice, room, "two")).message
     await uc.heard.take()
     assert (await uc.receipts.mark_read(bob, room, second.id)).changed
     assert not (await uc.receipts.mark_read(bob, room, first.id)).changed

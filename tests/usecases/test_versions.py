@@ -31,8 +31,8 @@ async def test_each_change_takes_the_next_version(uc: UseCases) -> None:
     time, and each broadcast carries the version it took, in order."""
     room, alice, bob = await room_of(uc)
     start = await uc.version(room)
-    first = (await uc.messages.send(alice, room, "one", None, [], None)).message
-    await uc.messages.send(bob, room, "two", None, [], None)
+    first = (await uc.send(alice, room, "one")).message
+    await uc.send(bob, room, "two")
     await uc.messages.edit(alice, first.id, "one, edited")
     await uc.reactions.add(bob, first.id, "👍")
     await uc.reactions.remove(bob, first.id, "👍")
@@ -49,17 +49,17 @@ async def test_no_ops_take_no_version(uc: UseCases) -> None:
     """A retried send, a repeated reaction, removing an absent one and deleting twice
     change nothing: no version, no broadcast."""
     room, alice, bob = await room_of(uc)
-    sent = (await uc.messages.send(alice, room, "one", None, [], "k1")).message
+    sent = (await uc.send(alice, room, "one", key="k1")).message
     await uc.reactions.add(bob, sent.id, "👍")
     await uc.messages.delete(alice, sent.id)
     await uc.heard.take()
     before = await uc.version(room)
-    await uc.messages.send(alice, room, "one", None, [], "k1")
+    await uc.send(alice, room, "one", key="k1")
     await uc.messages.delete(alice, sent.id)
     assert await uc.version(room) == before
     assert await uc.heard.take(conversation_topic(room)) == []
 
-    live = (await uc.messages.send(alice, room, "two", None, [], None)).message
+    live = (await uc.send(alice, room, "two")).message
     await uc.reactions.add(bob, live.id, "🎉")
     await uc.heard.take()
     before = await uc.version(room)
@@ -71,12 +71,12 @@ async def test_no_ops_take_no_version(uc: UseCases) -> None:
 
 async def test_refused_changes_take_no_version(uc: UseCases) -> None:
     room, alice, bob = await room_of(uc)
-    sent = (await uc.messages.send(alice, room, "one", None, [], None)).message
+    sent = (await uc.send(alice, room, "one")).message
     before = await uc.version(room)
     with pytest.raises(Forbidden):
         await uc.messages.edit(bob, sent.id, "not yours")
     with pytest.raises(BadRequest):
-        await uc.messages.send(alice, room, "", None, [], None)
+        await uc.send(alice, room, "")
     assert await uc.version(room) == before
 
 
@@ -84,10 +84,10 @@ async def test_sync_returns_exactly_the_missed_changes(uc: UseCases) -> None:
     """A client that saw version v gets every message changed after v once, in its latest
     state and at its latest version, and nothing it already had unchanged."""
     room, alice, bob = await room_of(uc)
-    old = (await uc.messages.send(alice, room, "old", None, [], None)).message
-    kept = (await uc.messages.send(alice, room, "kept", None, [], None)).message
+    old = (await uc.send(alice, room, "old")).message
+    kept = (await uc.send(alice, room, "kept")).message
     seen = await uc.version(room)
-    new = (await uc.messages.send(bob, room, "new", None, [], None)).message
+    new = (await uc.send(bob, room, "new")).message
     await uc.messages.edit(alice, old.id, "old, edited")
     await uc.messages.delete(bob, new.id)
     page = await uc.sync.sync(bob, room, seen, None, 100)
@@ -107,7 +107,7 @@ async def test_sync_pages_neither_skip_nor_repeat(uc: UseCases) -> None:
     """Paging with a small limit and resuming from `last_version` yields each changed
     message once, and applying the pages gives the stored state."""
     room, alice, bob = await room_of(uc)
-    sent = [(await uc.messages.send(alice, room, f"m{i}", None, [], None)).message
+    sent = [(await uc.send(alice, room, f"m{i}")).message
             for i in range(7)]
     for message in sent[::3]:
         await uc.messages.edit(alice, message.id, message.content + "!")
