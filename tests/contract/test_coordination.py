@@ -23,6 +23,7 @@ from hubbub.adapters.redis.counts import (
 )
 from hubbub.adapters.redis.ratelimit import RedisRateLimiter
 from hubbub.adapters.redis.tickets import RedisTicketStore
+from hubbub.adapters.redis.topology import RedisClient
 from hubbub.coordination.presence import PresenceCounter
 from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.errors import RateLimited
@@ -44,7 +45,7 @@ class FakeClock:
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def client() -> AsyncIterator[Redis]:
+async def client() -> AsyncIterator[RedisClient]:
     await check_redis()
     redis = connect(REDIS_URL)
     try:
@@ -136,7 +137,7 @@ async def test_limits_fall_back_to_this_process_while_redis_is_down(tmp_path: Pa
 
 
 @contextlib.asynccontextmanager
-async def registries(client: Redis, prefix: str, count: int, ttl: float = 30.0
+async def registries(client: RedisClient, prefix: str, count: int, ttl: float = 30.0
                      ) -> AsyncIterator[list[InstanceRegistry]]:
     made = [InstanceRegistry(client, prefix, ttl) for _ in range(count)]
     try:

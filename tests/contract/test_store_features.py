@@ -11,6 +11,7 @@ import pytest
 
 from hubbub.domain.errors import Conflict, NotFound
 from hubbub.domain.models import Message, MessageDraft
+from hubbub.protocol.objects import Kind
 from tests.support.stores import SqlStores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -33,11 +34,11 @@ async def user(store: SqlStores) -> str:
     return user_id
 
 
-async def conversation(store: SqlStores, owner: str, kind: str = "channel",
+async def conversation(store: SqlStores, owner: str, kind: Kind = "channel",
                        others: list[str] | None = None) -> str:
     conversation_id = new_id()
-    await store.create_conversation(conversation_id, kind, "room", owner,  # type: ignore[arg-type]
-                                    others or [], now())
+    await store.create_conversation(conversation_id, kind, "room", owner, others or [],
+                                    now())
     return conversation_id
 
 
@@ -47,7 +48,8 @@ async def send(store: SqlStores, conversation_id: str, sender: str, content: str
         content=content, parent_id=None, attachments=(), client_message_id=None,
         created_at=now(),
     ))
-    return outcome.message
+    message: Message = outcome.message
+    return message
 
 
 async def test_sync_pages_interleaved_with_writes_miss_nothing(store: SqlStores) -> None:
@@ -93,7 +95,7 @@ async def test_sync_pages_interleaved_with_writes_miss_nothing(store: SqlStores)
             break
     truth = (await store.history(room, None, 100)).messages
     assert sorted(held.values(), key=lambda m: m.seq) == truth
-    assert cursor == (await store.get_conversation(room)).version  # type: ignore[union-attr]
+    assert cursor == (await store.get_conversation(room)).version
 
 
 async def test_reaction_no_ops_take_no_version(store: SqlStores) -> None:
@@ -106,7 +108,7 @@ async def test_reaction_no_ops_take_no_version(store: SqlStores) -> None:
     absent = await store.remove_reaction(message.id, owner, "🎉", now())
     assert (added.changed, again.changed, absent.changed) == (True, False, False)
     assert added.version == again.version == absent.version == message.version + 1
-    assert (await store.get_conversation(room)).version == added.version  # type: ignore[union-attr]
+    assert (await store.get_conversation(room)).version == added.version
 
 
 async def test_reactions_on_missing_or_deleted_messages_are_refused(store: SqlStores) -> None:

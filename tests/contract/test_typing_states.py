@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from hubbub.adapters.memory.typing import MemoryTypingStates
 from hubbub.adapters.redis.client import connect
+from hubbub.adapters.redis.topology import RedisClient
 from hubbub.adapters.redis.typing import GRACE_MS, RedisTypingStates
 from hubbub.coordination.typing import Key, TypingStates
 from tests.support.redis_server import private_redis
@@ -115,7 +116,7 @@ async def test_settling_a_state_ended_elsewhere_tells_it_was_announced(
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def in_redis() -> AsyncIterator[tuple[RedisTypingStates, Redis, Callable[[Key], str]]]:
+async def in_redis() -> AsyncIterator[tuple[RedisTypingStates, RedisClient, Callable[[Key], str]]]:
     """Redis typing states, a client of that Redis, and the Redis key of a state."""
     prefix = await check_redis()
     client = connect(REDIS_URL)

@@ -19,7 +19,7 @@ from hubbub.domain.calls import CallState
 from hubbub.services.context import now_micros
 from tests.conftest import Backend, StartServer
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT, assert_error, set_role
+from tests.support.flows import MISSING, TIMEOUT, assert_error, set_role
 from tests.support.server import RunningServer, User
 from tests.support.stores import another_instance
 
@@ -30,7 +30,6 @@ OFFER_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n" + _MEDIA
 ANSWER_SDP = "v=0\r\no=- 2 1 IN IP4 127.0.0.1\r\n" + _MEDIA
 CANDIDATE = {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
              "sdpMid": "0", "sdpMLineIndex": 0}
-MISSING = "00000000-0000-4000-8000-000000000000"
 # Short enough to keep the suite fast; the assertions wait far longer than this.
 QUICK_RING = 0.5
 
@@ -462,7 +461,7 @@ async def test_an_answered_call_does_not_time_out(start_server: StartServer) -> 
     async with start_server(call_ring_timeout=QUICK_RING, rate_limits=False) as server:
         call = await ringing(server)
         await confirmed(call.b, "CallAnswer", call_id=call.call_id, sdp=ANSWER_SDP)
-        await call.a.expect_none("CallHangup", within=QUICK_RING * 3)
+        await call.a.expect_none("CallHangup", hold=QUICK_RING * 3)
         await call.b.expect_none("CallHangup", within=0.0)
         await confirmed(call.a, "ICECandidate", call_id=call.call_id, candidate=CANDIDATE)
 

@@ -42,7 +42,9 @@ async def test_bearer_header_is_accepted(server: RunningServer) -> None:
 
 def _sign(server: RunningServer, claims: dict[str, object], key: str | None = None,
           algorithm: str = "HS256") -> str:
-    return jwt.encode(claims, key or server.settings.jwt_secret, algorithm=algorithm)
+    secret = key or server.settings.jwt_secret
+    assert secret is not None
+    return jwt.encode(claims, secret, algorithm=algorithm)
 
 
 @pytest.mark.parametrize("case", ["missing", "malformed", "expired", "wrong_key", "alg_none",
@@ -58,7 +60,7 @@ async def test_bad_tokens_get_401_before_upgrade(server: RunningServer, case: st
         "expired": _sign(server, {"sub": sub, "exp": now - 10}),
         "wrong_key": _sign(server, {"sub": sub, "exp": now + 60},
                            key="another-secret-that-is-long-enough-for-hs256"),
-        "alg_none": jwt.encode({"sub": sub, "exp": now + 60}, None, algorithm="none"),
+        "alg_none": jwt.encode({"sub": sub, "exp": now + 60}, "", algorithm="none"),
         "sub_with_space": _sign(server, {"sub": "alice smith", "exp": now + 60}),
         "sub_too_long": _sign(server, {"sub": "x" * 129, "exp": now + 60}),
         "refresh": _sign(server, {"sub": sub, "exp": now + 60, "token_type": "refresh"}),

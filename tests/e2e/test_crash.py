@@ -16,7 +16,7 @@ import websockets
 from tests.conftest import Backend
 from tests.support.client import ChatClient
 from tests.support.flows import all_messages, rest_messages
-from tests.support.process import ServerProcess
+from tests.support.process import ServerProcess, database_url, serving
 from tests.support.server import User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -31,15 +31,9 @@ TIMEOUT = 30.0
 @pytest_asyncio.fixture(loop_scope="session")
 async def process(backend: Backend, tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """A `hubbub serve` child process on its own SQLite file (or the test PostgreSQL)."""
-    url = (f"sqlite:///{tmp_path / 'crash.db'}" if backend.name == "sqlite"
-           else backend.database_url)
-    server = ServerProcess(database_url=url, workdir=tmp_path)
-    await server.start()
-    try:
+    url = database_url(backend, tmp_path, "crash.db")
+    async with serving(ServerProcess(database_url=url, workdir=tmp_path)) as server:
         yield server
-    finally:
-        await server.close_clients()
-        await server.stop()
 
 
 class Sender:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.client import ChatClient
 from tests.support.flows import (
+    MISSING,
     TIMEOUT,
     all_messages,
     assert_error,
@@ -24,7 +25,6 @@ from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MISSING = "00000000-0000-4000-8000-000000000000"
 ROOM = "{room}"  # replaced by the test conversation's id
 
 

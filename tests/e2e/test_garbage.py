@@ -7,10 +7,8 @@ Against a real `hubbub serve`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import websockets
 
 from tests.conftest import Backend
 from tests.support.flows import TIMEOUT
-from tests.support.process import ServerProcess, for_backend
+from tests.support.process import ServerProcess, for_backend, serving
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -32,15 +30,8 @@ ATTACK_S = 5.0
 P99_BOUND_S = 0.25
 
 
-@contextlib.asynccontextmanager
-async def serving(backend: Backend, tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    process = for_backend(backend, tmp_path, {"HUBBUB_RATE_LIMITS": "on"})
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.close_clients()
-        await process.stop()
+# The server under attack keeps its rate limits on.
+LIMITS_ON = {"HUBBUB_RATE_LIMITS": "on"}
 
 
 async def blast(process: ServerProcess, until: float) -> int:
@@ -73,7 +64,7 @@ async def test_garbage_senders_are_closed_with_1008_and_the_bystander_keeps_its_
     """Connections sending 64 KiB frames of brackets at full speed (and connecting again
     when closed) are closed with 1008, again and again; meanwhile another user's Pings keep
     a p99 round trip far under a second."""
-    async with serving(backend, tmp_path) as process:
+    async with serving(for_backend(backend, tmp_path, LIMITS_ON)) as process:
         bystander = await process.connect(process.user("bystander"))
         until = time.monotonic() + ATTACK_S
         blasts = asyncio.gather(*(blast(process, until) for _ in range(SENDERS)))

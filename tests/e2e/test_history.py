@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.client import ChatClient
 from tests.support.flows import (
+    MISSING,
     TIMEOUT,
     all_messages,
     assert_error,
@@ -21,8 +22,6 @@ from tests.support.flows import (
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 async def send_many(client: ChatClient, conversation_id: str, count: int,

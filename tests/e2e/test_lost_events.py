@@ -50,16 +50,6 @@ async def database() -> AsyncIterator[str]:
         yield db.url
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    process = RedisProcess(tmp_path)
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
-
-
 @dataclass
 class Deployment:
     instances: list[ServerProcess]

@@ -4,13 +4,15 @@ Ping over real sockets (PROTOCOL.md §2, §3)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
 import pytest
 
 from tests.support.flows import (
+    MISSING,
+    TIME,
     TIMEOUT,
+    UUID,
     all_messages,
     assert_error,
     assert_tombstone,
@@ -22,10 +24,6 @@ from tests.support.flows import (
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 # -- SendMessage ----------------------------------------------------------------------------

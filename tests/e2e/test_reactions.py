@@ -9,12 +9,10 @@ import pytest
 
 from hubbub.domain.reactions import MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT, all_messages, assert_error, joined, send
+from tests.support.flows import MISSING, TIMEOUT, all_messages, assert_error, joined, send
 from tests.support.server import RunningServer, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 async def react(client: ChatClient, message_id: str, emoji: str = "👍",

@@ -3,19 +3,15 @@ and the unread counts and last message of `GET /api/v1/conversations` (PROTOCOL.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT, assert_error, joined, send
+from tests.support.flows import MISSING, TIME, TIMEOUT, assert_error, joined, send
 from tests.support.server import RunningServer, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-MISSING = "00000000-0000-4000-8000-000000000000"
-TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 async def mark(client: ChatClient, type_: str, conversation_id: str,

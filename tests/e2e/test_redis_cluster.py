@@ -19,7 +19,7 @@ from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
 from tests.support.flows import TIMEOUT
 from tests.support.process import ServerProcess
-from tests.support.redis_servers import RedisClusterNodes, hubbub_on, redis_cluster
+from tests.support.redis_servers import RedisClusterNodes, command, hubbub_on, redis_cluster
 from tests.support.server import User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -71,7 +71,7 @@ async def test_messages_cross_instances_over_sharded_pubsub(deployment: Deployme
     for index in range(len(deployment.redis.nodes)):
         client = deployment.redis.client(index)
         try:
-            holding.append(len(await client.execute_command("PUBSUB", "SHARDCHANNELS")))
+            holding.append(len(await command(client, "PUBSUB", "SHARDCHANNELS")))
         finally:
             await client.aclose()
     assert sum(1 for n in holding if n) >= 2, f"shard channels per primary: {holding}"

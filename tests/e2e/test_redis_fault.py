@@ -12,13 +12,11 @@ received alone — without a gap to sync — with every acknowledged message sto
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import Counter
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from tests.support.across import Sender
 from tests.support.client import ChatClient
@@ -60,15 +58,9 @@ def announced(client: ChatClient) -> set[str]:
     return {f["message"]["id"] for f in client.frames if f["type"] == "NewMessage"}
 
 
-@pytest_asyncio.fixture(loop_scope="session")
-async def redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
-    """A private redis-server this test may kill."""
-    process = RedisProcess(tmp_path)
-    await process.start()
-    try:
-        yield process
-    finally:
-        await process.stop()
+def has_every(client: ChatClient, ids: set[str]) -> bool:
+    """Whether the client has a `NewMessage` of each of `ids`."""
+    return ids <= announced(client)
 
 
 async def test_clients_converge_after_redis_restarts_under_traffic(redis: RedisProcess) -> None:
@@ -119,7 +111,7 @@ async def test_clients_converge_after_redis_restarts_under_traffic(redis: RedisP
 
         truth = history_state(stored)
         for client in clients:
-            await until(lambda c=client: set(acked) <= announced(c),
+            await until(functools.partial(has_every, client, set(acked)),
                         f"{client.user_id} has an event of every acknowledged message")
         repairs = 0
         for client in clients:

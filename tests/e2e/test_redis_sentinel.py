@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -28,7 +29,7 @@ from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
 from tests.support.flows import TIMEOUT
 from tests.support.process import ServerProcess
-from tests.support.redis_servers import SentinelGroup, hubbub_on, redis_sentinels
+from tests.support.redis_servers import SentinelGroup, command, hubbub_on, redis_sentinels
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -73,6 +74,10 @@ def announced(client: ChatClient) -> set[str]:
     return {f["message"]["id"] for f in client.frames if f["type"] == "NewMessage"}
 
 
+def covers(acked: set[str], client: ChatClient) -> bool:
+    return acked <= announced(client)
+
+
 async def ready(instance: ServerProcess) -> bool:
     async with instance.http() as http:
         response = await http.get("/readyz")
@@ -99,7 +104,7 @@ async def channels(port: int, prefix: str) -> int:
     (none on a server that is gone)."""
     client = Redis(host="127.0.0.1", port=port, socket_connect_timeout=2)
     try:
-        return len(await client.execute_command("PUBSUB", "CHANNELS", f"{prefix}:*"))
+        return len(await command(client, "PUBSUB", "CHANNELS", f"{prefix}:*"))
     except (OSError, RedisError):
         return 0
     finally:
@@ -159,7 +164,7 @@ async def test_a_failover_under_traffic_loses_nothing_acknowledged(
                     "the bus subscribes on the new master only", within=RECOVERY_WITHIN_S)
         for instance in deployment.instances:
             try:
-                await until(lambda i=instance: ready(i), "both instances are ready again",
+                await until(partial(ready, instance), "both instances are ready again",
                             within=RECOVERY_WITHIN_S)
             except AssertionError as exc:
                 raise AssertionError(f"{exc}; its log:\n{instance.log_tail()}") from None
@@ -184,7 +189,7 @@ async def test_a_failover_under_traffic_loses_nothing_acknowledged(
     assert acked <= {m["id"] for m in synced}, "SyncMessages misses an acknowledged message"
     assert len(synced) == len(acked)
     for client in clients:
-        await until(lambda c=client: acked <= announced(c),
+        await until(partial(covers, acked, client),
                     f"{client.user_id} has an event of every acknowledged message",
                     within=RECOVERY_WITHIN_S)
     assert [instance.process.pid for instance in deployment.instances

@@ -43,7 +43,7 @@ async def test_requests_and_connections_can_be_followed(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in server.log_path.read_text().splitlines()]
 
     def access(request_id: str) -> dict[str, Any]:
-        found = [e for e in lines if e["event"] == "http.access"
+        found: list[dict[str, Any]] = [e for e in lines if e["event"] == "http.access"
                  and e.get("request_id") == request_id]
         assert len(found) == 1, lines
         return found[0]

@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from tests.support.flows import (
+    MISSING,
+    TIME,
     TIMEOUT,
     all_messages,
     assert_tombstone,
@@ -24,9 +26,6 @@ from tests.support.flows import (
 from tests.support.server import RunningServer, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
-MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 def assert_error_body(response: httpx.Response, status: int, code: str) -> None:

@@ -9,12 +9,10 @@ from typing import Any
 import pytest
 
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT, assert_error, joined, send
+from tests.support.flows import MISSING, TIMEOUT, assert_error, joined, send
 from tests.support.server import RunningServer, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 def marker() -> str:

@@ -16,7 +16,7 @@ import pytest_asyncio
 
 from tests.conftest import Backend
 from tests.support.client import ChatClient
-from tests.support.process import ServerProcess
+from tests.support.process import ServerProcess, database_url, serving
 from tests.support.rawws import RawClient
 from tests.support.stores import stored_keys
 
@@ -32,16 +32,11 @@ TIMEOUT = 30.0
 @pytest_asyncio.fixture(loop_scope="session")
 async def process(backend: Backend, tmp_path: Path) -> AsyncIterator[ServerProcess]:
     """A `hubbub serve` child process with a known grace period."""
-    url = (f"sqlite:///{tmp_path / 'shutdown.db'}" if backend.name == "sqlite"
-           else backend.database_url)
-    server = ServerProcess(database_url=url, workdir=tmp_path,
-                           extra_env={"HUBBUB_SHUTDOWN_GRACE": str(GRACE_S)})
-    await server.start()
-    try:
+    url = database_url(backend, tmp_path, "shutdown.db")
+    async with serving(ServerProcess(database_url=url, workdir=tmp_path,
+                                     extra_env={"HUBBUB_SHUTDOWN_GRACE": str(GRACE_S)})
+                       ) as server:
         yield server
-    finally:
-        await server.close_clients()
-        await server.stop()
 
 
 async def sigterm(server: ServerProcess) -> tuple[float, int | None]:
@@ -137,8 +132,7 @@ async def test_a_client_that_ignores_the_close_does_not_delay_the_exit(
         backend: Backend, tmp_path: Path) -> None:
     """A peer that never reads nor answers the close handshake is cut off at the deadline:
     the process still exits within a grace period shorter than the close timeout."""
-    url = (f"sqlite:///{tmp_path / 'stubborn.db'}" if backend.name == "sqlite"
-           else backend.database_url)
+    url = database_url(backend, tmp_path, "stubborn.db")
     grace = 1.5
     server = ServerProcess(database_url=url, workdir=tmp_path,
                            extra_env={"HUBBUB_SHUTDOWN_GRACE": str(grace)})

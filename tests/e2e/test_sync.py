@@ -8,13 +8,19 @@ from typing import Any
 import pytest
 
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT, all_messages, assert_error, assert_tombstone, joined, send
+from tests.support.flows import (
+    MISSING,
+    TIMEOUT,
+    all_messages,
+    assert_error,
+    assert_tombstone,
+    joined,
+    send,
+)
 from tests.support.replica import history_state, normalised
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-MISSING = "00000000-0000-4000-8000-000000000000"
 
 
 async def ok(client: ChatClient, type_: str, **fields: Any) -> dict[str, Any]:

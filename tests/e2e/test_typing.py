@@ -11,12 +11,11 @@ import pytest
 
 from tests.conftest import StartServer
 from tests.support.client import ChatClient
-from tests.support.flows import TIMEOUT, assert_error, joined
+from tests.support.flows import MISSING, TIMEOUT, assert_error, joined
 from tests.support.server import RunningServer, User
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-MISSING = "00000000-0000-4000-8000-000000000000"
 # Short enough to keep the suite fast, long enough that a refresh sent well inside it is
 # never late on a busy machine (the assertions only bound the expiry from below).
 QUICK_TIMEOUT = 1.0

@@ -79,7 +79,7 @@ class Workers:
                 return pid
         raise AssertionError(f"no worker holds the connection from port {local_port}")
 
-    def _sockets(self) -> list[tuple[int, list[psutil._common.pconn]]]:
+    def _sockets(self) -> list[tuple[int, list[psutil._ntuples.pconn]]]:
         """Each worker's TCP sockets (a worker that has just ended has none)."""
         found = []
         for pid in self.pids():

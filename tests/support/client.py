@@ -3,6 +3,15 @@
 It reads in the background and keeps every frame, so a test can ask for the direct response
 to a request (`request`), the next broadcast of a type (`expect`), or assert that nothing of
 a type arrives (`expect_none`).
+
+`expect_none` does not sleep: it proves that nothing is still on its way with a barrier, a
+frame the server sends after anything it would have sent before. A `Ping`'s `Pong` comes
+after every frame already queued for the connection. For a server in this process
+(`server_side`), the barrier first waits until the server is idle (no request or closing
+connection in hand, no background task), then sends a frame through the server's bus,
+which comes after every event the server published before it, on the memory bus and on
+Redis alike (one publisher, one subscriber, both in order). Barrier frames are removed
+from `frames`, so what a test inspects is what the server sent on its own.
 """
 
 from __future__ import annotations
@@ -11,13 +20,25 @@ import asyncio
 import contextlib
 import itertools
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 
 DEFAULT_TIMEOUT = 10.0
 _ids = itertools.count(1)
+
+
+
+class ServerSide(Protocol):
+    """What a barrier needs of a server running in this process (tests/support/server.py)."""
+
+    async def idle(self) -> None:
+        """Return once the server handles nothing but its open connections' reads."""
+
+    def publish_pong(self, user_id: str, connection_id: str, timestamp: str) -> None:
+        """Publish a `Pong` to one connection of a user through the server's bus."""
 
 
 class ChatClient:
@@ -30,6 +51,9 @@ class ChatClient:
         self._arrived = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
         self.close_code: int | None = None
+        # Set by the in-process server; None for a server in another process, whose events
+        # may come from another instance: there `expect_none` keeps its grace period.
+        self.server_side: ServerSide | None = None
 
     @classmethod
     async def connect(cls, ws_url: str, token: str, **kwargs: Any) -> ChatClient:
@@ -81,18 +105,63 @@ class ChatClient:
             return frame["type"] == type_ and all(frame.get(k) == v for k, v in match.items())
         return await self._wait(wanted, timeout, f"{type_} {match}")
 
-    async def expect_none(self, type_: str, within: float = 0.3, **match: Any) -> None:
-        """Assert that no frame of `type_` (matching `match`) arrives within `within` s."""
-        await asyncio.sleep(within)
+    async def expect_none(self, type_: str, within: float = 0.3, *, hold: float = 0.0,
+                          **match: Any) -> None:
+        """Assert that no frame of `type_` (matching `match`) is on its way.
+
+        `within` > 0: first wait for the barrier (the module docstring), so that anything
+        the server sent before it has arrived; without a bus barrier (a server in another
+        process) wait `within` s first, as long as an event from another instance may take.
+        `within` = 0: only the frames received so far. `hold`: seconds that must pass first
+        (a timer that must not fire).
+        """
+        if hold:
+            await asyncio.sleep(hold)
+        if within > 0:
+            if self.server_side is None:
+                await asyncio.sleep(within)
+            await self.settle()
         found = [f for f in self.frames if f["type"] == type_
                  and all(f.get(k) == v for k, v in match.items()) and not f.get("_seen")]
         assert not found, f"unexpected {type_}: {found}"
+
+    async def settle(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Return once every frame the server had sent or set out to send this connection
+        has arrived: a `Pong`; then, for a server in this process, once it is idle, a frame
+        through its bus and a `Pong` again (for what the bus delivery set off)."""
+        await self._barrier(self._ping, timeout)
+        side = self.server_side
+        if side is None:
+            return
+        await asyncio.wait_for(side.idle(), timeout)
+        connection_id = self.connected["connection_id"]
+
+        async def through_bus(nonce: str) -> None:
+            side.publish_pong(self.user_id, connection_id, nonce)
+
+        await self._barrier(through_bus, timeout)
+        await self._barrier(self._ping, timeout)
+
+    async def _ping(self, nonce: str) -> None:
+        await self.send("Ping", timestamp=nonce)
+
+    async def _barrier(self, start: Callable[[str], Awaitable[object]], timeout: float) -> None:
+        """Start one barrier frame (a `Pong` carrying a fresh timestamp), wait for it, and
+        remove it from `frames`."""
+        nonce = f"barrier-{next(_ids)}"
+        await start(nonce)
+        frame = await self._wait(
+            lambda f: f["type"] == "Pong" and f.get("timestamp") == nonce, timeout,
+            f"the barrier {nonce}")
+        self.frames[:] = [f for f in self.frames
+                          if not (f["type"] == "Pong" and f.get("timestamp") == nonce)]
+        assert frame["timestamp"] == nonce
 
     def all(self, type_: str) -> list[dict[str, Any]]:
         """Every frame of a type received so far."""
         return [f for f in self.frames if f["type"] == type_]
 
-    async def wait_closed(self, timeout: float = DEFAULT_TIMEOUT) -> int | None:
+    async def wait_closed(self, timeout: float | None = DEFAULT_TIMEOUT) -> int | None:
         await asyncio.wait_for(asyncio.shield(self._reader), timeout)
         return self.close_code
 

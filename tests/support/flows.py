@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
 import httpx
@@ -17,6 +18,11 @@ class HttpServer(Protocol):
 
 # Generous: the suite shares two cores with other work; a healthy server answers in ms.
 TIMEOUT = 15.0
+# A well-formed id that names nothing.
+MISSING = "00000000-0000-4000-8000-000000000000"
+# The wire's ids and times (PROTOCOL.md §2): UUIDs, RFC 3339 UTC with microseconds.
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
 
 async def joined(server: RunningServer, user: User, conversation_id: str) -> ChatClient:

@@ -16,6 +16,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ from prometheus_client.samples import Sample
 
 from hubbub.domain.tokens import mint
 from tests.support.client import ChatClient
-from tests.support.server import User
+from tests.support.server import OnLocalPort, User
 
 if TYPE_CHECKING:
     from tests.conftest import Backend
@@ -44,19 +45,35 @@ def free_port() -> int:
         return port
 
 
+def database_url(backend: Backend, workdir: Path, name: str = "hubbub.db") -> str:
+    """The database of a process on the test's backend: a SQLite file `name` of its own
+    in `workdir`, or the test's PostgreSQL database."""
+    return f"sqlite:///{workdir / name}" if backend.name == "sqlite" else backend.database_url
+
+
 def for_backend(backend: Backend, workdir: Path, env: dict[str, str]) -> ServerProcess:
     """A process on the test's backend: a SQLite file of its own, or the test's PostgreSQL
     database with Redis under a key prefix of its own."""
-    url = (f"sqlite:///{workdir / 'hubbub.db'}" if backend.name == "sqlite"
-           else backend.database_url)
+    url = database_url(backend, workdir)
     if backend.redis_url is not None:
         env = {**env, "HUBBUB_REDIS_URL": backend.redis_url,
                "HUBBUB_REDIS_PREFIX": f"{backend.redis_prefix}-{uuid.uuid4().hex[:8]}"}
     return ServerProcess(database_url=url, workdir=workdir, extra_env=env)
 
 
+@contextlib.asynccontextmanager
+async def serving(process: ServerProcess) -> AsyncIterator[ServerProcess]:
+    """The process started; on the way out its clients closed and the process stopped."""
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.close_clients()
+        await process.stop()
+
+
 @dataclass
-class ServerProcess:
+class ServerProcess(OnLocalPort):
     """One `hubbub serve` child process and what a test needs to talk to it."""
 
     database_url: str
@@ -71,14 +88,6 @@ class ServerProcess:
     process: asyncio.subprocess.Process | None = None
     _clients: list[ChatClient] = field(default_factory=list)
     _starts: int = 0
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     @property
     def log_path(self) -> Path:

@@ -13,9 +13,8 @@ import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from redis.asyncio import Redis
-
 from hubbub.adapters.redis.client import connect
+from hubbub.adapters.redis.topology import RedisClient
 from tests.support.services import unavailable
 
 
@@ -79,7 +78,7 @@ class RedisProcess:
 
 
 @contextlib.asynccontextmanager
-async def private_redis(workdir: Path) -> AsyncIterator[tuple[RedisProcess, Redis]]:
+async def private_redis(workdir: Path) -> AsyncIterator[tuple[RedisProcess, RedisClient]]:
     """A started private redis-server and a client of it (fail-fast, as the server's own);
     the client is closed and the server stopped afterwards."""
     redis = RedisProcess(workdir)

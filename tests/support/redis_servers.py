@@ -15,7 +15,9 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -24,6 +26,12 @@ from tests.support.process import ServerProcess
 from tests.support.redis_server import RedisProcess, free_port
 from tests.support.services import unavailable
 from tests.support.waiting import until
+
+
+async def command(client: Redis, *args: str) -> Any:
+    """One raw Redis command: redis-py leaves `execute_command` untyped."""
+    return await client.execute_command(*args)  # type: ignore[no-untyped-call]
+
 
 MASTER_NAME = "hubbub"
 # Bounds for a loaded two-core machine; each wait returns as soon as its condition holds.
@@ -87,12 +95,12 @@ async def redis_cluster(workdir: Path, primaries: int = 3) -> AsyncIterator[Redi
         assert created.returncode == 0, output.decode(errors="replace")
 
         async def formed(client: Redis) -> bool:
-            info = await client.execute_command("CLUSTER", "INFO")
+            info = await command(client, "CLUSTER", "INFO")
             text = info.decode() if isinstance(info, bytes) else str(info)
             return "cluster_state:ok" in text and f"cluster_known_nodes:{primaries}" in text
 
         for node in nodes:
-            await until(lambda n=node: _answers(n.port, formed),
+            await until(partial(_answers, node.port, formed),
                         f"node {node.port} sees the whole cluster", within=FORMED_WITHIN_S)
         yield RedisClusterNodes(nodes)
     finally:
@@ -115,7 +123,7 @@ class SentinelGroup:
     async def master_port(self, sentinel: int = 0) -> int:
         client = Redis(host="127.0.0.1", port=self.sentinels[sentinel].port)
         try:
-            _, port = await client.execute_command(
+            _, port = await command(client,
                 "SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME)
             return int(port)
         finally:
@@ -131,11 +139,11 @@ class SentinelGroup:
         else:
             client = Redis(host="127.0.0.1", port=self.sentinels[0].port)
             try:
-                await client.execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
+                await command(client, "SENTINEL", "FAILOVER", MASTER_NAME)
             finally:
                 await client.aclose()
         for index in range(len(self.sentinels)):
-            await until(lambda i=index: self._names_new(i, old),
+            await until(partial(self._names_new, index, old),
                         f"sentinel {index} names a new master", within=FORMED_WITHIN_S)
         new = await self.master_port()
         await until(lambda: _answers(new, _is_master), "the new master says it is one",
@@ -150,7 +158,7 @@ class SentinelGroup:
 
 
 async def _is_master(client: Redis) -> bool:
-    role = await client.execute_command("ROLE")
+    role = await command(client, "ROLE")
     return bool(role) and role[0] == b"master"
 
 
@@ -188,12 +196,12 @@ async def redis_sentinels(workdir: Path) -> AsyncIterator[SentinelGroup]:
                                           config=_sentinel_config(directory, master.port)))
 
         async def aware(client: Redis) -> bool:
-            replicas = await client.execute_command("SENTINEL", "REPLICAS", MASTER_NAME)
-            peers = await client.execute_command("SENTINEL", "SENTINELS", MASTER_NAME)
+            replicas = await command(client, "SENTINEL", "REPLICAS", MASTER_NAME)
+            peers = await command(client, "SENTINEL", "SENTINELS", MASTER_NAME)
             return len(replicas) == 1 and len(peers) == 2
 
         for sentinel in sentinels:
-            await until(lambda s=sentinel: _answers(s.port, aware),
+            await until(partial(_answers, sentinel.port, aware),
                         f"sentinel {sentinel.port} knows the replica and its peers",
                         within=FORMED_WITHIN_S)
         yield SentinelGroup(servers, sentinels)

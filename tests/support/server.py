@@ -15,11 +15,16 @@ from aiohttp import web
 
 from hubbub.app import STORES, create_app
 from hubbub.config import Settings
+from hubbub.domain.clock import format_time
 from hubbub.domain.tokens import mint
+from hubbub.protocol.server import Pong
+from hubbub.services.context import now_micros
+from hubbub.services.events import Events
 from hubbub.transport.listener import Listener
 from hubbub.transport.server import SERVER, Server
 from tests.support.client import ChatClient
 from tests.support.stores import AnyStore
+from tests.support.waiting import until
 
 
 @dataclass
@@ -40,14 +45,10 @@ class Internals:
         return getattr(self.server, name)
 
 
-@dataclass
-class RunningServer:
-    """A started server: its address, its settings, and helpers to act as users."""
+class OnLocalPort:
+    """The URLs of a server listening on 127.0.0.1:`port` (in this process or a child)."""
 
-    settings: Settings
     port: int
-    app: web.Application
-    _clients: list[ChatClient] = field(default_factory=list)
 
     @property
     def base_url(self) -> str:
@@ -56,6 +57,16 @@ class RunningServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws"
+
+
+@dataclass
+class RunningServer(OnLocalPort):
+    """A started server: its address, its settings, and helpers to act as users."""
+
+    settings: Settings
+    port: int
+    app: web.Application
+    _clients: list[ChatClient] = field(default_factory=list)
 
     @property
     def internals(self) -> Internals:
@@ -79,8 +90,28 @@ class RunningServer:
     async def connect(self, user: User, **kwargs: Any) -> ChatClient:
         """Open a WebSocket as `user`; waits for `Connected`. Closed at the end of the test."""
         client = await ChatClient.connect(self.ws_url, user.token, **kwargs)
+        client.server_side = self
         self._clients.append(client)
         return client
+
+    async def idle(self) -> None:
+        """Return once the server handles no HTTP request, closes no connection and runs no
+        background task (a connection's handler ends only after its cleanup, which may
+        broadcast: a typing stop, a call's end)."""
+        server: Server = self.app[SERVER]
+
+        def quiet() -> bool:
+            busy = sum(not task.done() for task in server.requests)
+            return busy <= len(server.sockets) and not server.background
+
+        await until(quiet, "the server is idle")
+
+    def publish_pong(self, user_id: str, connection_id: str, timestamp: str) -> None:
+        """A `Pong` on this server's bus to one connection, behind every event the server
+        published before (the barrier of `ChatClient.settle`)."""
+        events = Events(self.app[SERVER].bus)
+        events.to_user(user_id, Pong(timestamp=timestamp, server_time=format_time(now_micros())),
+                       only_connection=connection_id)
 
     async def create_conversation(self, owner: User, kind: str = "channel",
                                   name: str | None = "room",

@@ -70,11 +70,13 @@ class Room:
             self.hub.join(connection, ROOM)
         return connection
 
-    def event(self, text: str, exclude_user: str | None = None, user: str | None = None,
-              **targets: str) -> None:
+    def event(self, text: str, exclude_user: str | None = None, user: str | None = None, *,
+              exclude_connection: str | None = None,
+              only_connection: str | None = None) -> None:
         topic = user_topic("user-" + user) if user else conversation_topic(ROOM)
         self.hub.on_bus(topic, envelope_encoder.encode(
-            Envelope("NewMessage", text.encode(), exclude_user, **targets)))
+            Envelope("NewMessage", text.encode(), exclude_user,
+                     exclude_connection=exclude_connection, only_connection=only_connection)))
 
     def frames(self, name: str) -> list[str]:
         return [f.decode() for f in self.transports[name].frames()]
