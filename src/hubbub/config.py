@@ -95,6 +95,19 @@ def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
     return entries
 
 
+MIN_API_KEY_CHARS = 32
+
+
+def _api_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Never echoes a key: an error names only its position."""
+    for index, key in enumerate(keys, 1):
+        if len(key) < MIN_API_KEY_CHARS:
+            raise ValueError(f"keys of at least {MIN_API_KEY_CHARS} characters, "
+                             f"comma-separated (key {index} is shorter; `hubbub api-key` "
+                             "makes one)")
+    return keys
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("a non-empty text")
@@ -115,6 +128,7 @@ PublicKey = Annotated[Secret, AfterValidator(_public_key)]
 DatabaseUrl = Annotated[str, Hidden(whole=False), AfterValidator(_database_url)]
 RedisUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_redis_url)]
 Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
+ApiKeys = Annotated[tuple[str, ...], Hidden(), AfterValidator(_api_keys)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]
 
@@ -217,6 +231,10 @@ class Settings(BaseModel):
                                       "(not on `HUBBUB_PORT`)")
     metrics_token: Secret = Field(None, description="require `Authorization: Bearer <token>` "
                                   "on `/metrics`")
+    api_keys: ApiKeys = Field((), description="keys of the server API "
+                              "(`/api/v1/server/`, for your backend), comma-separated so "
+                              "that two can be valid while rotating; unset: that API "
+                              "answers 404")
 
     @field_validator("*", mode="before")
     @classmethod

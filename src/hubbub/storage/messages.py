@@ -28,6 +28,11 @@ class MessageStore(Protocol):
     async def delete(self, message_id: str, deleted_by: str, now: int) -> tuple[Message, bool]:
         """Soft-delete; False when it was deleted already (nothing changed)."""
 
+    async def erase_sender(self, sender_id: str, now: int) -> list[Message]:
+        """Make every message of the sender a tombstone, with its content, attachments,
+        edit history and reactions deleted (an erasure); each live one takes its
+        conversation's next version. Returns those that were live, as tombstones."""
+
     async def get_message(self, message_id: str) -> Message | None: ...
 
     async def history(self, conversation_id: str, before: int | None, limit: int) -> Page:
