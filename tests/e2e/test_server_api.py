@@ -9,11 +9,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import pytest_asyncio
 import websockets
 
 from tests.conftest import Backend
+from tests.support.cluster import Cluster, postgres_database, run_cluster
 from tests.support.flows import TIMEOUT, all_messages, assert_error, joined, send
 from tests.support.server import RunningServer, User, run_server
 from tests.support.server_api import API_KEY, OLD_API_KEY, ServerApi, assert_api_error
@@ -125,6 +127,16 @@ async def test_a_bad_user_body_is_400_naming_the_field(api: ServerApi, body: dic
     assert_api_error(await api.put_user(user_id, **body), 400, "BAD_REQUEST", field)
     stored = (await api.get_user(user_id)).json()
     assert (stored["name"], stored["metadata"]) == ("kept", {"k": 1})
+
+
+async def test_metadata_too_deep_for_the_decoder_is_400_too(api: ServerApi) -> None:
+    """Nesting past what the JSON decoder recurses into is a bad body, not a 500."""
+    depth = 20_000
+    raw = b'{"metadata":' + b'{"a":' * depth + b"1" + b"}" * depth + b"}"
+    async with httpx.AsyncClient(base_url=api.instance.base_url, timeout=15) as http:
+        response = await http.put(f"/api/v1/server/users/{new_id()}", content=raw,
+                                  headers={"Authorization": f"Bearer {API_KEY}"})
+    assert_api_error(response, 400, "BAD_REQUEST", "$.metadata")
 
 
 async def test_metadata_at_the_depth_limit_is_accepted(api: ServerApi) -> None:
@@ -426,3 +438,40 @@ async def test_erase_of_an_unknown_user_is_404_and_erasing_twice_is_fine(
     user = await made_user(api)
     assert (await api.erase(user.id)).status_code == 204
     assert (await api.erase(user.id)).status_code == 204
+
+
+# -- three instances on PostgreSQL and Redis ---------------------------------------------------
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def cluster() -> AsyncIterator[Cluster]:
+    async with postgres_database() as database, run_cluster(
+            database.url, 3, rate_limits=False, api_keys=(API_KEY,)) as running:
+        yield running
+
+
+async def test_disconnect_closes_the_users_connections_on_every_instance(
+        cluster: Cluster) -> None:
+    """The backend asks one instance; the bus carries it to all three."""
+    try:
+        user, other = cluster.user("gone"), cluster.user("stays")
+        clients = [await cluster.connect(index, user) for index in range(3)]
+        bystanders = [await cluster.connect(index, other) for index in range(3)]
+        assert (await ServerApi(cluster[1]).disconnect(user.id)).status_code == 204
+        assert [await c.wait_closed(TIMEOUT) for c in clients] == [4003, 4003, 4003]
+        assert not any(b.closed for b in bystanders)
+    finally:
+        await cluster.close_clients()
+
+
+async def test_erase_closes_connections_on_every_instance_and_refuses_the_token_on_each(
+        cluster: Cluster) -> None:
+    try:
+        user = cluster.user("gone")
+        clients = [await cluster.connect(index, user) for index in range(3)]
+        assert (await ServerApi(cluster[2]).erase(user.id)).status_code == 204
+        assert [await c.wait_closed(TIMEOUT) for c in clients] == [4003, 4003, 4003]
+        for index in range(3):
+            assert await upgrade_status(cluster[index], user.token) == 401
+    finally:
+        await cluster.close_clients()

@@ -10,6 +10,7 @@ import msgspec
 from aiohttp import web
 
 from hubbub.domain.errors import BadRequest, NotFound
+from hubbub.domain.profile import MAX_METADATA_DEPTH
 from hubbub.services.accounts import AccountService
 from hubbub.services.context import Actor
 from hubbub.services.events import Events
@@ -71,7 +72,11 @@ def _parts(request: web.Request) -> tuple[Server, AccountService]:
 
 async def put_user(request: web.Request) -> web.Response:
     server, accounts = _parts(request)
-    body = await read_body(request, PutUser, server.settings.max_body_bytes)
+    try:
+        body = await read_body(request, PutUser, server.settings.max_body_bytes)
+    except RecursionError:  # msgspec's own bound on nesting, far past ours
+        raise BadRequest(f"metadata nested deeper than {MAX_METADATA_DEPTH} levels - at "
+                         "`$.metadata`") from None
     user, created = await accounts.put_user(path_id(request, "user_id"), body.name,
                                             body.avatar_url, body.metadata)
     return json_response(user_view(user), 201 if created else 200)
