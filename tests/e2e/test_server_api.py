@@ -13,7 +13,9 @@ import httpx
 import pytest
 import pytest_asyncio
 import websockets
+from sqlalchemy import Table, select
 
+from hubbub.adapters.sql.schema import reactions, receipts
 from tests.conftest import Backend
 from tests.support.cluster import Cluster, postgres_database, run_cluster
 from tests.support.flows import TIMEOUT, all_messages, assert_error, joined, send
@@ -430,6 +432,39 @@ async def test_erase_removes_content_memberships_connections_and_the_token(
     recreated = await api.put_user(gone.id, name="back")
     assert recreated.status_code == 201, recreated.text
     assert (await instance.connect(gone)).user_id == gone.id
+
+
+async def stored_rows(instance: RunningServer, table: Table, user_id: str) -> int:
+    """How many rows of `table` the database holds for the user (its `user_id` column)."""
+    async with instance.internals.database.engine.connect() as conn:
+        return len((await conn.execute(select(table).where(
+            table.c.user_id == user_id))).all())
+
+
+async def test_erase_takes_back_reactions_and_receipts(api: ServerApi) -> None:
+    instance = api.instance
+    owner, gone = await made_user(api, "owner"), await made_user(api, "gone")
+    conversation = await api.group(owner.id, [gone.id])
+    cid = conversation["id"]
+    watcher = await joined(instance, owner, cid)
+    leaving = await joined(instance, gone, cid)
+    message = await send(watcher, cid, "react to me")
+    for emoji in ("👍", "🎉"):
+        reply = await leaving.request("AddReaction", message_id=message["id"], emoji=emoji)
+        assert reply["type"] == "ActionConfirmed", reply
+    assert (await leaving.request("MarkAsDelivered", conversation_id=cid,
+                                  message_id=message["id"]))["type"] == "ActionConfirmed"
+    assert await stored_rows(instance, receipts, gone.id) == 1
+
+    assert (await api.erase(gone.id)).status_code == 204
+    removed = [await watcher.expect("ReactionRemoved", timeout=TIMEOUT, emoji=emoji)
+               for emoji in ("👍", "🎉")]
+    assert {r["user_id"] for r in removed} == {gone.id}
+    assert removed[0]["version"] + 1 == removed[1]["version"]
+    history = await all_messages(watcher, cid)
+    assert [(m["id"], m["reactions"]) for m in history] == [(message["id"], [])]
+    assert await stored_rows(instance, reactions, gone.id) == 0
+    assert await stored_rows(instance, receipts, gone.id) == 0
 
 
 async def test_erase_of_an_unknown_user_is_404_and_erasing_twice_is_fine(

@@ -174,3 +174,20 @@ class ReceiptChange(msgspec.Struct, frozen=True):
     message_id: str
     at: int
     changed: bool
+
+
+class RemovedReaction(msgspec.Struct, frozen=True):
+    """A reaction an erasure took away, with the version its removal took."""
+
+    conversation_id: str
+    message_id: str
+    version: int
+    emoji: str
+
+
+class Erasure(msgspec.Struct):
+    """What erasing a user changed that clients must hear of: its messages made tombstones
+    (those that were live) and its reactions removed, in version order per conversation."""
+
+    tombstones: list[Message]
+    reactions: list[RemovedReaction]

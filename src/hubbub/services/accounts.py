@@ -76,7 +76,8 @@ class AccountService:
 
     async def erase(self, user_id: str) -> None:
         """Erase a user (GDPR): refuse its tokens, close its connections everywhere, end
-        its memberships, and make its messages tombstones with their content deleted.
+        its memberships, make its messages tombstones with their content deleted, and
+        take back its reactions and receipts.
         Erasing again finishes what an interrupted erasure left.
 
         Raises:
@@ -88,7 +89,8 @@ class AccountService:
         self.disconnect(user_id, "user erased")
         for conversation_id in await self._members.remove_all_memberships(user_id):
             self._conversations.membership_ended(conversation_id, user_id)
-        self._message_service.erased(await self._messages.erase_sender(user_id, now))
+        self._message_service.erased(user_id,
+                                     await self._messages.erase_user_content(user_id, now))
 
     def disconnect(self, user_id: str, reason: str = "disconnected by the backend") -> None:
         """Close every connection of the user, on every instance (over the bus)."""

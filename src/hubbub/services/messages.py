@@ -8,6 +8,7 @@ from hubbub.domain.errors import BadRequest, Forbidden, NotFound
 from hubbub.domain.models import (
     SYSTEM_SENDER,
     Conversation,
+    Erasure,
     Message,
     MessageDraft,
     Page,
@@ -15,7 +16,7 @@ from hubbub.domain.models import (
 )
 from hubbub.domain.permissions import Ability, can, require, require_read
 from hubbub.protocol.objects import Attachment
-from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage
+from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage, ReactionRemoved
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
@@ -79,14 +80,20 @@ class MessageService:
             self._new_id(), conversation_id, SYSTEM_SENDER, "", content, parent_id,
             tuple(attachments), client_message_id, self._clock()))
 
-    def erased(self, messages: list[Message]) -> None:
-        """Tell the conversations about messages an erasure made tombstones of."""
-        for message in messages:
+    def erased(self, user_id: str, erasure: Erasure) -> None:
+        """Tell the conversations what erasing the user changed (deleted messages,
+        removed reactions), as if the user had done it."""
+        for message in erasure.tombstones:
             assert message.deleted_at is not None
             self._events.to_conversation(message.conversation_id, MessageDeleted(
                 conversation_id=message.conversation_id, message_id=message.id,
                 version=message.version, deleted_at=format_time(message.deleted_at),
                 deleted_by=SYSTEM_SENDER,
+            ))
+        for removed in erasure.reactions:
+            self._events.to_conversation(removed.conversation_id, ReactionRemoved(
+                conversation_id=removed.conversation_id, message_id=removed.message_id,
+                version=removed.version, user_id=user_id, emoji=removed.emoji,
             ))
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
