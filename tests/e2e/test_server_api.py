@@ -1,54 +1,30 @@
-"""The server API (PROTOCOL.md §8) over real HTTP and WebSockets, on both backends: every
-endpoint, its errors (each refused request changing nothing), idempotent retries, system
-messages, erasure and disconnects, which WebSocket clients see live."""
+"""The server API (PROTOCOL.md §8) over real HTTP and WebSockets, on both backends: keys,
+users, conversations, members and messages — every endpoint, its errors (each refused
+request changing nothing), idempotent retries, the rules of system messages, and what
+WebSocket clients see live. Presence, disconnects and erasure: test_server_api_erase.py."""
 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
-import websockets
-from sqlalchemy import Table, select
 
-from hubbub.adapters.sql.schema import reactions, receipts
-from tests.conftest import Backend
-from tests.support.cluster import Cluster, postgres_database, run_cluster
 from tests.support.flows import TIMEOUT, all_messages, assert_error, joined, send
-from tests.support.server import RunningServer, User, run_server
-from tests.support.server_api import API_KEY, OLD_API_KEY, ServerApi, assert_api_error
+from tests.support.server import RunningServer
+from tests.support.server_api import (
+    API_KEY,
+    OLD_API_KEY,
+    ServerApi,
+    assert_api_error,
+    made_user,
+    new_id,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def instance(backend: Backend) -> AsyncIterator[RunningServer]:
-    """One server per backend with two API keys (as while rotating)."""
-    settings = backend.settings(rate_limits=False, api_keys=(API_KEY, OLD_API_KEY))
-    async with run_server(settings) as running:
-        yield running
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def api(instance: RunningServer) -> AsyncIterator[ServerApi]:
-    yield ServerApi(instance)
-    await instance.close_clients()
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-async def made_user(api: ServerApi, name: str = "ann") -> User:
-    """A user the backend created, and a token for it."""
-    user = api.instance.user(name)
-    response = await api.put_user(user.id, name=name)
-    assert response.status_code == 201, response.text
-    return user
+Api = ServerApi[RunningServer]
 
 
 # -- keys ------------------------------------------------------------------------------------
@@ -65,7 +41,7 @@ async def test_without_keys_the_whole_api_is_404(server: RunningServer) -> None:
     assert await server.internals.users.get(user_id) is None
 
 
-async def test_a_missing_or_wrong_key_is_401_and_changes_nothing(api: ServerApi) -> None:
+async def test_a_missing_or_wrong_key_is_401_and_changes_nothing(api: Api) -> None:
     user_id = new_id()
     for key in (None, "wrong" * 10, API_KEY[:-1]):
         other = ServerApi(api.instance, key)
@@ -76,7 +52,7 @@ async def test_a_missing_or_wrong_key_is_401_and_changes_nothing(api: ServerApi)
     assert_api_error(response, 401, "UNAUTHORIZED")
 
 
-async def test_both_configured_keys_are_accepted(api: ServerApi) -> None:
+async def test_both_configured_keys_are_accepted(api: Api) -> None:
     user_id = new_id()
     assert (await ServerApi(api.instance, OLD_API_KEY).put_user(user_id)).status_code == 201
     assert (await api.get_user(user_id)).status_code == 200
@@ -85,7 +61,7 @@ async def test_both_configured_keys_are_accepted(api: ServerApi) -> None:
 # -- users -----------------------------------------------------------------------------------
 
 
-async def test_put_creates_then_updates_a_user_and_get_reads_it(api: ServerApi) -> None:
+async def test_put_creates_then_updates_a_user_and_get_reads_it(api: Api) -> None:
     user_id = new_id()
     created = await api.put_user(user_id, name="  Ann  ", avatar_url="https://a.example/1.png",
                                  metadata={"plan": "pro", "tags": [1, {"x": None}]})
@@ -101,7 +77,7 @@ async def test_put_creates_then_updates_a_user_and_get_reads_it(api: ServerApi) 
     assert fetched["last_seen"] is None
 
 
-async def test_get_of_an_unknown_user_is_404(api: ServerApi) -> None:
+async def test_get_of_an_unknown_user_is_404(api: Api) -> None:
     assert_api_error(await api.get_user(new_id()), 404, "NOT_FOUND", "user_id")
 
 
@@ -122,7 +98,7 @@ def nested(depth: int) -> dict[str, Any]:
     ({"metadata": {"big": "x" * 8200}}, "$.metadata"),
     ({"metadata": nested(9)}, "$.metadata"),
 ])
-async def test_a_bad_user_body_is_400_naming_the_field(api: ServerApi, body: dict[str, Any],
+async def test_a_bad_user_body_is_400_naming_the_field(api: Api, body: dict[str, Any],
                                                        field: str) -> None:
     user_id = new_id()
     assert (await api.put_user(user_id, name="kept", metadata={"k": 1})).status_code == 201
@@ -131,7 +107,7 @@ async def test_a_bad_user_body_is_400_naming_the_field(api: ServerApi, body: dic
     assert (stored["name"], stored["metadata"]) == ("kept", {"k": 1})
 
 
-async def test_metadata_too_deep_for_the_decoder_is_400_too(api: ServerApi) -> None:
+async def test_metadata_too_deep_for_the_decoder_is_400_too(api: Api) -> None:
     """Nesting past what the JSON decoder recurses into is a bad body, not a 500."""
     depth = 20_000
     raw = b'{"metadata":' + b'{"a":' * depth + b"1" + b"}" * depth + b"}"
@@ -141,16 +117,16 @@ async def test_metadata_too_deep_for_the_decoder_is_400_too(api: ServerApi) -> N
     assert_api_error(response, 400, "BAD_REQUEST", "$.metadata")
 
 
-async def test_metadata_at_the_depth_limit_is_accepted(api: ServerApi) -> None:
+async def test_metadata_at_the_depth_limit_is_accepted(api: Api) -> None:
     response = await api.put_user(new_id(), metadata=nested(8))
     assert response.status_code == 201, response.text
 
 
-async def test_a_bad_user_id_in_the_path_is_400(api: ServerApi) -> None:
+async def test_a_bad_user_id_in_the_path_is_400(api: Api) -> None:
     assert_api_error(await api.put_user("not-an-id", name="x"), 400, "BAD_REQUEST", "user_id")
 
 
-async def test_a_user_the_backend_made_can_connect(api: ServerApi) -> None:
+async def test_a_user_the_backend_made_can_connect(api: Api) -> None:
     user = await made_user(api)
     client = await api.instance.connect(user)
     assert client.user_id == user.id
@@ -159,7 +135,7 @@ async def test_a_user_the_backend_made_can_connect(api: ServerApi) -> None:
 # -- conversations and members ----------------------------------------------------------------
 
 
-async def test_create_with_an_owner_creates_unknown_members(api: ServerApi) -> None:
+async def test_create_with_an_owner_creates_unknown_members(api: Api) -> None:
     owner = await made_user(api, "owner")
     strangers = [new_id(), new_id()]
     conversation = await api.group(owner.id, strangers)
@@ -173,7 +149,7 @@ async def test_create_with_an_owner_creates_unknown_members(api: ServerApi) -> N
     assert roles == {owner.id: "owner", strangers[0]: "member", strangers[1]: "member"}
 
 
-async def test_create_without_an_owner(api: ServerApi) -> None:
+async def test_create_without_an_owner(api: Api) -> None:
     members = [new_id(), new_id()]
     conversation = await api.group(None, members)
     assert conversation["member_count"] == 2
@@ -181,7 +157,7 @@ async def test_create_without_an_owner(api: ServerApi) -> None:
 
 
 async def test_a_direct_conversation_takes_two_members_and_is_found_again(
-        api: ServerApi) -> None:
+        api: Api) -> None:
     pair = [new_id(), new_id()]
     first = await api.create(kind="direct", member_ids=pair)
     assert first.status_code == 201, first.text
@@ -193,7 +169,7 @@ async def test_a_direct_conversation_takes_two_members_and_is_found_again(
 
 
 async def test_the_same_idempotency_key_and_body_give_the_same_conversation(
-        api: ServerApi) -> None:
+        api: Api) -> None:
     key, members = new_id(), [new_id()]
     first = await api.create(key, kind="group", name="g", member_ids=members)
     second = await api.create(key, kind="group", name="g", member_ids=members)
@@ -206,7 +182,7 @@ async def test_the_same_idempotency_key_and_body_give_the_same_conversation(
 
 
 async def test_concurrent_requests_with_one_key_create_one_conversation(
-        api: ServerApi) -> None:
+        api: Api) -> None:
     key = new_id()
     responses = await asyncio.gather(*(api.create(key, kind="group", name="g")
                                        for _ in range(4)))
@@ -224,7 +200,7 @@ async def test_concurrent_requests_with_one_key_create_one_conversation(
     ({"kind": "group", "name": "g"}, {"Idempotency-Key": "x" * 256}, "Idempotency-Key"),
 ])
 async def test_a_bad_conversation_body_is_400_naming_the_field(
-        api: ServerApi, body: dict[str, Any], headers: dict[str, str] | None,
+        api: Api, body: dict[str, Any], headers: dict[str, str] | None,
         field: str) -> None:
     owner = new_id()
     body = {**body, "owner_id": body.get("owner_id", owner)}
@@ -233,7 +209,7 @@ async def test_a_bad_conversation_body_is_400_naming_the_field(
     assert_api_error(await api.get_user(owner), 404, "NOT_FOUND")  # nobody was created
 
 
-async def test_put_and_delete_a_member_are_seen_live(api: ServerApi) -> None:
+async def test_put_and_delete_a_member_are_seen_live(api: Api) -> None:
     owner = await made_user(api, "owner")
     conversation = await api.group(owner.id, [])
     watcher = await joined(api.instance, owner, conversation["id"])
@@ -250,7 +226,7 @@ async def test_put_and_delete_a_member_are_seen_live(api: ServerApi) -> None:
     assert [m["user_id"] for m in presence["members"]] == [owner.id]
 
 
-async def test_member_calls_refuse_bad_input_and_unknown_ids(api: ServerApi) -> None:
+async def test_member_calls_refuse_bad_input_and_unknown_ids(api: Api) -> None:
     conversation = await api.group(None, [new_id()])
     user_id = new_id()
     assert_api_error(await api.put_member(conversation["id"], user_id, role="king"), 400,
@@ -265,7 +241,7 @@ async def test_member_calls_refuse_bad_input_and_unknown_ids(api: ServerApi) -> 
 # -- messages --------------------------------------------------------------------------------
 
 
-async def test_post_as_a_member_is_broadcast_and_idempotent(api: ServerApi) -> None:
+async def test_post_as_a_member_is_broadcast_and_idempotent(api: Api) -> None:
     owner = await made_user(api, "owner")
     bot = await made_user(api, "bot")
     conversation = await api.group(owner.id, [bot.id])
@@ -285,7 +261,7 @@ async def test_post_as_a_member_is_broadcast_and_idempotent(api: ServerApi) -> N
     assert len(watcher.all("NewMessage")) == 1
 
 
-async def test_post_refuses_outsiders_bad_bodies_and_unknown_ids(api: ServerApi) -> None:
+async def test_post_refuses_outsiders_bad_bodies_and_unknown_ids(api: Api) -> None:
     owner = await made_user(api, "owner")
     outsider = await made_user(api, "outsider")
     conversation = await api.group(owner.id, [])
@@ -302,7 +278,7 @@ async def test_post_refuses_outsiders_bad_bodies_and_unknown_ids(api: ServerApi)
 
 
 async def test_a_system_message_is_shown_as_such_and_no_member_may_change_it(
-        api: ServerApi) -> None:
+        api: Api) -> None:
     owner = await made_user(api, "owner")
     member = await made_user(api, "member")
     conversation = await api.group(owner.id, [member.id])
@@ -331,7 +307,7 @@ async def test_a_system_message_is_shown_as_such_and_no_member_may_change_it(
 
 
 async def test_a_users_own_message_stays_editable(
-        api: ServerApi) -> None:
+        api: Api) -> None:
     """A user's own message stays editable: the rule is about system messages only."""
     owner = await made_user(api, "owner")
     conversation = await api.group(owner.id, [])
@@ -340,173 +316,3 @@ async def test_a_users_own_message_stays_editable(
     assert mine["kind"] == "user"
     edit = await client.request("EditMessage", message_id=mine["id"], content="edited")
     assert edit["type"] == "ActionConfirmed", edit
-
-
-# -- presence and disconnect -----------------------------------------------------------------
-
-
-async def test_presence_lists_who_of_the_members_is_online(api: ServerApi) -> None:
-    online, offline = await made_user(api, "on"), await made_user(api, "off")
-    conversation = await api.group(None, [online.id, offline.id])
-    await api.instance.connect(online)
-    response = await api.presence(conversation["id"])
-    assert response.status_code == 200, response.text
-    assert response.json()["online"] == [online.id]
-    states = {m["user_id"]: m["online"] for m in response.json()["members"]}
-    assert states == {online.id: True, offline.id: False}
-    assert_api_error(await api.presence(new_id()), 404, "NOT_FOUND")
-
-
-async def test_disconnect_closes_every_connection_of_the_user_with_4003(
-        api: ServerApi) -> None:
-    user, other = await made_user(api, "gone"), await made_user(api, "stays")
-    clients = [await api.instance.connect(user) for _ in range(2)]
-    bystander = await api.instance.connect(other)
-    assert (await api.disconnect(user.id)).status_code == 204
-    assert [await c.wait_closed(TIMEOUT) for c in clients] == [4003, 4003]
-    assert not bystander.closed
-    again = await api.instance.connect(user)  # a disconnect is no ban
-    assert not again.closed
-    assert_api_error(await api.disconnect(new_id()), 404, "NOT_FOUND")
-
-
-# -- erasure ---------------------------------------------------------------------------------
-
-
-async def upgrade_status(instance: RunningServer, token: str) -> int:
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        async with websockets.connect(f"{instance.ws_url}?token={token}"):
-            pass
-    return refused.value.response.status_code
-
-
-async def test_erase_removes_content_memberships_connections_and_the_token(
-        api: ServerApi) -> None:
-    instance = api.instance
-    owner = await made_user(api, "owner")
-    gone = await made_user(api, "gone")
-    conversation = await api.group(owner.id, [gone.id])
-    cid = conversation["id"]
-    watcher = await joined(instance, owner, cid)
-    leaving = await joined(instance, gone, cid)
-    words = f"secret-{uuid.uuid4().hex[:8]}"
-    said = await send(leaving, cid, f"my {words}")
-    await send(leaving, cid, "to be deleted first")
-    kept = await send(watcher, cid, f"owner says {words}")
-    before = await watcher.request("SyncMessages", conversation_id=cid, since_version=0)
-
-    assert (await api.erase(gone.id)).status_code == 204
-    assert await leaving.wait_closed(TIMEOUT) == 4003
-    deleted = await watcher.expect("MessageDeleted", timeout=TIMEOUT, message_id=said["id"])
-    assert deleted["version"] > before["last_version"]
-
-    history = {m["id"]: m for m in await all_messages(watcher, cid)}
-    assert history[said["id"]]["content"] == ""
-    assert history[said["id"]]["deleted_at"]
-    assert history[kept["id"]]["content"] == f"owner says {words}"
-    sync = await watcher.request("SyncMessages", conversation_id=cid,
-                                 since_version=before["last_version"])
-    assert {m["id"] for m in sync["messages"]} >= {said["id"]}
-    assert all(m["content"] == "" for m in sync["messages"] if m["sender_id"] == gone.id)
-    found = await watcher.request("SearchMessages", query=words, conversation_id=cid)
-    assert [m["id"] for m in found["messages"]] == [kept["id"]]
-    stored = await instance.internals.store.get_message(said["id"])
-    assert stored is not None
-    assert stored.content == ""
-
-    async with instance.http(owner) as http:
-        members = (await http.get(f"/api/v1/conversations/{cid}/members")).json()["members"]
-    assert [m["user_id"] for m in members] == [owner.id]
-    assert await upgrade_status(instance, gone.token) == 401
-    async with instance.http(gone) as http:
-        assert (await http.get("/api/v1/users/me")).status_code == 401
-    assert_api_error(await api.get_user(gone.id), 404, "NOT_FOUND")
-    assert_api_error(await api.put_member(cid, gone.id, role="member"), 404, "NOT_FOUND")
-    assert_api_error(await api.create(kind="group", name="g", member_ids=[gone.id]), 404,
-                     "NOT_FOUND", "$.member_ids")
-    async with instance.http(owner) as http:
-        refused = await http.put(f"/api/v1/conversations/{cid}/members/{gone.id}",
-                                 json={"role": "member"})
-    assert refused.status_code == 404, refused.text
-
-    recreated = await api.put_user(gone.id, name="back")
-    assert recreated.status_code == 201, recreated.text
-    assert (await instance.connect(gone)).user_id == gone.id
-
-
-async def stored_rows(instance: RunningServer, table: Table, user_id: str) -> int:
-    """How many rows of `table` the database holds for the user (its `user_id` column)."""
-    async with instance.internals.database.engine.connect() as conn:
-        return len((await conn.execute(select(table).where(
-            table.c.user_id == user_id))).all())
-
-
-async def test_erase_takes_back_reactions_and_receipts(api: ServerApi) -> None:
-    instance = api.instance
-    owner, gone = await made_user(api, "owner"), await made_user(api, "gone")
-    conversation = await api.group(owner.id, [gone.id])
-    cid = conversation["id"]
-    watcher = await joined(instance, owner, cid)
-    leaving = await joined(instance, gone, cid)
-    message = await send(watcher, cid, "react to me")
-    for emoji in ("👍", "🎉"):
-        reply = await leaving.request("AddReaction", message_id=message["id"], emoji=emoji)
-        assert reply["type"] == "ActionConfirmed", reply
-    assert (await leaving.request("MarkAsDelivered", conversation_id=cid,
-                                  message_id=message["id"]))["type"] == "ActionConfirmed"
-    assert await stored_rows(instance, receipts, gone.id) == 1
-
-    assert (await api.erase(gone.id)).status_code == 204
-    removed = [await watcher.expect("ReactionRemoved", timeout=TIMEOUT, emoji=emoji)
-               for emoji in ("👍", "🎉")]
-    assert {r["user_id"] for r in removed} == {gone.id}
-    assert removed[0]["version"] + 1 == removed[1]["version"]
-    history = await all_messages(watcher, cid)
-    assert [(m["id"], m["reactions"]) for m in history] == [(message["id"], [])]
-    assert await stored_rows(instance, reactions, gone.id) == 0
-    assert await stored_rows(instance, receipts, gone.id) == 0
-
-
-async def test_erase_of_an_unknown_user_is_404_and_erasing_twice_is_fine(
-        api: ServerApi) -> None:
-    assert_api_error(await api.erase(new_id()), 404, "NOT_FOUND")
-    user = await made_user(api)
-    assert (await api.erase(user.id)).status_code == 204
-    assert (await api.erase(user.id)).status_code == 204
-
-
-# -- three instances on PostgreSQL and Redis ---------------------------------------------------
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def cluster() -> AsyncIterator[Cluster]:
-    async with postgres_database() as database, run_cluster(
-            database.url, 3, rate_limits=False, api_keys=(API_KEY,)) as running:
-        yield running
-
-
-async def test_disconnect_closes_the_users_connections_on_every_instance(
-        cluster: Cluster) -> None:
-    """The backend asks one instance; the bus carries it to all three."""
-    try:
-        user, other = cluster.user("gone"), cluster.user("stays")
-        clients = [await cluster.connect(index, user) for index in range(3)]
-        bystanders = [await cluster.connect(index, other) for index in range(3)]
-        assert (await ServerApi(cluster[1]).disconnect(user.id)).status_code == 204
-        assert [await c.wait_closed(TIMEOUT) for c in clients] == [4003, 4003, 4003]
-        assert not any(b.closed for b in bystanders)
-    finally:
-        await cluster.close_clients()
-
-
-async def test_erase_closes_connections_on_every_instance_and_refuses_the_token_on_each(
-        cluster: Cluster) -> None:
-    try:
-        user = cluster.user("gone")
-        clients = [await cluster.connect(index, user) for index in range(3)]
-        assert (await ServerApi(cluster[2]).erase(user.id)).status_code == 204
-        assert [await c.wait_closed(TIMEOUT) for c in clients] == [4003, 4003, 4003]
-        for index in range(3):
-            assert await upgrade_status(cluster[index], user.token) == 401
-    finally:
-        await cluster.close_clients()

@@ -4,11 +4,17 @@ an API key, each returning the raw response for the test to judge."""
 from __future__ import annotations
 
 import secrets
-from typing import Any
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import httpx
 
-from tests.support.server import RunningServer
+from tests.support.server import RunningServer, User, run_server
+
+if TYPE_CHECKING:
+    from tests.conftest import Backend
 
 # Two keys, as while rotating: both must be accepted.
 API_KEY = secrets.token_urlsafe(32)
@@ -16,10 +22,19 @@ OLD_API_KEY = secrets.token_urlsafe(32)
 PREFIX = "/api/v1/server"
 
 
-class ServerApi:
-    """The backend's client of one instance; `key` None sends no Authorization header."""
+class Instance(Protocol):
+    @property
+    def base_url(self) -> str: ...
 
-    def __init__(self, instance: RunningServer, key: str | None = API_KEY) -> None:
+
+I = TypeVar("I", bound=Instance)  # noqa: E741
+
+
+class ServerApi(Generic[I]):
+    """The backend's client of one instance (in-process or a child process); `key` None
+    sends no Authorization header."""
+
+    def __init__(self, instance: I, key: str | None = API_KEY) -> None:
         self.instance = instance
         self.key = key
 
@@ -82,3 +97,23 @@ def assert_api_error(response: httpx.Response, status: int, code: str,
     assert error["code"] == code, error
     if field is not None:
         assert field in error["message"], error
+
+
+@asynccontextmanager
+async def api_instance(backend: Backend) -> AsyncIterator[RunningServer]:
+    """A server on `backend` with both keys configured (as while rotating)."""
+    settings = backend.settings(rate_limits=False, api_keys=(API_KEY, OLD_API_KEY))
+    async with run_server(settings) as running:
+        yield running
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def made_user(api: ServerApi[RunningServer], name: str = "ann") -> User:
+    """A user the backend created, and a token for it."""
+    user = api.instance.user(name)
+    response = await api.put_user(user.id, name=name)
+    assert response.status_code == 201, response.text
+    return user

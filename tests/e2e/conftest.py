@@ -1,0 +1,26 @@
+"""Fixtures of the server API's tests (test_server_api*.py): a server per backend with API
+keys, shared by them, and the backend's client of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+
+from tests.conftest import Backend
+from tests.support.server import RunningServer
+from tests.support.server_api import ServerApi, api_instance
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api_server(backend: Backend) -> AsyncIterator[RunningServer]:
+    """One server per backend with both API keys (as while rotating)."""
+    async with api_instance(backend) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(api_server: RunningServer) -> AsyncIterator[ServerApi[RunningServer]]:
+    """The backend's client; the test's WebSocket connections close after it."""
+    yield ServerApi(api_server)
+    await api_server.close_clients()
