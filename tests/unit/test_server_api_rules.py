@@ -112,6 +112,13 @@ def test_api_keys_are_masked_by_check_config(capsys: pytest.CaptureFixture[str],
     out, _ = capsys.readouterr()
     assert NEW not in out
     assert OLD not in out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("api_keys ")] == [
+        "***"]
+    monkeypatch.delenv("HUBBUB_API_KEYS")
+    assert main(["check-config"]) == 0
+    out, _ = capsys.readouterr()
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("api_keys ")] == [
+        "unset"]
 
 
 def test_hubbub_api_key_prints_a_new_strong_key(capsys: pytest.CaptureFixture[str]) -> None:
