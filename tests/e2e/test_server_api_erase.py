@@ -158,6 +158,22 @@ async def test_erase_takes_back_reactions_and_receipts(api: Api) -> None:
     assert await stored_rows(instance, receipts, gone.id) == 0
 
 
+async def test_after_an_erasure_a_re_created_user_gets_a_new_direct_conversation(
+        api: Api) -> None:
+    """The erased user left the pair's conversation; the pair's next one is a new one."""
+    peer, gone = new_id(), new_id()
+    first = await api.create(kind="direct", member_ids=[peer, gone])
+    assert first.status_code == 201, first.text
+    assert (await api.erase(gone)).status_code == 204
+    assert_api_error(await api.create(kind="direct", member_ids=[peer, gone]), 404,
+                     "NOT_FOUND", "$.member_ids")
+    assert (await api.put_user(gone, name="back")).status_code == 201
+    second = await api.create(kind="direct", member_ids=[peer, gone])
+    assert second.status_code == 201, second.text
+    assert second.json()["id"] != first.json()["id"]
+    assert second.json()["member_count"] == 2
+
+
 async def test_erase_of_an_unknown_user_is_404_and_erasing_twice_is_fine(
         api: Api) -> None:
     assert_api_error(await api.erase(new_id()), 404, "NOT_FOUND")

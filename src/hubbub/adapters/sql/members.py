@@ -10,7 +10,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
-from hubbub.adapters.sql.schema import members, users
+from hubbub.adapters.sql.schema import conversations, members, users
 from hubbub.adapters.sql.shared import ReadConnection, count_where, lock_conversation, write
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.errors import Conflict, NotFound
@@ -150,6 +150,11 @@ class SqlMemberStore:
             result = await conn.execute(delete(members).where(
                 members.c.conversation_id == conversation_id, members.c.user_id == user_id
             ))
+            # A direct conversation stops being the pair's: were the user re-created, the
+            # pair would find one it is no member of.
+            await conn.execute(update(conversations).where(
+                conversations.c.id == conversation_id, conversations.c.direct_key.is_not(None)
+            ).values(direct_key=None))
             return bool(result.rowcount)
 
         return await write(self._writer, _erase_membership, (conversation_id,))
