@@ -38,7 +38,16 @@ async def test_without_keys_the_whole_api_is_404(server: RunningServer) -> None:
                      await api.create(kind="group", name="g"),
                      await api.disconnect(user_id), await api.erase(user_id)):
         assert_api_error(response, 404, "NOT_FOUND")
+    for method, path in (("POST", f"/users/{user_id}"), ("GET", "/nothing-here")):
+        assert_api_error(await api.call(method, path), 404, "NOT_FOUND")
     assert await server.internals.users.get(user_id) is None
+
+
+async def test_with_keys_another_path_or_method_is_404_and_needs_the_key(api: Api) -> None:
+    for method, path in (("POST", f"/users/{new_id()}"), ("GET", "/nothing-here")):
+        assert_api_error(await api.call(method, path), 404, "NOT_FOUND")
+        assert_api_error(await ServerApi(api.instance, None).call(method, path), 401,
+                         "UNAUTHORIZED")
 
 
 async def test_a_missing_or_wrong_key_is_401_and_changes_nothing(api: Api) -> None:

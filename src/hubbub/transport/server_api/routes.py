@@ -49,6 +49,9 @@ def install(app: web.Application, stores: web.AppKey[Stores]) -> None:
                    backend_only(remove_member))
     add.add_post(f"{PREFIX}/conversations/{{id}}/messages", backend_only(post_message))
     add.add_get(f"{PREFIX}/conversations/{{id}}/presence", backend_only(presence))
+    # Last: any other path or method under the prefix, so that without keys the whole API
+    # is a 404 (not a 405 that would show which paths exist).
+    add.add_route("*", f"{PREFIX}/{{tail:.*}}", backend_only(unknown))
 
     async def start(app: web.Application) -> None:
         server, opened = app[SERVER], app[stores]
@@ -59,6 +62,10 @@ def install(app: web.Application, stores: web.AppKey[Stores]) -> None:
             lambda event: _close_user(server, event.user_id, event.code, event.reason))
 
     app.on_startup.append(start)  # after the lifespan's start (aiohttp runs that first)
+
+
+async def unknown(request: web.Request) -> web.Response:
+    raise NotFound("no such server API path or method")
 
 
 def _close_user(server: Server, user_id: str, code: int, reason: str) -> None:
