@@ -158,11 +158,16 @@ async def test_create_with_an_owner_creates_unknown_members(api: Api) -> None:
     assert roles == {owner.id: "owner", strangers[0]: "member", strangers[1]: "member"}
 
 
-async def test_create_without_an_owner(api: Api) -> None:
+@pytest.mark.parametrize("kind", ["group", "channel"])
+async def test_create_without_an_owner(api: Api, kind: str) -> None:
     members = [new_id(), new_id()]
-    conversation = await api.group(None, members)
-    assert conversation["member_count"] == 2
+    response = await api.create(kind=kind, name="room", member_ids=members)
+    assert response.status_code == 201, response.text
+    conversation = response.json()
+    assert (conversation["kind"], conversation["member_count"]) == (kind, 2)
     assert conversation["created_by"] == ""
+    presence = (await api.presence(conversation["id"])).json()
+    assert sorted(m["user_id"] for m in presence["members"]) == sorted(members)
 
 
 async def test_a_direct_conversation_takes_two_members_and_is_found_again(
