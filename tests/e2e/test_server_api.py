@@ -249,6 +249,15 @@ async def test_member_calls_refuse_bad_input_and_unknown_ids(api: Api) -> None:
                      "NOT_FOUND", "conversation_id")
     assert_api_error(await api.remove_member(new_id(), user_id), 404, "NOT_FOUND")
     assert_api_error(await api.get_user(user_id), 404, "NOT_FOUND")  # not created
+    direct = (await api.create(kind="direct", member_ids=[new_id(), new_id()])).json()
+    assert_api_error(await api.put_member(direct["id"], user_id, role="member"), 400,
+                     "BAD_REQUEST")
+    owner, member = new_id(), new_id()
+    owned = await api.group(owner, [member])
+    assert_api_error(await api.remove_member(owned["id"], owner), 409, "CONFLICT")
+    assert_api_error(await api.put_member(owned["id"], owner, role="member"), 409, "CONFLICT")
+    presence = (await api.presence(owned["id"])).json()
+    assert sorted(m["user_id"] for m in presence["members"]) == sorted([owner, member])
     assert (await api.presence(conversation["id"])).json()["members"][0]["user_id"] != user_id
 
 
