@@ -189,8 +189,10 @@ async def test_the_same_idempotency_key_and_body_give_the_same_conversation(
     second = await api.create(key, kind="group", name="g", member_ids=members)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
-    other = await api.create(key, kind="group", name="another", member_ids=members)
+    stranger = new_id()
+    other = await api.create(key, kind="group", name="another", member_ids=[stranger])
     assert_api_error(other, 409, "CONFLICT", "Idempotency-Key")
+    assert_api_error(await api.get_user(stranger), 404, "NOT_FOUND")  # nobody was created
     unkeyed = await api.create(kind="group", name="g", member_ids=members)
     assert unkeyed.json()["id"] != first.json()["id"]
 

@@ -108,18 +108,21 @@ class AccountService:
             body, or its first request is still running.
         """
         plan = backend_plan(kind, name, owner_id, member_ids)
-        await self.ensure_users([*plan.others, *([plan.creator_id] if plan.creator_id else [])],
-                                "$.member_ids")
         conversation_id = self._new_id()
         if idempotency_key is not None:
             fingerprint = hashlib.sha256(body).hexdigest()
             stored, claimed = await self._keys.claim_key(
                 idempotency_key, fingerprint, conversation_id, self._clock())
             if stored != fingerprint:
-                raise Conflict("Idempotency-Key already used with another body")
+                raise Conflict("Idempotency-Key already used with another body - at "
+                               "header `Idempotency-Key`")
             if claimed != conversation_id:
                 return await self._earlier(claimed), False
         try:
+            # Users are created only once the request is known to create the conversation.
+            await self.ensure_users(
+                [*plan.others, *([plan.creator_id] if plan.creator_id else [])],
+                "$.member_ids")
             conversation = await self._conversations.create_for(kind, plan, conversation_id)
         except Exception:
             if idempotency_key is not None:
