@@ -18,6 +18,7 @@ from tests.conftest import Backend
 from tests.support.cluster import Cluster, postgres_database, run_cluster
 from tests.support.flows import TIMEOUT, all_messages, joined, send
 from tests.support.process import for_backend
+from tests.support.redis_server import RedisProcess
 from tests.support.server import RunningServer
 from tests.support.server_api import (
     API_KEY,
@@ -27,6 +28,7 @@ from tests.support.server_api import (
     made_user,
     new_id,
 )
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -217,6 +219,34 @@ async def test_erase_closes_connections_on_every_instance_and_refuses_the_token_
             assert await upgrade_status(cluster[index], user.token) == 401
     finally:
         await cluster.close_clients()
+
+
+async def test_without_the_bus_disconnect_and_erase_are_503_and_change_nothing(
+        tmp_path: Path) -> None:
+    """Closing connections elsewhere needs Redis: while it is down the backend is told to
+    retry, and the user keeps its connection, its token and its messages."""
+    redis = RedisProcess(tmp_path)
+    await redis.start()
+    try:
+        async with postgres_database() as database, run_cluster(
+                database.url, 1, redis_url=redis.url, rate_limits=False,
+                api_keys=(API_KEY,)) as cluster:
+            api = ServerApi(cluster[0])
+            user = await made_user(api, "kept")
+            room = await api.group(user.id, [])
+            client = await joined(cluster[0], user, room["id"])
+            said = await send(client, room["id"], "still here")
+            await redis.kill()
+            await until(lambda: not cluster[0].internals.bus.healthy, "the bus is down")
+            for response in (await api.disconnect(user.id), await api.erase(user.id)):
+                assert_api_error(response, 503, "UNAVAILABLE", "retry")
+            assert (await api.get_user(user.id)).status_code == 200
+            assert not client.closed
+            history = await all_messages(client, room["id"])
+            assert [m["content"] for m in history] == [said["content"]]
+            await cluster.close_clients()
+    finally:
+        await redis.stop()
 
 
 # -- logs ------------------------------------------------------------------------------------

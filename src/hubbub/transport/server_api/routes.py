@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from hubbub.domain.errors import BadRequest, NotFound
+from hubbub.domain.errors import BadRequest, ChatError, NotFound
 from hubbub.domain.profile import MAX_METADATA_DEPTH
 from hubbub.services.accounts import AccountService
 from hubbub.services.context import Actor
@@ -94,14 +94,29 @@ async def get_user(request: web.Request) -> web.Response:
     return json_response(user_view(await accounts.get_user(path_id(request, "user_id"))))
 
 
+class BusDown(ChatError):
+    """The bus cannot carry the close to the other instances now: refused before anything
+    changes, so that the backend retries instead of believing it done."""
+
+    code = "UNAVAILABLE"
+    http_status = 503
+
+
+def _require_bus(server: Server) -> None:
+    if not server.bus.healthy:
+        raise BusDown("the bus between instances is down; retry")
+
+
 async def erase_user(request: web.Request) -> web.Response:
-    _, accounts = _parts(request)
+    server, accounts = _parts(request)
+    _require_bus(server)
     await accounts.erase(path_id(request, "user_id"))
     return web.Response(status=204)
 
 
 async def disconnect(request: web.Request) -> web.Response:
-    _, accounts = _parts(request)
+    server, accounts = _parts(request)
+    _require_bus(server)
     user = await accounts.get_user(path_id(request, "user_id"))
     accounts.disconnect(user.id)
     return web.Response(status=204)
