@@ -50,7 +50,7 @@ from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
 from hubbub.storage import Database, Stores
 from hubbub.transport import calls as call_routes
-from hubbub.transport import metrics_http, rest, static
+from hubbub.transport import metrics_http, rest, server_api, static
 from hubbub.transport.access import request_ids
 from hubbub.transport.collectors import BreakerState
 from hubbub.transport.expiry import expire_tokens
@@ -217,6 +217,7 @@ def create_app(settings: Settings) -> web.Application:
     app.on_response_prepare.append(metrics_http.count_response)
     app.router.add_get(WS_PATH, websocket_handler)
     rest.routes(app)
+    server_api.install(app, STORES)  # /api/v1/server/: the backend's (PROTOCOL.md §8)
     if settings.metrics_port is None:
         app.router.add_get(metrics_http.METRICS_PATH, metrics_http.metrics)
     call_routes.routes(app)

@@ -1,4 +1,5 @@
-"""`hubbub serve | check-config | token | migrate | copy-db`, and `hubbub --version`.
+"""`hubbub serve | check-config | token | api-key | migrate | copy-db`, and
+`hubbub --version`.
 
 A setting that cannot be used stops every command with one line per problem on stderr,
 naming the variable, flag or file key and what it accepts, and exit status 2.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import sys
 import time
 import uuid
@@ -55,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        "printable ASCII characters without spaces (default: a new UUID)")
     token.add_argument("--name", default=None, help="display name claim")
     token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    commands.add_parser("api-key", help="print a new random key for HUBBUB_API_KEYS "
+                        "(the server API)")
     copy = commands.add_parser(
         "copy-db", help="copy every row of one database into an empty one (SQLite to "
         "PostgreSQL, or back) and check the copy")
@@ -70,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = {
         "serve": _serve, "check-config": _check_config, "token": _token, "migrate": _migrate,
-        "copy-db": _copy_db,
+        "copy-db": _copy_db, "api-key": _api_key,
     }[args.command]
     try:
         return run(args)
@@ -163,6 +167,12 @@ def _token(args: argparse.Namespace) -> int:
     print(mint(settings.jwt_secret, canonical_user_id(user_id), args.name, now=time.time(),
                ttl_s=args.ttl, algorithm=settings.jwt_algorithms[0],
                user_claim=settings.jwt_user_claim, name_claim=settings.jwt_name_claim))
+    return 0
+
+
+def _api_key(args: argparse.Namespace) -> int:
+    """256 random bits, URL-safe: a key to add to `HUBBUB_API_KEYS` (comma-separated)."""
+    print(secrets.token_urlsafe(32))
     return 0
 
 

@@ -109,6 +109,19 @@ def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
     return entries
 
 
+MIN_API_KEY_CHARS = 32
+
+
+def _api_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Never echoes a key: an error names only its position."""
+    for index, key in enumerate(keys, 1):
+        if len(key) < MIN_API_KEY_CHARS:
+            raise ValueError(f"keys of at least {MIN_API_KEY_CHARS} characters, "
+                             f"comma-separated (key {index} is shorter; `hubbub api-key` "
+                             "makes one)")
+    return keys
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("a non-empty text")
@@ -133,6 +146,7 @@ Claim = Annotated[str, AfterValidator(_claim)]
 Leeway = Annotated[float, Field(ge=0, le=3600), SECONDS]
 Cooldown = Annotated[float, Field(ge=0, le=3600), SECONDS]
 Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
+ApiKeys = Annotated[tuple[str, ...], Hidden(), AfterValidator(_api_keys)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]
 
@@ -248,6 +262,10 @@ class Settings(BaseModel):
                                       "(not on `HUBBUB_PORT`)")
     metrics_token: Secret = Field(None, description="require `Authorization: Bearer <token>` "
                                   "on `/metrics`")
+    api_keys: ApiKeys = Field((), description="keys of the server API "
+                              "(`/api/v1/server/`, for your backend), comma-separated so "
+                              "that two can be valid while rotating; unset: that API "
+                              "answers 404")
 
     @field_validator("*", mode="before")
     @classmethod

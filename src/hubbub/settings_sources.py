@@ -181,7 +181,7 @@ def mask(field_name: str, value: Any) -> str:
     """A value as `check-config` and errors show it: secrets as `***`, URL passwords too."""
     text = display(value)
     mark = hidden(field_name)
-    if mark is None or value is None:
+    if mark is None or value is None or value == ():  # unset shows as unset
         return text
     if mark.whole:
         return "***"

@@ -1,4 +1,6 @@
-"""Fixtures the end-to-end tests of several modules share."""
+"""Fixtures the end-to-end tests of several modules share: a private redis-server a test
+may kill, and the server API's keyed server per backend (test_server_api*.py) with the
+backend's client of it."""
 
 from __future__ import annotations
 
@@ -7,7 +9,10 @@ from pathlib import Path
 
 import pytest_asyncio
 
+from tests.conftest import Backend
 from tests.support.redis_server import RedisProcess
+from tests.support.server import RunningServer
+from tests.support.server_api import ServerApi, api_instance
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -19,3 +24,17 @@ async def redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
         yield process
     finally:
         await process.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def api_server(backend: Backend) -> AsyncIterator[RunningServer]:
+    """One server per backend with both API keys (as while rotating)."""
+    async with api_instance(backend) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def api(api_server: RunningServer) -> AsyncIterator[ServerApi[RunningServer]]:
+    """The backend's client; the test's WebSocket connections close after it."""
+    yield ServerApi(api_server)
+    await api_server.close_clients()

@@ -31,6 +31,7 @@ from tests.support.cluster import postgres_database
 from tests.support.flows import TIMEOUT, attachment, joined, rest_messages, send
 from tests.support.replica import normalised
 from tests.support.server import RunningServer, User, run_server
+from tests.support.server_api import API_KEY, ServerApi
 from tests.support.services import PostgresDatabase
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -70,7 +71,7 @@ async def copy_db(*args: str) -> tuple[int, str, str]:
 
 def settings(database_url: str, secret: str) -> Settings:
     return Settings(database_url=database_url, jwt_secret=secret, rate_limits=False,
-                    log_format="text")
+                    log_format="text", api_keys=(API_KEY,))
 
 
 async def ok(client: Any, type_: str, **fields: Any) -> dict[str, Any]:
@@ -118,7 +119,14 @@ async def traffic(server: RunningServer) -> World:
             await ok(a, "CallHangup", call_id=call_id, reason="bye")
         else:
             await ok(d, "CallReject", call_id=call_id, reason="busy")
-    world.conversations = [room, direct]
+    backend = ServerApi(server)  # a profile, a keyed create, a system message
+    assert (await backend.put_user(carol.id, name="carol", avatar_url="https://a.example/c",
+                                   metadata={"team": "ops"})).status_code == 200
+    ops = await backend.create("copy-1", kind="group", name="ops", owner_id=alice.id,
+                               member_ids=[carol.id])
+    assert ops.status_code == 201, ops.text
+    assert (await backend.post(room, content="system note")).status_code == 201
+    world.conversations = [room, direct, ops.json()["id"]]
     return world
 
 
@@ -188,7 +196,7 @@ async def test_a_copy_to_postgresql_and_back_serves_the_same_conversations(
     assert (status, err) == (0, ""), err
     lines = out.splitlines()
     assert lines[0] == f"copied {original} to {target.url}"
-    assert lines[-1].startswith("verified: every table's row count; for 2 conversations"), out
+    assert lines[-1].startswith("verified: every table's row count; for 3 conversations"), out
     copied = await rows(target.url)
     # The traffic made rows in every table.
     assert all(copied.values()), {name: len(found) for name, found in copied.items()}

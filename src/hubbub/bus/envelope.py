@@ -35,8 +35,20 @@ class MembershipChanged(msgspec.Struct, frozen=True, array_like=True, tag=True):
     role: str | None
 
 
+class UserDisconnected(msgspec.Struct, frozen=True, array_like=True, tag=True):
+    """Close every connection of the user on every instance with `code` (the server API's
+    disconnect and erasure: PROTOCOL.md §1). An instance that does not know this event
+    drops it (its decoder fails), so a rolling upgrade breaks nothing."""
+
+    user_id: str
+    code: int
+    reason: str
+
+
+# What membership listeners get; a control message is one of `AnyControl`.
 ControlEvent = MembershipChanged
+AnyControl = MembershipChanged | UserDisconnected
 
 envelope_encoder = msgspec.msgpack.Encoder()
 envelope_decoder = msgspec.msgpack.Decoder(Envelope)
-control_decoder = msgspec.msgpack.Decoder(ControlEvent)
+control_decoder = msgspec.msgpack.Decoder(AnyControl)

@@ -13,10 +13,20 @@ from hubbub.protocol.objects import Attachment, Kind, MessageObject, Role
 
 
 class User(msgspec.Struct, frozen=True):
+    """`avatar_url` and `metadata` (a JSON object, as text) are the backend's to set (server
+    API); `erased_at` is set while the user is erased: its tokens are refused."""
+
     id: str
     name: str
     created_at: int
     last_seen: int | None = None
+    avatar_url: str | None = None
+    metadata: str | None = None
+    erased_at: int | None = None
+
+    @property
+    def erased(self) -> bool:
+        return self.erased_at is not None
 
 
 class Conversation(msgspec.Struct, frozen=True):
@@ -58,6 +68,12 @@ class ReactionSummary(msgspec.Struct, frozen=True):
     user_ids: tuple[str, ...]
 
 
+# The sender id of a system message (server API): no user id is empty, so no user can be
+# its sender, edit it or delete it, and the idempotency key (sender, conversation,
+# client_message_id) still holds for it.
+SYSTEM_SENDER = ""
+
+
 class Message(msgspec.Struct, frozen=True):
     id: str
     conversation_id: str
@@ -78,6 +94,10 @@ class Message(msgspec.Struct, frozen=True):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def is_system(self) -> bool:
+        return self.sender_id == SYSTEM_SENDER
 
 
 class MessageDraft(msgspec.Struct, frozen=True):
@@ -160,3 +180,20 @@ class ReceiptChange(msgspec.Struct, frozen=True):
     message_id: str
     at: int
     changed: bool
+
+
+class RemovedReaction(msgspec.Struct, frozen=True):
+    """A reaction an erasure took away, with the version its removal took."""
+
+    conversation_id: str
+    message_id: str
+    version: int
+    emoji: str
+
+
+class Erasure(msgspec.Struct):
+    """What erasing a user changed that clients must hear of: its messages made tombstones
+    (those that were live) and its reactions removed, in version order per conversation."""
+
+    tombstones: list[Message]
+    reactions: list[RemovedReaction]

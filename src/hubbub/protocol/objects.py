@@ -63,6 +63,8 @@ Content = Annotated[str, Meta(max_length=4000)]
 Emoji = Annotated[str, Meta(min_length=1, max_length=32)]
 
 Kind = Literal["direct", "group", "channel"]
+# §2: a `system` message is posted by the backend (server API) and has no sender.
+MessageKind = Literal["user", "system"]
 Role = Literal["owner", "admin", "moderator", "member", "read_only", "banned"]
 
 
@@ -112,6 +114,7 @@ class MessageObject(msgspec.Struct, frozen=True):
     created_at: str
     edited_at: str | None
     deleted_at: str | None
+    kind: MessageKind = "user"
 
 
 class ConversationObject(msgspec.Struct, frozen=True):

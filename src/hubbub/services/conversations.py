@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain import validation
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
@@ -171,6 +173,17 @@ class ConversationService:
         check_role_change(actor_role, current, role)
         if current is None:
             await self._users.ensure_users([user_id], self._clock())
+        return await self.apply_role(conversation_id, user_id, role)
+
+    async def apply_role(self, conversation_id: str, user_id: str,
+                         role: Role) -> tuple[Member, bool]:
+        """Store a role someone entitled to set it chose (a moderator, or the backend through
+        the server API), and announce it. Call after checking the conversation exists and
+        is not `direct`.
+
+        Raises:
+            NotFound: unknown (or erased) user; Conflict: the last owner steps down.
+        """
         member, created = await self._members.put_member(
             conversation_id, user_id, role, self._clock()
         )
@@ -203,12 +216,64 @@ class ConversationService:
         if target is None:
             raise NotFound("not a member")
         check_removal(actor_role, target, is_self=is_self)
-        await self._members.remove_member(conversation_id, user_id)
+        await self.end_membership(conversation_id, user_id)
+
+    async def end_membership(self, conversation_id: str, user_id: str) -> bool:
+        """Remove a membership whose removal was allowed, and announce it; False when
+        there was none.
+
+        Raises:
+            Conflict: the last owner leaves while others remain.
+        """
+        removed = await self._members.remove_member(conversation_id, user_id)
+        if removed:
+            self.membership_ended(conversation_id, user_id)
+        return removed
+
+    def membership_ended(self, conversation_id: str, user_id: str) -> None:
+        """Tell every instance a membership is gone (its role cache, its subscriptions)."""
         self._memberships.forget(conversation_id, user_id)
         self._events.membership_changed(conversation_id, user_id, None)
+
+    async def create_for(self, kind: Kind, plan: BackendPlan,
+                         conversation_id: str) -> Conversation:
+        """Create a conversation the backend asked for (server API), as `backend_plan`
+        checked it; a `direct` one returns the pair's existing conversation if any."""
+        conversation, _ = await self._conversations.create_conversation(
+            conversation_id, kind, plan.name, plan.creator_id, list(plan.others),
+            self._clock())
+        return conversation
 
     async def _require(self, conversation_id: str) -> Conversation:
         conversation = await self._conversations.get_conversation(conversation_id)
         if conversation is None:
             raise NotFound("unknown conversation - at `$.conversation_id`")
         return conversation
+
+
+class BackendPlan(NamedTuple):
+    """A conversation the backend asked for, checked: its creator ("" for none)."""
+
+    name: str | None
+    creator_id: str
+    others: tuple[str, ...]
+
+
+def backend_plan(kind: Kind, name: str | None, owner_id: str | None,
+                 member_ids: list[str]) -> BackendPlan:
+    """Check a server-API conversation before anything is stored: `owner_id` is its owner,
+    or None for none; a `direct` one takes exactly two members (peers) and no owner.
+
+    Raises:
+        BadRequest: wrong name or members for the kind.
+    """
+    checked = validation.check_conversation_name(kind, name)
+    members = [uid for uid in dict.fromkeys(member_ids) if uid != owner_id]
+    if kind == "direct":
+        if owner_id is not None or len(members) != 2:
+            raise BadRequest("a direct conversation takes exactly two member_ids and no "
+                             "owner - at `$.member_ids`")
+        owner_id, members = members[0], members[1:]
+    if len(members) > 1000:
+        raise BadRequest("at most 1000 initial members - at `$.member_ids`")
+    return BackendPlan(checked, owner_id or "", tuple(members))

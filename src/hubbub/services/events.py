@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hubbub.bus.base import Bus
-from hubbub.bus.envelope import Envelope, MembershipChanged, envelope_encoder
+from hubbub.bus.envelope import Envelope, MembershipChanged, UserDisconnected, envelope_encoder
 from hubbub.bus.topics import CONTROL, conversation_topic, user_topic
 from hubbub.protocol.codec import encode
 from hubbub.protocol.server import (
@@ -39,6 +39,12 @@ class Events:
         """Tell every instance to forget cached roles (and drop subscriptions on loss)."""
         self._bus.publish(CONTROL, envelope_encoder.encode(
             MembershipChanged(conversation_id, user_id, role)
+        ))
+
+    def disconnect_user(self, user_id: str, code: int, reason: str) -> None:
+        """Tell every instance to close the user's connections with `code` (§1)."""
+        self._bus.publish(CONTROL, envelope_encoder.encode(
+            UserDisconnected(user_id, code, reason)
         ))
 
 

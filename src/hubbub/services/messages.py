@@ -5,10 +5,18 @@ from __future__ import annotations
 from hubbub.domain import validation
 from hubbub.domain.clock import format_time
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
-from hubbub.domain.models import Conversation, Message, MessageDraft, Page, SendOutcome
+from hubbub.domain.models import (
+    SYSTEM_SENDER,
+    Conversation,
+    Erasure,
+    Message,
+    MessageDraft,
+    Page,
+    SendOutcome,
+)
 from hubbub.domain.permissions import Ability, can, require, require_read
 from hubbub.protocol.objects import Attachment
-from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage
+from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage, ReactionRemoved
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
@@ -45,28 +53,54 @@ class MessageService:
         if role is None:
             await self._require_conversation(conversation_id)
         require(role, Ability.SEND, what="send messages")
-        if parent_id is not None:
-            parent = await self._messages.get_message(parent_id)
-            if parent is None or parent.conversation_id != conversation_id:
-                raise BadRequest("parent message not found in this conversation - at `$.parent_id`")
-        draft = MessageDraft(
+        await self._check_parent(conversation_id, parent_id)
+        outcome = await self._store(MessageDraft(
             id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
             attachments=tuple(attachments), client_message_id=client_message_id,
             created_at=self._clock(),
-        )
-        outcome = await self._messages.send(draft)
-        if outcome.created:
-            outcome.view = message_object(outcome.message)
-            self._events.to_conversation(conversation_id, NewMessage(message=outcome.view))
+        ))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
         return outcome
+
+    async def post_system(self, conversation_id: str, content: str, parent_id: str | None,
+                          attachments: list[Attachment],
+                          client_message_id: str | None) -> SendOutcome:
+        """Store a message of kind `system` (no sender; the server API's) and broadcast
+        `NewMessage`, with the rules and the idempotency of `send`.
+
+        Raises:
+            BadRequest, NotFound
+        """
+        validation.check_message_body(content, attachments)
+        await self._require_conversation(conversation_id)
+        await self._check_parent(conversation_id, parent_id)
+        return await self._store(MessageDraft(
+            self._new_id(), conversation_id, SYSTEM_SENDER, "", content, parent_id,
+            tuple(attachments), client_message_id, self._clock()))
+
+    def erased(self, user_id: str, erasure: Erasure) -> None:
+        """Tell the conversations what erasing the user changed (deleted messages,
+        removed reactions), as if the user had done it."""
+        for message in erasure.tombstones:
+            assert message.deleted_at is not None
+            self._events.to_conversation(message.conversation_id, MessageDeleted(
+                conversation_id=message.conversation_id, message_id=message.id,
+                version=message.version, deleted_at=format_time(message.deleted_at),
+                deleted_by=SYSTEM_SENDER,
+            ))
+        for removed in erasure.reactions:
+            self._events.to_conversation(removed.conversation_id, ReactionRemoved(
+                conversation_id=removed.conversation_id, message_id=removed.message_id,
+                version=removed.version, user_id=user_id, emoji=removed.emoji,
+            ))
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
         """Replace the content of one's own live message; broadcasts `MessageEdited`."""
         validation.check_edit(content)
         message = await self._get(message_id)
+        _refuse_system(message, "edited")
         role = await self._memberships.role(message.conversation_id, actor.user_id)
         require(role, Ability.SEND, what="edit messages")
         if message.sender_id != actor.user_id:
@@ -81,6 +115,7 @@ class MessageService:
         """Soft-delete one's own message, or anyone's with `moderate`; broadcasts
         `MessageDeleted` unless it was deleted already."""
         message = await self._get(message_id)
+        _refuse_system(message, "deleted")
         role = await self._memberships.role(message.conversation_id, actor.user_id)
         if message.sender_id == actor.user_id:
             require(role, Ability.SEND, what="delete messages")
@@ -112,6 +147,21 @@ class MessageService:
         conversation = await self._require_conversation(conversation_id)
         require_read(conversation.kind, None)
 
+    async def _store(self, draft: MessageDraft) -> SendOutcome:
+        """Store a draft; broadcast `NewMessage` unless it was a retry."""
+        outcome = await self._messages.send(draft)
+        if outcome.created:
+            outcome.view = message_object(outcome.message)
+            self._events.to_conversation(draft.conversation_id,
+                                         NewMessage(message=outcome.view))
+        return outcome
+
+    async def _check_parent(self, conversation_id: str, parent_id: str | None) -> None:
+        if parent_id is not None:
+            parent = await self._messages.get_message(parent_id)
+            if parent is None or parent.conversation_id != conversation_id:
+                raise BadRequest("parent message not found in this conversation - at `$.parent_id`")
+
     async def _get(self, message_id: str) -> Message:
         message = await self._messages.get_message(message_id)
         if message is None:
@@ -123,3 +173,9 @@ class MessageService:
         if conversation is None:
             raise NotFound("unknown conversation - at `$.conversation_id`")
         return conversation
+
+
+def _refuse_system(message: Message, what: str) -> None:
+    """A system message is the backend's: no user edits or deletes it, not even an owner."""
+    if message.is_system:
+        raise Forbidden(f"a system message cannot be {what}")

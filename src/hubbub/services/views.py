@@ -29,6 +29,7 @@ def message_object(message: Message) -> MessageObject:
         created_at=format_time(message.created_at),
         edited_at=format_optional(message.edited_at),
         deleted_at=format_optional(message.deleted_at),
+        kind="system" if message.is_system else "user",
     )
 
 

@@ -482,8 +482,9 @@ function renderMessage(message) {
 
 function messageElement(message) {
   const mine = message.sender_id === state.me.id;
+  const system = message.kind === "system"; // posted by the backend, nobody's (PROTOCOL §2)
   const item = document.createElement("li");
-  item.className = mine ? "message mine" : "message";
+  item.className = system ? "message system" : mine ? "message mine" : "message";
   item.dataset.messageId = message.id;
   item.dataset.seq = String(message.seq);
 
@@ -491,7 +492,7 @@ function messageElement(message) {
   meta.className = "meta";
   const sender = document.createElement("span");
   sender.className = "sender";
-  sender.textContent = mine ? "You" : message.sender_name;
+  sender.textContent = system ? "Notice" : mine ? "You" : message.sender_name;
   const time = document.createElement("time");
   time.dateTime = message.created_at;
   time.textContent = new Date(message.created_at)

@@ -18,6 +18,7 @@ from hubbub.storage.calls import CallStore
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.database import Database
 from hubbub.storage.errors import StoreUnavailable
+from hubbub.storage.idempotency import IdempotencyStore
 from hubbub.storage.members import MemberStore
 from hubbub.storage.messages import MessageStore
 from hubbub.storage.reactions import ReactionStore
@@ -25,7 +26,8 @@ from hubbub.storage.receipts import ReceiptStore
 from hubbub.storage.search import SearchStore
 from hubbub.storage.users import UserStore
 
-__all__ = ["CallStore", "ConversationStore", "Database", "MemberStore", "MessageStore",
+__all__ = ["CallStore", "ConversationStore", "Database", "IdempotencyStore", "MemberStore",
+           "MessageStore",
            "ReactionStore", "ReceiptStore", "SearchStore", "StoreUnavailable", "Stores",
            "UserStore"]
 
@@ -43,3 +45,4 @@ class Stores:
     receipts: ReceiptStore
     search: SearchStore
     calls: CallStore
+    idempotency: IdempotencyStore

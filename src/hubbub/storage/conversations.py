@@ -17,7 +17,8 @@ class ConversationStore(Protocol):
         member_ids: list[str], now: int,
     ) -> tuple[Conversation, bool]:
         """Create it with the creator in `creator_role(kind)` and the others as members;
-        the creator's membership is accepted, the others' are not.
+        the creator's membership is accepted, the others' are not. `created_by` "": no
+        creator membership (a conversation the backend made without an owner).
 
         For `direct`, an existing conversation of the same pair is returned with False.
         """

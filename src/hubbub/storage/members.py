@@ -55,3 +55,9 @@ class MemberStore(Protocol):
             Conflict: it is the last owner's while other (non-banned) members remain —
             decided under the conversation's lock.
         """
+
+    async def remove_all_memberships(self, user_id: str) -> list[str]:
+        """End every membership of the user (an erasure), the last owner's too: the
+        conversation may be left without an owner, which the backend can fix with the
+        server API. A `direct` conversation it leaves is no longer the pair's (a new one
+        can be made for the pair). Returns the conversations it left."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hubbub.domain.models import Message, MessageDraft, Page, SendOutcome, SyncPage
+from hubbub.domain.models import Erasure, Message, MessageDraft, Page, SendOutcome, SyncPage
 
 
 class MessageStore(Protocol):
@@ -27,6 +27,13 @@ class MessageStore(Protocol):
 
     async def delete(self, message_id: str, deleted_by: str, now: int) -> tuple[Message, bool]:
         """Soft-delete; False when it was deleted already (nothing changed)."""
+
+    async def erase_user_content(self, user_id: str, now: int) -> Erasure:
+        """Erase what the user left in conversations: every message it sent becomes a
+        tombstone with its content, attachments, edit history and reactions deleted; its
+        reactions on other messages and its receipts are deleted. Each change clients see
+        (a live message deleted, a reaction removed) takes its conversation's next
+        version."""
 
     async def get_message(self, message_id: str) -> Message | None: ...
 

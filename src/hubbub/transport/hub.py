@@ -22,7 +22,13 @@ from collections.abc import Callable, Collection
 import msgspec
 
 from hubbub.bus.base import Bus
-from hubbub.bus.envelope import ControlEvent, Envelope, control_decoder, envelope_decoder
+from hubbub.bus.envelope import (
+    ControlEvent,
+    Envelope,
+    UserDisconnected,
+    control_decoder,
+    envelope_decoder,
+)
 from hubbub.bus.topics import (
     CONTROL,
     CONVERSATION,
@@ -51,6 +57,7 @@ log = get_logger("hubbub.hub")
 
 DeliveryCounter = Callable[[str, int], None]
 ControlListener = Callable[[ControlEvent], None]
+DisconnectListener = Callable[[UserDisconnected], None]
 
 
 class _OpenChunk:
@@ -88,6 +95,7 @@ class Hub:
         # 1-tuple costs 56 bytes where a set costs 216.
         self._by_user: dict[str, tuple[Connection, ...]] = {}
         self._control_listeners: list[ControlListener] = []
+        self._disconnect_listeners: list[DisconnectListener] = []
         self._hold = reorder_hold
         self._gates: dict[str, VersionGate[Envelope]] = {}
         # Each gate's timer with the deadline it was armed for: uvloop's `call_at` returns
@@ -120,6 +128,10 @@ class Hub:
 
     def add_control_listener(self, listener: ControlListener) -> None:
         self._control_listeners.append(listener)
+
+    def add_disconnect_listener(self, listener: DisconnectListener) -> None:
+        """Called on every instance when a user's connections must close everywhere."""
+        self._disconnect_listeners.append(listener)
 
     def start(self) -> None:
         self._bus.subscribe(CONTROL)
@@ -445,6 +457,10 @@ class Hub:
         try:
             event = control_decoder.decode(payload)
         except msgspec.DecodeError:
+            return
+        if isinstance(event, UserDisconnected):
+            for on_disconnect in self._disconnect_listeners:
+                on_disconnect(event)
             return
         if event.role is None or event.role == "banned":
             self.drop_user(event.user_id, event.conversation_id)

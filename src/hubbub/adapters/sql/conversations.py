@@ -68,12 +68,15 @@ class SqlConversationStore:
                 created_at=now, last_activity_at=now, direct_key=key,
             ))
             # The creator takes part by creating; the others have yet to accept.
+            # No creator row for a conversation the backend made without an owner.
             rows = [{"conversation_id": conversation_id, "user_id": created_by,
-                     "role": creator_role(kind), "joined_at": now, "accepted_at": now}]
+                     "role": creator_role(kind), "joined_at": now, "accepted_at": now}
+                    ] if created_by else []
             rows += [{"conversation_id": conversation_id, "user_id": uid, "role": "member",
                       "joined_at": now, "accepted_at": None}
                      for uid in dict.fromkeys(member_ids) if uid != created_by]
-            await conn.execute(members.insert(), rows)
+            if rows:
+                await conn.execute(members.insert(), rows)
             conversation = Conversation(
                 conversation_id, kind, name, created_by, now, 0, len(rows)
             )

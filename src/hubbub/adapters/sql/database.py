@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hubbub.adapters.sql.calls import SqlCallStore
 from hubbub.adapters.sql.conversations import UNREAD_COUNT_CAP, SqlConversationStore
 from hubbub.adapters.sql.dialect import Dialect, dialect_for
+from hubbub.adapters.sql.idempotency import SqlIdempotencyStore
 from hubbub.adapters.sql.members import SqlMemberStore
 from hubbub.adapters.sql.messages import SqlMessageStore
 from hubbub.adapters.sql.migrate import upgrade
@@ -45,6 +46,7 @@ class SqlDatabase:
             receipts=SqlReceiptStore(dialect, self.writer),
             search=SqlSearchStore(self.search_engine, dialect, search),
             calls=SqlCallStore(engine, dialect, self.writer),
+            idempotency=SqlIdempotencyStore(dialect, self.writer),
         )
 
     async def ping(self) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
-from hubbub.adapters.sql.schema import members, users
+from hubbub.adapters.sql.schema import conversations, members, users
 from hubbub.adapters.sql.shared import ReadConnection, count_where, lock_conversation, write
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.errors import Conflict, NotFound
@@ -133,9 +133,37 @@ class SqlMemberStore:
 
         return await write(self._writer, _end_membership, (conversation_id,))
 
+    async def remove_all_memberships(self, user_id: str) -> list[str]:
+        async with ReadConnection(self._engine) as conn:
+            ids = sorted(str(row[0]) for row in (await conn.execute(
+                select(members.c.conversation_id).where(members.c.user_id == user_id)
+            )).all())
+        removed: list[str] = []
+        for conversation_id in ids:  # one conversation lock at a time, in id order
+            if await self._remove_unconditionally(conversation_id, user_id):
+                removed.append(conversation_id)
+        return removed
+
+    async def _remove_unconditionally(self, conversation_id: str, user_id: str) -> bool:
+        async def _erase_membership(conn: AsyncConnection) -> bool:
+            await lock_conversation(self._writer, conn, conversation_id)
+            result = await conn.execute(delete(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id
+            ))
+            # A direct conversation stops being the pair's: were the user re-created, the
+            # pair would find one it is no member of.
+            await conn.execute(update(conversations).where(
+                conversations.c.id == conversation_id, conversations.c.direct_key.is_not(None)
+            ).values(direct_key=None))
+            return bool(result.rowcount)
+
+        return await write(self._writer, _erase_membership, (conversation_id,))
+
 
 async def _user_name(conn: AsyncConnection, user_id: str) -> str:
-    name = (await conn.execute(select(users.c.name).where(users.c.id == user_id))).scalar()
+    """The name of a user who may be added: known, and not erased (server API)."""
+    name = (await conn.execute(select(users.c.name).where(
+        users.c.id == user_id, users.c.erased_at.is_(None)))).scalar()
     if name is None:
         raise NotFound("unknown user")
     return str(name)

@@ -7,6 +7,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
+from hubbub.adapters.sql.erase import erase_user_content
 from hubbub.adapters.sql.schema import conversations, message_edits, messages, reactions
 from hubbub.adapters.sql.sends import SendBatch
 from hubbub.adapters.sql.shared import (
@@ -24,7 +25,7 @@ from hubbub.adapters.sql.shared import (
 )
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.errors import NotFound
-from hubbub.domain.models import Message, MessageDraft, Page, SendOutcome, SyncPage
+from hubbub.domain.models import Erasure, Message, MessageDraft, Page, SendOutcome, SyncPage
 
 
 class SqlMessageStore:
@@ -73,6 +74,9 @@ class SqlMessageStore:
 
         keys = await message_keys(self._engine, self._writer, message_id)
         return await write(self._writer, _soft_delete, keys)
+
+    async def erase_user_content(self, user_id: str, now: int) -> Erasure:
+        return await erase_user_content(self._engine, self._writer, user_id, now)
 
     async def get_message(self, message_id: str) -> Message | None:
         async with ReadConnection(self._engine) as conn:

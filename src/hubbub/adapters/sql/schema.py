@@ -30,6 +30,11 @@ users = Table(
     Column("name", String(100), nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_seen", BigInteger),
+    # Migration 0010: what the backend sets through the server API (PROTOCOL.md §8), and
+    # when the user was erased (their tokens are refused until the backend re-creates them).
+    Column("avatar_url", String(2048)),
+    Column("metadata", Text),
+    Column("erased_at", BigInteger),
 )
 
 conversations = Table(
@@ -119,6 +124,17 @@ receipts = Table(
     Column("conversation_id", ID, nullable=False),
     Column("delivered_at", BigInteger),
     Column("read_at", BigInteger),
+)
+
+# Migration 0010: the server API's `Idempotency-Key`s (PROTOCOL.md §8): the same key with
+# the same body finds the conversation the first request created.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("resource_id", ID, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
 )
 
 calls = Table(

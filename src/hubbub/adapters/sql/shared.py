@@ -30,7 +30,8 @@ SQL_ERRORS = (SQLAlchemyError, OSError)
 DRIVER_ERRORS = (*SQL_ERRORS, sqlite3.Error)
 
 _attachments_decoder = msgspec.json.Decoder(tuple[Attachment, ...])
-_MESSAGE_COLUMNS = (*messages.c, users.c.name.label("sender_name"))
+# An outer join: a system message (sender id "") has no user row; its sender name is "".
+_MESSAGE_COLUMNS = (*messages.c, func.coalesce(users.c.name, "").label("sender_name"))
 
 
 def unavailable(exc: BaseException, what: str = "database error") -> StoreUnavailable:
@@ -131,7 +132,8 @@ def count_where(condition: Any) -> Any:
 
 
 def message_select() -> Any:
-    return select(*_MESSAGE_COLUMNS).join(users, users.c.id == messages.c.sender_id)
+    return select(*_MESSAGE_COLUMNS).select_from(
+        messages.outerjoin(users, users.c.id == messages.c.sender_id))
 
 
 def to_message(row: Row[Any], reactions_of: dict[str, tuple[ReactionSummary, ...]]) -> Message:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from typing import Any
+
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
@@ -10,6 +12,14 @@ from hubbub.adapters.sql.schema import users
 from hubbub.adapters.sql.shared import ReadConnection, write_apart
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.models import User
+
+# What an erased user's row keeps of its name: nothing that identifies the person.
+ERASED_NAME = ""
+
+
+def _to_user(row: Row[Any]) -> User:
+    return User(row.id, row.name, row.created_at, row.last_seen, row.avatar_url,
+                row.metadata, row.erased_at)
 
 
 def placeholder_name(user_id: str) -> str:
@@ -33,10 +43,12 @@ class SqlUserStore:
                 ).on_conflict_do_nothing()
                 await conn.execute(statement)
                 return User(user_id, fallback, now, now)
-            if name and name != row.name:
+            user = _to_user(row)
+            if name and name != row.name and row.erased_at is None:
                 await conn.execute(update(users).where(users.c.id == user_id).values(name=name))
-                return User(user_id, name, row.created_at, row.last_seen)
-            return User(user_id, row.name, row.created_at, row.last_seen)
+                return User(user_id, name, row.created_at, row.last_seen, row.avatar_url,
+                            row.metadata)
+            return user
 
         return await write_apart(self._writer, _store_user)
 
@@ -60,5 +72,39 @@ class SqlUserStore:
 
     async def get_user(self, user_id: str) -> User | None:
         async with ReadConnection(self._engine) as conn:
+            row = (await conn.execute(select(users).where(
+                users.c.id == user_id, users.c.erased_at.is_(None)))).first()
+        return None if row is None else _to_user(row)
+
+    async def put_user(self, user_id: str, name: str | None, avatar_url: str | None,
+                       metadata: str | None, now: int) -> tuple[User, bool]:
+        async def _put_user(conn: AsyncConnection) -> tuple[User, bool]:
             row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
-        return None if row is None else User(row.id, row.name, row.created_at, row.last_seen)
+            if row is None:
+                await conn.execute(self._dialect.insert(users).values(
+                    id=user_id, name=name or placeholder_name(user_id), created_at=now,
+                    avatar_url=avatar_url, metadata=metadata,
+                ).on_conflict_do_nothing())
+            else:
+                revived = row.erased_at is not None
+                kept = row.name if row.name and not revived else placeholder_name(user_id)
+                await conn.execute(update(users).where(users.c.id == user_id).values(
+                    name=name or kept, avatar_url=avatar_url, metadata=metadata,
+                    erased_at=None))
+            stored = (await conn.execute(select(users).where(users.c.id == user_id))).one()
+            return _to_user(stored), row is None or row.erased_at is not None
+
+        return await write_apart(self._writer, _put_user)
+
+    async def erase_user(self, user_id: str, now: int) -> bool:
+        async def _erase_user(conn: AsyncConnection) -> bool:
+            erased_at = (await conn.execute(select(users.c.erased_at).where(
+                users.c.id == user_id))).first()
+            if erased_at is None:
+                return False
+            await conn.execute(update(users).where(users.c.id == user_id).values(
+                name=ERASED_NAME, avatar_url=None, metadata=None,
+                erased_at=erased_at[0] or now))
+            return True
+
+        return await write_apart(self._writer, _erase_user)
