@@ -3,11 +3,12 @@
 Messages cross instances over sharded pub/sub (each conversation's channel on the primary
 of its slot), and what the instances count together — presence, typing states, rate
 limits — works through the cluster: every counting key under one hash tag, so each
-counting script stays on one slot.
+counting script stays on one slot. A primary that restarts gets its channels back.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,13 +20,16 @@ from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
 from tests.support.flows import TIMEOUT
 from tests.support.process import ServerProcess
-from tests.support.redis_servers import RedisClusterNodes, command, hubbub_on, redis_cluster
+from tests.support.redis_servers import RedisClusterNodes, hubbub_on, redis_cluster
 from tests.support.server import User
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 RATE = 10  # "other actions" per second and burst, for one user across the whole cluster
 ROOMS = 12  # enough conversations that their channels land on more than one primary
+# A restarted primary: formed again within seconds; the bus retries within its 2 s cap.
+RECOVERY_WITHIN_S = 45.0
 
 
 @dataclass
@@ -67,13 +71,8 @@ async def test_messages_cross_instances_over_sharded_pubsub(deployment: Deployme
         assert reply["type"] == "ActionConfirmed", reply
         got = await receiver.expect("NewMessage", timeout=TIMEOUT)
         assert got["message"]["id"] == reply["message"]["id"]
-    holding = []
-    for index in range(len(deployment.redis.nodes)):
-        client = deployment.redis.client(index)
-        try:
-            holding.append(len(await command(client, "PUBSUB", "SHARDCHANNELS")))
-        finally:
-            await client.aclose()
+    redis = deployment.redis
+    holding = [len(await redis.shard_channels(i)) for i in range(len(redis.nodes))]
     assert sum(1 for n in holding if n) >= 2, f"shard channels per primary: {holding}"
     assert sum(holding) >= ROOMS  # instance 1 subscribed every room (some with more)
 
@@ -135,3 +134,44 @@ async def test_a_rate_limit_counts_both_instances(deployment: Deployment) -> Non
     user = deployment.instances[0].user("pinger")
     await assert_pings_limited([await instance.connect(user)
                                 for instance in deployment.instances], RATE)
+
+
+async def test_a_restarted_primary_gets_its_channels_back(deployment: Deployment) -> None:
+    """A primary killed and started again (its slots kept in its nodes.conf): the bus
+    replans its subscriber connections, subscribes the room's channel there again, and
+    messages flow live between the instances, with no restart of hubbub."""
+    alice, bob = deployment.instances[0].user(), deployment.instances[1].user()
+    room = await deployment.room(alice, bob)
+    sender = await deployment.joined(0, alice, room)
+    receiver = await deployment.joined(1, bob, room)
+    redis = deployment.redis
+    owners = [i for i in range(len(redis.nodes)) if await _subscribed_on(redis, i, room)]
+    assert len(owners) == 1, f"the room's channel is on primaries {owners}"
+    owner = owners[0]
+    await redis.nodes[owner].kill()
+    await redis.nodes[owner].start()
+    await redis.formed()
+    await until(lambda: _subscribed_on(redis, owner, room),
+                "instance 1 subscribes the room on the restarted primary again",
+                within=RECOVERY_WITHIN_S)
+    await until(lambda: _delivered(sender, receiver, room), "a message crosses again",
+                within=RECOVERY_WITHIN_S, every=0.5)
+
+
+async def _subscribed_on(redis: RedisClusterNodes, index: int, room: str) -> bool:
+    return any(room.encode() in channel for channel in await redis.shard_channels(index))
+
+
+async def _delivered(sender: ChatClient, receiver: ChatClient, room: str) -> bool:
+    """Send one message; whether its event reached the receiver within a second."""
+    reply = await sender.request("SendMessage", conversation_id=room, content="again",
+                                 timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    message_id = reply["message"]["id"]
+    deadline = asyncio.get_running_loop().time() + 1.0
+    while asyncio.get_running_loop().time() < deadline:
+        if any(f["type"] == "NewMessage" and f["message"]["id"] == message_id
+               for f in receiver.frames):
+            return True
+        await asyncio.sleep(0.02)
+    return False

@@ -73,6 +73,26 @@ class RedisClusterNodes:
     def client(self, index: int) -> Redis:
         return Redis(host="127.0.0.1", port=self.nodes[index].port)
 
+    async def formed(self) -> None:
+        """Wait until every node sees every other and all slots served."""
+        async def whole(client: Redis) -> bool:
+            info = await command(client, "CLUSTER", "INFO")
+            text = info.decode() if isinstance(info, bytes) else str(info)
+            return ("cluster_state:ok" in text
+                    and f"cluster_known_nodes:{len(self.nodes)}" in text)
+
+        for node in self.nodes:
+            await until(partial(_answers, node.port, whole),
+                        f"node {node.port} sees the whole cluster", within=FORMED_WITHIN_S)
+
+    async def shard_channels(self, index: int) -> list[bytes]:
+        """The sharded channels node `index` has subscribers on."""
+        client = self.client(index)
+        try:
+            return list(await command(client, "PUBSUB", "SHARDCHANNELS"))
+        finally:
+            await client.aclose()
+
 
 @contextlib.asynccontextmanager
 async def redis_cluster(workdir: Path, primaries: int = 3) -> AsyncIterator[RedisClusterNodes]:
@@ -93,16 +113,9 @@ async def redis_cluster(workdir: Path, primaries: int = 3) -> AsyncIterator[Redi
             "--cluster-yes", stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         output, _ = await asyncio.wait_for(created.communicate(), FORMED_WITHIN_S)
         assert created.returncode == 0, output.decode(errors="replace")
-
-        async def formed(client: Redis) -> bool:
-            info = await command(client, "CLUSTER", "INFO")
-            text = info.decode() if isinstance(info, bytes) else str(info)
-            return "cluster_state:ok" in text and f"cluster_known_nodes:{primaries}" in text
-
-        for node in nodes:
-            await until(partial(_answers, node.port, formed),
-                        f"node {node.port} sees the whole cluster", within=FORMED_WITHIN_S)
-        yield RedisClusterNodes(nodes)
+        cluster = RedisClusterNodes(nodes)
+        await cluster.formed()
+        yield cluster
     finally:
         for node in nodes:
             await node.stop()

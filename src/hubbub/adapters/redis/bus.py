@@ -206,7 +206,11 @@ class RedisBus:
             if not self._publisher_up:
                 try:
                     await self._client.ping()
-                except _ERRORS:
+                except Exception as exc:
+                    # Anything else from redis-py (a failover can surprise it) must not end
+                    # this task: a bus that never publishes again would look merely down.
+                    if not isinstance(exc, _ERRORS):
+                        log.exception("bus.publisher_failed")
                     await asyncio.sleep(backoff.next())
                     continue
                 backoff.reset()
@@ -225,14 +229,17 @@ class RedisBus:
             pipe.execute_command(self._publish_command, channel, payload)
         try:
             await pipe.execute()
-        except _ERRORS as exc:
+        except Exception as exc:  # any failure: drop, reconnect; never end the publish task
+            if not isinstance(exc, _ERRORS):
+                log.exception("bus.publisher_failed")
             lost = len(batch) + len(queue)
             queue.clear()
             self.dropped += lost
             log.warning("bus.publish_failed", error=type(exc).__name__, dropped=lost)
             self._set_publisher(False)
         finally:
-            await pipe.reset()  # type: ignore[no-untyped-call]
+            with contextlib.suppress(*_ERRORS):
+                await pipe.reset()  # type: ignore[no-untyped-call]
 
     # -- subscribing ---------------------------------------------------------------------
 
