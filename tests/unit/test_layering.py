@@ -3,7 +3,8 @@
 Rules, checked on the import statements of every module under src/hubbub (with `ast`, so
 imports under `if TYPE_CHECKING:` and inside functions count too):
 
-1. `protocol/` imports nothing of ours outside `protocol/`.
+1. `protocol/` imports nothing of ours outside `protocol/`, but `domain/limits.py`: the
+   bounds the wire types enforce, a module that itself imports nothing.
 2. `domain/` imports nothing of ours outside `domain/` and `protocol/`.
 3. `protocol/`, `domain/`, `services/` and the seams (`storage/`, `bus/`, `coordination/`)
    import no driver and no web framework.
@@ -43,6 +44,8 @@ HEAVY = ("sqlalchemy", "redis", "aiohttp", "asyncpg", "aiosqlite")
 SEAMS = ("hubbub.storage", "hubbub.bus", "hubbub.coordination")
 ADAPTERS = "hubbub.adapters"
 COMPOSITION_ROOTS = frozenset({"hubbub.app", "hubbub.cli", "hubbub.__main__"})
+# The one module of ours protocol/ may read besides its own: numbers, no imports.
+LIMITS = "hubbub.domain.limits"
 
 
 def module_name(path: Path) -> str:
@@ -126,8 +129,11 @@ def broken_rule(module: str, target: str) -> str | None:
     ours = in_package(target, "hubbub")
     layer = next((name for name in ("protocol", "domain", "services", "transport")
                   if in_package(module, f"hubbub.{name}")), None)
-    if layer == "protocol" and ours and not in_package(target, "hubbub.protocol"):
-        return "protocol/ imports only protocol/"
+    if layer == "protocol" and ours and not (in_package(target, "hubbub.protocol")
+                                             or target == LIMITS):
+        return "protocol/ imports only protocol/ (and domain/limits.py)"
+    if module == LIMITS and (ours or target != "__future__"):
+        return "domain/limits.py imports nothing"
     if layer == "domain" and ours and not (in_package(target, "hubbub.domain")
                                            or in_package(target, "hubbub.protocol")):
         return "domain/ imports only domain/ and protocol/"
@@ -216,6 +222,9 @@ def test_relative_imports_are_resolved() -> None:
 @pytest.mark.parametrize(("module", "target"), [
     ("hubbub.protocol.codec", "hubbub.domain.errors"),
     ("hubbub.protocol.client", "hubbub.services.context"),
+    ("hubbub.protocol.client", "hubbub.domain.errors"),
+    ("hubbub.domain.limits", "hubbub.protocol.objects"),
+    ("hubbub.domain.limits", "math"),
     ("hubbub.domain.models", "hubbub.services.views"),
     ("hubbub.domain.tokens", "hubbub.transport.auth"),
     ("hubbub.domain.clock", "hubbub.storage.members"),
@@ -254,6 +263,8 @@ def test_each_rule_catches_a_violation(module: str, target: str) -> None:
 
 @pytest.mark.parametrize(("module", "target"), [
     ("hubbub.domain.models", "hubbub.protocol.objects"),
+    ("hubbub.protocol.objects", "hubbub.domain.limits"),
+    ("hubbub.domain.limits", "__future__"),
     ("hubbub.services.membership", "hubbub.storage.members"),
     ("hubbub.storage.messages", "hubbub.domain.models"),
     ("hubbub.adapters.sql.messages", "hubbub.storage.messages"),

@@ -8,6 +8,14 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from hubbub.domain.limits import (
+    MAX_ATTACHMENTS,
+    MAX_CONTENT_CHARS,
+    MAX_EMOJI_CHARS,
+    MAX_ID_CHARS,
+    MAX_URL_CHARS,
+)
+
 # §2: every id is a lowercase hyphenated UUID string. msgspec matches a pattern with
 # `re.search`, where `$` also matches before a final "\n": the length bounds make the match
 # whole (36 characters, so "<uuid>\n" is refused).
@@ -20,12 +28,12 @@ def is_id(value: str) -> bool:
     """Whether `value` is an id of §2, as a whole (`re.fullmatch`: no trailing newline)."""
     return _UUID.fullmatch(value) is not None
 
-# §2: client_message_id and request_id are bounded to 64 characters.
-ClientMessageId = Annotated[str, Meta(min_length=1, max_length=64)]
-RequestId = Annotated[str, Meta(max_length=64)]
-# §2: content at most 4000 characters (blankness is a domain rule, see domain/validation.py).
-Content = Annotated[str, Meta(max_length=4000)]
-Emoji = Annotated[str, Meta(min_length=1, max_length=32)]
+# §2: client_message_id and request_id are bounded (domain/limits.py holds every bound).
+ClientMessageId = Annotated[str, Meta(min_length=1, max_length=MAX_ID_CHARS)]
+RequestId = Annotated[str, Meta(max_length=MAX_ID_CHARS)]
+# §2: content is bounded (blankness is a domain rule, see domain/validation.py).
+Content = Annotated[str, Meta(max_length=MAX_CONTENT_CHARS)]
+Emoji = Annotated[str, Meta(min_length=1, max_length=MAX_EMOJI_CHARS)]
 
 Kind = Literal["direct", "group", "channel"]
 Role = Literal["owner", "admin", "moderator", "member", "read_only", "banned"]
@@ -38,18 +46,18 @@ Count = Annotated[int, Meta(ge=0, le=2**53 - 1)]
 class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
     """Attachment metadata (§2); hubbub stores it but does not host files."""
 
-    url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    url: Annotated[str, Meta(min_length=1, max_length=MAX_URL_CHARS)]
     name: Annotated[str, Meta(min_length=1, max_length=255)]
     mime_type: Annotated[str, Meta(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=255)]
     size: Count
     width: Count | None = None
     height: Count | None = None
     duration_ms: Count | None = None
-    thumbnail_url: Annotated[str, Meta(max_length=2048)] | None = None
+    thumbnail_url: Annotated[str, Meta(max_length=MAX_URL_CHARS)] | None = None
 
 
-# §2: at most 10 attachments per message.
-Attachments = Annotated[list[Attachment], Meta(max_length=10)]
+# §2: attachments per message.
+Attachments = Annotated[list[Attachment], Meta(max_length=MAX_ATTACHMENTS)]
 
 
 class Reaction(msgspec.Struct, frozen=True):

@@ -50,7 +50,7 @@ from hubbub.logs import get_logger
 from hubbub.protocol import server as s
 from hubbub.protocol.codec import encode_json
 from hubbub.protocol.objects import CallObject, Role
-from hubbub.services.access import Access
+from hubbub.services.access import Access, require_conversation
 from hubbub.services.context import Actor, Clock, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
@@ -356,9 +356,7 @@ class CallService:
                                            what="place calls")
         if target_user_id == actor.user_id:
             raise BadRequest("cannot call yourself - at `$.target_user_id`")
-        conversation = await self._conversations.get_conversation(conversation_id)
-        if conversation is None:
-            raise NotFound("unknown conversation - at `$.conversation_id`")
+        conversation = await require_conversation(self._conversations, conversation_id)
         if target_user_id is None:
             if conversation.kind != "direct":
                 raise BadRequest("target_user_id is required outside direct conversations"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from hubbub.domain import validation
 from hubbub.domain.clock import format_time
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
-from hubbub.domain.models import Conversation, Message, MessageDraft, Page, SendOutcome
-from hubbub.domain.permissions import Ability, can, require, require_read
+from hubbub.domain.models import Message, MessageDraft, Page, SendOutcome
+from hubbub.domain.permissions import Ability, can, require
 from hubbub.protocol.objects import Attachment
 from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage
+from hubbub.services.access import Access, require_conversation
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
@@ -29,6 +30,7 @@ class MessageService:
         self._clock = clock
         self._new_id = new_id
         self._consent = consent
+        self._access = Access(memberships, conversations)
 
     async def send(self, actor: Actor, conversation_id: str, content: str,
                    parent_id: str | None, attachments: list[Attachment],
@@ -43,7 +45,7 @@ class MessageService:
         membership = await self._memberships.membership(conversation_id, actor.user_id)
         role = None if membership is None else membership.role
         if role is None:
-            await self._require_conversation(conversation_id)
+            await require_conversation(self._conversations, conversation_id)
         require(role, Ability.SEND, what="send messages")
         if parent_id is not None:
             parent = await self._messages.get_message(parent_id)
@@ -100,26 +102,11 @@ class MessageService:
     async def history(self, actor: Actor, conversation_id: str, before: int | None,
                       limit: int) -> Page:
         """A page of messages, ascending, older than `before` (a seq)."""
-        await self.require_readable(actor, conversation_id)
+        await self._access.require_readable(actor, conversation_id)
         return await self._messages.history(conversation_id, before, limit)
-
-    async def require_readable(self, actor: Actor, conversation_id: str) -> None:
-        """Raise NotFound or Forbidden unless the actor may read the conversation."""
-        role = await self._memberships.role(conversation_id, actor.user_id)
-        if role is not None:
-            require_read("group", role)
-            return
-        conversation = await self._require_conversation(conversation_id)
-        require_read(conversation.kind, None)
 
     async def _get(self, message_id: str) -> Message:
         message = await self._messages.get_message(message_id)
         if message is None:
             raise NotFound("unknown message - at `$.message_id`")
         return message
-
-    async def _require_conversation(self, conversation_id: str) -> Conversation:
-        conversation = await self._conversations.get_conversation(conversation_id)
-        if conversation is None:
-            raise NotFound("unknown conversation - at `$.conversation_id`")
-        return conversation

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from hubbub.domain.clock import format_time, parse_time
 from hubbub.domain.errors import BadRequest
+from hubbub.domain.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX
 from hubbub.services.calls import call_object
 from hubbub.services.context import Actor
 from hubbub.transport.http import json_response
@@ -17,8 +18,8 @@ from hubbub.transport.rest import authed, path_id
 from hubbub.transport.server import Server
 
 # The same page bounds as FetchHistory (§3).
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
+DEFAULT_LIMIT = HISTORY_LIMIT_DEFAULT
+MAX_LIMIT = HISTORY_LIMIT_MAX
 
 
 def routes(app: web.Application) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from hubbub.domain.errors import Code
 from hubbub.transport.auth import bearer_token
 from hubbub.transport.http import error_response, serves_websocket
 from hubbub.transport.server import SERVER, Server
@@ -73,7 +74,7 @@ async def metrics(request: web.Request) -> web.Response:
     if wanted is not None:
         given = bearer_token(request) or ""
         if not hmac.compare_digest(given.encode(), wanted.encode()):
-            response = error_response(401, "UNAUTHORIZED", "metrics need the metrics token")
+            response = error_response(401, Code.UNAUTHORIZED, "metrics need the metrics token")
             response.headers["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
     return web.Response(body=server.metrics.render(), headers={"Content-Type": _CONTENT_TYPE})

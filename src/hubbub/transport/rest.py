@@ -11,7 +11,13 @@ from msgspec import Meta
 
 from hubbub.bus.base import BusUnavailable
 from hubbub.domain.clock import format_optional, format_time
-from hubbub.domain.errors import BadRequest, ChatError
+from hubbub.domain.errors import BadRequest, ChatError, Code
+from hubbub.domain.limits import (
+    HISTORY_LIMIT_DEFAULT,
+    HISTORY_LIMIT_MAX,
+    MAX_INITIAL_MEMBERS,
+    MAX_RAW_NAME_CHARS,
+)
 from hubbub.domain.models import Conversation, Member, User
 from hubbub.domain.tokens import Identity
 from hubbub.logs import get_logger
@@ -45,8 +51,9 @@ Handler = Callable[[web.Request, Server, Actor], Awaitable[web.StreamResponse]]
 
 class CreateConversation(msgspec.Struct, frozen=True):
     kind: Kind
-    name: Annotated[str, Meta(max_length=200)] | None = None
-    member_ids: Annotated[list[Id], Meta(max_length=1000)] = msgspec.field(default_factory=list)
+    name: Annotated[str, Meta(max_length=MAX_RAW_NAME_CHARS)] | None = None
+    member_ids: Annotated[list[Id], Meta(max_length=MAX_INITIAL_MEMBERS)] = msgspec.field(
+        default_factory=list)
 
 
 class PutMember(msgspec.Struct, frozen=True):
@@ -113,13 +120,13 @@ def failure_response(server: Server, request: web.Request,
         return error_for(exc)
     if isinstance(exc, web.HTTPException):
         if exc.status >= 400:
-            code = {404: "NOT_FOUND", 405: "BAD_REQUEST", 413: "PAYLOAD_TOO_LARGE"}.get(
-                exc.status, "BAD_REQUEST")
+            code = {404: Code.NOT_FOUND, 405: Code.BAD_REQUEST,
+                    413: Code.PAYLOAD_TOO_LARGE}.get(exc.status, Code.BAD_REQUEST)
             return error_response(exc.status, code, exc.reason)
         raise exc
     log.exception("http.failed", method=request.method, path=request.path)
-    server.metrics.count_error("INTERNAL_ERROR")
-    return error_response(500, "INTERNAL_ERROR", "internal error")
+    server.metrics.count_error(Code.INTERNAL_ERROR)
+    return error_response(500, Code.INTERNAL_ERROR, "internal error")
 
 
 def authed(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -263,7 +270,7 @@ async def remove_member(request: web.Request, server: Server, actor: Actor) -> w
 
 async def list_messages(request: web.Request, server: Server, actor: Actor) -> web.Response:
     before = _int_query(request, "before", None, 0, 2**63 - 1)  # a BIGINT cursor
-    limit = _int_query(request, "limit", 50, 1, 100)
+    limit = _int_query(request, "limit", HISTORY_LIMIT_DEFAULT, 1, HISTORY_LIMIT_MAX)
     assert limit is not None
     page = await server.messages.history(actor, path_id(request), before, limit)
     return json_response({

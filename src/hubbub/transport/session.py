@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, assert_never
 
 from hubbub.domain.clock import format_time
-from hubbub.domain.errors import ChatError, RateLimited
+from hubbub.domain.errors import ChatError, Code, RateLimited
 from hubbub.logs import get_logger
 from hubbub.protocol import client as c
 from hubbub.protocol.codec import DecodeError, decode_client_message, encode
@@ -75,13 +75,13 @@ class Session:
         try:
             message: c.AnyClientMessage | Error = decode_client_message(data)
         except DecodeError as exc:
-            message = Error(code="BAD_REQUEST", message=exc.message, request_id=exc.request_id)
+            message = Error(code=Code.BAD_REQUEST, message=exc.message, request_id=exc.request_id)
         else:
             self._server.metrics.count_received(type(message).__name__)
         await self._start(message)
 
     async def on_binary(self) -> None:
-        await self._start(Error(code="BAD_REQUEST",
+        await self._start(Error(code=Code.BAD_REQUEST,
                                 message="binary frames are not supported; send JSON text frames"))
 
     async def _start(self, message: c.AnyClientMessage | Error) -> None:
@@ -132,7 +132,7 @@ class Session:
             return
         # No code of §4 says "unavailable"; the connection closes with 1001 right after, and
         # nothing of this request was stored, so the client retries it once reconnected.
-        self._reply(Error(code="INTERNAL_ERROR", request_id=message.request_id,
+        self._reply(Error(code=Code.INTERNAL_ERROR, request_id=message.request_id,
                           message="server shutting down: reconnect and retry"))
 
     async def close(self) -> None:
@@ -175,10 +175,10 @@ class Session:
         except Exception:
             log.exception("request.failed", type=type(message).__name__,
                           connection_id=self._connection.id)
-            response = Error(code="INTERNAL_ERROR", message="internal error",
+            response = Error(code=Code.INTERNAL_ERROR, message="internal error",
                              request_id=request_id)
         self._reply(response)
-        if isinstance(response, Error) and response.code == "RATE_LIMITED":
+        if isinstance(response, Error) and response.code == Code.RATE_LIMITED:
             # After the reply: the client sees the error that crossed the line, then 1008.
             self._note_rate_limited()
 

@@ -11,10 +11,16 @@ from aiohttp import WSMsgType, web
 
 from hubbub import logs
 from hubbub.domain.clock import format_time
-from hubbub.domain.errors import ChatError, RateLimited
+from hubbub.domain.errors import ChatError, Code, RateLimited
+from hubbub.domain.limits import (
+    HISTORY_LIMIT_MAX,
+    MAX_ATTACHMENTS,
+    MAX_CONTENT_CHARS,
+    MAX_EMOJI_PER_MESSAGE,
+    MAX_REACTIONS_PER_USER,
+    SYNC_LIMIT_MAX,
+)
 from hubbub.domain.models import User
-from hubbub.domain.reactions import MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER
-from hubbub.domain.validation import MAX_ATTACHMENTS, MAX_CONTENT_CHARS
 from hubbub.logs import get_logger
 from hubbub.protocol.codec import encode
 from hubbub.protocol.server import Connected, Limits
@@ -51,7 +57,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         server.requests.add(task)
     try:
         if server.closing:
-            return error_response(503, "UNAVAILABLE", "server shutting down")
+            return error_response(503, Code.UNAVAILABLE, "server shutting down")
         try:
             identity = await admit(server, request)
             user = await server.users.seen(identity)
@@ -151,7 +157,8 @@ def _greet(server: Server, connection: Connection) -> None:
         heartbeat_interval_ms=int(settings.heartbeat_interval * 1000),
         limits=Limits(
             max_frame_bytes=settings.max_frame_bytes, max_content_chars=MAX_CONTENT_CHARS,
-            max_attachments=MAX_ATTACHMENTS, history_limit_max=100, sync_limit_max=500,
+            max_attachments=MAX_ATTACHMENTS, history_limit_max=HISTORY_LIMIT_MAX,
+            sync_limit_max=SYNC_LIMIT_MAX,
             send_rate_per_s=settings.send_rate, send_burst=settings.send_burst,
             other_rate_per_s=settings.other_rate, other_burst=settings.other_burst,
             max_reaction_emoji_per_message=MAX_EMOJI_PER_MESSAGE,
