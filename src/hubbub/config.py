@@ -26,8 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from hubbub.delivery.repair import CHECK_INTERVAL_S
 from hubbub.domain.ratelimit import BucketRule
-from hubbub.transport.repair import CHECK_INTERVAL_S
 
 
 @dataclass(frozen=True)

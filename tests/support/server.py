@@ -13,11 +13,12 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from hubbub.app import STORES, create_app
+from hubbub.app import BUS, HUB, STORES, USE_CASES, create_app
 from hubbub.config import Settings
 from hubbub.domain.tokens import mint
 from hubbub.transport.listener import Listener
-from hubbub.transport.server import SERVER, Server
+from hubbub.transport.metrics import METRICS
+from hubbub.transport.websocket.connections import CONNECTIONS
 from tests.support.client import ChatClient
 from tests.support.stores import AnyStore
 
@@ -30,14 +31,20 @@ class User:
 
 
 class Internals:
-    """The Server's parts (`hub`, `sockets`, …) and, as `store`, every store it opened."""
+    """A running app's parts: `hub`, `bus`, `metrics`, `sockets` (the open connections),
+    every use case by name (`presence`, `typing`, …) and, as `store`, every store it
+    opened."""
 
-    def __init__(self, server: Server, store: AnyStore) -> None:
-        self.server = server
-        self.store = store
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.store = AnyStore(app[STORES])
+        self.hub = app[HUB]
+        self.bus = app[BUS]
+        self.metrics = app[METRICS]
+        self.sockets = app[CONNECTIONS].sockets
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.server, name)
+        return getattr(self.app[USE_CASES], name)
 
 
 @dataclass
@@ -60,7 +67,7 @@ class RunningServer:
     @property
     def internals(self) -> Internals:
         """The running parts, for assertions on server state (never to fake behaviour)."""
-        return Internals(self.app[SERVER], AnyStore(self.app[STORES]))
+        return Internals(self.app)
 
     def user(self, name: str | None = None, *, ttl: int = 3600, **claims: Any) -> User:
         """A new user (a fresh UUID) and a valid token for it."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hubbub.transport.connection import Connection
-from hubbub.transport.expiry import Expiries
+from hubbub.delivery.connection import Connection
+from hubbub.transport.websocket.expiry import Expiries
 
 
 def _connection(name: str) -> Connection:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hubbub.domain import validation
 from hubbub.domain.clock import format_time
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
-from hubbub.domain.models import Message, MessageDraft, Page, SendOutcome
+from hubbub.domain.models import Message, MessageDraft, Page
 from hubbub.domain.permissions import Ability, can, require
-from hubbub.protocol.objects import Attachment
+from hubbub.protocol.objects import Attachment, MessageObject
 from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage
 from hubbub.services.access import Access, require_conversation
 from hubbub.services.consent import Consent
@@ -17,6 +19,16 @@ from hubbub.services.membership import MembershipCache
 from hubbub.services.views import message_object
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.messages import MessageStore
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a send did: the stored message, whether this call created it (False: a retried
+    `client_message_id`), and its wire form, built once for the broadcast and the answer."""
+
+    message: Message
+    created: bool
+    view: MessageObject
 
 
 class MessageService:
@@ -34,7 +46,7 @@ class MessageService:
 
     async def send(self, actor: Actor, conversation_id: str, content: str,
                    parent_id: str | None, attachments: list[Attachment],
-                   client_message_id: str | None) -> SendOutcome:
+                   client_message_id: str | None) -> Sent:
         """Store a message and broadcast `NewMessage`; a retried `client_message_id` returns
         the stored message and broadcasts nothing. Sending accepts the membership.
 
@@ -58,12 +70,12 @@ class MessageService:
             created_at=self._clock(),
         )
         outcome = await self._messages.send(draft)
+        view = message_object(outcome.message)
         if outcome.created:
-            outcome.view = message_object(outcome.message)
-            self._events.to_conversation(conversation_id, NewMessage(message=outcome.view))
+            self._events.to_conversation(conversation_id, NewMessage(message=view))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
-        return outcome
+        return Sent(outcome.message, outcome.created, view)
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
         """Replace the content of one's own live message; broadcasts `MessageEdited`."""

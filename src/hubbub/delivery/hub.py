@@ -10,8 +10,8 @@ local connection needs them and unsubscribed after.
 
 Change events (those with a `version`) pass a `VersionGate` per conversation first, so they
 reach connections in version order even when instances' publishes cross on the bus
-(transport/ordering.py explains the rule). With a `ChangeSource` the hub also repairs what
-the bus lost, from the store, in the same order (transport/repair.py has the triggers).
+(delivery/ordering.py explains the rule). With a `ChangeSource` the hub also repairs what
+the bus lost, from the store, in the same order (delivery/repair.py has the triggers).
 """
 
 from __future__ import annotations
@@ -31,13 +31,11 @@ from hubbub.bus.topics import (
     parse_topic,
     user_topic,
 )
-from hubbub.logs import get_logger
-from hubbub.services.changes import Replay
-from hubbub.transport.connection import Connection
-from hubbub.transport.frames import text_frame
-from hubbub.transport.ordering import OrderStats, VersionGate
-from hubbub.transport.outbox import Chunk, Flusher
-from hubbub.transport.repair import (
+from hubbub.delivery.connection import Connection
+from hubbub.delivery.frames import text_frame
+from hubbub.delivery.ordering import OrderStats, VersionGate
+from hubbub.delivery.outbox import Chunk, Flusher
+from hubbub.delivery.repair import (
     CHECK_BATCH,
     CHECK_INTERVAL_S,
     REPAIR_CONCURRENCY,
@@ -46,6 +44,8 @@ from hubbub.transport.repair import (
     Lag,
     RepairStats,
 )
+from hubbub.logs import get_logger
+from hubbub.services.changes import Replay
 
 log = get_logger("hubbub.hub")
 
@@ -94,7 +94,7 @@ class Hub:
         # a plain Handle, without `when()`, for a deadline already passed.
         self._timers: dict[str, tuple[float, asyncio.Handle]] = {}
         self.order_stats = OrderStats()
-        # Repairs (transport/repair.py): at most one running per conversation, and the
+        # Repairs (delivery/repair.py): at most one running per conversation, and the
         # conversations whose bus resumed while theirs ran (they get another one after it).
         self._changes = changes
         self._check_interval = check_interval
@@ -320,7 +320,7 @@ class Hub:
                 self._deliver(recipients, event)
         self._arm(conversation_id, gate)
 
-    # -- repairs (transport/repair.py) ----------------------------------------------------
+    # -- repairs (delivery/repair.py) ----------------------------------------------------
 
     def _repair(self, conversation_id: str, trigger: str, again: bool = False) -> None:
         """Start a repair of the conversation from the last version delivered there, unless

@@ -1,0 +1,55 @@
+"""`/conversations` and `/conversations/{id}` (PROTOCOL.md §7)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+from msgspec import Meta
+
+from hubbub.domain.limits import MAX_INITIAL_MEMBERS, MAX_RAW_NAME_CHARS
+from hubbub.domain.models import Conversation
+from hubbub.protocol.objects import ConversationObject, Id, Kind
+from hubbub.protocol.objects import Role as RoleName
+from hubbub.services.context import Actor
+from hubbub.services.views import conversation_object, summary_object
+from hubbub.transport.http.api import Api, path_id
+from hubbub.transport.http.bodies import json_response, read_body
+
+
+class CreateConversation(msgspec.Struct, frozen=True):
+    kind: Kind
+    name: Annotated[str, Meta(max_length=MAX_RAW_NAME_CHARS)] | None = None
+    member_ids: Annotated[list[Id], Meta(max_length=MAX_INITIAL_MEMBERS)] = msgspec.field(
+        default_factory=list)
+
+
+async def list_conversations(request: web.Request, api: Api, actor: Actor) -> web.Response:
+    summaries = await api.conversations.list_for(actor)
+    return json_response({"conversations": [summary_object(s) for s in summaries]})
+
+
+async def create_conversation(request: web.Request, api: Api, actor: Actor) -> web.Response:
+    body = await read_body(request, CreateConversation, api.max_body_bytes)
+    conversation, created = await api.conversations.create(
+        actor, body.kind, body.name, body.member_ids
+    )
+    role = await api.conversations.role_of(actor, conversation.id)
+    return json_response(await _caller_view(api, actor, conversation, role),
+                         201 if created else 200)
+
+
+async def get_conversation(request: web.Request, api: Api, actor: Actor) -> web.Response:
+    conversation, role = await api.conversations.get(actor, path_id(request))
+    return json_response(await _caller_view(api, actor, conversation, role))
+
+
+async def _caller_view(api: Api, actor: Actor, conversation: Conversation,
+                       role: RoleName | None) -> ConversationObject:
+    """§2: a member sees its role, unread count and last message; others see neither."""
+    summary = (None if role is None
+               else await api.conversations.summary(actor, conversation.id))
+    if summary is None:
+        return conversation_object(conversation, role)
+    return summary_object(summary)
