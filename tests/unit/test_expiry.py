@@ -1,4 +1,4 @@
-"""Token expiry buckets (transport/expiry.py): a connection is due at its `exp`, never
+"""Token expiry buckets (transport/websocket/expiry.py): a connection is due at its `exp`, never
 before, at most a second after, and a closed one leaves nothing behind."""
 
 from __future__ import annotations

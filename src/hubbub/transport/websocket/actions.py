@@ -1,9 +1,9 @@
 """What each client message of PROTOCOL.md §3 does: one row per type, one use case each.
 
-The session decodes, rate-limits, calls the row of the message's type and sends what it
-returns; the rules are the services' (services/), the same the HTTP handlers call. A row
-only translates: the message's fields in, the use case's result out as the direct
-response of §3's table. A new message type without a row fails
+The session decodes, rate-limits, awaits the row of the message's type (`ACTIONS`) and
+sends what it returns; the rules are the services' (services/), the same ones the HTTP
+handlers call. A row only translates: the message's fields in, the use case's result out
+as the direct response of §3's table. A new message type without a row fails
 tests/unit/test_actions.py.
 """
 
@@ -41,12 +41,6 @@ class Actions:
         self.cases = cases
         self.hub = hub
         self.observe_send = observe_send
-
-    def run(self, actor: Actor, connection: Connection,
-            message: c.AnyClientMessage) -> Awaitable[ServerMessage]:
-        """The direct response to `message`, from the row of its type (not a coroutine of
-        its own: the row's is the only one awaited)."""
-        return ACTIONS[type(message)](self, actor, connection, message)
 
 
 class HubSubscription:

@@ -26,7 +26,7 @@ from hubbub.protocol.codec import DecodeError, decode_client_message, encode
 from hubbub.protocol.server import Error, ServerMessage
 from hubbub.services.context import Actor
 from hubbub.transport.metrics import Metrics
-from hubbub.transport.websocket.actions import Actions
+from hubbub.transport.websocket.actions import ACTIONS, Actions
 
 log = get_logger("hubbub.session")
 
@@ -180,7 +180,8 @@ class Session:
                 if actor is None:
                     actor = self._actor = Actor(self._connection.user_id,
                                                 self._connection.user_name)
-                response = await parts.actions.run(actor, self._connection, message)
+                response = await ACTIONS[type(message)](parts.actions, actor,
+                                                        self._connection, message)
         except ChatError as exc:
             response = Error(code=exc.code, message=exc.message, request_id=request_id)
             if isinstance(exc, RateLimited):
