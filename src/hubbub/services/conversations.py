@@ -15,13 +15,14 @@ from hubbub.domain.permissions import (
     require,
 )
 from hubbub.domain.ratelimit import BucketRule
-from hubbub.protocol.objects import Kind, Role
+from hubbub.protocol.objects import ConversationObject, Kind, Role
 from hubbub.protocol.server import UserJoined
 from hubbub.services.access import require_conversation
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
+from hubbub.services.views import conversation_object, summary_object
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.members import MemberStore
 from hubbub.storage.users import UserStore
@@ -102,6 +103,15 @@ class ConversationService:
         §2 shows wherever the caller is a member; None for non-members and the banned."""
         found = await self._conversations.list_conversations(actor.user_id, conversation_id)
         return found[0] if found else None
+
+    async def view(self, actor: Actor, conversation: Conversation,
+                   role: Role | None) -> ConversationObject:
+        """The conversation as §2 shows it to the caller: a member sees its role, unread
+        count and last message (read now); others see neither."""
+        summary = None if role is None else await self.summary(actor, conversation.id)
+        if summary is None:
+            return conversation_object(conversation, role)
+        return summary_object(summary)
 
     async def require_exists(self, conversation_id: str) -> Conversation:
         """Raise NotFound unless the conversation exists."""

@@ -15,7 +15,6 @@ from typing import Protocol
 from hubbub.protocol.objects import ConversationObject, Role
 from hubbub.services.context import Actor
 from hubbub.services.conversations import ConversationService
-from hubbub.services.views import conversation_object, summary_object
 
 
 class Subscription(Protocol):
@@ -58,9 +57,7 @@ class Joining:
         """
         conversation, role = await self._conversations.join(actor, conversation_id)
         await subscription.subscribe(conversation.id)
-        summary = await self._conversations.summary(actor, conversation.id)
-        view = (summary_object(summary) if summary is not None
-                else conversation_object(conversation, role))
+        view = await self._conversations.view(actor, conversation, role)
         subscription.baseline(conversation.id, view.version)
         return Joined(role, view)
 

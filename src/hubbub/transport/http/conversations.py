@@ -9,11 +9,9 @@ from aiohttp import web
 from msgspec import Meta
 
 from hubbub.domain.limits import MAX_INITIAL_MEMBERS, MAX_RAW_NAME_CHARS
-from hubbub.domain.models import Conversation
-from hubbub.protocol.objects import ConversationObject, Id, Kind
-from hubbub.protocol.objects import Role as RoleName
+from hubbub.protocol.objects import Id, Kind
 from hubbub.services.context import Actor
-from hubbub.services.views import conversation_object, summary_object
+from hubbub.services.views import summary_object
 from hubbub.transport.http.api import Api, path_id
 from hubbub.transport.http.bodies import json_response, read_body
 
@@ -36,20 +34,10 @@ async def create_conversation(request: web.Request, api: Api, actor: Actor) -> w
         actor, body.kind, body.name, body.member_ids
     )
     role = await api.conversations.role_of(actor, conversation.id)
-    return json_response(await _caller_view(api, actor, conversation, role),
+    return json_response(await api.conversations.view(actor, conversation, role),
                          201 if created else 200)
 
 
 async def get_conversation(request: web.Request, api: Api, actor: Actor) -> web.Response:
     conversation, role = await api.conversations.get(actor, path_id(request))
-    return json_response(await _caller_view(api, actor, conversation, role))
-
-
-async def _caller_view(api: Api, actor: Actor, conversation: Conversation,
-                       role: RoleName | None) -> ConversationObject:
-    """§2: a member sees its role, unread count and last message; others see neither."""
-    summary = (None if role is None
-               else await api.conversations.summary(actor, conversation.id))
-    if summary is None:
-        return conversation_object(conversation, role)
-    return summary_object(summary)
+    return json_response(await api.conversations.view(actor, conversation, role))
