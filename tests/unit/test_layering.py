@@ -422,9 +422,6 @@ LONG_MODULES = {
     # The call signalling of §3 over every instance: offers, answers, ring timers, the
     # sweep and the offline path share one state table (domain/calls.py); a split is due.
     "hubbub/services/calls.py",
-    # The fan-out with its order gates and repairs: the gate's timers and the repair's
-    # runs share the per-conversation state; splitting the repair out is due.
-    "hubbub/delivery/hub.py",
 }
 LONG_FUNCTIONS = {
     # The first migration is the schema as it was released: never edited again.
