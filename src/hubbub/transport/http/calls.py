@@ -11,8 +11,8 @@ from aiohttp import web
 from hubbub.domain.clock import format_time, parse_time
 from hubbub.domain.errors import BadRequest
 from hubbub.domain.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX
-from hubbub.services.calls import call_object
 from hubbub.services.context import Actor
+from hubbub.services.views import call_object
 from hubbub.transport.http.api import Api, path_id
 from hubbub.transport.http.bodies import json_response
 
