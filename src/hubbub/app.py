@@ -28,16 +28,19 @@ from hubbub.coordination import (
     TicketStore,
     TypingStates,
 )
+from hubbub.delivery.hub import Hub
 from hubbub.domain.tokens import TokenVerifier
 from hubbub.logs import get_logger
 from hubbub.notify import notify
 from hubbub.services.access import Access
+from hubbub.services.accounts import AccountService
 from hubbub.services.authentication import Authenticator
 from hubbub.services.calls import CallService
 from hubbub.services.changes import ChangeFeed
 from hubbub.services.consent import Consent
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
+from hubbub.services.joining import Joining
 from hubbub.services.membership import MembershipCache
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
@@ -47,26 +50,44 @@ from hubbub.services.search import SearchService
 from hubbub.services.sync import SyncService
 from hubbub.services.tickets import TicketService
 from hubbub.services.typing import TypingService
+from hubbub.services.usecases import UseCases
 from hubbub.services.users import UserService
-from hubbub.storage import Database, Stores
-from hubbub.transport import calls as call_routes
-from hubbub.transport import metrics_http, rest, server_api, static
+from hubbub.storage import Stores
+from hubbub.transport import server_api, static
 from hubbub.transport.access import request_ids
 from hubbub.transport.collectors import BreakerState
-from hubbub.transport.expiry import expire_tokens
-from hubbub.transport.http import WS_PATH
-from hubbub.transport.hub import Hub
-from hubbub.transport.metrics import Metrics
+from hubbub.transport.http import metrics as metrics_http
+from hubbub.transport.http.api import API, Api
+from hubbub.transport.http.bodies import WS_PATH
+from hubbub.transport.http.errors import errors_middleware
+from hubbub.transport.http.health import HEALTH, Health
+from hubbub.transport.http.routes import routes
+from hubbub.transport.metrics import METRICS, Metrics
 from hubbub.transport.repair_metrics import RepairCollector
-from hubbub.transport.server import SERVER, Server
+from hubbub.transport.server import LIFECYCLE, Lifecycle
 from hubbub.transport.shutdown import shut_down, track_requests
-from hubbub.transport.websocket import heartbeat, websocket_handler
+from hubbub.transport.websocket.actions import Actions
+from hubbub.transport.websocket.admission import Admission
+from hubbub.transport.websocket.connections import CONNECTIONS, Connections
+from hubbub.transport.websocket.endpoint import (
+    ENDPOINT,
+    Endpoint,
+    greeting_limits,
+    websocket_handler,
+)
+from hubbub.transport.websocket.expiry import Expiries, expire_tokens
+from hubbub.transport.websocket.heartbeat import heartbeat
+from hubbub.transport.websocket.session import SessionParts
 
 log = get_logger("hubbub.app")
 
 # The stores a running app opened, for tests' assertions on stored state (never handed to
 # a service or to transport whole: each part gets the nouns it uses).
 STORES = web.AppKey("stores", Stores)
+# The same for the use cases, the hub and the bus (tests read their state).
+USE_CASES = web.AppKey("use_cases", UseCases)
+HUB = web.AppKey("hub", Hub)
+BUS = web.AppKey("bus", Bus)
 
 
 def build_authenticator(settings: Settings) -> Authenticator:
@@ -171,10 +192,9 @@ def watch(metrics: Metrics, hub: Hub, database: SqlDatabase, bus: Bus) -> None:
         metrics.watch_pool(database.engine.pool)
 
 
-def build_server(settings: Settings, authenticator: Authenticator, stores: Stores,
-                 database: Database, bus: Bus, hub: Hub, metrics: Metrics,
-                 coordination: Coordination) -> Server:
-    """Every service, each given the stores and parts it uses, and the Server holding them."""
+def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
+                    coordination: Coordination) -> UseCases:
+    """Every service, each given the stores and parts it uses."""
     events = Events(bus)
     memberships = MembershipCache(stores.members)
     hub.add_control_listener(memberships.on_control)
@@ -183,16 +203,19 @@ def build_server(settings: Settings, authenticator: Authenticator, stores: Store
     limiter = coordination.limiter
     presence = PresenceService(stores.users, stores.members, events, coordination.presence)
     consent = Consent(stores.members, memberships, events, presence)
-    return Server(
-        settings=settings, database=database, bus=bus, hub=hub, metrics=metrics,
-        limiter=limiter, authenticator=authenticator, users=UserService(stores.users),
-        messages=MessageService(stores.messages, stores.conversations, memberships, events,
-                                consent),
-        conversations=ConversationService(stores.conversations, stores.members, stores.users,
-                                          memberships, events, consent, limiter,
-                                          settings.conversation_rule),
+    conversations = ConversationService(stores.conversations, stores.members, stores.users,
+                                        memberships, events, consent, limiter,
+                                        settings.conversation_rule)
+    messages = MessageService(stores.messages, stores.conversations, memberships, events,
+                              consent)
+    return UseCases(
+        users=UserService(stores.users),
+        messages=messages,
+        conversations=conversations,
+        accounts=AccountService(stores.users, stores.members, stores.messages,
+                                stores.idempotency, conversations, messages, presence, events),
+        joining=Joining(conversations),
         presence=presence,
-        connection_limit=coordination.connection_limit,
         tickets=TicketService(coordination.tickets),
         search=SearchService(stores.search, access),
         sync=SyncService(stores.messages, access),
@@ -204,31 +227,67 @@ def build_server(settings: Settings, authenticator: Authenticator, stores: Store
     )
 
 
+def open_doors(app: web.Application, settings: Settings, authenticator: Authenticator,
+               cases: UseCases, hub: Hub, bus: Bus, metrics: Metrics,
+               coordination: Coordination, health: Health) -> tuple[Connections, Expiries]:
+    """Give each door the few parts it uses (the app's keys): the WebSocket endpoint, the
+    HTTP API, the health checks, /metrics and the shutdown. Call it in the event loop."""
+    lifecycle = Lifecycle()
+    connections = Connections(metrics)
+    expiries = Expiries()
+    limiter = coordination.limiter
+    sessions = SessionParts(
+        actions=Actions(cases, hub, metrics.send_commit.observe), limiter=limiter,
+        send_rule=settings.send_rule, other_rule=settings.other_rule, metrics=metrics,
+        typing_closed=cases.typing.connection_closed, close=connections.close)
+    app[ENDPOINT] = Endpoint(
+        settings=settings, lifecycle=lifecycle,
+        admission=Admission(settings, limiter, authenticator, cases.tickets), users=cases.users,
+        presence=cases.presence, connection_limit=coordination.connection_limit,
+        connections=connections, expiries=expiries, hub=hub, metrics=metrics,
+        sessions=sessions, limits=greeting_limits(settings))
+    app[API] = Api(
+        authenticator=authenticator, limiter=limiter, send_rule=settings.send_rule,
+        other_rule=settings.other_rule, max_body_bytes=settings.max_body_bytes,
+        users=cases.users, conversations=cases.conversations, messages=cases.messages,
+        presence=cases.presence, tickets=cases.tickets, calls=cases.calls)
+    app[server_api.SERVER_API] = server_api.ServerApi(
+        api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
+        bus_healthy=lambda: bus.healthy, conversations=cases.conversations,
+        messages=cases.messages, accounts=cases.accounts)
+    hub.add_disconnect_listener(functools.partial(server_api.close_user, hub, connections))
+    app[HEALTH] = health
+    app[metrics_http.SCRAPE] = metrics_http.Scrape(metrics, settings.metrics_token)
+    app[METRICS] = metrics
+    app[LIFECYCLE] = lifecycle
+    app[CONNECTIONS] = connections
+    return connections, expiries
+
+
 def create_app(settings: Settings) -> web.Application:
     """An aiohttp application serving hubbub with `settings` (the JWT key must be set)."""
     authenticator = build_authenticator(settings)
     app = web.Application(
         middlewares=[request_ids, track_requests, metrics_http.time_requests,
-                     rest.errors_middleware],
+                     errors_middleware],
         client_max_size=settings.max_body_bytes,
         # aiohttp's keep-alive timer runs from a connection's opening and from each
         # response until the next request head is complete.
         handler_args={"keepalive_timeout": settings.request_timeout})
     app.on_response_prepare.append(metrics_http.count_response)
     app.router.add_get(WS_PATH, websocket_handler)
-    rest.routes(app)
-    server_api.install(app, STORES)  # /api/v1/server/: the backend's (PROTOCOL.md §8)
+    routes(app)
+    server_api.install(app)  # /api/v1/server/: the backend's (PROTOCOL.md §8)
     if settings.metrics_port is None:
         app.router.add_get(metrics_http.METRICS_PATH, metrics_http.metrics)
-    call_routes.routes(app)
     static.routes(app)
 
     async def on_shutdown(app: web.Application) -> None:
-        server: Server | None = app.get(SERVER)
-        if server is None:
+        lifecycle, connections = app.get(LIFECYCLE), app.get(CONNECTIONS)
+        if lifecycle is None or connections is None:
             return
         notify("STOPPING=1")  # systemd: the stop has begun (a no-op elsewhere)
-        await shut_down(server, settings.shutdown_grace)
+        await shut_down(lifecycle, connections, settings.shutdown_grace)
 
     app.cleanup_ctx.append(functools.partial(_lifespan, settings=settings,
                                              authenticator=authenticator))
@@ -258,24 +317,26 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     metrics.watch_breakers(coordination.breakers)
     if not settings.rate_limits:
         log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
-    server = build_server(settings, authenticator, stores, database, bus, hub, metrics,
-                          coordination)
-    server.presence.on_offline(server.calls.user_offline)
-    hub.add_control_listener(server.calls.on_control)
+    cases = build_use_cases(settings, stores, bus, hub, coordination)
+    cases.presence.on_offline(cases.calls.user_offline)
+    hub.add_control_listener(cases.calls.on_control)
     if coordination.watch_expired is not None:
-        coordination.watch_expired(server.presence.went_offline)
+        coordination.watch_expired(cases.presence.went_offline)
     if coordination.watch_revived is not None:
-        coordination.watch_revived(server.presence.back_online)
-    server.flusher_for_loop()
+        coordination.watch_revived(cases.presence.back_online)
+    connections, expiries = open_doors(app, settings, authenticator, cases, hub, bus, metrics,
+                                       coordination, Health(database, bus))
     await bus.start(hub.on_bus)
     hub.start()
-    await server.calls.start(server.presence.online)
-    app[SERVER] = server
-    app[STORES] = stores
-    beat = asyncio.get_running_loop().create_task(heartbeat(server))
-    sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
+    await cases.calls.start(cases.presence.online)
+    app[STORES], app[USE_CASES], app[HUB], app[BUS] = stores, cases, hub, bus
+    loop = asyncio.get_running_loop()
+    beat = loop.create_task(heartbeat(connections, settings.heartbeat_interval,
+                                      settings.heartbeat_timeout))
+    sweep = loop.create_task(expire_tokens(expiries, connections.close))
     apart = (None if settings.metrics_port is None else await metrics_http.serve_apart(
-        server, settings.metrics_host or settings.host, settings.metrics_port))
+        app[metrics_http.SCRAPE], settings.metrics_host or settings.host,
+        settings.metrics_port))
     try:
         yield
     finally:
@@ -286,8 +347,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
         for task in (beat, sweep):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await server.typing.close()
-        await server.calls.close()
+        await cases.typing.close()
+        await cases.calls.close()
         await hub.close()
         if coordination.close is not None:
             await coordination.close()

@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from hubbub.delivery.repair import CHECK_INTERVAL_S
 from hubbub.domain.ratelimit import BucketRule
 from hubbub.redis_url import parse_redis_url
-from hubbub.transport.repair import CHECK_INTERVAL_S
 
 
 @dataclass(frozen=True)

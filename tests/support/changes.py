@@ -1,4 +1,4 @@
-"""An in-memory `ChangeSource` (transport/repair.py): conversations whose messages take
+"""An in-memory `ChangeSource` (delivery/repair.py): conversations whose messages take
 versions as the store's do, read with the store's `sync` semantics, for hub tests that need
 a store without a database.
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from hubbub.app import STORES, create_app
+from hubbub.app import BUS, HUB, STORES, USE_CASES, create_app
 from hubbub.config import Settings
 from hubbub.domain.clock import format_time
 from hubbub.domain.tokens import mint
@@ -21,7 +21,9 @@ from hubbub.protocol.server import Pong
 from hubbub.services.context import now_micros
 from hubbub.services.events import Events
 from hubbub.transport.listener import Listener
-from hubbub.transport.server import SERVER, Server
+from hubbub.transport.metrics import METRICS
+from hubbub.transport.server import LIFECYCLE
+from hubbub.transport.websocket.connections import CONNECTIONS
 from tests.support.client import ChatClient
 from tests.support.stores import AnyStore
 from tests.support.waiting import until
@@ -35,14 +37,20 @@ class User:
 
 
 class Internals:
-    """The Server's parts (`hub`, `sockets`, …) and, as `store`, every store it opened."""
+    """A running app's parts: `hub`, `bus`, `metrics`, `sockets` (the open connections),
+    every use case by name (`presence`, `typing`, …) and, as `store`, every store it
+    opened."""
 
-    def __init__(self, server: Server, store: AnyStore) -> None:
-        self.server = server
-        self.store = store
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.store = AnyStore(app[STORES])
+        self.hub = app[HUB]
+        self.bus = app[BUS]
+        self.metrics = app[METRICS]
+        self.sockets = app[CONNECTIONS].sockets
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.server, name)
+        return getattr(self.app[USE_CASES], name)
 
 
 class OnLocalPort:
@@ -71,7 +79,7 @@ class RunningServer(OnLocalPort):
     @property
     def internals(self) -> Internals:
         """The running parts, for assertions on server state (never to fake behaviour)."""
-        return Internals(self.app[SERVER], AnyStore(self.app[STORES]))
+        return Internals(self.app)
 
     def user(self, name: str | None = None, *, ttl: int = 3600, **claims: Any) -> User:
         """A new user (a fresh UUID) and a valid token for it."""
@@ -98,18 +106,18 @@ class RunningServer(OnLocalPort):
         """Return once the server handles no HTTP request, closes no connection and runs no
         background task (a connection's handler ends only after its cleanup, which may
         broadcast: a typing stop, a call's end)."""
-        server: Server = self.app[SERVER]
+        lifecycle, connections = self.app[LIFECYCLE], self.app[CONNECTIONS]
 
         def quiet() -> bool:
-            busy = sum(not task.done() for task in server.requests)
-            return busy <= len(server.sockets) and not server.background
+            busy = sum(not task.done() for task in lifecycle.requests)
+            return busy <= len(connections.sockets) and not connections.background
 
         await until(quiet, "the server is idle")
 
     def publish_pong(self, user_id: str, connection_id: str, timestamp: str) -> None:
         """A `Pong` on this server's bus to one connection, behind every event the server
         published before (the barrier of `ChatClient.settle`)."""
-        events = Events(self.app[SERVER].bus)
+        events = Events(self.app[BUS])
         events.to_user(user_id, Pong(timestamp=timestamp, server_time=format_time(now_micros())),
                        only_connection=connection_id)
 

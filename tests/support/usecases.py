@@ -66,7 +66,7 @@ class Event:
 
 class Heard:
     """The bus handler of the use-case tests: records every event by topic and hands the
-    control events to their listeners, as the hub does (transport/hub.py)."""
+    control events to their listeners, as the hub does (delivery/hub.py)."""
 
     def __init__(self, bus: MemoryBus) -> None:
         self._bus = bus
@@ -155,6 +155,7 @@ class UseCases:
     calls: CallService
     typing: TypingService
     memberships: MembershipCache
+    access: Access
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
     async def user(self, name: str | None = None) -> Actor:
@@ -219,7 +220,7 @@ async def open_usecases(database: SqlDatabase, config: Settings | None = None) -
                         access, events, config.call_ring_timeout)
     typing = TypingService(access, events, MemoryTypingStates(), config.typing_timeout)
     built = UseCases(
-        stores=stores, bus=bus, heard=heard, memberships=memberships,
+        stores=stores, bus=bus, heard=heard, memberships=memberships, access=access,
         users=UserService(stores.users),
         messages=MessageService(stores.messages, stores.conversations, memberships, events,
                                 consent),

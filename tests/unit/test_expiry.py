@@ -1,12 +1,12 @@
-"""Token expiry buckets (transport/expiry.py): a connection is due at its `exp`, never
+"""Token expiry buckets (transport/websocket/expiry.py): a connection is due at its `exp`, never
 before, at most a second after, and a closed one leaves nothing behind."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hubbub.transport.connection import Connection
-from hubbub.transport.expiry import Expiries
+from hubbub.delivery.connection import Connection
+from hubbub.transport.websocket.expiry import Expiries
 
 
 def _connection(name: str) -> Connection:

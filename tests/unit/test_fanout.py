@@ -1,4 +1,4 @@
-"""The hub's fan-out through outboxes (transport/hub.py, outbox.py): one write per connection
+"""The hub's fan-out through outboxes (delivery/hub.py, outbox.py): one write per connection
 per tick, and each connection's frames in the order they were queued."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from hubbub.adapters.memory.bus import MemoryBus
 from hubbub.bus.envelope import Envelope, envelope_encoder
 from hubbub.bus.topics import conversation_topic, user_topic
-from hubbub.transport.connection import Connection
-from hubbub.transport.frames import text_frame
-from hubbub.transport.hub import Hub
-from hubbub.transport.outbox import Flusher, Outbox
+from hubbub.delivery.connection import Connection
+from hubbub.delivery.frames import text_frame
+from hubbub.delivery.hub import Hub
+from hubbub.delivery.outbox import Flusher, Outbox
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hubbub.adapters.memory.connection_limit import MemoryConnectionLimiter
-from hubbub.transport.handshake import client_ip, origin_allowed, trusted_networks
+from hubbub.transport.websocket.admission import client_ip, origin_allowed, trusted_networks
 
 PROXIES = trusted_networks(("10.0.0.0/8", "::1"))
 

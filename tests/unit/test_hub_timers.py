@@ -1,5 +1,5 @@
 """The hub's gap timers on the loop production runs (uvloop), when the loop lags behind a
-deadline (transport/hub.py `_arm`)."""
+deadline (delivery/hub.py `_arm`)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import uvloop
 from hubbub.adapters.memory.bus import MemoryBus
 from hubbub.bus.envelope import Envelope, envelope_encoder
 from hubbub.bus.topics import conversation_topic
-from hubbub.transport.connection import Connection
-from hubbub.transport.hub import Hub
-from hubbub.transport.outbox import Flusher, Outbox
+from hubbub.delivery.connection import Connection
+from hubbub.delivery.hub import Hub
+from hubbub.delivery.outbox import Flusher, Outbox
 
 ROOM = "room"
 # Short, so the lag that outlasts it is short too.

@@ -1,8 +1,8 @@
-"""The periodic check's rule (transport/repair.py `Lag`): which conversations it repairs."""
+"""The periodic check's rule (delivery/repair.py `Lag`): which conversations it repairs."""
 
 from __future__ import annotations
 
-from hubbub.transport.repair import Lag
+from hubbub.delivery.repair import Lag
 
 
 def test_lag_repairs_a_conversation_stuck_behind_the_store() -> None:

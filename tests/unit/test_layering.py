@@ -3,12 +3,14 @@
 Rules, checked on the import statements of every module under src/hubbub (with `ast`, so
 imports under `if TYPE_CHECKING:` and inside functions count too):
 
-1. `protocol/` imports nothing of ours outside `protocol/`.
+1. `protocol/` imports nothing of ours outside `protocol/`, but `domain/limits.py`: the
+   bounds the wire types enforce, a module that itself imports nothing.
 2. `domain/` imports nothing of ours outside `domain/` and `protocol/`.
-3. `protocol/`, `domain/`, `services/` and the seams (`storage/`, `bus/`, `coordination/`)
-   import no driver and no web framework.
-4. `services/` do not import `transport/`; the seams and the adapters import neither
-   `services/` nor `transport/` (they sit below both).
+3. `protocol/`, `domain/`, `services/`, `delivery/` and the seams (`storage/`, `bus/`,
+   `coordination/`) import no driver and no web framework.
+4. `services/` import neither `delivery/` nor `transport/`; `delivery/` (the hub and
+   the outboxes) does not import `transport/`; the seams and the adapters import none of
+   `services/`, `delivery/` and `transport/` (they sit below all three).
 5. Only the composition root (`app.py`, `cli.py`) imports an adapter (`adapters/…`). An
    adapter may import another (the Redis ones fall back to the memory ones).
 6. No import cycle among the imports that run when a module is imported: module level,
@@ -16,8 +18,11 @@ imports under `if TYPE_CHECKING:` and inside functions count too):
    that imports it, which needs no import at run time with postponed annotations).
 
 And at run time, which the statements alone cannot prove (a package's `__init__` pulls in
-whatever it imports): importing a seam package or a service in a fresh interpreter loads
-no driver.
+whatever it imports): importing a seam package, a service or a delivery module in a fresh
+interpreter loads no driver.
+
+Sizes (STYLE.md: small modules with one job): no module over MAX_MODULE_LINES, no
+function over MAX_FUNCTION_LINES, but the few exceptions listed with their reason.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ HEAVY = ("sqlalchemy", "redis", "aiohttp", "asyncpg", "aiosqlite")
 SEAMS = ("hubbub.storage", "hubbub.bus", "hubbub.coordination")
 ADAPTERS = "hubbub.adapters"
 COMPOSITION_ROOTS = frozenset({"hubbub.app", "hubbub.cli", "hubbub.__main__"})
+# The one module of ours protocol/ may read besides its own: numbers, no imports.
+LIMITS = "hubbub.domain.limits"
 
 
 def module_name(path: Path) -> str:
@@ -124,21 +131,29 @@ def is_seam(module: str) -> bool:
 def broken_rule(module: str, target: str) -> str | None:
     """Why importing `target` from `module` breaks a rule, or None when it is fine."""
     ours = in_package(target, "hubbub")
-    layer = next((name for name in ("protocol", "domain", "services", "transport")
+    layer = next((name for name in ("protocol", "domain", "services", "delivery",
+                                    "transport")
                   if in_package(module, f"hubbub.{name}")), None)
-    if layer == "protocol" and ours and not in_package(target, "hubbub.protocol"):
-        return "protocol/ imports only protocol/"
+    if layer == "protocol" and ours and not (in_package(target, "hubbub.protocol")
+                                             or target == LIMITS):
+        return "protocol/ imports only protocol/ (and domain/limits.py)"
+    if module == LIMITS and (ours or target != "__future__"):
+        return "domain/limits.py imports nothing"
     if layer == "domain" and ours and not (in_package(target, "hubbub.domain")
                                            or in_package(target, "hubbub.protocol")):
         return "domain/ imports only domain/ and protocol/"
-    if ((layer in ("protocol", "domain", "services") or is_seam(module))
+    above_services = in_package(target, "hubbub.delivery") or in_package(
+        target, "hubbub.transport")
+    if ((layer in ("protocol", "domain", "services", "delivery") or is_seam(module))
             and target.split(".")[0] in DRIVERS):
         return "a driver or the web framework"
-    if layer == "services" and in_package(target, "hubbub.transport"):
-        return "services/ sit below transport/"
+    if layer == "services" and above_services:
+        return "services/ sit below delivery/ and transport/"
+    if layer == "delivery" and in_package(target, "hubbub.transport"):
+        return "delivery/ sits below transport/"
     if (is_seam(module) or is_adapter(module)) and (
-            in_package(target, "hubbub.services") or in_package(target, "hubbub.transport")):
-        return "seams and adapters sit below services/ and transport/"
+            in_package(target, "hubbub.services") or above_services):
+        return "seams and adapters sit below services/, delivery/ and transport/"
     if (ours and is_adapter(target) and module not in COMPOSITION_ROOTS
             and not is_adapter(module)):
         return "only app.py and cli.py import adapters"
@@ -216,6 +231,9 @@ def test_relative_imports_are_resolved() -> None:
 @pytest.mark.parametrize(("module", "target"), [
     ("hubbub.protocol.codec", "hubbub.domain.errors"),
     ("hubbub.protocol.client", "hubbub.services.context"),
+    ("hubbub.protocol.client", "hubbub.domain.errors"),
+    ("hubbub.domain.limits", "hubbub.protocol.objects"),
+    ("hubbub.domain.limits", "math"),
     ("hubbub.domain.models", "hubbub.services.views"),
     ("hubbub.domain.tokens", "hubbub.transport.auth"),
     ("hubbub.domain.clock", "hubbub.storage.members"),
@@ -225,7 +243,7 @@ def test_relative_imports_are_resolved() -> None:
     ("hubbub.services.users", "aiohttp"),
     ("hubbub.services.users", "asyncpg"),
     ("hubbub.services.users", "aiosqlite"),
-    ("hubbub.services.events", "hubbub.transport.hub"),
+    ("hubbub.services.events", "hubbub.delivery.hub"),
     ("hubbub.services.membership", "hubbub.adapters.sql.members"),
     ("hubbub.services.membership", "hubbub.adapters.sql"),
     ("hubbub.services.messages", "hubbub.adapters.sql.messages"),
@@ -242,10 +260,15 @@ def test_relative_imports_are_resolved() -> None:
     ("hubbub.coordination.presence", "hubbub.adapters.memory.presence"),
     ("hubbub.coordination.typing", "hubbub.services.typing"),
     ("hubbub.coordination", "aiohttp"),
-    ("hubbub.bus.envelope", "hubbub.transport.hub"),
-    ("hubbub.adapters.redis.bus", "hubbub.transport.hub"),
+    ("hubbub.bus.envelope", "hubbub.delivery.hub"),
+    ("hubbub.adapters.redis.bus", "hubbub.delivery.hub"),
     ("hubbub.adapters.memory.typing", "hubbub.services.typing"),
     ("hubbub.adapters.sql.writer", "hubbub.transport.metrics"),
+    ("hubbub.services.joining", "hubbub.delivery.hub"),
+    ("hubbub.services.messages", "hubbub.transport.websocket.actions"),
+    ("hubbub.delivery.hub", "hubbub.transport.metrics"),
+    ("hubbub.delivery.outbox", "aiohttp"),
+    ("hubbub.storage.messages", "hubbub.delivery.connection"),
 ])
 def test_each_rule_catches_a_violation(module: str, target: str) -> None:
     """A made-up import that breaks a rule is reported."""
@@ -254,6 +277,8 @@ def test_each_rule_catches_a_violation(module: str, target: str) -> None:
 
 @pytest.mark.parametrize(("module", "target"), [
     ("hubbub.domain.models", "hubbub.protocol.objects"),
+    ("hubbub.protocol.objects", "hubbub.domain.limits"),
+    ("hubbub.domain.limits", "__future__"),
     ("hubbub.services.membership", "hubbub.storage.members"),
     ("hubbub.storage.messages", "hubbub.domain.models"),
     ("hubbub.adapters.sql.messages", "hubbub.storage.messages"),
@@ -262,7 +287,10 @@ def test_each_rule_catches_a_violation(module: str, target: str) -> None:
     ("hubbub.services.events", "hubbub.bus.topics"),
     ("hubbub.services.typing", "hubbub.coordination.typing"),
     ("hubbub.transport.rest", "hubbub.storage.errors"),
-    ("hubbub.transport.websocket", "aiohttp"),
+    ("hubbub.transport.websocket.endpoint", "aiohttp"),
+    ("hubbub.transport.websocket.actions", "hubbub.delivery.hub"),
+    ("hubbub.delivery.hub", "hubbub.services.changes"),
+    ("hubbub.delivery.hub", "hubbub.bus.topics"),
     ("hubbub.app", "hubbub.storage"),
     ("hubbub.app", "hubbub.adapters.redis.client"),
     ("hubbub.cli", "hubbub.adapters.sql"),
@@ -285,6 +313,17 @@ def test_allowed_imports_pass(module: str, target: str) -> None:
 def test_the_package_has_no_import_cycle() -> None:
     """No module imports, through any chain of imports that run, a module importing it."""
     assert find_cycle(import_graph(source_tree(at_import=True))) is None
+
+
+def test_the_doors_have_no_cycle_even_through_type_checking_imports() -> None:
+    """Among services/, delivery/ and transport/ no module names, even only for its types
+    (`if TYPE_CHECKING:`) or inside a function, one that imports it: each part gets what it
+    uses from app.py instead of reaching back for the record that holds it."""
+    doors = ("hubbub.services", "hubbub.delivery", "hubbub.transport")
+    tree = {module: {t for t in imported if any(in_package(t, d) for d in doors)}
+            for module, imported in source_tree().items()
+            if any(in_package(module, d) for d in doors)}
+    assert find_cycle(import_graph(tree)) is None
 
 
 def test_a_cycle_is_found() -> None:
@@ -326,7 +365,8 @@ def test_only_imports_that_run_at_import_count_for_cycles() -> None:
 
 
 def _seams_and_services() -> list[str]:
-    modules = sorted(m for m in source_tree() if in_package(m, "hubbub.services"))
+    modules = sorted(m for m in source_tree() if in_package(m, "hubbub.services")
+                     or in_package(m, "hubbub.delivery"))
     return [*SEAMS, *modules]
 
 
@@ -370,7 +410,7 @@ def drivers_loaded_by(module: str) -> dict[str, list[str]]:
 
 
 @pytest.mark.parametrize("module", _seams_and_services())
-def test_importing_a_seam_or_a_service_loads_no_driver(module: str) -> None:
+def test_importing_a_seam_a_service_or_delivery_loads_no_driver(module: str) -> None:
     """A fresh interpreter that imports it loads none of SQLAlchemy, redis, aiohttp,
     asyncpg and aiosqlite."""
     loaded = drivers_loaded_by(module)
@@ -382,3 +422,52 @@ def test_the_check_sees_a_driver_loaded() -> None:
     assert drivers_loaded_by("hubbub.adapters.redis.client") == {
         "redis": ["hubbub.adapters.redis.client"]}
     assert drivers_loaded_by("hubbub.services.views") == {}
+
+
+# -- sizes -----------------------------------------------------------------------------------
+
+MAX_MODULE_LINES = 420
+MAX_FUNCTION_LINES = 60
+# The exceptions, each with its reason; keep them few (a new one needs a reason here).
+LONG_MODULES: set[str] = set()
+LONG_FUNCTIONS = {
+    # The first migration is the schema as it was released: never edited again.
+    "hubbub/adapters/sql/migrations/versions/0001_initial_schema.py:upgrade",
+}
+
+
+def sizes() -> tuple[dict[str, int], dict[str, int]]:
+    """`({module path: lines}, {path:function: lines})` for every module under src/."""
+    modules: dict[str, int] = {}
+    functions: dict[str, int] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = str(path.relative_to(SRC))
+        source = path.read_text()
+        modules[name] = len(source.splitlines())
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert node.end_lineno is not None
+                functions[f"{name}:{node.name}"] = node.end_lineno - node.lineno + 1
+    return modules, functions
+
+
+def test_no_module_is_too_long() -> None:
+    """Every module but the listed exceptions has at most MAX_MODULE_LINES lines."""
+    modules, _ = sizes()
+    long = {name for name, lines in modules.items() if lines > MAX_MODULE_LINES}
+    assert long <= LONG_MODULES, sorted(long - LONG_MODULES)
+
+
+def test_no_function_is_too_long() -> None:
+    """Every function but the listed exceptions has at most MAX_FUNCTION_LINES lines."""
+    _, functions = sizes()
+    long = {name for name, lines in functions.items() if lines > MAX_FUNCTION_LINES}
+    assert long <= LONG_FUNCTIONS, sorted(long - LONG_FUNCTIONS)
+
+
+def test_the_exceptions_are_still_needed() -> None:
+    """An exception that fits the bounds again leaves the list (it stays short)."""
+    modules, functions = sizes()
+    assert {name for name in LONG_MODULES if modules.get(name, 0) <= MAX_MODULE_LINES} == set()
+    assert {name for name in LONG_FUNCTIONS
+            if functions.get(name, 0) <= MAX_FUNCTION_LINES} == set()

@@ -1,8 +1,8 @@
-"""The version gate that restores each conversation's event order (transport/ordering.py)."""
+"""The version gate that restores each conversation's event order (delivery/ordering.py)."""
 
 from __future__ import annotations
 
-from hubbub.transport.ordering import MAX_HELD, OrderStats, VersionGate
+from hubbub.delivery.ordering import MAX_HELD, OrderStats, VersionGate
 
 HOLD = 0.25
 
@@ -103,7 +103,7 @@ def test_too_many_held_events_give_up_the_gap_at_once() -> None:
     assert g.holding == 0
 
 
-# -- with a repair (transport/repair.py) ------------------------------------------------------
+# -- with a repair (delivery/repair.py) ------------------------------------------------------
 
 
 def waiting_gate(stats: OrderStats | None = None) -> VersionGate[str]:

@@ -1,4 +1,4 @@
-"""The hub repairs what the bus lost from the store (transport/repair.py): after a bus
+"""The hub repairs what the bus lost from the store (delivery/repair.py): after a bus
 outage, for a gap its gate gave up, and for a quiet conversation whose last event never
 came; each change reaches each connection once, in version order."""
 
@@ -17,10 +17,10 @@ from hubbub.adapters.memory.bus import MemoryBus
 from hubbub.bus.base import ResumeListener
 from hubbub.bus.envelope import Envelope, envelope_encoder
 from hubbub.bus.topics import conversation_topic
-from hubbub.transport.connection import Connection
-from hubbub.transport.hub import Hub
-from hubbub.transport.outbox import Flusher, Outbox
-from hubbub.transport.repair import REPAIR_CONCURRENCY, REPAIR_PAGE
+from hubbub.delivery.connection import Connection
+from hubbub.delivery.hub import Hub
+from hubbub.delivery.outbox import Flusher, Outbox
+from hubbub.delivery.repair import REPAIR_CONCURRENCY, REPAIR_PAGE
 from tests.support.changes import MemoryChanges
 from tests.support.waiting import until
 

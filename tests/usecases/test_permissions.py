@@ -59,7 +59,7 @@ async def test_outsiders_may_not_send_to_a_channel_they_did_not_join(uc: UseCase
     """A channel is readable by all, but sending needs membership."""
     owner, stranger = await uc.user(), await uc.user()
     room = await uc.conversation(owner, "channel")
-    await uc.messages.require_readable(stranger, room)
+    await uc.access.require_readable(stranger, room)
     with pytest.raises(Forbidden):
         await uc.send(stranger, room, "hi")
 
@@ -167,7 +167,7 @@ async def test_a_banned_member_cannot_rejoin_read_or_leave(uc: UseCases) -> None
     with pytest.raises(Forbidden):
         await uc.conversations.join(target, room)
     with pytest.raises(Forbidden):
-        await uc.messages.require_readable(target, room)
+        await uc.access.require_readable(target, room)
     with pytest.raises(Forbidden):
         await uc.conversations.remove_member(target, room, target.user_id)
     assert await uc.memberships.role(room, target.user_id) == "banned"

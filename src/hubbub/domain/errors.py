@@ -9,20 +9,37 @@
     ├── PayloadTooLarge     PAYLOAD_TOO_LARGE  413
     └── RateLimited         RATE_LIMITED       429 (+ retry_after_ms)
 
-Services raise these; the transport turns them into `Error` frames or JSON error bodies.
-Anything else that escapes is reported as INTERNAL_ERROR (HTTP 500) without details and
-logged with its traceback.
+`Code` lists every code a client can see, these and `UNAVAILABLE` (HTTP 503: the server
+is shutting down and refuses a new WebSocket); docs/PROTOCOL.md §4 documents each one
+(tests/unit/test_error_codes.py keeps that table complete). Services raise these; the
+transport turns them into `Error` frames or JSON error bodies. Anything else that escapes
+is reported as INTERNAL_ERROR (HTTP 500) without details and logged with its traceback.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import ClassVar
+
+
+class Code(StrEnum):
+    """The stable error codes of PROTOCOL.md §4 and §7 (a str: it goes on the wire as is)."""
+
+    BAD_REQUEST = "BAD_REQUEST"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    RATE_LIMITED = "RATE_LIMITED"
+    INTERNAL_ERROR = "INTERNAL_ERROR"
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 class ChatError(Exception):
     """An error the client is told about, with a stable code."""
 
-    code: ClassVar[str] = "INTERNAL_ERROR"
+    code: ClassVar[Code] = Code.INTERNAL_ERROR
     http_status: ClassVar[int] = 500
 
     def __init__(self, message: str) -> None:
@@ -31,39 +48,44 @@ class ChatError(Exception):
 
 
 class BadRequest(ChatError):
-    code = "BAD_REQUEST"
+    code = Code.BAD_REQUEST
     http_status = 400
 
 
 class Unauthorized(ChatError):
-    code = "UNAUTHORIZED"
+    code = Code.UNAUTHORIZED
     http_status = 401
 
 
 class Forbidden(ChatError):
-    code = "FORBIDDEN"
+    code = Code.FORBIDDEN
     http_status = 403
 
 
 class NotFound(ChatError):
-    code = "NOT_FOUND"
+    code = Code.NOT_FOUND
     http_status = 404
 
 
 class Conflict(ChatError):
-    code = "CONFLICT"
+    code = Code.CONFLICT
     http_status = 409
 
 
 class PayloadTooLarge(ChatError):
-    code = "PAYLOAD_TOO_LARGE"
+    code = Code.PAYLOAD_TOO_LARGE
     http_status = 413
 
 
 class RateLimited(ChatError):
-    code = "RATE_LIMITED"
+    code = Code.RATE_LIMITED
     http_status = 429
 
     def __init__(self, message: str, retry_after_ms: int) -> None:
         super().__init__(message)
         self.retry_after_ms = retry_after_ms
+
+
+def unknown_conversation() -> NotFound:
+    """The one NOT_FOUND for a conversation id that names nothing (§3: `conversation_id`)."""
+    return NotFound("unknown conversation - at `$.conversation_id`")

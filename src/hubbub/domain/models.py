@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from hubbub.protocol.objects import Attachment, Kind, MessageObject, Role
+from hubbub.protocol.objects import Attachment, Kind, Role
 
 
 class User(msgspec.Struct, frozen=True):
@@ -145,14 +145,11 @@ class SearchPage(msgspec.Struct, frozen=True):
     highlights: list[list[tuple[int, int]]] = msgspec.field(default_factory=list)
 
 
-class SendOutcome(msgspec.Struct):
+class SendOutcome(msgspec.Struct, frozen=True):
     """The stored message, and whether this call created it (False: an idempotent retry)."""
 
     message: Message
     created: bool
-    # The wire form, once the service built it for the broadcast, so the sender's
-    # ActionConfirmed reuses it instead of converting the message a second time.
-    view: MessageObject | None = None
 
 
 class SyncPage(msgspec.Struct, frozen=True):

@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import unicodedata
 
-# PROTOCOL.md §2: a conversation's name is 1–100 characters; a user's name is bounded the
-# same. Counted in code points (a Python str's length).
-MAX_NAME_CHARS = 100
+from hubbub.domain.limits import MAX_NAME_CHARS
+
+__all__ = ["MAX_NAME_CHARS", "display_name", "normalise_name"]
+
+# PROTOCOL.md §2: a conversation's name is 1–MAX_NAME_CHARS characters; a user's name is
+# bounded the same. Counted in code points (a Python str's length).
 
 # Format characters that are part of legitimate spelling (see the module docstring).
 _KEPT_FORMAT = frozenset({"\u200c", "\u200d"})

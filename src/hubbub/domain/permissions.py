@@ -68,11 +68,9 @@ def require_read(kind: Kind, role: Role | None) -> None:
         raise Forbidden("not allowed to read this conversation")
 
 
-def may_join(kind: Kind, role: Role | None) -> bool:
-    """Whether JoinConversation succeeds: members who may read, or anyone into a channel."""
-    if role is None:
-        return kind == "channel"
-    return can(role, Ability.READ)
+# JoinConversation succeeds exactly where reading does: members who may read, or anyone
+# but the banned into a channel. One rule under the name each caller asks by.
+may_join = can_read
 
 
 def check_role_change(actor: Role | None, target_current: Role | None, new_role: Role) -> None:

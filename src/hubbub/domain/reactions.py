@@ -8,15 +8,9 @@ emoji on a message, and at most `MAX_REACTIONS_PER_USER` of them by one user.
 from __future__ import annotations
 
 from hubbub.domain.errors import Conflict
+from hubbub.domain.limits import MAX_EMOJI_PER_MESSAGE, MAX_REACTIONS_PER_USER
 
-# Room for every emoji a conversation really uses on one message (Slack allows 50 distinct
-# reactions per message, Discord 20). With emoji of at most 32 characters a full list
-# costs ~9.5 KiB of a message object (measured: 50 emoji of 32 four-byte characters), plus
-# 39 bytes per further user on an emoji present.
-MAX_EMOJI_PER_MESSAGE = 50
-# A person expresses a few reactions to one message, not dozens; 20 keeps one user from
-# taking most of the message's emoji on their own (the cap above is shared).
-MAX_REACTIONS_PER_USER = 20
+__all__ = ["MAX_EMOJI_PER_MESSAGE", "MAX_REACTIONS_PER_USER", "check_new_reaction"]
 
 
 def check_new_reaction(distinct_emoji: int, emoji_present: bool, by_user: int) -> None:

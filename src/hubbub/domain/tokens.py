@@ -14,8 +14,9 @@ from typing import Any
 import jwt
 
 from hubbub.domain.errors import Unauthorized
+from hubbub.domain.limits import MAX_USER_ID_CHARS
 from hubbub.domain.names import display_name
-from hubbub.protocol.objects import MAX_USER_ID_CHARS, canonical_user_id, is_user_id
+from hubbub.protocol.objects import canonical_user_id, is_user_id
 
 # `exp` and `nbf` are epoch seconds up to 9999-12-31T23:59:59Z: the last instant an RFC 3339
 # time can spell, far inside what a float holds exactly (2**53). Anything larger, negative,

@@ -6,11 +6,9 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from hubbub.domain.errors import BadRequest
-from hubbub.domain.names import MAX_NAME_CHARS, normalise_name
+from hubbub.domain.limits import MAX_NAME_CHARS
+from hubbub.domain.names import normalise_name
 from hubbub.protocol.objects import Attachment
-
-MAX_CONTENT_CHARS = 4000
-MAX_ATTACHMENTS = 10
 
 
 def check_message_body(content: str, attachments: Sequence[Attachment]) -> None:

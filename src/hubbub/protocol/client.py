@@ -7,6 +7,15 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from hubbub.domain.limits import (
+    HISTORY_LIMIT_DEFAULT,
+    HISTORY_LIMIT_MAX,
+    MAX_QUERY_CHARS,
+    SEARCH_LIMIT_DEFAULT,
+    SEARCH_LIMIT_MAX,
+    SYNC_LIMIT_DEFAULT,
+    SYNC_LIMIT_MAX,
+)
 from hubbub.protocol.objects import (
     Attachments,
     ClientMessageId,
@@ -17,8 +26,9 @@ from hubbub.protocol.objects import (
     UserId,
 )
 
-Limit100 = Annotated[int, Meta(ge=1, le=100)]
-Limit500 = Annotated[int, Meta(ge=1, le=500)]
+HistoryLimit = Annotated[int, Meta(ge=1, le=HISTORY_LIMIT_MAX)]
+SearchLimit = Annotated[int, Meta(ge=1, le=SEARCH_LIMIT_MAX)]
+SyncLimit = Annotated[int, Meta(ge=1, le=SYNC_LIMIT_MAX)]
 # A `seq` or `version` cursor: stored as a signed 64-bit integer, so a larger one is refused
 # here rather than failing in the database.
 Cursor = Annotated[int, Meta(ge=0, le=2**63 - 1)]
@@ -65,13 +75,13 @@ class LeaveConversation(ClientMessage, tag="LeaveConversation", frozen=True):
 class FetchHistory(ClientMessage, tag="FetchHistory", frozen=True):
     conversation_id: Id
     before: Cursor | None = None
-    limit: Limit100 = 50
+    limit: HistoryLimit = HISTORY_LIMIT_DEFAULT
 
 
 class SearchMessages(ClientMessage, tag="SearchMessages", frozen=True):
-    query: Annotated[str, Meta(min_length=1, max_length=200)]
+    query: Annotated[str, Meta(min_length=1, max_length=MAX_QUERY_CHARS)]
     conversation_id: Id | None = None
-    limit: Limit100 = 50
+    limit: SearchLimit = SEARCH_LIMIT_DEFAULT
     # Added (PROTOCOL.md §3): how the query matches, and the page to continue from.
     mode: Literal["auto", "words", "substring"] = "auto"
     cursor: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
@@ -81,7 +91,7 @@ class SyncMessages(ClientMessage, tag="SyncMessages", frozen=True):
     conversation_id: Id
     since_version: Cursor | None = None
     since: Annotated[str, Meta(max_length=64)] | None = None
-    limit: Limit500 = 100
+    limit: SyncLimit = SYNC_LIMIT_DEFAULT
 
 
 class Typing(ClientMessage, tag="Typing", frozen=True):

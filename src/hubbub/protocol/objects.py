@@ -8,6 +8,15 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from hubbub.domain.limits import (
+    MAX_ATTACHMENTS,
+    MAX_CONTENT_CHARS,
+    MAX_EMOJI_CHARS,
+    MAX_ID_CHARS,
+    MAX_URL_CHARS,
+    MAX_USER_ID_CHARS,
+)
+
 # §2: every id is a lowercase hyphenated UUID string. msgspec matches a pattern with
 # `re.search`, where `$` also matches before a final "\n": the length bounds make the match
 # whole (36 characters, so "<uuid>\n" is refused).
@@ -24,8 +33,7 @@ def is_id(value: str) -> bool:
 # §2: a user id is the backend's own: 1–128 printable ASCII characters, no space (an
 # integer primary key as text, a UUID, `auth0|…`, a Firebase uid, `user_2ab…`). `\Z`, not
 # `$`: msgspec matches with `re.search`, and `$` would let a final "\n" through.
-MAX_USER_ID_CHARS = 128
-USER_ID_PATTERN = r"^[!-~]{1,128}\Z"
+USER_ID_PATTERN = rf"^[!-~]{{1,{MAX_USER_ID_CHARS}}}\Z"
 UserId = Annotated[str, Meta(pattern=USER_ID_PATTERN, min_length=1,
                              max_length=MAX_USER_ID_CHARS)]
 _USER_ID = re.compile(USER_ID_PATTERN)
@@ -34,7 +42,7 @@ _UUID_ANY_CASE = re.compile(UUID_PATTERN, re.IGNORECASE)
 
 # What msgspec says of a value the pattern refuses, and what a person reads instead.
 _USER_ID_REFUSED = f"Expected `str` matching regex {USER_ID_PATTERN!r}"
-USER_ID_RULE = "a user id: 1-128 printable ASCII characters without spaces"
+USER_ID_RULE = f"a user id: 1-{MAX_USER_ID_CHARS} printable ASCII characters without spaces"
 
 
 def explain(error: str) -> str:
@@ -55,12 +63,12 @@ def canonical_user_id(value: str) -> str:
     """
     return value.lower() if _UUID_ANY_CASE.fullmatch(value) else value
 
-# §2: client_message_id and request_id are bounded to 64 characters.
-ClientMessageId = Annotated[str, Meta(min_length=1, max_length=64)]
-RequestId = Annotated[str, Meta(max_length=64)]
-# §2: content at most 4000 characters (blankness is a domain rule, see domain/validation.py).
-Content = Annotated[str, Meta(max_length=4000)]
-Emoji = Annotated[str, Meta(min_length=1, max_length=32)]
+# §2: client_message_id and request_id are bounded (domain/limits.py holds every bound).
+ClientMessageId = Annotated[str, Meta(min_length=1, max_length=MAX_ID_CHARS)]
+RequestId = Annotated[str, Meta(max_length=MAX_ID_CHARS)]
+# §2: content is bounded (blankness is a domain rule, see domain/validation.py).
+Content = Annotated[str, Meta(max_length=MAX_CONTENT_CHARS)]
+Emoji = Annotated[str, Meta(min_length=1, max_length=MAX_EMOJI_CHARS)]
 
 Kind = Literal["direct", "group", "channel"]
 # §2: a `system` message is posted by the backend (server API) and has no sender.
@@ -75,18 +83,18 @@ Count = Annotated[int, Meta(ge=0, le=2**53 - 1)]
 class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
     """Attachment metadata (§2); hubbub stores it but does not host files."""
 
-    url: Annotated[str, Meta(min_length=1, max_length=2048)]
+    url: Annotated[str, Meta(min_length=1, max_length=MAX_URL_CHARS)]
     name: Annotated[str, Meta(min_length=1, max_length=255)]
     mime_type: Annotated[str, Meta(pattern=r"^[\w.+-]+/[\w.+-]+$", max_length=255)]
     size: Count
     width: Count | None = None
     height: Count | None = None
     duration_ms: Count | None = None
-    thumbnail_url: Annotated[str, Meta(max_length=2048)] | None = None
+    thumbnail_url: Annotated[str, Meta(max_length=MAX_URL_CHARS)] | None = None
 
 
-# §2: at most 10 attachments per message.
-Attachments = Annotated[list[Attachment], Meta(max_length=10)]
+# §2: attachments per message.
+Attachments = Annotated[list[Attachment], Meta(max_length=MAX_ATTACHMENTS)]
 
 
 class Reaction(msgspec.Struct, frozen=True):

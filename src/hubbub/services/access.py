@@ -7,12 +7,22 @@ let anyone read a public channel.
 
 from __future__ import annotations
 
-from hubbub.domain.errors import NotFound
+from hubbub.domain.errors import unknown_conversation
+from hubbub.domain.models import Conversation
 from hubbub.domain.permissions import Ability, require, require_read
 from hubbub.protocol.objects import Role
 from hubbub.services.context import Actor
 from hubbub.services.membership import MembershipCache
 from hubbub.storage.conversations import ConversationStore
+
+
+async def require_conversation(conversations: ConversationStore,
+                               conversation_id: str) -> Conversation:
+    """The conversation, or the one NOT_FOUND every request naming an unknown one gets."""
+    conversation = await conversations.get_conversation(conversation_id)
+    if conversation is None:
+        raise unknown_conversation()
+    return conversation
 
 
 class Access:
@@ -33,9 +43,7 @@ class Access:
         if role is not None:
             require_read("group", role)
             return role
-        conversation = await self._conversations.get_conversation(conversation_id)
-        if conversation is None:
-            raise NotFound("unknown conversation - at `$.conversation_id`")
+        conversation = await require_conversation(self._conversations, conversation_id)
         require_read(conversation.kind, None)
         return None
 
@@ -47,8 +55,8 @@ class Access:
             NotFound: unknown conversation; Forbidden: not a member, or the role lacks it.
         """
         role = await self._memberships.role(conversation_id, actor.user_id)
-        if role is None and await self._conversations.get_conversation(conversation_id) is None:
-            raise NotFound("unknown conversation - at `$.conversation_id`")
+        if role is None:
+            await require_conversation(self._conversations, conversation_id)
         require(role, ability, what=what)
         assert role is not None
         return role

@@ -16,10 +16,8 @@ A party who loses the `send` permission in the conversation (banned, removed, ma
 `read_only`) ends its open calls there: every instance hears the `MembershipChanged`
 control event, and the conditional transition lets exactly one of them announce it.
 
-Ring timeouts: the instance that placed the call keeps a timer. Should that instance stop,
-a ringing call past its deadline is ended by whoever touches it next, or by the sweep every
-instance runs once per ring timeout. An instance that starts also ends the open calls of
-parties who are connected nowhere (left behind by an instance that stopped).
+How calls end — ring timeouts, parties gone, the sweep and the settling at start — is in
+services/call_endings.py.
 
 Actions on one call are handled one at a time per instance, in arrival order, so that a
 connection's offer, candidates and answer are relayed in the order it sent them.
@@ -27,50 +25,35 @@ connection's offer, candidates and answer are relayed in the order it sent them.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from hubbub.bus.envelope import ControlEvent
 from hubbub.domain.calls import (
     Call,
     CallEvent,
     CallState,
-    EndReason,
     Party,
     check_candidate_size,
     check_device,
     step,
 )
-from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.errors import BadRequest, Conflict, Forbidden, NotFound
 from hubbub.domain.permissions import Ability, can
 from hubbub.logs import get_logger
 from hubbub.protocol import server as s
 from hubbub.protocol.codec import encode_json
-from hubbub.protocol.objects import CallObject, Role, canonical_user_id
-from hubbub.services.access import Access
+from hubbub.protocol.objects import canonical_user_id
+from hubbub.services.access import Access, require_conversation
+from hubbub.services.call_endings import CallEndings, Online
 from hubbub.services.context import Actor, Clock, now_micros
 from hubbub.services.events import Events
+from hubbub.services.locks import KeyedLocks
 from hubbub.services.membership import MembershipCache
 from hubbub.storage.calls import CallStore
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.members import MemberStore
 
 log = get_logger("hubbub.calls")
-
-# Which of these users are connected anywhere (PresenceService.online).
-Online = Callable[[list[str]], Awaitable[set[str]]]
-
-# Calls settled per query at start and per sweep; a backlog bigger than this is worked
-# through batch by batch (at start) or sweep by sweep.
-SWEEP_BATCH = 500
-# A transition lost to a concurrent one is decided again on the fresh state; a call moves
-# at most twice (ringing → active → ended), so two retries always suffice.
-_ATTEMPTS = 3
-# The roles that may take part in calls (§5 `send`); any other role, or none, ends them.
-_CALLING_ROLES = frozenset(role for role in get_args(Role) if can(role, Ability.SEND))
 
 
 class CallService:
@@ -86,47 +69,28 @@ class CallService:
         self._access = access
         self._events = events
         self._clock = clock
-        self._ring_timeout = ring_timeout
-        self._ring_timeout_us = int(ring_timeout * 1_000_000)
-        self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._locks = _KeyedLocks()
-        self._sweeper: asyncio.Task[None] | None = None
+        self._locks = KeyedLocks()
+        self._endings = CallEndings(calls, memberships, events, ring_timeout, clock,
+                                    self._locks)
 
     async def start(self, online: Online) -> None:
         """Settle the calls that stopped instances left open, then keep watch for ringing
-        calls whose timer is gone. Call once the bus is started.
-
-        An open call ends as `timeout` when it rang past the ring timeout, and as
-        `disconnected` when a party is connected nowhere (`online`): the instance that
-        would have noticed is gone. Calls of connected parties are left alone.
-        """
-        after: tuple[int, str] | None = None
-        while True:
-            batch = await self._calls.open_calls(after, SWEEP_BATCH)
-            parties = sorted({uid for call in batch for uid in (call.caller_id, call.callee_id)})
-            present = await online(parties) if parties else set()
-            for call in batch:
-                async with self._locks.hold(call.id):
-                    await self._settle(call, present)
-            if len(batch) < SWEEP_BATCH:
-                break
-            after = (batch[-1].created_at, batch[-1].id)
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        calls whose timer is gone (call_endings.py). Call once the bus is started."""
+        await self._endings.start(online)
 
     async def close(self) -> None:
         """Stop the timers of this instance (the calls end when next touched, or when
         another instance sweeps)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-            self._sweeper = None
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._endings.close()
+
+    async def user_offline(self, user_id: str) -> None:
+        """Presence listener: the user's last connection anywhere closed, so each of their
+        open calls ends, and the other party hears `disconnected`."""
+        await self._endings.user_offline(user_id)
+
+    def on_control(self, event: ControlEvent) -> None:
+        """Bus listener: a membership changed; a party who lost `send` ends its calls."""
+        self._endings.on_control(event)
 
     # -- the five client messages --------------------------------------------------------
 
@@ -157,7 +121,7 @@ class CallService:
             )
             if not await self._calls.create_call(call):
                 raise Conflict("call_id is already in use - at `$.call_id`")
-            self._ring(call.id)
+            self._endings.ring(call.id)
             self._events.to_user(callee_id, s.CallOffer(
                 call_id=call_id, conversation_id=conversation_id, sdp=sdp,
                 call_type=call_type, from_user_id=actor.user_id, target_user_id=callee_id,
@@ -187,7 +151,7 @@ class CallService:
                                                     connection_id=connection_id)
             if answered is None:
                 raise Conflict("the call was answered elsewhere or has ended")
-            self._stop_ringing(call_id)
+            self._endings.stop_ringing(call_id)
             self._relay(call, party, relay)
             self._events.to_user(actor.user_id, s.CallHangup(
                 call_id=call_id, conversation_id=call.conversation_id,
@@ -223,7 +187,7 @@ class CallService:
         """
         async with self._locks.hold(call_id):
             call, party = await self._load(actor, call_id)
-            ended = await self._end(call, CallEvent.HANGUP, party)
+            ended = await self._endings.end(call, CallEvent.HANGUP, party)
             if ended is None:
                 return
             before, call = ended
@@ -243,7 +207,7 @@ class CallService:
         """
         async with self._locks.hold(call_id):
             call, party = await self._load(actor, call_id)
-            ended = await self._end(call, CallEvent.REJECT, party)
+            ended = await self._endings.end(call, CallEvent.REJECT, party)
             if ended is None:
                 return
             _, call = ended
@@ -254,26 +218,6 @@ class CallService:
             self._rejected_elsewhere(call, connection_id)
 
     # -- lifecycle events ----------------------------------------------------------------
-
-    async def user_offline(self, user_id: str) -> None:
-        """Presence listener: the user's last connection anywhere closed, so each of their
-        open calls ends, and the other party hears `disconnected`."""
-        try:
-            for call in await self._calls.open_calls_of(user_id):
-                async with self._locks.hold(call.id):
-                    await self._disconnect(call, user_id)
-        except Exception:  # the other presence listeners still run
-            log.exception("call.disconnect_failed", user_id=user_id)
-
-    def on_control(self, event: ControlEvent) -> None:
-        """Bus listener: a membership changed. A user who may no longer take part in calls
-        in the conversation ends its open calls there (`removed`, to both parties)."""
-        if event.role in _CALLING_ROLES:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._membership_lost(event.conversation_id, event.user_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def history(self, actor: Actor, conversation_id: str, before: int | None,
                       limit: int) -> list[Call]:
@@ -288,67 +232,10 @@ class CallService:
 
     # -- helpers -------------------------------------------------------------------------
 
-    async def _disconnect(self, call: Call, user_id: str) -> None:
-        """End the call because `user_id` is connected nowhere; tell the other party."""
-        await self._end_for(call, user_id, CallEvent.DISCONNECT, "disconnected")
-
-    async def _membership_lost(self, conversation_id: str, user_id: str) -> None:
-        """End the user's open calls in the conversation unless it may call there again
-        (the role is read afresh: a later change may have reinstated it)."""
-        try:
-            if can(await self._memberships.role(conversation_id, user_id), Ability.SEND):
-                return
-            for call in await self._calls.open_calls_of(user_id):
-                if call.conversation_id == conversation_id:
-                    async with self._locks.hold(call.id):
-                        await self._end_for(call, user_id, CallEvent.REMOVE, "removed",
-                                            tell_user=True)
-        except Exception:  # a task nobody awaits: report here, never lose it
-            log.exception("call.remove_failed", conversation_id=conversation_id,
-                          user_id=user_id)
-
-    async def _end_for(self, call: Call, user_id: str, event: CallEvent, reason: str,
-                       tell_user: bool = False) -> None:
-        """End the call for what happened to `user_id` and tell the other party (and the
-        user's own connections, if `tell_user`), `from_user_id` the user; nothing is told
-        when the call had ended already."""
-        party = call.party(user_id)
-        assert party is not None, "the calls of a user are calls it is a party of"
-        if await self._end(call, event, party) is None:
-            return
-        hangup = s.CallHangup(call_id=call.id, conversation_id=call.conversation_id,
-                              from_user_id=user_id, reason=reason)
-        self._events.to_user(call.other(party), hangup)
-        if tell_user:
-            self._events.to_user(user_id, hangup)
-
     def _relay(self, call: Call, sender: Party, message: s.ServerMessage) -> None:
         """Signalling from `sender` to the other party (domain: `Call.relay_target`)."""
         user_id, connection_id = call.relay_target(sender)
         self._events.to_user(user_id, message, only_connection=connection_id)
-
-    async def _settle(self, call: Call, present: set[str]) -> None:
-        """At start: end an open call that nobody can finish any more."""
-        if call.ring_expired(self._clock(), self._ring_timeout_us):
-            await self._expire(call)
-            return
-        for user_id in (call.caller_id, call.callee_id):
-            if user_id not in present:
-                await self._disconnect(call, user_id)
-                return
-
-    async def _sweep(self) -> None:
-        """Every ring timeout, end the ringing calls older than it: their timers were lost
-        with an instance that stopped."""
-        while True:
-            await asyncio.sleep(self._ring_timeout)
-            try:
-                cutoff = self._clock() - self._ring_timeout_us
-                for call in await self._calls.ringing_before(cutoff, SWEEP_BATCH):
-                    async with self._locks.hold(call.id):
-                        await self._expire(call)
-            except Exception:  # keep sweeping; a failed round is retried by the next
-                log.exception("call.sweep_failed")
 
     async def _target(self, actor: Actor, conversation_id: str,
                       target_user_id: str | None) -> str:
@@ -358,9 +245,7 @@ class CallService:
                                            what="place calls")
         if target_user_id == actor.user_id:
             raise BadRequest("cannot call yourself - at `$.target_user_id`")
-        conversation = await self._conversations.get_conversation(conversation_id)
-        if conversation is None:
-            raise NotFound("unknown conversation - at `$.conversation_id`")
+        conversation = await require_conversation(self._conversations, conversation_id)
         if target_user_id is None:
             if conversation.kind != "direct":
                 raise BadRequest("target_user_id is required outside direct conversations"
@@ -384,7 +269,7 @@ class CallService:
         party = call.party(actor.user_id)
         if party is None or call.conversation_id != conversation_id:
             raise Conflict("call_id is already in use - at `$.call_id`")
-        call = await self._expire_if_due(call)
+        call = await self._endings.expire_if_due(call)
         step(call.state, CallEvent.OFFER, party)  # only an active call: Conflict otherwise
         check_device(call, party, connection_id)
         other = call.other(party)
@@ -408,57 +293,7 @@ class CallService:
         party = call.party(actor.user_id)
         if party is None:
             raise Forbidden("only the call's participants may do that")
-        return await self._expire_if_due(call), party
-
-    async def _expire_if_due(self, call: Call) -> Call:
-        if not call.ring_expired(self._clock(), self._ring_timeout_us):
-            return call
-        expired = await self._expire(call)
-        if expired is not None:
-            return expired
-        fresh = await self._calls.get_call(call.id)
-        assert fresh is not None
-        return fresh
-
-    async def _end(self, call: Call, event: CallEvent,
-                   party: Party) -> tuple[CallState, Call] | None:
-        """Take the step of `event` that ends the call: (the state it left, the ended call),
-        or None when it had ended already (nothing to announce).
-
-        Raises:
-            Forbidden, Conflict: the step is not allowed (domain/calls.py).
-        """
-        for _ in range(_ATTEMPTS):
-            taken = step(call.state, event, party)
-            if taken.target is call.state:
-                return None
-            moved = await self._calls.transition(call.id, call.state, taken.target,
-                                                 self._clock(), taken.end_reason)
-            if moved is not None:
-                self._stop_ringing(call.id)
-                log.info("call.ended", call_id=call.id, conversation_id=call.conversation_id,
-                         end_reason=str(taken.end_reason), was=call.state.value)
-                return call.state, moved
-            fresh = await self._calls.get_call(call.id)
-            assert fresh is not None
-            call = fresh
-        raise Conflict("the call changed while ending it; try again")
-
-    async def _expire(self, call: Call) -> Call | None:
-        """End a ringing call as unanswered; tell both parties. None if it was not ringing."""
-        taken = step(CallState.RINGING, CallEvent.TIMEOUT, Party.SERVER)
-        moved = await self._calls.transition(call.id, CallState.RINGING, taken.target,
-                                             self._clock(), taken.end_reason)
-        self._stop_ringing(call.id)
-        if moved is None:
-            return None
-        hangup = s.CallHangup(call_id=call.id, conversation_id=call.conversation_id,
-                              from_user_id=None, reason="timeout")
-        self._events.to_user(call.caller_id, hangup)
-        self._events.to_user(call.callee_id, hangup)
-        log.info("call.ended", call_id=call.id, conversation_id=call.conversation_id,
-                 end_reason=EndReason.TIMEOUT.value, was=CallState.RINGING.value)
-        return moved
+        return await self._endings.expire_if_due(call), party
 
     def _rejected_elsewhere(self, call: Call, connection_id: str) -> None:
         """Stop the callee's other devices ringing."""
@@ -466,61 +301,3 @@ class CallService:
             call_id=call.id, conversation_id=call.conversation_id,
             from_user_id=call.callee_id, reason="rejected_elsewhere",
         ), exclude_connection=connection_id)
-
-    def _ring(self, call_id: str) -> None:
-        loop = asyncio.get_running_loop()
-        self._timers[call_id] = loop.call_later(self._ring_timeout, self._ring_timed_out,
-                                                call_id)
-
-    def _stop_ringing(self, call_id: str) -> None:
-        timer = self._timers.pop(call_id, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _ring_timed_out(self, call_id: str) -> None:
-        self._timers.pop(call_id, None)
-        task = asyncio.get_running_loop().create_task(self._time_out(call_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _time_out(self, call_id: str) -> None:
-        try:
-            async with self._locks.hold(call_id):
-                call = await self._calls.get_call(call_id)
-                if call is not None and call.state is CallState.RINGING:
-                    await self._expire(call)
-        except Exception:  # a task nobody awaits: report here, never lose it
-            log.exception("call.timeout_failed", call_id=call_id)
-
-
-def call_object(call: Call) -> CallObject:
-    """The wire form of a call record (the call history)."""
-    return CallObject(
-        id=call.id, conversation_id=call.conversation_id, caller_id=call.caller_id,
-        callee_id=call.callee_id, call_type=call.call_type, state=call.state.value,
-        created_at=format_time(call.created_at), answered_at=format_optional(call.answered_at),
-        ended_at=format_optional(call.ended_at),
-        end_reason=None if call.end_reason is None else call.end_reason.value,
-    )
-
-
-class _KeyedLocks:
-    """One FIFO lock per key, forgotten when nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        entry = self._locks.get(key)
-        if entry is None:
-            entry = self._locks[key] = (asyncio.Lock(), [0])
-        lock, users = entry
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if users[0] == 0:
-                del self._locks[key]

@@ -2,7 +2,7 @@
 
 Redis pub/sub is at-most-once: an event published while Redis was down, or never published
 because its instance crashed between commit and publish, is gone from the bus, but its
-change is in the store. The hub repairs such gaps itself (transport/repair.py) by reading
+change is in the store. The hub repairs such gaps itself (delivery/repair.py) by reading
 the changes after the last version it delivered, with the paging of `SyncMessages`
 (PROTOCOL.md §3: each changed message once, in its latest state, at its latest version),
 and delivering them as the change events below.

@@ -7,22 +7,24 @@ from typing import NamedTuple
 from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain import validation
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
+from hubbub.domain.limits import MAX_INITIAL_MEMBERS
 from hubbub.domain.models import Conversation, ConversationSummary, Member, Membership
 from hubbub.domain.permissions import (
     Ability,
     can_read,
     check_removal,
     check_role_change,
-    may_join,
     require,
 )
 from hubbub.domain.ratelimit import BucketRule
-from hubbub.protocol.objects import Kind, Role, canonical_user_id
+from hubbub.protocol.objects import ConversationObject, Kind, Role, canonical_user_id
 from hubbub.protocol.server import UserJoined
+from hubbub.services.access import require_conversation
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
+from hubbub.services.views import conversation_object, summary_object
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.members import MemberStore
 from hubbub.storage.users import UserStore
@@ -66,8 +68,9 @@ class ConversationService:
         if kind == "direct" and len(others) != 1:
             raise BadRequest("a direct conversation takes exactly one other member - at "
                              "`$.member_ids`")
-        if len(others) > 1000:
-            raise BadRequest("at most 1000 initial members - at `$.member_ids`")
+        if len(others) > MAX_INITIAL_MEMBERS:
+            raise BadRequest(f"at most {MAX_INITIAL_MEMBERS} initial members - at "
+                             "`$.member_ids`")
         if kind == "direct":
             existing = await self._conversations.find_direct(actor.user_id, others[0])
             if existing is not None:
@@ -106,6 +109,15 @@ class ConversationService:
         found = await self._conversations.list_conversations(actor.user_id, conversation_id)
         return found[0] if found else None
 
+    async def view(self, actor: Actor, conversation: Conversation,
+                   role: Role | None) -> ConversationObject:
+        """The conversation as §2 shows it to the caller: a member sees its role, unread
+        count and last message (read now); others see neither."""
+        summary = None if role is None else await self.summary(actor, conversation.id)
+        if summary is None:
+            return conversation_object(conversation, role)
+        return summary_object(summary)
+
     async def require_exists(self, conversation_id: str) -> Conversation:
         """Raise NotFound unless the conversation exists."""
         return await self._require(conversation_id)
@@ -124,7 +136,7 @@ class ConversationService:
         conversation = await self._require(conversation_id)
         membership = await self._memberships.membership(conversation_id, actor.user_id)
         role = None if membership is None else membership.role
-        if not may_join(conversation.kind, role):
+        if not can_read(conversation.kind, role):
             raise Forbidden("not allowed to join this conversation")
         await self._consent.took_part(actor, conversation_id, membership)
         if role is None:
@@ -136,7 +148,7 @@ class ConversationService:
             if not created:
                 # Someone made the membership first (a ban, an add, another device's join):
                 # decide on the role it has now.
-                if not may_join(conversation.kind, member.role):
+                if not can_read(conversation.kind, member.role):
                     raise Forbidden("not allowed to join this conversation")
                 await self._consent.took_part(actor, conversation_id,
                                               Membership(member.role, member.accepted))
@@ -245,10 +257,7 @@ class ConversationService:
         return conversation
 
     async def _require(self, conversation_id: str) -> Conversation:
-        conversation = await self._conversations.get_conversation(conversation_id)
-        if conversation is None:
-            raise NotFound("unknown conversation - at `$.conversation_id`")
-        return conversation
+        return await require_conversation(self._conversations, conversation_id)
 
 
 class BackendPlan(NamedTuple):

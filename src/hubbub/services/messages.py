@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from hubbub.domain import validation
 from hubbub.domain.clock import format_time
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
-from hubbub.domain.models import (
-    SYSTEM_SENDER,
-    Conversation,
-    Erasure,
-    Message,
-    MessageDraft,
-    Page,
-    SendOutcome,
-)
-from hubbub.domain.permissions import Ability, can, require, require_read
-from hubbub.protocol.objects import Attachment
+from hubbub.domain.models import SYSTEM_SENDER, Erasure, Message, MessageDraft, Page
+from hubbub.domain.permissions import Ability, can, require
+from hubbub.protocol.objects import Attachment, MessageObject
 from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage, ReactionRemoved
+from hubbub.services.access import Access, require_conversation
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
@@ -24,6 +19,16 @@ from hubbub.services.membership import MembershipCache
 from hubbub.services.views import message_object
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.messages import MessageStore
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """What a send did: the stored message, whether this call created it (False: a retried
+    `client_message_id`), and its wire form, built once for the broadcast and the answer."""
+
+    message: Message
+    created: bool
+    view: MessageObject
 
 
 class MessageService:
@@ -37,10 +42,11 @@ class MessageService:
         self._clock = clock
         self._new_id = new_id
         self._consent = consent
+        self._access = Access(memberships, conversations)
 
     async def send(self, actor: Actor, conversation_id: str, content: str,
                    parent_id: str | None, attachments: list[Attachment],
-                   client_message_id: str | None) -> SendOutcome:
+                   client_message_id: str | None) -> Sent:
         """Store a message and broadcast `NewMessage`; a retried `client_message_id` returns
         the stored message and broadcasts nothing. Sending accepts the membership.
 
@@ -51,10 +57,10 @@ class MessageService:
         membership = await self._memberships.membership(conversation_id, actor.user_id)
         role = None if membership is None else membership.role
         if role is None:
-            await self._require_conversation(conversation_id)
+            await require_conversation(self._conversations, conversation_id)
         require(role, Ability.SEND, what="send messages")
         await self._check_parent(conversation_id, parent_id)
-        outcome = await self._store(MessageDraft(
+        sent = await self._store(MessageDraft(
             id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
             attachments=tuple(attachments), client_message_id=client_message_id,
@@ -62,11 +68,11 @@ class MessageService:
         ))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
-        return outcome
+        return sent
 
     async def post_system(self, conversation_id: str, content: str, parent_id: str | None,
                           attachments: list[Attachment],
-                          client_message_id: str | None) -> SendOutcome:
+                          client_message_id: str | None) -> Sent:
         """Store a message of kind `system` (no sender; the server API's) and broadcast
         `NewMessage`, with the rules and the idempotency of `send`.
 
@@ -74,7 +80,7 @@ class MessageService:
             BadRequest, NotFound
         """
         validation.check_message_body(content, attachments)
-        await self._require_conversation(conversation_id)
+        await require_conversation(self._conversations, conversation_id)
         await self._check_parent(conversation_id, parent_id)
         return await self._store(MessageDraft(
             self._new_id(), conversation_id, SYSTEM_SENDER, "", content, parent_id,
@@ -135,26 +141,16 @@ class MessageService:
     async def history(self, actor: Actor, conversation_id: str, before: int | None,
                       limit: int) -> Page:
         """A page of messages, ascending, older than `before` (a seq)."""
-        await self.require_readable(actor, conversation_id)
+        await self._access.require_readable(actor, conversation_id)
         return await self._messages.history(conversation_id, before, limit)
 
-    async def require_readable(self, actor: Actor, conversation_id: str) -> None:
-        """Raise NotFound or Forbidden unless the actor may read the conversation."""
-        role = await self._memberships.role(conversation_id, actor.user_id)
-        if role is not None:
-            require_read("group", role)
-            return
-        conversation = await self._require_conversation(conversation_id)
-        require_read(conversation.kind, None)
-
-    async def _store(self, draft: MessageDraft) -> SendOutcome:
+    async def _store(self, draft: MessageDraft) -> Sent:
         """Store a draft; broadcast `NewMessage` unless it was a retry."""
         outcome = await self._messages.send(draft)
+        view = message_object(outcome.message)
         if outcome.created:
-            outcome.view = message_object(outcome.message)
-            self._events.to_conversation(draft.conversation_id,
-                                         NewMessage(message=outcome.view))
-        return outcome
+            self._events.to_conversation(draft.conversation_id, NewMessage(message=view))
+        return Sent(outcome.message, outcome.created, view)
 
     async def _check_parent(self, conversation_id: str, parent_id: str | None) -> None:
         if parent_id is not None:
@@ -167,12 +163,6 @@ class MessageService:
         if message is None:
             raise NotFound("unknown message - at `$.message_id`")
         return message
-
-    async def _require_conversation(self, conversation_id: str) -> Conversation:
-        conversation = await self._conversations.get_conversation(conversation_id)
-        if conversation is None:
-            raise NotFound("unknown conversation - at `$.conversation_id`")
-        return conversation
 
 
 def _refuse_system(message: Message, what: str) -> None:

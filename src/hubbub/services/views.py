@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from msgspec import UNSET
 
+from hubbub.domain.calls import Call
 from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.models import Conversation, ConversationSummary, Message
-from hubbub.protocol.objects import ConversationObject, MessageObject, Reaction, Role
+from hubbub.protocol.objects import (
+    CallObject,
+    ConversationObject,
+    MessageObject,
+    Reaction,
+    Role,
+)
 
 
 def message_object(message: Message) -> MessageObject:
@@ -63,4 +70,15 @@ def summary_object(summary: ConversationSummary) -> ConversationObject:
         last_message=None if summary.last_message is None else message_object(
             summary.last_message
         ),
+    )
+
+
+def call_object(call: Call) -> CallObject:
+    """The wire form of a call record (the call history)."""
+    return CallObject(
+        id=call.id, conversation_id=call.conversation_id, caller_id=call.caller_id,
+        callee_id=call.callee_id, call_type=call.call_type, state=call.state.value,
+        created_at=format_time(call.created_at), answered_at=format_optional(call.answered_at),
+        ended_at=format_optional(call.ended_at),
+        end_reason=None if call.end_reason is None else call.end_reason.value,
     )

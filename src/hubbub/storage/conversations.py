@@ -37,4 +37,4 @@ class ConversationStore(Protocol):
     async def conversation_versions(self, conversation_ids: Collection[str]
                                     ) -> dict[str, int]:
         """The current `version` of each conversation, in one query (unknown ids are left
-        out): how the hub notices changes the bus never brought (transport/repair.py)."""
+        out): how the hub notices changes the bus never brought (delivery/repair.py)."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from hubbub.domain.errors import ChatError
+from hubbub.domain.errors import ChatError, Code
 
 
 class StoreUnavailable(ChatError):
     """The database did not answer; reported to clients as INTERNAL_ERROR."""
 
-    code = "INTERNAL_ERROR"
+    code = Code.INTERNAL_ERROR
     http_status = 503

@@ -3,7 +3,7 @@ one HTTP request through the logs, and nothing a client could sign in with.
 
 Every HTTP request gets an id, in each line logged while it is handled and in its
 `X-Request-Id` response header. A WebSocket's lines carry its `connection_id` instead
-(websocket.py), the one its `Connected` frame names.
+(transport/websocket/endpoint.py), the one its `Connected` frame names.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from hubbub import logs
-from hubbub.transport.http import serves_websocket
+from hubbub.transport.http.bodies import http_only
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # A caller's own id (a proxy's, say) is kept only when it is short and plain: it is written
@@ -29,20 +29,10 @@ _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _ID_BYTES = 8
 
 
-@web.middleware
-def request_ids(request: web.Request,
-                handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                ) -> Awaitable[web.StreamResponse]:
-    """Give the request an id. `/ws` passes straight through: a frame of this middleware
-    would stay for the whole life of every WebSocket connection."""
-    if serves_websocket(request):
-        return handler(request)
-    return _identified(request, handler)
-
-
 async def _identified(request: web.Request,
                       handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                       ) -> web.StreamResponse:
+    """Give the request an id (not `/ws`: its lines carry the connection's)."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     rid = incoming if _SAFE_ID.fullmatch(incoming) else secrets.token_hex(_ID_BYTES)
     logs.request_id.set(rid)  # aiohttp runs each request in a task of its own
@@ -54,6 +44,9 @@ async def _identified(request: web.Request,
     if not response.prepared:
         response.headers[REQUEST_ID_HEADER] = rid
     return response
+
+
+request_ids = http_only(_identified)
 
 
 class AccessLogger(AbstractAccessLogger):

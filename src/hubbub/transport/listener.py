@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hubbub.config import Settings
 from hubbub.logs import get_logger
-from hubbub.transport.handshake import IPNetwork, client_ip, in_networks, trusted_networks
+from hubbub.transport.websocket.admission import IPNetwork, client_ip, in_networks, trusted_networks
 
 log = get_logger("hubbub.listener")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
+from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -25,6 +26,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from hubbub import __version__
+from hubbub.delivery.ordering import OrderStats
 from hubbub.transport.collectors import (
     BreakerCollector,
     BreakerState,
@@ -34,7 +36,6 @@ from hubbub.transport.collectors import (
     PoolState,
     UsersOnlineCollector,
 )
-from hubbub.transport.ordering import OrderStats
 
 # Seconds: from a cached GET (~1 ms) to a search that ran into its 5 s statement timeout.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -89,7 +90,7 @@ class Metrics:
         self._errors[code] = self._errors.get(code, 0) + 1
 
     def watch_order(self, stats: OrderStats) -> None:
-        """Export what the hub's version gates did (transport/ordering.py): how often bus
+        """Export what the hub's version gates did (delivery/ordering.py): how often bus
         events arrived out of version order, and how often a gap had to be given up."""
         self.registry.register(_OrderCollector(stats))
 
@@ -176,3 +177,7 @@ class _OrderCollector(Collector):
         yield GaugeMetricFamily(
             "hubbub_order_longest_hold_seconds", "Longest time an early event waited",
             value=self._stats.max_wait)
+
+
+# The app's Metrics, for the middlewares that count and time every HTTP request.
+METRICS = web.AppKey("metrics", Metrics)

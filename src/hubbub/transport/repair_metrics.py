@@ -1,4 +1,4 @@
-"""/metrics for the hub's repairs (transport/repair.py): `hubbub_repair_*`."""
+"""/metrics for the hub's repairs (delivery/repair.py): `hubbub_repair_*`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from hubbub.transport.repair import RepairStats
+from hubbub.delivery.repair import RepairStats
 
 
 class RepairCollector(Collector):

@@ -20,8 +20,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from hubbub.logs import get_logger
-from hubbub.transport.http import serves_websocket
-from hubbub.transport.server import SERVER, Server, cut_off
+from hubbub.transport.http.bodies import http_only
+from hubbub.transport.server import LIFECYCLE, Lifecycle
+from hubbub.transport.websocket.connections import Connections, cut_off
 
 log = get_logger("hubbub.shutdown")
 
@@ -42,43 +43,35 @@ def handler_timeout(grace: float) -> float:
     return reserve(grace) / 2
 
 
-@web.middleware
-def track_requests(request: web.Request,
-                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                   ) -> Awaitable[web.StreamResponse]:
-    """Keep the set of requests being handled, so shutdown can wait for them.
-
-    `/ws` adds itself: a frame of this middleware would stay for the whole life of every
-    WebSocket connection.
-    """
-    if serves_websocket(request):
-        return handler(request)
-    return _tracked(request, handler)
-
-
 async def _tracked(request: web.Request,
                    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                    ) -> web.StreamResponse:
-    server = request.app.get(SERVER)
+    """Keep the set of requests being handled, so shutdown can wait for them (`/ws` adds
+    itself)."""
+    lifecycle = request.app.get(LIFECYCLE)
     task = asyncio.current_task()
-    if server is None or task is None:
+    if lifecycle is None or task is None:
         return await handler(request)
-    server.requests.add(task)
+    lifecycle.requests.add(task)
     try:
         return await handler(request)
     finally:
-        server.requests.discard(task)
+        lifecycle.requests.discard(task)
 
 
-async def shut_down(server: Server, grace: float) -> None:
+track_requests = http_only(_tracked)
+
+
+async def shut_down(lifecycle: Lifecycle, connections: Connections, grace: float) -> None:
     """Finish in-flight work and close every connection with 1001 before the deadline."""
     loop = asyncio.get_running_loop()
     started = loop.time()
     deadline = started + max(0.0, grace - reserve(grace))
-    server.closing = True
-    connections = len(server.sockets)
+    lifecycle.closing = True
+    open_connections = len(connections.sockets)
 
-    drains = [loop.create_task(session.drain()) for session in list(server.sessions.values())]
+    drains = [loop.create_task(session.drain())
+              for session in list(connections.sessions.values())]
     if drains:
         halfway = started + (deadline - started) / 2
         _, late = await asyncio.wait(drains, timeout=max(0.0, halfway - loop.time()))
@@ -86,16 +79,17 @@ async def shut_down(server: Server, grace: float) -> None:
             task.cancel()
     await asyncio.sleep(max(0.0, min(SETTLE_S, deadline - loop.time())))
 
-    for connection in list(server.sockets):
-        server.close_connection(connection, 1001, "server shutting down")
-    pending = {task for task in server.requests if not task.done()} | set(server.background)
+    for connection in list(connections.sockets):
+        connections.close(connection, 1001, "server shutting down")
+    pending = ({task for task in lifecycle.requests if not task.done()}
+               | set(connections.background))
     if pending:
         await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
 
     # Whatever is still open here, closing or not (a transport closing with a full buffer
     # would wait for its peer forever), goes now; its handler then ends.
-    remaining = list(server.sockets)
+    remaining = list(connections.sockets)
     for connection in remaining:
         cut_off(connection.outbox.transport)
-    log.info("shutdown.drained", connections=connections, cut_off=len(remaining),
+    log.info("shutdown.drained", connections=open_connections, cut_off=len(remaining),
              seconds=round(loop.time() - started, 3))

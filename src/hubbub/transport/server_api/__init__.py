@@ -3,6 +3,7 @@ of `HUBBUB_API_KEYS`. `install` is the one call that adds it to the app."""
 
 from __future__ import annotations
 
-from hubbub.transport.server_api.routes import install
+from hubbub.transport.server_api.auth import SERVER_API, ServerApi
+from hubbub.transport.server_api.routes import close_user, install
 
-__all__ = ["install"]
+__all__ = ["SERVER_API", "ServerApi", "close_user", "install"]

@@ -6,12 +6,31 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from hubbub.domain.errors import Unauthorized
+from hubbub.services.accounts import AccountService
+from hubbub.services.conversations import ConversationService
+from hubbub.services.messages import MessageService
 from hubbub.transport.auth import bearer_token
-from hubbub.transport.server import SERVER
+
+
+@dataclass(frozen=True, slots=True)
+class ServerApi:
+    """What the server API's handlers use: the keys, the body bound, whether the bus can
+    carry a close to the other instances, and the use cases they call."""
+
+    api_keys: tuple[str, ...]
+    max_body_bytes: int
+    bus_healthy: Callable[[], bool]
+    conversations: ConversationService
+    messages: MessageService
+    accounts: AccountService
+
+
+SERVER_API = web.AppKey("server_api", ServerApi)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -32,7 +51,7 @@ def backend_only(handler: Handler) -> Handler:
     of the keys (neither the key nor the header is ever logged)."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        keys = request.app[SERVER].settings.api_keys
+        keys = request.app[SERVER_API].api_keys
         if not keys:
             raise web.HTTPNotFound()
         given = bearer_token(request)

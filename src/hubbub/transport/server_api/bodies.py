@@ -8,8 +8,9 @@ import msgspec
 from msgspec import Meta
 
 from hubbub.domain.clock import format_optional, format_time
+from hubbub.domain.limits import MAX_INITIAL_MEMBERS
 from hubbub.domain.models import Member, User
-from hubbub.protocol.objects import Attachments, ClientMessageId, Content, Id, Kind
+from hubbub.protocol.objects import Attachments, ClientMessageId, Content, Id, Kind, UserId
 from hubbub.protocol.objects import Role as RoleName
 
 # Before normalising: a name is at most 100 characters after (domain/profile.py).
@@ -28,8 +29,8 @@ class PutUser(msgspec.Struct, frozen=True):
 class CreateConversation(msgspec.Struct, frozen=True):
     kind: Kind
     name: Annotated[str, Meta(max_length=200)] | None = None
-    owner_id: Id | None = None
-    member_ids: Annotated[list[Id], Meta(max_length=1000)] = msgspec.field(
+    owner_id: UserId | None = None
+    member_ids: Annotated[list[UserId], Meta(max_length=MAX_INITIAL_MEMBERS)] = msgspec.field(
         default_factory=list)
 
 
@@ -38,7 +39,7 @@ class PutMember(msgspec.Struct, frozen=True):
 
 
 class PostMessage(msgspec.Struct, frozen=True):
-    sender_id: Id | None = None
+    sender_id: UserId | None = None
     content: Content = ""
     parent_id: Id | None = None
     attachments: Attachments = msgspec.field(default_factory=list)

@@ -9,17 +9,15 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from hubbub.domain.errors import BadRequest, ChatError, NotFound
+from hubbub.bus.envelope import UserDisconnected
+from hubbub.delivery.hub import Hub
+from hubbub.domain.errors import BadRequest, ChatError, Code, NotFound
 from hubbub.domain.profile import MAX_METADATA_DEPTH
-from hubbub.services.accounts import AccountService
 from hubbub.services.context import Actor
-from hubbub.services.events import Events
 from hubbub.services.views import conversation_object, message_object
-from hubbub.storage import Stores
-from hubbub.transport.http import json_response, read_body
-from hubbub.transport.rest import path_id
-from hubbub.transport.server import SERVER, Server
-from hubbub.transport.server_api.auth import backend_only
+from hubbub.transport.http.api import path_id, path_user_id
+from hubbub.transport.http.bodies import json_response, read_body
+from hubbub.transport.server_api.auth import SERVER_API, ServerApi, backend_only
 from hubbub.transport.server_api.bodies import (
     IDEMPOTENCY_KEY,
     MAX_IDEMPOTENCY_KEY,
@@ -30,14 +28,13 @@ from hubbub.transport.server_api.bodies import (
     member_view,
     user_view,
 )
+from hubbub.transport.websocket.connections import Connections
 
-ACCOUNTS = web.AppKey("accounts", AccountService)
 PREFIX = "/api/v1/server"
 
 
-def install(app: web.Application, stores: web.AppKey[Stores]) -> None:
-    """Add the routes; once the app has started (its server and `stores` set), build the
-    service and close connections the bus says to close."""
+def install(app: web.Application) -> None:
+    """Add the routes (their parts are the app's `SERVER_API`, set by app.py's doors)."""
     add = app.router
     add.add_put(f"{PREFIX}/users/{{user_id}}", backend_only(put_user))
     add.add_get(f"{PREFIX}/users/{{user_id}}", backend_only(get_user))
@@ -53,80 +50,72 @@ def install(app: web.Application, stores: web.AppKey[Stores]) -> None:
     # is a 404 (not a 405 that would show which paths exist).
     add.add_route("*", f"{PREFIX}/{{tail:.*}}", backend_only(unknown))
 
-    async def start(app: web.Application) -> None:
-        server, opened = app[SERVER], app[stores]
-        app[ACCOUNTS] = AccountService(
-            opened.users, opened.members, opened.messages, opened.idempotency,
-            server.conversations, server.messages, server.presence, Events(server.bus))
-        server.hub.add_disconnect_listener(
-            lambda event: _close_user(server, event.user_id, event.code, event.reason))
 
-    app.on_startup.append(start)  # after the lifespan's start (aiohttp runs that first)
+def close_user(hub: Hub, connections: Connections, event: UserDisconnected) -> None:
+    """The bus says to close a user's connections (disconnect or erase, on any instance):
+    close those of this instance."""
+    for connection in hub.connections_of(event.user_id):
+        connections.close(connection, event.code, event.reason)
 
 
 async def unknown(request: web.Request) -> web.Response:
     raise NotFound("no such server API path or method")
 
 
-def _close_user(server: Server, user_id: str, code: int, reason: str) -> None:
-    for connection in server.hub.connections_of(user_id):
-        server.close_connection(connection, code, reason)
-
-
-def _parts(request: web.Request) -> tuple[Server, AccountService]:
-    return request.app[SERVER], request.app[ACCOUNTS]
+def _parts(request: web.Request) -> ServerApi:
+    return request.app[SERVER_API]
 
 
 async def put_user(request: web.Request) -> web.Response:
-    server, accounts = _parts(request)
+    api = _parts(request)
     try:
-        body = await read_body(request, PutUser, server.settings.max_body_bytes)
+        body = await read_body(request, PutUser, api.max_body_bytes)
     except RecursionError:  # msgspec's own bound on nesting, far past ours
         raise BadRequest(f"metadata nested deeper than {MAX_METADATA_DEPTH} levels - at "
                          "`$.metadata`") from None
-    user, created = await accounts.put_user(path_id(request, "user_id"), body.name,
+    user, created = await api.accounts.put_user(path_user_id(request), body.name,
                                             body.avatar_url, body.metadata)
     return json_response(user_view(user), 201 if created else 200)
 
 
 async def get_user(request: web.Request) -> web.Response:
-    _, accounts = _parts(request)
-    return json_response(user_view(await accounts.get_user(path_id(request, "user_id"))))
+    api = _parts(request)
+    return json_response(user_view(await api.accounts.get_user(path_user_id(request))))
 
 
 class BusDown(ChatError):
     """The bus cannot carry the close to the other instances now: refused before anything
     changes, so that the backend retries instead of believing it done."""
 
-    code = "UNAVAILABLE"
+    code = Code.UNAVAILABLE
     http_status = 503
 
 
-def _require_bus(server: Server) -> None:
-    if not server.bus.healthy:
+def _require_bus(api: ServerApi) -> None:
+    if not api.bus_healthy():
         raise BusDown("the bus between instances is down; retry")
 
 
 async def erase_user(request: web.Request) -> web.Response:
-    server, accounts = _parts(request)
-    _require_bus(server)
-    await accounts.erase(path_id(request, "user_id"))
+    api = _parts(request)
+    _require_bus(api)
+    await api.accounts.erase(path_user_id(request))
     return web.Response(status=204)
 
 
 async def disconnect(request: web.Request) -> web.Response:
-    server, accounts = _parts(request)
-    _require_bus(server)
-    user = await accounts.get_user(path_id(request, "user_id"))
-    accounts.disconnect(user.id)
+    api = _parts(request)
+    _require_bus(api)
+    user = await api.accounts.get_user(path_user_id(request))
+    api.accounts.disconnect(user.id)
     return web.Response(status=204)
 
 
 async def create_conversation(request: web.Request) -> web.Response:
-    server, accounts = _parts(request)
+    api = _parts(request)
     key = _idempotency_key(request)
-    body = await read_body(request, CreateConversation, server.settings.max_body_bytes)
-    conversation, created = await accounts.create_conversation(
+    body = await read_body(request, CreateConversation, api.max_body_bytes)
+    conversation, created = await api.accounts.create_conversation(
         body.kind, body.name, body.owner_id, body.member_ids, key, msgspec.json.encode(body))
     return json_response(conversation_object(conversation), 201 if created else 200)
 
@@ -142,46 +131,46 @@ def _idempotency_key(request: web.Request) -> str | None:
 
 
 async def put_member(request: web.Request) -> web.Response:
-    server, accounts = _parts(request)
-    conversation_id, user_id = path_id(request), path_id(request, "user_id")
-    body = await read_body(request, PutMember, server.settings.max_body_bytes)
-    conversation = await server.conversations.require_exists(conversation_id)
+    api = _parts(request)
+    conversation_id, user_id = path_id(request), path_user_id(request)
+    body = await read_body(request, PutMember, api.max_body_bytes)
+    conversation = await api.conversations.require_exists(conversation_id)
     if conversation.kind == "direct":
         raise BadRequest("the members of a direct conversation are fixed")
-    await accounts.ensure_users([user_id], "user_id")
-    member, created = await server.conversations.apply_role(conversation_id, user_id,
+    await api.accounts.ensure_users([user_id], "user_id")
+    member, created = await api.conversations.apply_role(conversation_id, user_id,
                                                             body.role)
     return json_response(member_view(member), 201 if created else 200)
 
 
 async def remove_member(request: web.Request) -> web.Response:
-    server, _ = _parts(request)
-    conversation_id, user_id = path_id(request), path_id(request, "user_id")
-    await server.conversations.require_exists(conversation_id)
-    if not await server.conversations.end_membership(conversation_id, user_id):
+    api = _parts(request)
+    conversation_id, user_id = path_id(request), path_user_id(request)
+    await api.conversations.require_exists(conversation_id)
+    if not await api.conversations.end_membership(conversation_id, user_id):
         raise NotFound("not a member - at `user_id`")
     return web.Response(status=204)
 
 
 async def post_message(request: web.Request) -> web.Response:
-    server, accounts = _parts(request)
+    api = _parts(request)
     conversation_id = path_id(request)
-    body = await read_body(request, PostMessage, server.settings.max_body_bytes)
+    body = await read_body(request, PostMessage, api.max_body_bytes)
     if body.sender_id is None:
-        outcome = await server.messages.post_system(
+        outcome = await api.messages.post_system(
             conversation_id, body.content, body.parent_id, body.attachments,
             body.client_message_id)
     else:
-        sender = await accounts.get_user(body.sender_id, "$.sender_id")
-        outcome = await server.messages.send(
+        sender = await api.accounts.get_user(body.sender_id, "$.sender_id")
+        outcome = await api.messages.send(
             Actor(sender.id, sender.name), conversation_id, body.content, body.parent_id,
             body.attachments, body.client_message_id)
     return json_response(message_object(outcome.message), 201 if outcome.created else 200)
 
 
 async def presence(request: web.Request) -> web.Response:
-    _, accounts = _parts(request)
-    members = await accounts.presence(path_id(request))
+    api = _parts(request)
+    members = await api.accounts.presence(path_id(request))
     result: list[dict[str, Any]] = [{"user_id": uid, "online": online}
                                     for uid, online in members]
     return json_response({"members": result,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from hubbub.domain.errors import BadRequest, PayloadTooLarge, RateLimited
 from hubbub.protocol.codec import NUL_REFUSED, encode_json, has_nul_escape, nul_path
@@ -14,13 +16,31 @@ from hubbub.protocol.objects import explain
 T = TypeVar("T")
 
 # The WebSocket endpoint. Its handler tracks itself and turns its own failures into
-# responses, so the middlewares hand it on without a frame of theirs (see websocket.py).
+# responses, so the middlewares hand it on without a frame of theirs (websocket/endpoint.py).
 WS_PATH = "/ws"
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Wrapping = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 
 def serves_websocket(request: web.Request) -> bool:
     """Whether the `/ws` handler takes this request (not a 405 the router answers)."""
     return request.path == WS_PATH and request.match_info.http_exception is None
+
+
+def http_only(wrapping: Wrapping) -> Middleware:
+    """A middleware that runs `wrapping` around every request but `/ws`'s, which passes
+    straight through: a frame of a middleware would stay for the whole life of every
+    WebSocket connection, so its handler does the middlewares' jobs itself."""
+
+    @web.middleware
+    def middleware(request: web.Request, handler: Handler) -> Awaitable[web.StreamResponse]:
+        if serves_websocket(request):
+            return handler(request)
+        return wrapping(request, handler)
+
+    return middleware
 
 
 def json_response(value: Any, status: int = 200) -> web.Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Set
 
-from hubbub.transport.outbox import Outbox
+from hubbub.delivery.outbox import Outbox
 
 _NONE: frozenset[str] = frozenset()
 

@@ -10,8 +10,8 @@ local connection needs them and unsubscribed after.
 
 Change events (those with a `version`) pass a `VersionGate` per conversation first, so they
 reach connections in version order even when instances' publishes cross on the bus
-(transport/ordering.py explains the rule). With a `ChangeSource` the hub also repairs what
-the bus lost, from the store, in the same order (transport/repair.py has the triggers).
+(delivery/ordering.py explains the rule). With a `ChangeSource` the hub also repairs what
+the bus lost, from the store, in the same order (delivery/repair.py has the triggers).
 """
 
 from __future__ import annotations
@@ -37,23 +37,12 @@ from hubbub.bus.topics import (
     parse_topic,
     user_topic,
 )
-from hubbub.logs import get_logger
-from hubbub.services.changes import Replay
-from hubbub.transport.connection import Connection
-from hubbub.transport.frames import text_frame
-from hubbub.transport.ordering import OrderStats, VersionGate
-from hubbub.transport.outbox import Chunk, Flusher
-from hubbub.transport.repair import (
-    CHECK_BATCH,
-    CHECK_INTERVAL_S,
-    REPAIR_CONCURRENCY,
-    REPAIR_PAGE,
-    ChangeSource,
-    Lag,
-    RepairStats,
-)
-
-log = get_logger("hubbub.hub")
+from hubbub.delivery.connection import Connection
+from hubbub.delivery.frames import text_frame
+from hubbub.delivery.ordering import OrderStats, VersionGate
+from hubbub.delivery.outbox import Chunk, Flusher
+from hubbub.delivery.repair import CHECK_INTERVAL_S, ChangeSource, RepairStats
+from hubbub.delivery.repairs import Repairs
 
 DeliveryCounter = Callable[[str, int], None]
 ControlListener = Callable[[ControlEvent], None]
@@ -102,17 +91,11 @@ class Hub:
         # a plain Handle, without `when()`, for a deadline already passed.
         self._timers: dict[str, tuple[float, asyncio.Handle]] = {}
         self.order_stats = OrderStats()
-        # Repairs (transport/repair.py): at most one running per conversation, and the
-        # conversations whose bus resumed while theirs ran (they get another one after it).
-        self._changes = changes
-        self._check_interval = check_interval
-        self._lag = Lag(reorder_hold)
-        self._repairs: dict[str, asyncio.Task[None]] = {}
-        self._again: set[str] = set()
-        self._reading = asyncio.Semaphore(REPAIR_CONCURRENCY)
-        self._checker: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()  # the checks after an outage
+        # Repairs from the store (delivery/repair.py), only with a ChangeSource.
         self.repair_stats = RepairStats()
+        self._repairs = None if changes is None else Repairs(
+            changes, self._gates, self._by_conversation, self._deliver, self._arm,
+            self.repair_stats, reorder_hold, check_interval)
         # The outboxes' Flusher (one per loop, known from the first connection) and the
         # last broadcast, which any change of subscriptions closes.
         self._flusher: Flusher | None = None
@@ -136,18 +119,13 @@ class Hub:
     def start(self) -> None:
         self._bus.subscribe(CONTROL)
         self._bus.on_resumed(self._on_bus_resumed)
-        if self._changes is not None:
-            self._checker = asyncio.get_running_loop().create_task(self._check_forever())
+        if self._repairs is not None:
+            self._repairs.start()
 
     async def close(self) -> None:
         """Stop the version check and the repairs running (before the store closes)."""
-        tasks = [*self._repairs.values(), *self._background]
-        if self._checker is not None:
-            tasks.append(self._checker)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._checker = None
+        if self._repairs is not None:
+            await self._repairs.close()
 
     async def conversation_ready(self, conversation_id: str) -> None:
         """Return once the bus carries the conversation's events to this instance, so that a
@@ -199,7 +177,7 @@ class Hub:
         if subscribers is None:
             subscribers = self._by_conversation[conversation_id] = set()
             self._bus.subscribe(conversation_topic(conversation_id))
-            if self._changes is not None:
+            if self._repairs is not None:
                 # Events wait for `joined_at` (at most the hold): a repair needs to know
                 # what the subscribers hold, even if no event ever comes.
                 self._gates[conversation_id] = VersionGate(self._hold, self.order_stats,
@@ -213,7 +191,7 @@ class Hub:
         conversation's gate, since the joining client reads everything up to it from
         history. Only with a repair wired; without one the first event sets the baseline."""
         gate = self._gates.get(conversation_id)
-        if self._changes is not None and gate is not None:
+        if self._repairs is not None and gate is not None:
             self._start_gate(conversation_id, gate, version)
 
     def leave(self, connection: Connection, conversation_id: str) -> None:
@@ -228,8 +206,8 @@ class Hub:
             del self._by_conversation[conversation_id]
             self._bus.unsubscribe(conversation_topic(conversation_id))
             self._forget_order(conversation_id)
-            self._lag.forget(conversation_id)
-            self._again.discard(conversation_id)
+            if self._repairs is not None:
+                self._repairs.forget(conversation_id)
 
     def drop_user(self, user_id: str, conversation_id: str) -> None:
         """Unsubscribe every local connection of a user who lost read access."""
@@ -315,10 +293,10 @@ class Hub:
         recipients = self._by_conversation.get(conversation_id)
         if gate is None or not recipients:
             return
-        if self._changes is not None and gate.next_version is not None:
+        if self._repairs is not None and gate.next_version is not None:
             # Repair the gap instead of giving it up (a running repair re-arms when done).
             if gate.holding:
-                self._repair(conversation_id, "gap")
+                self._repairs.repair(conversation_id, "gap")
             return
         for event in gate.expire(asyncio.get_running_loop().time()):
             self._deliver(recipients, event)
@@ -332,103 +310,6 @@ class Hub:
                 self._deliver(recipients, event)
         self._arm(conversation_id, gate)
 
-    # -- repairs (transport/repair.py) ----------------------------------------------------
-
-    def _repair(self, conversation_id: str, trigger: str, again: bool = False) -> None:
-        """Start a repair of the conversation from the last version delivered there, unless
-        the baseline is still unknown or one is running (then, with `again`, start another
-        after it: the running one may have read before the changes that called for it)."""
-        gate = self._gates.get(conversation_id)
-        if self._changes is None or gate is None or gate.next_version is None:
-            return
-        if conversation_id in self._repairs:
-            if again:
-                self._again.add(conversation_id)
-            return
-        self.repair_stats.runs[trigger] += 1
-        self._lag.forget(conversation_id)
-        replay = Replay(gate.pause())
-        self._repairs[conversation_id] = asyncio.get_running_loop().create_task(
-            self._run_repair(conversation_id, gate, replay))
-
-    async def _run_repair(self, conversation_id: str, gate: VersionGate[Envelope],
-                          replay: Replay) -> None:
-        failed = False
-        try:
-            await self._replay(conversation_id, gate, replay)
-        except Exception as exc:
-            failed = True
-            self.repair_stats.failed += 1
-            log.warning("hub.repair_failed", conversation_id=conversation_id,
-                        error=type(exc).__name__)
-        finally:
-            self._repairs.pop(conversation_id, None)
-        if self._gates.get(conversation_id) is not gate:
-            return  # everyone left meanwhile
-        now = asyncio.get_running_loop().time()
-        released = gate.resume(now)
-        if failed:
-            released += gate.drain(now)  # give the gaps up, as without a repair
-        recipients = self._by_conversation.get(conversation_id)
-        for event in released:
-            if recipients:
-                self._deliver(recipients, event)
-        self._arm(conversation_id, gate)
-        if conversation_id in self._again:
-            self._again.discard(conversation_id)
-            self._repair(conversation_id, "resumed")
-
-    async def _replay(self, conversation_id: str, gate: VersionGate[Envelope],
-                      replay: Replay) -> None:
-        """Deliver the stored changes after `replay.start`, page by page, while the paused
-        gate holds whatever the bus brings meanwhile."""
-        assert self._changes is not None
-        while True:
-            async with self._reading:
-                page = await self._changes.changes_since(conversation_id, replay.after,
-                                                         REPAIR_PAGE)
-            recipients = self._by_conversation.get(conversation_id)
-            if self._gates.get(conversation_id) is not gate or not recipients:
-                return
-            events = replay.take(page)
-            for event in events:
-                self._deliver(recipients, event)
-            self.repair_stats.events += len(events)
-            gate.advance(replay.after)
-            if not page.has_more:
-                return
-
-    async def _check_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._check_interval)
-            await self._compare_versions("check")
-
-    async def _compare_versions(self, trigger: str) -> None:
-        """Read the stored versions of the subscribed conversations, CHECK_BATCH per query,
-        and repair those behind what was delivered there: after a bus outage every one
-        behind at all, for the periodic check those stuck behind (repair.py `Lag`). Only
-        conversations behind cost a repair's read."""
-        assert self._changes is not None
-        ids = list(self._by_conversation)
-        try:
-            for start in range(0, len(ids), CHECK_BATCH):
-                stored = await self._changes.current_versions(ids[start:start + CHECK_BATCH])
-                now = asyncio.get_running_loop().time()
-                for conversation_id, version in stored.items():
-                    gate = self._gates.get(conversation_id)
-                    if gate is None or gate.next_version is None:
-                        continue  # gone, or no baseline yet
-                    delivered = gate.next_version - 1
-                    if trigger == "resumed":
-                        if version > delivered:
-                            self._repair(conversation_id, trigger, again=True)
-                    elif conversation_id not in self._repairs and self._lag.observe(
-                            conversation_id, version, delivered, now):
-                        self._repair(conversation_id, trigger)
-        except Exception as exc:
-            log.warning("hub.version_check_failed", trigger=trigger,
-                        error=type(exc).__name__)
-
     def _forget_order(self, conversation_id: str) -> None:
         self._gates.pop(conversation_id, None)
         armed = self._timers.pop(conversation_id, None)
@@ -440,10 +321,8 @@ class Hub:
         conversation with local subscribers whose stored version is ahead is repaired from
         the last version delivered there. Without one: deliver what is held and start the
         order afresh, instead of holding the first events after the outage."""
-        if self._changes is not None:
-            task = asyncio.get_running_loop().create_task(self._compare_versions("resumed"))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        if self._repairs is not None:
+            self._repairs.after_outage()
             return
         now = asyncio.get_running_loop().time()
         for conversation_id, gate in list(self._gates.items()):

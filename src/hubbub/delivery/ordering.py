@@ -15,7 +15,7 @@ older than what was already delivered is dropped, since delivering it would brea
 the client that missed it saw the gap too. The first event after (re)subscribing sets the
 baseline: whatever a client missed before it joined, it reads from history or sync.
 
-With a repair (transport/repair.py) the gaps are filled from the store instead of given up:
+With a repair (delivery/repair.py) the gaps are filled from the store instead of given up:
 the gate knows the baseline from the join (`start_at`; until then events wait, at most
 `hold`), a repair `pause`s it — every event waits, even the next one, so that nothing the
 repair delivers is also delivered from the bus — then `advance`s it past what it delivered

@@ -2,7 +2,7 @@
 
     Origin (403) → handshakes per client IP (429) → token or ticket (401)
 
-The per-user connection cap comes after these, once the user is known (websocket.py).
+The per-user connection cap comes after these, once the user is known (endpoint.py).
 Every attempt counts against the handshake rate, failed ones included: that is the point of
 the limit (a client guessing tokens or tickets is slowed down like a reconnect storm).
 """
@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 from aiohttp import web
 
+from hubbub.config import Settings
+from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.errors import Forbidden, Unauthorized
 from hubbub.domain.tokens import Identity
+from hubbub.services.authentication import Authenticator
+from hubbub.services.tickets import TicketService
 from hubbub.transport.auth import query_value, websocket_token
-from hubbub.transport.server import Server
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -28,25 +32,35 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_FORWARDED_HOPS = 16
 
 
-async def admit(server: Server, request: web.Request) -> Identity:
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the checks before the upgrade use."""
+
+    settings: Settings
+    limiter: RateLimiter
+    authenticator: Authenticator
+    tickets: TicketService
+
+
+async def admit(admission: Admission, request: web.Request) -> Identity:
     """Who may open this WebSocket, or the ChatError that refuses it.
 
     Raises:
         Forbidden: a disallowed `Origin`. RateLimited: too many handshakes from this IP.
         Unauthorized: no valid token or ticket.
     """
-    settings = server.settings
+    settings = admission.settings
     if not origin_allowed(request.headers.get("Origin"), settings.allowed_origins):
         raise Forbidden("origin not allowed")
     ip = client_ip(request.remote, request.headers.get("X-Forwarded-For"),
                    trusted_networks(settings.trusted_proxies))
-    await server.limiter.hit("h:" + ip, settings.handshake_rule)
+    await admission.limiter.hit("h:" + ip, settings.handshake_rule)
     token = websocket_token(request)
     if token:
-        return await server.authenticator.authenticate(token)
+        return await admission.authenticator.authenticate(token)
     ticket = query_value(request, "ticket")
     if ticket:
-        return await server.tickets.redeem(ticket)
+        return await admission.tickets.redeem(ticket)
     raise Unauthorized("missing token")
 
 

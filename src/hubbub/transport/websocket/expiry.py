@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from hubbub.transport.connection import Connection
-
-if TYPE_CHECKING:
-    from hubbub.transport.server import Server
+from hubbub.delivery.connection import Connection
 
 
 class Expiries:
@@ -67,12 +64,12 @@ class Expiries:
         return expired
 
 
-async def expire_tokens(server: Server) -> None:
+async def expire_tokens(expiries: Expiries,
+                        close: Callable[[Connection, int, str], None]) -> None:
     """Close each connection with 4001 within ~1 s after its token's `exp`."""
-    expiries = server.expiries
     while True:
         now = time.time()
         # Wake just after the next whole second, when the next bucket is due.
         await asyncio.sleep(math.floor(now) + 1.001 - now)
         for connection in expiries.due(time.time()):
-            server.close_connection(connection, 4001, "token expired")
+            close(connection, 4001, "token expired")

@@ -16,7 +16,8 @@ turns them into change events) and delivers them in order, on three triggers:
   later nothing more has been delivered. Events still flowing (delivered version moving)
   are left to the gate, which sees any gap among them; a stuck one is a lost last event.
 
-This module is the pure part and the seam; the hub (transport/hub.py) runs the repairs.
+This module is the pure part and the seam; delivery/repairs.py runs the repairs for the
+hub (delivery/hub.py).
 """
 
 from __future__ import annotations

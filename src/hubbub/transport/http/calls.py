@@ -10,27 +10,22 @@ from aiohttp import web
 
 from hubbub.domain.clock import format_time, parse_time
 from hubbub.domain.errors import BadRequest
-from hubbub.services.calls import call_object
+from hubbub.domain.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX
 from hubbub.services.context import Actor
-from hubbub.transport.http import json_response
-from hubbub.transport.rest import authed, path_id
-from hubbub.transport.server import Server
+from hubbub.services.views import call_object
+from hubbub.transport.http.api import Api, path_id
+from hubbub.transport.http.bodies import json_response
 
 # The same page bounds as FetchHistory (§3).
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 100
+DEFAULT_LIMIT = HISTORY_LIMIT_DEFAULT
+MAX_LIMIT = HISTORY_LIMIT_MAX
 
 
-def routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/conversations/{id}/calls", authed(list_calls))
-
-
-async def list_calls(request: web.Request, server: Server, actor: Actor) -> web.Response:
+async def list_calls(request: web.Request, api: Api, actor: Actor) -> web.Response:
     """`?before=` (RFC 3339, exclusive: a call's `created_at`) and `?limit=` (1–100)."""
     before = _before(request.query.get("before"))
     limit = _limit(request.query.get("limit"))
-    calls = await server.calls.history(actor, path_id(request), before,
-                                      limit + 1)
+    calls = await api.calls.history(actor, path_id(request), before, limit + 1)
     page = calls[:limit]
     return json_response({
         "calls": [call_object(call) for call in page],

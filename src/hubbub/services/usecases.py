@@ -1,0 +1,43 @@
+"""Every use case of the server, built once by the composition root (app.py
+`build_use_cases`). Each door calls these and nothing else: the WebSocket actions, the
+HTTP handlers and the server API, so a rule lives in one service whichever door a
+request came through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hubbub.services.accounts import AccountService
+from hubbub.services.calls import CallService
+from hubbub.services.conversations import ConversationService
+from hubbub.services.joining import Joining
+from hubbub.services.messages import MessageService
+from hubbub.services.presence import PresenceService
+from hubbub.services.reactions import ReactionService
+from hubbub.services.receipts import ReceiptService
+from hubbub.services.search import SearchService
+from hubbub.services.sync import SyncService
+from hubbub.services.tickets import TicketService
+from hubbub.services.typing import TypingService
+from hubbub.services.users import UserService
+
+
+@dataclass(frozen=True, slots=True)
+class UseCases:
+    """The services, one per noun (a door takes the few it calls, never this record whole,
+    but for the WebSocket's action table, which calls nearly all)."""
+
+    users: UserService
+    messages: MessageService
+    conversations: ConversationService
+    # What only the backend does (the server API): profiles, erasure, its conversations.
+    accounts: AccountService
+    joining: Joining
+    presence: PresenceService
+    search: SearchService
+    sync: SyncService
+    typing: TypingService
+    receipts: ReceiptService
+    reactions: ReactionService
+    tickets: TicketService
+    calls: CallService
