@@ -27,7 +27,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from hubbub.config import SettingError, Settings, describe, hidden, unit
+from hubbub.config import Settings, describe, hidden, unit
+from hubbub.setting_types import SettingError
 
 ENV_PREFIX = "HUBBUB_"
 CONFIG_VARIABLE = "HUBBUB_CONFIG"

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hubbub.adapters.sql.dialect import Dialect, dialect_for
 from hubbub.adapters.sql.migrate import upgrade
 from hubbub.adapters.sql.schema import conversations, messages, metadata
-from hubbub.config import DATABASE_SCHEMES
+from hubbub.setting_types import DATABASE_SCHEMES
 from hubbub.settings_sources import mask
 
 # Rows per read and per multi-row INSERT: large enough that a round trip is amortised,
