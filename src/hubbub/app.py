@@ -84,9 +84,10 @@ log = get_logger("hubbub.app")
 # The stores a running app opened, for tests' assertions on stored state (never handed to
 # a service or to transport whole: each part gets the nouns it uses).
 STORES = web.AppKey("stores", Stores)
-# The same for the use cases, the hub and the bus (tests read their state).
+# The same for the use cases, the hub, the bus and the database (tests read their state).
 USE_CASES = web.AppKey("use_cases", UseCases)
 HUB = web.AppKey("hub", Hub)
+DATABASE = web.AppKey("database", SqlDatabase)
 BUS = web.AppKey("bus", Bus)
 
 
@@ -330,6 +331,7 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     hub.start()
     await cases.calls.start(cases.presence.online)
     app[STORES], app[USE_CASES], app[HUB], app[BUS] = stores, cases, hub, bus
+    app[DATABASE] = database
     loop = asyncio.get_running_loop()
     beat = loop.create_task(heartbeat(connections, settings.heartbeat_interval,
                                       settings.heartbeat_timeout))

@@ -132,7 +132,16 @@ async def test_metadata_at_the_depth_limit_is_accepted(api: Api) -> None:
 
 
 async def test_a_bad_user_id_in_the_path_is_400(api: Api) -> None:
-    assert_api_error(await api.put_user("not-an-id", name="x"), 400, "BAD_REQUEST", "user_id")
+    """A user id is the backend's (1-128 printable ASCII, no space): longer is refused."""
+    assert_api_error(await api.put_user("x" * 129, name="x"), 400, "BAD_REQUEST", "user_id")
+
+
+async def test_the_backends_own_ids_are_user_ids(api: Api) -> None:
+    """Ids as real backends have them (an integer key, an Auth0 subject) are users."""
+    for user_id in ("42", "auth0|5f7c8ec7c33c6c004bbafe82"):
+        response = await api.put_user(user_id, name="ann")
+        assert response.status_code in (200, 201), response.text
+        assert (await api.get_user(user_id)).json()["id"] == user_id
 
 
 async def test_a_user_the_backend_made_can_connect(api: Api) -> None:
@@ -211,7 +220,7 @@ async def test_concurrent_requests_with_one_key_create_one_conversation(
 @pytest.mark.parametrize(("body", "headers", "field"), [
     ({"kind": "room", "name": "g"}, None, "$.kind"),
     ({"kind": "group"}, None, "$.name"),
-    ({"kind": "group", "name": "g", "member_ids": ["nope"]}, None, "$.member_ids"),
+    ({"kind": "group", "name": "g", "member_ids": ["has space"]}, None, "$.member_ids"),
     ({"kind": "group", "name": "g", "owner_id": 7}, None, "$.owner_id"),
     ({"kind": "group", "name": "g"}, {"Idempotency-Key": "x" * 256}, "Idempotency-Key"),
 ])

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-from hubbub.app import BUS, HUB, STORES, USE_CASES, create_app
+from hubbub.app import BUS, DATABASE, HUB, STORES, USE_CASES, create_app
 from hubbub.config import Settings
 from hubbub.domain.clock import format_time
 from hubbub.domain.tokens import mint
@@ -37,7 +37,7 @@ class User:
 
 
 class Internals:
-    """A running app's parts: `hub`, `bus`, `metrics`, `sockets` (the open connections),
+    """A running app's parts: `hub`, `bus`, `database`, `metrics`, `sockets` (the open connections),
     every use case by name (`presence`, `typing`, …) and, as `store`, every store it
     opened."""
 
@@ -46,6 +46,7 @@ class Internals:
         self.store = AnyStore(app[STORES])
         self.hub = app[HUB]
         self.bus = app[BUS]
+        self.database = app[DATABASE]
         self.metrics = app[METRICS]
         self.sockets = app[CONNECTIONS].sockets
 
