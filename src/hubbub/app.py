@@ -46,6 +46,7 @@ from hubbub.services.sync import SyncService
 from hubbub.services.tickets import TicketService
 from hubbub.services.typing import TypingService
 from hubbub.services.users import UserService
+from hubbub.services.webhook_events import WebhookEvents
 from hubbub.storage import Database, Stores
 from hubbub.transport import calls as call_routes
 from hubbub.transport import metrics_http, rest, static
@@ -59,6 +60,7 @@ from hubbub.transport.repair_metrics import RepairCollector
 from hubbub.transport.server import SERVER, Server
 from hubbub.transport.shutdown import shut_down, track_requests
 from hubbub.transport.websocket import heartbeat, websocket_handler
+from hubbub.webhooks.setup import start_dispatcher
 
 log = get_logger("hubbub.app")
 
@@ -172,14 +174,15 @@ def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
     limiter = coordination.limiter
     presence = PresenceService(stores.users, stores.members, events, coordination.presence)
     consent = Consent(stores.members, memberships, events, presence)
+    webhooks = WebhookEvents(enabled=settings.webhook_url is not None)
     return Server(
         settings=settings, database=database, bus=bus, hub=hub, metrics=metrics,
         limiter=limiter, verifier=verifier, users=UserService(stores.users),
         messages=MessageService(stores.messages, stores.conversations, memberships, events,
-                                consent),
+                                consent, webhooks=webhooks),
         conversations=ConversationService(stores.conversations, stores.members, stores.users,
                                           memberships, events, consent, limiter,
-                                          settings.conversation_rule),
+                                          settings.conversation_rule, webhooks=webhooks),
         presence=presence,
         connection_limit=coordination.connection_limit,
         tickets=TicketService(coordination.tickets),
@@ -187,9 +190,10 @@ def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
         sync=SyncService(stores.messages, access),
         typing=TypingService(access, events, coordination.typing, settings.typing_timeout),
         receipts=ReceiptService(stores.receipts, access, events),
-        reactions=ReactionService(stores.reactions, stores.messages, access, events),
+        reactions=ReactionService(stores.reactions, stores.messages, access, events,
+                                  webhooks=webhooks),
         calls=CallService(stores.calls, stores.conversations, stores.members, memberships,
-                          access, events, settings.call_ring_timeout),
+                          access, events, settings.call_ring_timeout, webhooks=webhooks),
     )
 
 
@@ -259,6 +263,9 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     await server.calls.start(server.presence.online)
     app[SERVER] = server
     app[STORES] = stores
+    webhooks = start_dispatcher(settings, database.outbox, metrics.registry)
+    if webhooks is not None:
+        database.writer.on_events = webhooks[0].wake
     beat = asyncio.get_running_loop().create_task(heartbeat(server))
     sweep = asyncio.get_running_loop().create_task(expire_tokens(server))
     apart = (None if settings.metrics_port is None else await metrics_http.serve_apart(
@@ -273,6 +280,9 @@ async def _lifespan(app: web.Application, *, settings: Settings,
         for task in (beat, sweep):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if webhooks is not None:
+            for part in webhooks:
+                await part.close()
         await server.typing.close()
         await server.calls.close()
         await hub.close()

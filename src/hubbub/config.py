@@ -28,6 +28,7 @@ from pydantic import (
 
 from hubbub.domain.ratelimit import BucketRule
 from hubbub.transport.repair import CHECK_INTERVAL_S
+from hubbub.webhooks.signing import parse_secret
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,18 @@ def _networks(entries: tuple[str, ...]) -> tuple[str, ...]:
     return entries
 
 
+def _webhook_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError("an http:// or https:// URL")
+    return url
+
+
+def _webhook_secret(secret: str | None) -> str | None:
+    if secret is not None:
+        parse_secret(secret)
+    return secret
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("a non-empty text")
@@ -115,6 +128,8 @@ PublicKey = Annotated[Secret, AfterValidator(_public_key)]
 DatabaseUrl = Annotated[str, Hidden(whole=False), AfterValidator(_database_url)]
 RedisUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_redis_url)]
 Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
+WebhookUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_webhook_url)]
+WebhookSecret = Annotated[Secret, AfterValidator(_webhook_secret)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]
 
@@ -218,6 +233,26 @@ class Settings(BaseModel):
     metrics_token: Secret = Field(None, description="require `Authorization: Bearer <token>` "
                                   "on `/metrics`")
 
+    # Outgoing events (docs/WEBHOOKS.md).
+    webhook_url: WebhookUrl = Field(None, description="POST every event there (Standard "
+                                    "Webhooks); unset: no events are stored or sent")
+    webhook_secret: WebhookSecret = Field(None, description="`whsec_<base64>` key the "
+                                          "events are signed with (required with "
+                                          "`HUBBUB_WEBHOOK_URL`)")
+    webhook_timeout: Seconds = Field(10.0, description="one delivery attempt's time limit")
+    webhook_retry_base: Seconds = Field(1.0, description="the first retry's delay; each "
+                                        "next one doubles, with full jitter")
+    webhook_retry_max_delay: Seconds = Field(900.0, description="the longest delay between "
+                                             "two attempts")
+    webhook_retry_for: Seconds = Field(86400.0, description="how long an event is retried "
+                                       "before it is dead-lettered (`hubbub webhooks "
+                                       "dead-letters`, `replay`)")
+    webhook_poll_interval: Seconds = Field(1.0, description="how often the dispatcher "
+                                           "looks for events stored by other instances "
+                                           "or due for a retry")
+    webhook_concurrency: Count = Field(16, description="deliveries in flight per instance "
+                                       "(one per conversation at a time)")
+
     @field_validator("*", mode="before")
     @classmethod
     def _from_text(cls, value: Any, info: ValidationInfo) -> Any:
@@ -251,6 +286,13 @@ class Settings(BaseModel):
             key = "a public key" if self.jwt_public_key else "a shared secret"
             raise SettingError("jwt_algorithms", f"algorithms that verify with {key} "
                                f"({', '.join(sorted(wanted))}); {', '.join(wrong)} does not")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_has_secret(self) -> Settings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise SettingError("webhook_secret", "a `whsec_<base64>` key: "
+                               "HUBBUB_WEBHOOK_URL is set, and events must be signed")
         return self
 
     @model_validator(mode="after")

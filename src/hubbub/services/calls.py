@@ -54,6 +54,7 @@ from hubbub.services.access import Access
 from hubbub.services.context import Actor, Clock, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
+from hubbub.services.webhook_events import OFF, WebhookEvents, call_missed
 from hubbub.storage.calls import CallStore
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.members import MemberStore
@@ -78,8 +79,11 @@ class CallService:
 
     def __init__(self, calls: CallStore, conversations: ConversationStore,
                  members: MemberStore, memberships: MembershipCache, access: Access,
-                 events: Events, ring_timeout: float, *, clock: Clock = now_micros) -> None:
+                 events: Events, ring_timeout: float, *, clock: Clock = now_micros,
+                 webhooks: WebhookEvents = OFF) -> None:
         self._calls = calls
+        self._webhooks = webhooks
+        self._missed = call_missed(call_object)
         self._conversations = conversations
         self._members = members
         self._memberships = memberships
@@ -430,8 +434,9 @@ class CallService:
             taken = step(call.state, event, party)
             if taken.target is call.state:
                 return None
-            moved = await self._calls.transition(call.id, call.state, taken.target,
-                                                 self._clock(), taken.end_reason)
+            with self._webhooks.emit(self._missed):
+                moved = await self._calls.transition(call.id, call.state, taken.target,
+                                                     self._clock(), taken.end_reason)
             if moved is not None:
                 self._stop_ringing(call.id)
                 log.info("call.ended", call_id=call.id, conversation_id=call.conversation_id,
@@ -445,8 +450,9 @@ class CallService:
     async def _expire(self, call: Call) -> Call | None:
         """End a ringing call as unanswered; tell both parties. None if it was not ringing."""
         taken = step(CallState.RINGING, CallEvent.TIMEOUT, Party.SERVER)
-        moved = await self._calls.transition(call.id, CallState.RINGING, taken.target,
-                                             self._clock(), taken.end_reason)
+        with self._webhooks.emit(self._missed):
+            moved = await self._calls.transition(call.id, CallState.RINGING, taken.target,
+                                                 self._clock(), taken.end_reason)
         self._stop_ringing(call.id)
         if moved is None:
             return None

@@ -21,6 +21,13 @@ from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
+from hubbub.services.webhook_events import (
+    OFF,
+    WebhookEvents,
+    conversation_created,
+    member_put,
+    member_removed,
+)
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.members import MemberStore
 from hubbub.storage.users import UserStore
@@ -30,7 +37,8 @@ class ConversationService:
     def __init__(self, conversations: ConversationStore, members: MemberStore,
                  users: UserStore, memberships: MembershipCache, events: Events,
                  consent: Consent, limiter: RateLimiter, create_rule: BucketRule, *,
-                 clock: Clock = now_micros, new_id: IdSource = new_id) -> None:
+                 clock: Clock = now_micros, new_id: IdSource = new_id,
+                 webhooks: WebhookEvents = OFF) -> None:
         """`create_rule`: the bucket of conversations a user may create (per user, shared
         by every instance through `limiter`)."""
         self._conversations = conversations
@@ -43,6 +51,7 @@ class ConversationService:
         self._consent = consent
         self._limiter = limiter
         self._create_rule = create_rule
+        self._webhooks = webhooks
 
     async def create(self, actor: Actor, kind: Kind, name: str | None,
                      member_ids: list[str]) -> tuple[Conversation, bool]:
@@ -72,9 +81,10 @@ class ConversationService:
         for uid in others:
             if await self._users.get_user(uid) is None:
                 raise NotFound(f"unknown user {uid} - at `$.member_ids`")
-        conversation, created = await self._conversations.create_conversation(
-            self._new_id(), kind, name, actor.user_id, others, self._clock()
-        )
+        with self._webhooks.emit(conversation_created):
+            conversation, created = await self._conversations.create_conversation(
+                self._new_id(), kind, name, actor.user_id, others, self._clock()
+            )
         if not created:
             await self._opened(actor, conversation)  # the pair's, made a moment ago
         return conversation, created
@@ -124,9 +134,10 @@ class ConversationService:
         await self._consent.took_part(actor, conversation_id, membership)
         if role is None:
             # Insert-if-absent, never an upsert: a ban landing meanwhile must win.
-            member, created = await self._members.add_member_if_absent(
-                conversation_id, actor.user_id, "member", self._clock()
-            )
+            with self._webhooks.emit(member_put(None)):
+                member, created = await self._members.add_member_if_absent(
+                    conversation_id, actor.user_id, "member", self._clock()
+                )
             self._memberships.forget(conversation_id, actor.user_id)
             if not created:
                 # Someone made the membership first (a ban, an add, another device's join):
@@ -164,9 +175,10 @@ class ConversationService:
         actor_role = await self._memberships.role(conversation_id, actor.user_id)
         current = await self._memberships.role(conversation_id, user_id)
         check_role_change(actor_role, current, role)
-        member, created = await self._members.put_member(
-            conversation_id, user_id, role, self._clock()
-        )
+        with self._webhooks.emit(member_put(current)):
+            member, created = await self._members.put_member(
+                conversation_id, user_id, role, self._clock()
+            )
         self._memberships.forget(conversation_id, user_id)
         self._events.membership_changed(conversation_id, user_id, role)
         if created and role != "banned":
@@ -195,7 +207,8 @@ class ConversationService:
         if target is None:
             raise NotFound("not a member")
         check_removal(actor_role, target, is_self=is_self)
-        await self._members.remove_member(conversation_id, user_id)
+        with self._webhooks.emit(member_removed(conversation_id, user_id)):
+            await self._members.remove_member(conversation_id, user_id)
         self._memberships.forget(conversation_id, user_id)
         self._events.membership_changed(conversation_id, user_id, None)
 

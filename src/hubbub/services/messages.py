@@ -14,6 +14,13 @@ from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
 from hubbub.services.views import message_object
+from hubbub.services.webhook_events import (
+    OFF,
+    WebhookEvents,
+    message_created,
+    message_deleted,
+    message_edited,
+)
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.messages import MessageStore
 
@@ -21,8 +28,10 @@ from hubbub.storage.messages import MessageStore
 class MessageService:
     def __init__(self, messages: MessageStore, conversations: ConversationStore,
                  memberships: MembershipCache, events: Events, consent: Consent, *,
-                 clock: Clock = now_micros, new_id: IdSource = new_id) -> None:
+                 clock: Clock = now_micros, new_id: IdSource = new_id,
+                 webhooks: WebhookEvents = OFF) -> None:
         self._messages = messages
+        self._webhooks = webhooks
         self._conversations = conversations
         self._memberships = memberships
         self._events = events
@@ -55,9 +64,11 @@ class MessageService:
             attachments=tuple(attachments), client_message_id=client_message_id,
             created_at=self._clock(),
         )
-        outcome = await self._messages.send(draft)
+        with self._webhooks.emit(message_created):
+            outcome = await self._messages.send(draft)
         if outcome.created:
-            outcome.view = message_object(outcome.message)
+            if outcome.view is None:  # built already when webhooks are on
+                outcome.view = message_object(outcome.message)
             self._events.to_conversation(conversation_id, NewMessage(message=outcome.view))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
@@ -71,7 +82,8 @@ class MessageService:
         require(role, Ability.SEND, what="edit messages")
         if message.sender_id != actor.user_id:
             raise Forbidden("only the sender may edit a message")
-        edited = await self._messages.edit(message_id, content, self._clock())
+        with self._webhooks.emit(message_edited):
+            edited = await self._messages.edit(message_id, content, self._clock())
         self._events.to_conversation(
             edited.conversation_id, MessageEdited(message=message_object(edited))
         )
@@ -86,8 +98,9 @@ class MessageService:
             require(role, Ability.SEND, what="delete messages")
         elif not can(role, Ability.MODERATE):
             raise Forbidden("only the sender or a moderator may delete a message")
-        deleted, changed = await self._messages.delete(message_id, actor.user_id,
-                                                       self._clock())
+        with self._webhooks.emit(message_deleted):
+            deleted, changed = await self._messages.delete(message_id, actor.user_id,
+                                                           self._clock())
         if changed:
             assert deleted.deleted_at is not None
             self._events.to_conversation(deleted.conversation_id, MessageDeleted(

@@ -1,0 +1,163 @@
+"""The dispatcher: delivers the outbox at least once, in order per conversation.
+
+Every instance runs one. Each round it claims due events — the oldest pending event of each
+conversation, leased to this dispatcher (adapters/sql/outbox.py) — as many as it has free
+delivery slots, and sends each in a task of its own. A delivered event is deleted (so the
+next one of its conversation becomes due); a failed one is due again after an exponential
+backoff with full jitter (`base · 2^attempts`, capped, times a random fraction), until its
+retry window has passed: then it is dead, kept and listed until replayed.
+
+A round runs when the writer committed events on this instance (`wake`), when a delivery
+finished, or every poll interval (events of other instances, retries coming due). The
+lease outlasts any attempt (twice the timeout, and a margin), so no two dispatchers send
+one event at once; an instance that dies with events leased leaves them to the others once
+their lease ends — delivered at least once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from hubbub.logs import get_logger
+from hubbub.storage.errors import StoreUnavailable
+from hubbub.storage.outbox import OutboxRow, OutboxStats, OutboxStore
+
+log = get_logger("hubbub.webhooks")
+
+Send = Callable[[OutboxRow], Awaitable[str | None]]
+STATS_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard to try (the `webhook_*` settings)."""
+
+    timeout: float = 10.0
+    retry_base: float = 1.0
+    retry_max_delay: float = 900.0
+    retry_for: float = 86400.0
+    poll_interval: float = 1.0
+    concurrency: int = 16
+
+    @property
+    def lease_s(self) -> float:
+        return 2 * self.timeout + 5.0
+
+    def delay(self, attempts: int, fraction: float) -> float:
+        """Seconds before the next attempt after `attempts` failed ones (full jitter)."""
+        return min(self.retry_max_delay, self.retry_base * 2.0 ** min(attempts, 60)) * fraction
+
+
+@dataclass
+class DispatchStats:
+    """Counts of this instance, and the outbox's last read totals (for /metrics)."""
+
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    outbox: OutboxStats = field(default_factory=lambda: OutboxStats(0, 0, None))
+    read_at: float = 0.0
+
+
+def micros() -> int:
+    return time.time_ns() // 1000
+
+
+class Dispatcher:
+    def __init__(self, outbox: OutboxStore, send: Send, policy: Policy, *,
+                 clock: Callable[[], int] = micros,
+                 jitter: Callable[[], float] = random.random) -> None:
+        self._outbox = outbox
+        self._send = send
+        self._policy = policy
+        self._clock = clock
+        self._jitter = jitter
+        self._owner = uuid.uuid4().hex
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.stats = DispatchStats()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def wake(self) -> None:
+        """Events were committed here: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def close(self) -> None:
+        """Stop claiming and drop the attempts in flight (their leases run out, and they
+        are sent again: at least once)."""
+        tasks = [t for t in (self._task, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self._round()
+            except StoreUnavailable as exc:
+                log.warning("webhooks.store_unavailable", error=str(exc))
+            except Exception:
+                log.exception("webhooks.round_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._policy.poll_interval)
+
+    async def _round(self) -> None:
+        if time.monotonic() - self.stats.read_at >= STATS_INTERVAL_S:
+            self.stats.outbox = await self._outbox.stats()
+            self.stats.read_at = time.monotonic()
+        free = self._policy.concurrency - len(self._in_flight)
+        if free <= 0:
+            return
+        now = self._clock()
+        rows = await self._outbox.claim(self._owner, now,
+                                        now + int(self._policy.lease_s * 1e6), free)
+        loop = asyncio.get_running_loop()
+        for row in rows:
+            task = loop.create_task(self._deliver(row))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # the next event of that conversation may be due now
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        try:
+            error = await self._send(row)
+            if error is None:
+                await self._outbox.delivered(self._owner, [row.seq])
+                self.stats.delivered += 1
+                return
+            await self._failed(row, error)
+        except StoreUnavailable as exc:
+            # The lease runs out and the event goes out again: at least once.
+            log.warning("webhooks.store_unavailable", error=str(exc), event_id=row.id)
+        except Exception:
+            log.exception("webhooks.delivery_failed", event_id=row.id)
+
+    async def _failed(self, row: OutboxRow, error: str) -> None:
+        now = self._clock()
+        dead = now - row.retry_from >= int(self._policy.retry_for * 1e6)
+        delay = self._policy.delay(row.attempts, self._jitter())
+        await self._outbox.retry(self._owner, row.seq, now + int(delay * 1e6), error, dead)
+        if dead:
+            self.stats.dead_lettered += 1
+            log.warning("webhooks.dead_lettered", event_id=row.id, type=row.type,
+                        conversation_id=row.conversation_id, attempts=row.attempts + 1,
+                        error=error)
+        else:
+            self.stats.retried += 1
+            log.info("webhooks.retry", event_id=row.id, type=row.type,
+                     attempts=row.attempts + 1, error=error, delay_s=round(delay, 3))
