@@ -172,3 +172,22 @@ async def test_two_instances_claiming_at_once_never_share_an_event(
         if not ids:
             break
     assert len(delivered) == len(set(delivered)) == 40
+
+
+async def test_a_run_leases_the_events_after_each_head(store: SqlStores,
+                                                       outbox: SqlOutboxStore) -> None:
+    """`run`: a conversation's first pending events together, for one dispatcher; the
+    unsent rest given back is claimable again, the head first."""
+    sender = await user(store)
+    first, second = await channel(store, sender), await channel(store, sender)
+    v1 = await send_with_events(store, first, sender, 4)
+    v2 = await send_with_events(store, second, sender, 2)
+    claimed = await outbox.claim("a", NOW, NOW + LEASE, 10, run=3)
+    assert sorted((r.conversation_id, r.version) for r in claimed) == sorted(
+        [(first, v) for v in v1[:3]] + [(second, v) for v in v2])
+    assert await claim(outbox, "b") == []
+    ours = [r for r in claimed if r.conversation_id == first]
+    await outbox.release("a", [r.seq for r in ours[1:]])
+    assert await outbox.delivered("a", [ours[0].seq]) == 1
+    again = await outbox.claim("b", NOW, NOW + LEASE, 10, run=5)
+    assert [(r.conversation_id, r.version) for r in again] == [(first, v) for v in v1[1:]]

@@ -72,25 +72,27 @@ def emitting(builder: EventBuilder) -> Iterator[None]:
 
 
 def take_builder() -> EventBuilder | None:
-    """The builder of the enclosing `emitting` block, once (for the writer: a store call
-    queues one job, and only that one emits)."""
-    builder = _builder.get()
-    if builder is not None:
-        _builder.set(None)
-    return builder
+    """The builder of the enclosing `emitting` block (for the writer, when a job is
+    queued). Every store call queues exactly one write job, so it is not reset: that
+    would cost a context change per send."""
+    return _builder.get()
 
 
 class OutboxStore(Protocol):
     """All times are UTC microseconds. `owner` names one dispatcher's claim (a lease)."""
 
-    async def claim(self, owner: str, now: int, lease_until: int,
-                    limit: int) -> list[OutboxRow]:
-        """Lease up to `limit` due events, each the oldest pending one of its conversation
-        (so a conversation's events go out one at a time, in order), none leased by
-        another dispatcher. Safe to run on many instances at once."""
+    async def claim(self, owner: str, now: int, lease_until: int, limit: int,
+                    run: int = 1) -> list[OutboxRow]:
+        """Lease the due events of up to `limit` conversations, for each its oldest pending
+        event and the `run - 1` pending ones after it (so one dispatcher sends them one
+        after another, in order), none leased by another dispatcher; ordered by `seq`.
+        Safe to run on many instances at once."""
 
     async def delivered(self, owner: str, seqs: Sequence[int]) -> int:
         """Delete delivered events still leased by `owner`; how many were."""
+
+    async def release(self, owner: str, seqs: Sequence[int]) -> None:
+        """Give back leased events not attempted (the rest of a run that stopped)."""
 
     async def retry(self, owner: str, seq: int, next_attempt_at: int, error: str,
                     dead: bool) -> bool:

@@ -1,11 +1,17 @@
 """The dispatcher: delivers the outbox at least once, in order per conversation.
 
-Every instance runs one. Each round it claims due events — the oldest pending event of each
-conversation, leased to this dispatcher (adapters/sql/outbox.py) — as many as it has free
-delivery slots, and sends each in a task of its own. A delivered event is deleted (so the
-next one of its conversation becomes due); a failed one is due again after an exponential
-backoff with full jitter (`base · 2^attempts`, capped, times a random fraction), until its
-retry window has passed: then it is dead, kept and listed until replayed.
+Every instance runs one. Each round it claims due events — for as many conversations as it
+has free delivery slots, the oldest pending event of each and up to `RUN - 1` after it,
+leased to this dispatcher (adapters/sql/outbox.py) — and sends each conversation's run in a
+task of its own, one event after another. Delivered events are deleted when the run ends
+(so the next ones of the conversation become claimable); a failed one ends its run, the
+rest given back, and is due again after an exponential backoff with full jitter
+(`base · 2^attempts`, capped, times a random fraction), until its retry window has
+passed: then it is dead, kept and listed until replayed.
+
+Runs exist for throughput: a claim scans the pending events, and one claim per event cost
+more CPU than the sends it served (docs/DECISIONS.md, "Webhooks"). A crash mid-run sends the
+run's delivered events again: at least once.
 
 A round runs when the writer committed events on this instance (`wake`), when a delivery
 finished, or every poll interval (events of other instances, retries coming due). The
@@ -32,6 +38,11 @@ log = get_logger("hubbub.webhooks")
 
 Send = Callable[[OutboxRow], Awaitable[str | None]]
 STATS_INTERVAL_S = 1.0
+# Events of one conversation claimed and sent together.
+RUN = 32
+# At most one round per this long: a claim scans the pending events, and commits wake the
+# dispatcher thousands of times a second under load.
+MIN_ROUND_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -110,6 +121,7 @@ class Dispatcher:
                 log.warning("webhooks.store_unavailable", error=str(exc))
             except Exception:
                 log.exception("webhooks.round_failed")
+            await asyncio.sleep(MIN_ROUND_S)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._policy.poll_interval)
 
@@ -121,11 +133,14 @@ class Dispatcher:
         if free <= 0:
             return
         now = self._clock()
-        rows = await self._outbox.claim(self._owner, now,
-                                        now + int(self._policy.lease_s * 1e6), free)
-        loop = asyncio.get_running_loop()
+        lease_until = now + int(self._policy.lease_s * 1e6)
+        rows = await self._outbox.claim(self._owner, now, lease_until, free, RUN)
+        runs: dict[str, list[OutboxRow]] = {}
         for row in rows:
-            task = loop.create_task(self._deliver(row))
+            runs.setdefault(row.conversation_id, []).append(row)
+        loop = asyncio.get_running_loop()
+        for run in runs.values():
+            task = loop.create_task(self._deliver(run, lease_until))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
 
@@ -133,19 +148,41 @@ class Dispatcher:
         self._in_flight.discard(task)
         self._wake.set()  # the next event of that conversation may be due now
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def _deliver(self, run: list[OutboxRow], lease_until: int) -> None:
+        """Send a conversation's run in order; stop at the first failure, at an event that
+        failed before (it has a backoff of its own), or when the lease could run out
+        during the next attempt, and give the rest back."""
+        delivered: list[int] = []
+        margin = int((self._policy.timeout + 1.0) * 1e6)
         try:
-            error = await self._send(row)
-            if error is None:
-                await self._outbox.delivered(self._owner, [row.seq])
-                self.stats.delivered += 1
-                return
-            await self._failed(row, error)
+            for i, row in enumerate(run):
+                if (i and row.attempts) or self._clock() + margin > lease_until:
+                    await self._outbox.release(self._owner, [r.seq for r in run[i:]])
+                    break
+                error = await self._send(row)
+                if error is not None:
+                    await self._failed(row, error)
+                    if i + 1 < len(run):
+                        await self._outbox.release(self._owner,
+                                                   [r.seq for r in run[i + 1:]])
+                    break
+                delivered.append(row.seq)
         except StoreUnavailable as exc:
-            # The lease runs out and the event goes out again: at least once.
-            log.warning("webhooks.store_unavailable", error=str(exc), event_id=row.id)
+            # The leases run out and the events go out again: at least once.
+            log.warning("webhooks.store_unavailable", error=str(exc))
         except Exception:
-            log.exception("webhooks.delivery_failed", event_id=row.id)
+            log.exception("webhooks.delivery_failed")
+        finally:
+            if delivered:
+                await self._delivered(delivered)
+
+    async def _delivered(self, seqs: list[int]) -> None:
+        try:
+            await self._outbox.delivered(self._owner, seqs)
+        except StoreUnavailable as exc:
+            log.warning("webhooks.store_unavailable", error=str(exc))
+            return
+        self.stats.delivered += len(seqs)
 
     async def _failed(self, row: OutboxRow, error: str) -> None:
         now = self._clock()

@@ -28,6 +28,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql import engine, matching
+from hubbub.adapters.sql.outbox_statements import (
+    OutboxStatements,
+    PostgresOutboxStatements,
+    SqliteOutboxStatements,
+)
 from hubbub.adapters.sql.schema import conversations
 from hubbub.adapters.sql.search_budget import (
     Deadline,
@@ -90,6 +95,9 @@ class Dialect(Protocol):
     async def send_statements(self, conn: AsyncConnection) -> SendStatements:
         """The three statements of a send batch, bound to the Writer's connection."""
 
+    async def outbox_statements(self, conn: AsyncConnection) -> OutboxStatements:
+        """The INSERT of a batch's outgoing events (outbox_statements.py)."""
+
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         """Keep instances starting at once from migrating together."""
 
@@ -142,6 +150,10 @@ class SqliteDialect:
         raw = await conn.get_raw_connection()
         return SqliteSendStatements(raw.driver_connection)
 
+    async def outbox_statements(self, conn: AsyncConnection) -> OutboxStatements:
+        raw = await conn.get_raw_connection()
+        return SqliteOutboxStatements(raw.driver_connection)
+
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         return None  # one process opens the file; SQLite locks it for the migration
 
@@ -191,6 +203,9 @@ class PostgresDialect:
 
     async def send_statements(self, conn: AsyncConnection) -> SendStatements:
         return PostgresSendStatements(conn)
+
+    async def outbox_statements(self, conn: AsyncConnection) -> OutboxStatements:
+        return PostgresOutboxStatements(conn)
 
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))

@@ -16,13 +16,16 @@ conversation lock, so it cannot deadlock with the sends.
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.dialect import Dialect
+from hubbub.adapters.sql.outbox_statements import EventRow
 from hubbub.adapters.sql.schema import conversations, webhook_outbox
 from hubbub.adapters.sql.shared import ReadConnection, write_apart
 from hubbub.adapters.sql.writer import Writer
@@ -33,22 +36,51 @@ DEAD = "dead"
 _o = webhook_outbox
 
 
-async def insert_events(conn: AsyncConnection, events: Sequence[OutboxEvent],
-                        now: int) -> None:
-    """Store `events` in the caller's transaction (the writer's hook): one INSERT, after
-    one SELECT for the versions of the conversations whose events carry none."""
-    unversioned = {e.conversation_id for e in events if e.version is None}
-    versions: dict[str, int] = {}
-    if unversioned:
-        rows = await conn.execute(select(conversations.c.id, conversations.c.version)
-                                  .where(conversations.c.id.in_(unversioned)))
-        versions = {row.id: int(row.version) for row in rows}
-    await conn.execute(insert(_o), [{
-        "id": "msg_" + uuid.uuid4().hex, "type": e.type, "conversation_id": e.conversation_id,
-        "version": e.version if e.version is not None else versions.get(e.conversation_id, 0),
-        "data": e.data.decode(), "created_at": now, "state": PENDING, "attempts": 0,
-        "next_attempt_at": now, "retry_from": now,
-    } for e in events])
+class EventIds:
+    """`webhook-id`s: a random prefix per process and a counter (a uuid4 each cost more
+    than the rest of the event's row)."""
+
+    def __init__(self) -> None:
+        self._prefix = "msg_" + os.urandom(8).hex()
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count):012x}"
+
+
+class EventInserter:
+    """The Writer's hook (`EmitEvents`): stores a transaction's events in it with one
+    INSERT, after one SELECT for the versions of conversations whose events carry none."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._ids = EventIds()
+
+    async def __call__(self, conn: AsyncConnection, events: Sequence[OutboxEvent],
+                       now: int) -> None:
+        unversioned = {e.conversation_id for e in events if e.version is None}
+        versions: dict[str, int] = {}
+        if unversioned:
+            found = await conn.execute(select(conversations.c.id, conversations.c.version)
+                                       .where(conversations.c.id.in_(unversioned)))
+            versions = {row.id: int(row.version) for row in found}
+        new_id = self._ids
+        rows: list[EventRow] = [(
+            new_id(), e.type, e.conversation_id,
+            e.version if e.version is not None else versions.get(e.conversation_id, 0),
+            e.data.decode(), now, PENDING, 0, now, now) for e in events]
+        await (await self._dialect.outbox_statements(conn)).insert(rows)
+
+
+async def _runs_from(conn: AsyncConnection, heads: list[int], run: int) -> list[int]:
+    """The first `run` pending events of each claimed head's conversation. The heads are
+    locked, and no other claim leases what follows a head, so the rest needs no lock."""
+    of_heads = select(_o.c.conversation_id).where(_o.c.seq.in_(heads))
+    ranked = (select(_o.c.seq, func.row_number().over(
+        partition_by=_o.c.conversation_id, order_by=_o.c.seq).label("n"))
+        .where(_o.c.state == PENDING, _o.c.conversation_id.in_(of_heads)).subquery())
+    return [row.seq for row in await conn.execute(
+        select(ranked.c.seq).where(ranked.c.n <= run))]
 
 
 def _to_row(row: Any) -> OutboxRow:
@@ -66,16 +98,16 @@ class SqlOutboxStore:
         self._engine = engine
         self._writer = writer
 
-    async def claim(self, owner: str, now: int, lease_until: int,
-                    limit: int) -> list[OutboxRow]:
-        earlier = _o.alias("earlier")
+    async def claim(self, owner: str, now: int, lease_until: int, limit: int,
+                    run: int = 1) -> list[OutboxRow]:
+        # Each conversation's oldest pending event, from the index alone (one pass, no
+        # query per row), then those of them that are due and not leased.
+        oldest = (select(func.min(_o.c.seq).label("seq")).where(_o.c.state == PENDING)
+                  .group_by(_o.c.conversation_id).subquery())
         heads = (
-            select(_o.c.seq)
-            .where(_o.c.state == PENDING, _o.c.next_attempt_at <= now,
-                   or_(_o.c.lease_until.is_(None), _o.c.lease_until < now),
-                   ~select(earlier.c.seq).where(
-                       earlier.c.conversation_id == _o.c.conversation_id,
-                       earlier.c.state == PENDING, earlier.c.seq < _o.c.seq).exists())
+            select(_o.c.seq).join(oldest, oldest.c.seq == _o.c.seq)
+            .where(_o.c.next_attempt_at <= now,
+                   or_(_o.c.lease_until.is_(None), _o.c.lease_until < now))
             .order_by(_o.c.seq).limit(limit)
             .with_for_update(skip_locked=True, of=_o)
         )
@@ -84,6 +116,8 @@ class SqlOutboxStore:
             seqs = [row.seq for row in await conn.execute(heads)]
             if not seqs:
                 return []
+            if run > 1:
+                seqs = await _runs_from(conn, seqs, run)
             rows = await conn.execute(
                 update(_o).where(_o.c.seq.in_(seqs))
                 .values(lease_owner=owner, lease_until=lease_until).returning(*_o.c))
@@ -98,6 +132,14 @@ class SqlOutboxStore:
             return int(result.rowcount)
 
         return await write_apart(self._writer, _delete_delivered)
+
+    async def release(self, owner: str, seqs: Sequence[int]) -> None:
+        async def _release_unsent(conn: AsyncConnection) -> None:
+            await conn.execute(
+                update(_o).where(_o.c.seq.in_(list(seqs)), _o.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None))
+
+        await write_apart(self._writer, _release_unsent)
 
     async def retry(self, owner: str, seq: int, next_attempt_at: int, error: str,
                     dead: bool) -> bool:

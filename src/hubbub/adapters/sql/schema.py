@@ -162,7 +162,9 @@ webhook_outbox = Table(
     Column("lease_owner", String(64)),
     Column("lease_until", BigInteger),
     Column("last_error", String(200)),
-    # The head of each conversation: its oldest pending event.
+    # Whether an event has an older pending one in its conversation. Claims read the
+    # primary key in order and stop at their limit: no index on `next_attempt_at`, which
+    # the planners preferred, reading every pending row and sorting them (8 ms a claim at
+    # 8000 pending on SQLite, inside the writer's batch).
     Index("ix_webhook_outbox_conversation", "conversation_id", "state", "seq"),
-    Index("ix_webhook_outbox_due", "state", "next_attempt_at"),
 )

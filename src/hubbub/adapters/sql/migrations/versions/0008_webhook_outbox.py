@@ -6,8 +6,9 @@ Revises: 0006
 `webhook_outbox`: the outgoing events of docs/WEBHOOKS.md, each inserted in the
 transaction of the change it announces, so a committed change always has its events and a
 rolled-back one never does. The dispatcher claims each conversation's oldest pending event
-(`ix_webhook_outbox_conversation`), due ones first (`ix_webhook_outbox_due`), deletes it
-once delivered, and keeps it as `dead` when its retries ran out.
+(`ix_webhook_outbox_conversation` says whether an older one is pending; the claim reads the
+primary key in order), deletes it once delivered, and keeps it as `dead` when its retries
+ran out.
 """
 
 from __future__ import annotations
@@ -42,10 +43,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_webhook_outbox_conversation", "webhook_outbox",
                     ["conversation_id", "state", "seq"])
-    op.create_index("ix_webhook_outbox_due", "webhook_outbox", ["state", "next_attempt_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_webhook_outbox_due", table_name="webhook_outbox")
     op.drop_index("ix_webhook_outbox_conversation", table_name="webhook_outbox")
     op.drop_table("webhook_outbox")
