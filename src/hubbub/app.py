@@ -45,9 +45,10 @@ from hubbub.services.search import SearchService
 from hubbub.services.sync import SyncService
 from hubbub.services.tickets import TicketService
 from hubbub.services.typing import TypingService
+from hubbub.services.undelivered import Undelivered
 from hubbub.services.users import UserService
 from hubbub.services.webhook_events import WebhookEvents
-from hubbub.storage import Database, Stores
+from hubbub.storage import Stores
 from hubbub.transport import calls as call_routes
 from hubbub.transport import metrics_http, rest, static
 from hubbub.transport.access import request_ids
@@ -163,7 +164,7 @@ def watch(metrics: Metrics, hub: Hub, database: SqlDatabase, bus: Bus) -> None:
 
 
 def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
-                 database: Database, bus: Bus, hub: Hub, metrics: Metrics,
+                 database: SqlDatabase, bus: Bus, hub: Hub, metrics: Metrics,
                  coordination: Coordination) -> Server:
     """Every service, each given the stores and parts it uses, and the Server holding them."""
     events = Events(bus)
@@ -175,11 +176,13 @@ def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
     presence = PresenceService(stores.users, stores.members, events, coordination.presence)
     consent = Consent(stores.members, memberships, events, presence)
     webhooks = WebhookEvents(enabled=settings.webhook_url is not None)
+    undelivered = (Undelivered(stores.members, presence.online, database.outbox,
+                               settings.offline_grace) if webhooks.enabled else None)
     return Server(
         settings=settings, database=database, bus=bus, hub=hub, metrics=metrics,
         limiter=limiter, verifier=verifier, users=UserService(stores.users),
         messages=MessageService(stores.messages, stores.conversations, memberships, events,
-                                consent, webhooks=webhooks),
+                                consent, webhooks=webhooks, undelivered=undelivered),
         conversations=ConversationService(stores.conversations, stores.members, stores.users,
                                           memberships, events, consent, limiter,
                                           settings.conversation_rule, webhooks=webhooks),
@@ -280,6 +283,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
         for task in (beat, sweep):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if server.messages.undelivered is not None:
+            await server.messages.undelivered.close()
         if webhooks is not None:
             for part in webhooks:
                 await part.close()

@@ -250,6 +250,9 @@ class Settings(BaseModel):
     webhook_poll_interval: Seconds = Field(1.0, description="how often the dispatcher "
                                            "looks for events stored by other instances "
                                            "or due for a retry")
+    offline_grace: Seconds = Field(5.0, description="with webhooks: this long after a "
+                                   "message, `message.undelivered` names the members "
+                                   "without an open connection")
     webhook_concurrency: Count = Field(16, description="deliveries in flight per instance "
                                        "(one per conversation at a time)")
 

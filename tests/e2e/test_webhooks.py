@@ -309,3 +309,26 @@ async def test_three_instances_never_send_an_event_twice_at_once(
             await asyncio.sleep(0.1)
         assert sum(counts) >= 100, counts
         assert sum(1 for c in counts if c > 0) >= 2, counts  # they shared the work
+
+
+async def test_members_without_a_connection_are_named_undelivered(
+        start_server: StartServer, receiver: WebhookReceiver) -> None:
+    """`HUBBUB_OFFLINE_GRACE` after a message, `message.undelivered` names the accepted
+    members other than the sender with no open connection: not the connected, not the
+    sender, not one who never accepted."""
+    async with start_server(**quick(receiver, offline_grace=1.0)) as server:
+        alice, bob, carol, dave = (server.user(n) for n in ("alice", "bob", "carol", "dave"))
+        room = (await server.create_conversation(alice))["id"]
+        a = await joined(server, alice, room)
+        await joined(server, bob, room)
+        c = await joined(server, carol, room)
+        assert await set_role(server, alice, room, dave, "member") in (200, 201)
+        await c.close()
+        await asyncio.sleep(0.2)  # the server notices the close at once; a margin
+        message = await send(a, room, "anyone there?")
+        kinds = [kind for kind, _ in await receiver.wait_for_count(room, 6)]
+        assert kinds[-2:] == ["message.created", "message.undelivered"]
+        undelivered = receiver.unique(room)[-1].data
+        assert undelivered == {"conversation_id": room, "version": message["version"],
+                               "message_id": message["id"], "sender_id": alice.id,
+                               "user_ids": [carol.id]}

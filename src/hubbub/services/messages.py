@@ -13,6 +13,7 @@ from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
+from hubbub.services.undelivered import Undelivered
 from hubbub.services.views import message_object
 from hubbub.services.webhook_events import (
     OFF,
@@ -29,9 +30,10 @@ class MessageService:
     def __init__(self, messages: MessageStore, conversations: ConversationStore,
                  memberships: MembershipCache, events: Events, consent: Consent, *,
                  clock: Clock = now_micros, new_id: IdSource = new_id,
-                 webhooks: WebhookEvents = OFF) -> None:
+                 webhooks: WebhookEvents = OFF, undelivered: Undelivered | None = None) -> None:
         self._messages = messages
         self._webhooks = webhooks
+        self.undelivered = undelivered
         self._conversations = conversations
         self._memberships = memberships
         self._events = events
@@ -69,6 +71,8 @@ class MessageService:
         if outcome.created:
             if outcome.view is None:  # built already when webhooks are on
                 outcome.view = message_object(outcome.message)
+            if self.undelivered is not None:
+                self.undelivered.committed(outcome.message)
             self._events.to_conversation(conversation_id, NewMessage(message=outcome.view))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)

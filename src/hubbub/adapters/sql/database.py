@@ -35,9 +35,10 @@ class SqlDatabase:
         # Searches have a pool of their own (engine.py); without one (tools, tests of
         # other parts) they share the main pool, still through the gate.
         self.search_engine = search_engine or engine
-        self.writer = Writer(engine, dialect.conversation_locker, EventInserter(dialect))
+        inserter = EventInserter(dialect)
+        self.writer = Writer(engine, dialect.conversation_locker, inserter)
         # Outgoing events: stored by the writer with their change, read by the dispatcher.
-        self.outbox = SqlOutboxStore(engine, self.writer)
+        self.outbox = SqlOutboxStore(engine, self.writer, inserter)
         self.stores = Stores(
             users=SqlUserStore(engine, dialect, self.writer),
             conversations=SqlConversationStore(engine, dialect, self.writer,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +35,10 @@ from hubbub.storage.outbox import OutboxEvent, OutboxRow, OutboxStats
 PENDING = "pending"
 DEAD = "dead"
 _o = webhook_outbox
+
+
+def micros() -> int:
+    return time.time_ns() // 1000
 
 
 class EventIds:
@@ -94,9 +99,18 @@ def _to_row(row: Any) -> OutboxRow:
 class SqlOutboxStore:
     """The outbox of one database, on its engine and Writer."""
 
-    def __init__(self, engine: AsyncEngine, writer: Writer) -> None:
+    def __init__(self, engine: AsyncEngine, writer: Writer, insert: EventInserter) -> None:
         self._engine = engine
         self._writer = writer
+        self._insert = insert
+
+    async def append(self, events: Sequence[OutboxEvent]) -> None:
+        async def _append_events(conn: AsyncConnection) -> None:
+            await self._insert(conn, events, micros())
+
+        await write_apart(self._writer, _append_events)
+        if self._writer.on_events is not None:
+            self._writer.on_events()
 
     async def claim(self, owner: str, now: int, lease_until: int, limit: int,
                     run: int = 1) -> list[OutboxRow]:
