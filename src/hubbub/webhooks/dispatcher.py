@@ -14,7 +14,10 @@ more CPU than the sends it served (docs/DECISIONS.md, "Webhooks"). A crash mid-r
 run's delivered events again: at least once.
 
 A round runs when the writer committed events on this instance (`wake`), when a delivery
-finished, or every poll interval (events of other instances, retries coming due). The
+finished, or every poll interval (events of other instances, retries coming due), at most
+one per `MIN_ROUND_S`. After a claim that found nothing due, commits alone do not start
+another before the poll interval: with every conversation waiting out a backoff, each
+claim would read every pending event and find nothing, many times a second. The
 lease outlasts any attempt (twice the timeout, and a margin), so no two dispatchers send
 one event at once; an instance that dies with events leased leaves them to the others once
 their lease ends — delivered at least once, never lost.
@@ -91,6 +94,8 @@ class Dispatcher:
         self._jitter = jitter
         self._owner = uuid.uuid4().hex
         self._wake = asyncio.Event()
+        self._finished_any = False  # a delivery ended since the last claim
+        self._idle_since: float | None = None  # the last claim found nothing due
         self._in_flight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.stats = DispatchStats()
@@ -132,9 +137,15 @@ class Dispatcher:
         free = self._policy.concurrency - len(self._in_flight)
         if free <= 0:
             return
+        idle = self._idle_since
+        if (idle is not None and not self._finished_any
+                and time.monotonic() - idle < self._policy.poll_interval):
+            return
+        self._finished_any = False
         now = self._clock()
         lease_until = now + int(self._policy.lease_s * 1e6)
         rows = await self._outbox.claim(self._owner, now, lease_until, free, RUN)
+        self._idle_since = None if rows else time.monotonic()
         runs: dict[str, list[OutboxRow]] = {}
         for row in rows:
             runs.setdefault(row.conversation_id, []).append(row)
@@ -146,6 +157,7 @@ class Dispatcher:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._finished_any = True
         self._wake.set()  # the next event of that conversation may be due now
 
     async def _deliver(self, run: list[OutboxRow], lease_until: int) -> None:
