@@ -266,7 +266,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     await server.calls.start(server.presence.online)
     app[SERVER] = server
     app[STORES] = stores
-    webhooks = start_dispatcher(settings, database.outbox, metrics.registry)
+    webhooks = start_dispatcher(settings, database.outbox, metrics.registry,
+                                lambda: database.writer.last_batch)
     if webhooks is not None:
         database.writer.on_events = webhooks[0].wake
     beat = asyncio.get_running_loop().create_task(heartbeat(server))

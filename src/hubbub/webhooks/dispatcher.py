@@ -15,7 +15,9 @@ run's delivered events again: at least once.
 
 A round runs when the writer committed events on this instance (`wake`), when a delivery
 finished, or every poll interval (events of other instances, retries coming due), at most
-one per `MIN_ROUND_S`. After a claim that found nothing due, commits alone do not start
+one per `MIN_ROUND_S`. While the writer is busy (`busy`: its batches are large), rounds
+wait for the poll interval: deliveries lag behind a burst of sends instead of taking the
+CPU it needs, and catch up after. After a claim that found nothing due, commits alone do not start
 another before the poll interval: with every conversation waiting out a backoff, each
 claim would read every pending event and find nothing, many times a second. The
 lease outlasts any attempt (twice the timeout, and a margin), so no two dispatchers send
@@ -85,9 +87,12 @@ def micros() -> int:
 
 class Dispatcher:
     def __init__(self, outbox: OutboxStore, send: Send, policy: Policy, *,
+                 busy: Callable[[], bool] = lambda: False,
                  clock: Callable[[], int] = micros,
                  jitter: Callable[[], float] = random.random) -> None:
         self._outbox = outbox
+        self._busy = busy
+        self._claimed_at = 0.0
         self._send = send
         self._policy = policy
         self._clock = clock
@@ -137,11 +142,12 @@ class Dispatcher:
         free = self._policy.concurrency - len(self._in_flight)
         if free <= 0:
             return
-        idle = self._idle_since
-        if (idle is not None and not self._finished_any
-                and time.monotonic() - idle < self._policy.poll_interval):
+        idle, since_claim = self._idle_since, time.monotonic() - self._claimed_at
+        if since_claim < self._policy.poll_interval and (
+                self._busy() or (idle is not None and not self._finished_any)):
             return
         self._finished_any = False
+        self._claimed_at = time.monotonic()
         now = self._clock()
         lease_until = now + int(self._policy.lease_s * 1e6)
         rows = await self._outbox.claim(self._owner, now, lease_until, free, RUN)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry
 
 from hubbub.config import Settings
@@ -20,14 +22,20 @@ def policy_of(settings: Settings) -> Policy:
                   concurrency=settings.webhook_concurrency)
 
 
-def start_dispatcher(settings: Settings, outbox: OutboxStore,
-                     registry: CollectorRegistry) -> tuple[Dispatcher, Delivery] | None:
-    """The running dispatcher and its client, or None when no webhook URL is set."""
+# A writer batch this large means sends are arriving faster than one commit apart.
+BUSY_BATCH = 16
+
+
+def start_dispatcher(settings: Settings, outbox: OutboxStore, registry: CollectorRegistry,
+                     batch_size: Callable[[], int]) -> tuple[Dispatcher, Delivery] | None:
+    """The running dispatcher and its client, or None when no webhook URL is set.
+    `batch_size`: the jobs of the writer's latest batch (the dispatcher yields to sends)."""
     if settings.webhook_url is None or settings.webhook_secret is None:
         return None
     delivery = Delivery(settings.webhook_url, parse_secret(settings.webhook_secret),
                         settings.webhook_timeout, settings.webhook_concurrency)
-    dispatcher = Dispatcher(outbox, delivery.send, policy_of(settings))
+    dispatcher = Dispatcher(outbox, delivery.send, policy_of(settings),
+                            busy=lambda: batch_size() >= BUSY_BATCH)
     registry.register(WebhookCollector(dispatcher.stats))
     dispatcher.start()
     return dispatcher, delivery

@@ -133,6 +133,8 @@ class Writer:
         self.jobs = 0
         # Batches whose shared transaction failed (their jobs were retried alone).
         self.aborted = 0
+        # Jobs of the latest batch: how busy writing is (the webhook dispatcher yields).
+        self.last_batch = 0
 
     @property
     def orders_locks(self) -> bool:
@@ -206,10 +208,12 @@ class Writer:
                 await self._run_batch(batch)
         finally:
             self._task = None
+            self.last_batch = 0
 
     async def _run_batch(self, batch: list[_Queued]) -> None:
         self.batches += 1
         self.jobs += len(batch)
+        self.last_batch = len(batch)
         started = time.perf_counter()
         try:
             conn = await self._connection()
