@@ -200,6 +200,7 @@ async def test_failures_timeouts_and_absence_lose_nothing(
         sent += await send_some(client, rooms, 3, "down")
         await until_metric(server.base_url, "hubbub_webhook_retried_total", retried + 3)
         assert await metric(server.base_url, "hubbub_webhook_pending") > 0
+        await until_metric(server.base_url, "hubbub_webhook_oldest_pending_seconds", 0.5)
         receiver.mode = "ok"
         await receiver.up()
         for room in rooms:
