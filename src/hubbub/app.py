@@ -61,7 +61,8 @@ from hubbub.transport.repair_metrics import RepairCollector
 from hubbub.transport.server import SERVER, Server
 from hubbub.transport.shutdown import shut_down, track_requests
 from hubbub.transport.websocket import heartbeat, websocket_handler
-from hubbub.webhooks.setup import start_dispatcher
+from hubbub.webhooks.moderation import HttpModerator
+from hubbub.webhooks.setup import moderator_of, start_dispatcher
 
 log = get_logger("hubbub.app")
 
@@ -182,7 +183,8 @@ def build_server(settings: Settings, verifier: TokenVerifier, stores: Stores,
         settings=settings, database=database, bus=bus, hub=hub, metrics=metrics,
         limiter=limiter, verifier=verifier, users=UserService(stores.users),
         messages=MessageService(stores.messages, stores.conversations, memberships, events,
-                                consent, webhooks=webhooks, undelivered=undelivered),
+                                consent, webhooks=webhooks, undelivered=undelivered,
+                                moderator=moderator_of(settings)),
         conversations=ConversationService(stores.conversations, stores.members, stores.users,
                                           memberships, events, consent, limiter,
                                           settings.conversation_rule, webhooks=webhooks),
@@ -286,6 +288,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
                 await task
         if server.messages.undelivered is not None:
             await server.messages.undelivered.close()
+        if isinstance(server.messages.moderator, HttpModerator):
+            await server.messages.moderator.close()
         if webhooks is not None:
             for part in webhooks:
                 await part.close()

@@ -253,6 +253,13 @@ class Settings(BaseModel):
     offline_grace: Seconds = Field(5.0, description="with webhooks: this long after a "
                                    "message, `message.undelivered` names the members "
                                    "without an open connection")
+    moderation_url: WebhookUrl = Field(None, description="POST each message there before "
+                                       "it is stored, signed like a webhook: allow, reject "
+                                       "or replace it")
+    moderation_timeout: Seconds = Field(2.0, description="the moderation hook's time limit")
+    moderation_failure: Literal["open", "closed"] = Field(
+        "open", description="when the hook fails or times out: `open` stores the message, "
+        "`closed` rejects it")
     webhook_concurrency: Count = Field(16, description="deliveries in flight per instance "
                                        "(one per conversation at a time)")
 
@@ -293,9 +300,11 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _webhook_has_secret(self) -> Settings:
-        if self.webhook_url is not None and self.webhook_secret is None:
-            raise SettingError("webhook_secret", "a `whsec_<base64>` key: "
-                               "HUBBUB_WEBHOOK_URL is set, and events must be signed")
+        for url, name in ((self.webhook_url, "WEBHOOK_URL"),
+                          (self.moderation_url, "MODERATION_URL")):
+            if url is not None and self.webhook_secret is None:
+                raise SettingError("webhook_secret", "a `whsec_<base64>` key: "
+                                   f"HUBBUB_{name} is set, and its requests are signed")
         return self
 
     @model_validator(mode="after")

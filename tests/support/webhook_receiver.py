@@ -14,7 +14,7 @@ import base64
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +24,31 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.support.process import free_port
 
 Mode = Literal["ok", "fail", "slow"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Endpoint:
+    """An aiohttp server on 127.0.0.1 answering POSTs to one path; it can go down and come
+    back on the same port."""
+
+    def __init__(self, path: str, handler: Handler) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}{path}"
+        self._path = path
+        self._handler = handler
+        self._runner: web.AppRunner | None = None
+
+    async def up(self) -> None:
+        app = web.Application()
+        app.router.add_post(self._path, self._handler)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+
+    async def down(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
 
 
 def new_secret() -> str:
@@ -41,7 +66,6 @@ class Received:
 @dataclass
 class WebhookReceiver:
     secret: str = field(default_factory=new_secret)
-    port: int = field(default_factory=free_port)
     mode: Mode = "ok"
     slow_s: float = 3.0
     events: list[Received] = field(default_factory=list)  # every verified 2xx delivery
@@ -52,23 +76,11 @@ class WebhookReceiver:
     _in_flight: dict[str, int] = field(default_factory=dict)
     _conversations_in_flight: dict[str, int] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
-    _runner: web.AppRunner | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
-
-    async def up(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hooks", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
-
-    async def down(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+    def __post_init__(self) -> None:
+        self._endpoint = Endpoint("/hooks", self._handle)
+        self.url = self._endpoint.url
+        self.up, self.down = self._endpoint.up, self._endpoint.down
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()

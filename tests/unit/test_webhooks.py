@@ -97,3 +97,14 @@ def test_a_url_must_be_http(capsys: pytest.CaptureFixture[str],
     monkeypatch.setenv("HUBBUB_WEBHOOK_SECRET", SECRET)
     assert main(["check-config"]) == 2
     assert "HUBBUB_WEBHOOK_URL" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_a_moderation_url_needs_the_key_too(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HUBBUB_WEBHOOK_URL")
+    monkeypatch.setenv("HUBBUB_MODERATION_URL", "https://example.test/review")
+    assert main(["check-config"]) == 2
+    err = capsys.readouterr().err
+    assert "HUBBUB_WEBHOOK_SECRET" in err
+    assert "HUBBUB_MODERATION_URL is set" in err

@@ -7,6 +7,7 @@
     ├── NotFound            NOT_FOUND          404
     ├── Conflict            CONFLICT           409
     ├── PayloadTooLarge     PAYLOAD_TOO_LARGE  413
+    ├── Rejected            REJECTED           422 (the moderation hook said no)
     └── RateLimited         RATE_LIMITED       429 (+ retry_after_ms)
 
 Services raise these; the transport turns them into `Error` frames or JSON error bodies.
@@ -58,6 +59,11 @@ class Conflict(ChatError):
 class PayloadTooLarge(ChatError):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413
+
+
+class Rejected(ChatError):
+    code = "REJECTED"
+    http_status = 422
 
 
 class RateLimited(ChatError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hubbub.domain import validation
 from hubbub.domain.clock import format_time
-from hubbub.domain.errors import BadRequest, Forbidden, NotFound
+from hubbub.domain.errors import BadRequest, Forbidden, NotFound, Rejected
 from hubbub.domain.models import Conversation, Message, MessageDraft, Page, SendOutcome
 from hubbub.domain.permissions import Ability, can, require, require_read
 from hubbub.protocol.objects import Attachment
@@ -13,6 +13,7 @@ from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
+from hubbub.services.moderation import Moderator, Review
 from hubbub.services.undelivered import Undelivered
 from hubbub.services.views import message_object
 from hubbub.services.webhook_events import (
@@ -30,8 +31,10 @@ class MessageService:
     def __init__(self, messages: MessageStore, conversations: ConversationStore,
                  memberships: MembershipCache, events: Events, consent: Consent, *,
                  clock: Clock = now_micros, new_id: IdSource = new_id,
-                 webhooks: WebhookEvents = OFF, undelivered: Undelivered | None = None) -> None:
+                 webhooks: WebhookEvents = OFF, undelivered: Undelivered | None = None,
+                 moderator: Moderator | None = None) -> None:
         self._messages = messages
+        self.moderator = moderator
         self._webhooks = webhooks
         self.undelivered = undelivered
         self._conversations = conversations
@@ -60,6 +63,9 @@ class MessageService:
             parent = await self._messages.get_message(parent_id)
             if parent is None or parent.conversation_id != conversation_id:
                 raise BadRequest("parent message not found in this conversation - at `$.parent_id`")
+        if self.moderator is not None:
+            content = await self._moderated(actor, conversation_id, content, parent_id,
+                                            attachments)
         draft = MessageDraft(
             id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
@@ -77,6 +83,24 @@ class MessageService:
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
         return outcome
+
+    async def _moderated(self, actor: Actor, conversation_id: str, content: str,
+                         parent_id: str | None, attachments: list[Attachment]) -> str:
+        """The content to store, as the moderator decides.
+
+        Raises:
+            Rejected: the moderator said no (or, failing closed, did not answer);
+            BadRequest: the replacement breaks the message rules.
+        """
+        assert self.moderator is not None
+        verdict = await self.moderator.review(Review(conversation_id, actor.user_id, content,
+                                                      attachments, parent_id))
+        if verdict.action == "reject":
+            raise Rejected(verdict.reason or "the message was rejected by moderation")
+        if verdict.action == "replace" and verdict.content is not None:
+            validation.check_message_body(verdict.content, attachments)
+            return verdict.content
+        return content
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
         """Replace the content of one's own live message; broadcasts `MessageEdited`."""

@@ -11,6 +11,7 @@ from hubbub.storage.outbox import OutboxStore
 from hubbub.webhooks.delivery import Delivery
 from hubbub.webhooks.dispatcher import Dispatcher, Policy
 from hubbub.webhooks.metrics import WebhookCollector
+from hubbub.webhooks.moderation import HttpModerator
 from hubbub.webhooks.signing import parse_secret
 
 
@@ -24,6 +25,14 @@ def policy_of(settings: Settings) -> Policy:
 
 # A writer batch this large means sends are arriving faster than one commit apart.
 BUSY_BATCH = 16
+
+
+def moderator_of(settings: Settings) -> HttpModerator | None:
+    """The moderation hook, or None when no moderation URL is set."""
+    if settings.moderation_url is None or settings.webhook_secret is None:
+        return None
+    return HttpModerator(settings.moderation_url, parse_secret(settings.webhook_secret),
+                         settings.moderation_timeout, settings.moderation_failure == "open")
 
 
 def start_dispatcher(settings: Settings, outbox: OutboxStore, registry: CollectorRegistry,
