@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hubbub.adapters.sql.copy import copy_database
 from hubbub.adapters.sql.outbox import SqlOutboxStore
 from hubbub.adapters.sql.schema import webhook_outbox
 from hubbub.services.webhook_events import member_put, message_created
 from hubbub.storage.outbox import OutboxEvent, OutboxRow, emitting
 from tests.contract.test_send_batch import channel, draft, stored, user
-from tests.support.stores import SqlStores
+from tests.support.services import create_postgres_database, drop_postgres_database
+from tests.support.stores import SqlStores, open_stores
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -191,3 +194,25 @@ async def test_a_run_leases_the_events_after_each_head(store: SqlStores,
     assert await outbox.delivered("a", [ours[0].seq]) == 1
     again = await outbox.claim("b", NOW, NOW + LEASE, 10, run=5)
     assert [(r.conversation_id, r.version) for r in again] == [(first, v) for v in v1[1:]]
+
+
+async def test_a_copied_outbox_goes_on_numbering_after_its_rows(tmp_path: Path) -> None:
+    """`hubbub copy-db` from SQLite to PostgreSQL carries pending events over with their
+    `seq`, and the target's next events are numbered after them (not a duplicate key)."""
+    source = await open_stores(f"sqlite:///{tmp_path / 'source.db'}")
+    sender = await user(source)
+    room = await channel(source, sender)
+    await send_with_events(source, room, sender, 3)
+    await source.close()
+    database = await create_postgres_database()
+    try:
+        await copy_database(f"sqlite:///{tmp_path / 'source.db'}", database.url)
+        target = await open_stores(database.url, migrate=False)
+        try:
+            versions = await send_with_events(target, room, sender, 2)
+            assert versions == [4, 5]
+            assert [v for _, _, v in await rows(target)] == [1, 2, 3, 4, 5]
+        finally:
+            await target.close()
+    finally:
+        await drop_postgres_database(database)

@@ -101,6 +101,11 @@ class Dialect(Protocol):
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         """Keep instances starting at once from migrating together."""
 
+    async def continue_sequences(self, conn: AsyncConnection, tables: Sequence[Table]
+                                 ) -> None:
+        """After rows were copied in with their keys: let generated keys (the outbox's
+        `seq`) go on after the highest one."""
+
 
 def _newest(columns: Any) -> Order:
     return columns.created_at.desc(), columns.seq.desc()
@@ -157,6 +162,10 @@ class SqliteDialect:
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         return None  # one process opens the file; SQLite locks it for the migration
 
+    async def continue_sequences(self, conn: AsyncConnection, tables: Sequence[Table]
+                                 ) -> None:
+        return None  # an INTEGER PRIMARY KEY goes on from the highest rowid by itself
+
 
 class PostgresDialect:
     """Several instances write at once: batches lock conversations in one order."""
@@ -209,6 +218,16 @@ class PostgresDialect:
 
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+
+    async def continue_sequences(self, conn: AsyncConnection, tables: Sequence[Table]
+                                 ) -> None:
+        for table in tables:
+            for column in table.primary_key.columns:
+                if column.autoincrement is True:
+                    await conn.execute(text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', "
+                        f"'{column.name}'), coalesce(max({column.name}), 0) + 1, false) "
+                        f"FROM {table.name}"))
 
 
 async def lock_conversations(conn: AsyncConnection, ids: list[str]) -> None:
