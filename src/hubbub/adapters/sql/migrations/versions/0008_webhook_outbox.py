@@ -27,7 +27,7 @@ def upgrade() -> None:
         "webhook_outbox",
         sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
                   primary_key=True, autoincrement=True),
-        sa.Column("id", sa.String(length=40), nullable=False, unique=True),
+        sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column("type", sa.String(length=40), nullable=False),
         sa.Column("conversation_id", sa.String(length=36), nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
