@@ -31,10 +31,13 @@ LEASE = 30_000_000
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def outbox(store: SqlStores) -> AsyncIterator[SqlOutboxStore]:
-    """The store's outbox, emptied first (the backend's database is shared)."""
+    """The store's outbox, emptied before and after (the backend's database is shared,
+    and these events' leases and retries are set in 2030)."""
     async with store.engine.begin() as conn:
         await conn.execute(delete(webhook_outbox))
     yield store.database.outbox
+    async with store.engine.begin() as conn:
+        await conn.execute(delete(webhook_outbox))
 
 
 async def rows(store: SqlStores) -> list[tuple[str, str, int]]:
