@@ -50,9 +50,12 @@ from hubbub.services.search import SearchService
 from hubbub.services.sync import SyncService
 from hubbub.services.tickets import TicketService
 from hubbub.services.typing import TypingService
+from hubbub.services.undelivered import Undelivered
 from hubbub.services.usecases import UseCases
 from hubbub.services.users import UserService
+from hubbub.services.webhook_events import WebhookEvents
 from hubbub.storage import Stores
+from hubbub.storage.outbox import OutboxStore
 from hubbub.transport import server_api, static
 from hubbub.transport.access import request_ids
 from hubbub.transport.collectors import BreakerState
@@ -78,6 +81,8 @@ from hubbub.transport.websocket.endpoint import (
 from hubbub.transport.websocket.expiry import Expiries, expire_tokens
 from hubbub.transport.websocket.heartbeat import heartbeat
 from hubbub.transport.websocket.session import SessionParts
+from hubbub.webhooks.moderation import HttpModerator
+from hubbub.webhooks.setup import moderator_of, start_dispatcher
 
 log = get_logger("hubbub.app")
 
@@ -194,8 +199,9 @@ def watch(metrics: Metrics, hub: Hub, database: SqlDatabase, bus: Bus) -> None:
 
 
 def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
-                    coordination: Coordination) -> UseCases:
-    """Every service, each given the stores and parts it uses."""
+                    coordination: Coordination, outbox: OutboxStore) -> UseCases:
+    """Every service, each given the stores and parts it uses (`outbox`: the events owed to
+    the backend, for `message.undelivered`)."""
     events = Events(bus)
     memberships = MembershipCache(stores.members)
     hub.add_control_listener(memberships.on_control)
@@ -204,11 +210,15 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
     limiter = coordination.limiter
     presence = PresenceService(stores.users, stores.members, events, coordination.presence)
     consent = Consent(stores.members, memberships, events, presence)
+    webhooks = WebhookEvents(enabled=settings.webhook_url is not None)
+    undelivered = (Undelivered(stores.members, presence.online, outbox,
+                               settings.offline_grace) if webhooks.enabled else None)
     conversations = ConversationService(stores.conversations, stores.members, stores.users,
                                         memberships, events, consent, limiter,
-                                        settings.conversation_rule)
+                                        settings.conversation_rule, webhooks=webhooks)
     messages = MessageService(stores.messages, stores.conversations, memberships, events,
-                              consent)
+                              consent, webhooks=webhooks, undelivered=undelivered,
+                              moderator=moderator_of(settings))
     return UseCases(
         users=UserService(stores.users),
         messages=messages,
@@ -222,9 +232,10 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
         sync=SyncService(stores.messages, access),
         typing=TypingService(access, events, coordination.typing, settings.typing_timeout),
         receipts=ReceiptService(stores.receipts, access, events),
-        reactions=ReactionService(stores.reactions, stores.messages, access, events),
+        reactions=ReactionService(stores.reactions, stores.messages, access, events,
+                                  webhooks=webhooks),
         calls=CallService(stores.calls, stores.conversations, stores.members, memberships,
-                          access, events, settings.call_ring_timeout),
+                          access, events, settings.call_ring_timeout, webhooks=webhooks),
     )
 
 
@@ -318,7 +329,7 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     metrics.watch_breakers(coordination.breakers)
     if not settings.rate_limits:
         log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
-    cases = build_use_cases(settings, stores, bus, hub, coordination)
+    cases = build_use_cases(settings, stores, bus, hub, coordination, database.outbox)
     cases.presence.on_offline(cases.calls.user_offline)
     hub.add_control_listener(cases.calls.on_control)
     if coordination.watch_expired is not None:
@@ -332,6 +343,10 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     await cases.calls.start(cases.presence.online)
     app[STORES], app[USE_CASES], app[HUB], app[BUS] = stores, cases, hub, bus
     app[DATABASE] = database
+    webhooks = start_dispatcher(settings, database.outbox, metrics.registry,
+                                lambda: database.writer.last_batch)
+    if webhooks is not None:
+        database.writer.on_events = webhooks[0].wake
     loop = asyncio.get_running_loop()
     beat = loop.create_task(heartbeat(connections, settings.heartbeat_interval,
                                       settings.heartbeat_timeout))
@@ -349,6 +364,13 @@ async def _lifespan(app: web.Application, *, settings: Settings,
         for task in (beat, sweep):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if cases.messages.undelivered is not None:
+            await cases.messages.undelivered.close()
+        if isinstance(cases.messages.moderator, HttpModerator):
+            await cases.messages.moderator.close()
+        if webhooks is not None:
+            for part in webhooks:
+                await part.close()
         await cases.typing.close()
         await cases.calls.close()
         await hub.close()

@@ -1,4 +1,4 @@
-"""`hubbub serve | check-config | token | api-key | migrate | copy-db`, and
+"""`hubbub serve | check-config | token | api-key | migrate | copy-db | webhooks`, and
 `hubbub --version`.
 
 A setting that cannot be used stops every command with one line per problem on stderr,
@@ -71,10 +71,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     copy.add_argument("--batch-size", type=_positive, default=None, metavar="ROWS",
                       help="rows per read and per insert (default 1000)")
 
+    hooks = commands.add_parser("webhooks", help="list or replay dead-lettered webhook "
+                                "events (docs/WEBHOOKS.md)")
+    _config_flag(hooks)
+    hooks_do = hooks.add_subparsers(dest="webhooks_command", required=True)
+    dead = hooks_do.add_parser("dead-letters", help="print the dead events, oldest first, "
+                               "one JSON object a line")
+    dead.add_argument("--limit", type=_positive, default=100, help="at most this many")
+    replay = hooks_do.add_parser("replay", help="send dead events again")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="the events' ids (webhook-id)")
+    replay.add_argument("--all", action="store_true", help="every dead event")
+
     args = parser.parse_args(argv)
     run: Callable[[argparse.Namespace], int] = {
         "serve": _serve, "check-config": _check_config, "token": _token, "migrate": _migrate,
-        "copy-db": _copy_db, "api-key": _api_key,
+        "copy-db": _copy_db, "api-key": _api_key, "webhooks": _webhooks,
     }[args.command]
     try:
         return run(args)
@@ -214,6 +225,35 @@ def _copy_db(args: argparse.Namespace) -> int:
         return 1
     print(f"copied {shown(args.source)} to {shown(args.target)}")
     print("\n".join(copied.summary()))
+    return 0
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    """`dead-letters`: one JSON line per dead event; `replay`: how many went back in line."""
+    import msgspec
+
+    from hubbub.adapters.sql import open_sql_database
+    from hubbub.services.dead_letters import DeadLetters
+
+    if args.webhooks_command == "replay" and bool(args.ids) == args.all:
+        print("hubbub: webhooks replay: name event ids, or --all", file=sys.stderr)
+        return USAGE_ERROR
+    settings = _start_logging(_load(args))
+
+    async def run() -> None:
+        database = await open_sql_database(settings.database_url, migrate=False)
+        try:
+            dead = DeadLetters(database.outbox)
+            if args.webhooks_command == "dead-letters":
+                for letter in await dead.list(args.limit):
+                    print(msgspec.json.encode(letter).decode())
+            else:
+                count = await dead.replay(None if args.all else args.ids)
+                print(f"replayed {count} event{'' if count == 1 else 's'}")
+        finally:
+            await database.close()
+
+    asyncio.run(run())
     return 0
 
 

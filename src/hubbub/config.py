@@ -48,6 +48,8 @@ from hubbub.setting_types import (
     SettingError,
     Text,
     Unit,
+    WebhookSecret,
+    WebhookUrl,
 )
 
 
@@ -167,6 +169,36 @@ class Settings(BaseModel):
                               "that two can be valid while rotating; unset: that API "
                               "answers 404")
 
+    # Outgoing events (docs/WEBHOOKS.md).
+    webhook_url: WebhookUrl = Field(None, description="POST every event there (Standard "
+                                    "Webhooks); unset: no events are stored or sent")
+    webhook_secret: WebhookSecret = Field(None, description="`whsec_<base64>` key the "
+                                          "events are signed with (required with "
+                                          "`HUBBUB_WEBHOOK_URL`)")
+    webhook_timeout: Seconds = Field(10.0, description="one delivery attempt's time limit")
+    webhook_retry_base: Seconds = Field(1.0, description="the first retry's delay; each "
+                                        "next one doubles, with full jitter")
+    webhook_retry_max_delay: Seconds = Field(900.0, description="the longest delay between "
+                                             "two attempts")
+    webhook_retry_for: Seconds = Field(86400.0, description="how long an event is retried "
+                                       "before it is dead-lettered (`hubbub webhooks "
+                                       "dead-letters`, `replay`)")
+    webhook_poll_interval: Seconds = Field(1.0, description="how often the dispatcher "
+                                           "looks for events stored by other instances "
+                                           "or due for a retry")
+    offline_grace: Seconds = Field(5.0, description="with webhooks: this long after a "
+                                   "message, `message.undelivered` names the members "
+                                   "without an open connection")
+    moderation_url: WebhookUrl = Field(None, description="POST each message there before "
+                                       "it is stored, signed like a webhook: allow, reject "
+                                       "or replace it")
+    moderation_timeout: Seconds = Field(2.0, description="the moderation hook's time limit")
+    moderation_failure: Literal["open", "closed"] = Field(
+        "open", description="when the hook fails or times out: `open` stores the message, "
+        "`closed` rejects it")
+    webhook_concurrency: Count = Field(16, description="deliveries in flight per instance "
+                                       "(one per conversation at a time)")
+
     @field_validator("*", mode="before")
     @classmethod
     def _from_text(cls, value: Any, info: ValidationInfo) -> Any:
@@ -214,6 +246,15 @@ class Settings(BaseModel):
                    else "a shared secret")
             raise SettingError("jwt_algorithms", f"algorithms that verify with {key} "
                                f"({', '.join(sorted(wanted))}); {', '.join(wrong)} does not")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_has_secret(self) -> Settings:
+        for url, name in ((self.webhook_url, "WEBHOOK_URL"),
+                          (self.moderation_url, "MODERATION_URL")):
+            if url is not None and self.webhook_secret is None:
+                raise SettingError("webhook_secret", "a `whsec_<base64>` key: "
+                                   f"HUBBUB_{name} is set, and its requests are signed")
         return self
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import AfterValidator, Field
 
 from hubbub.redis_url import parse_redis_url
+from hubbub.webhooks.signing import parse_secret
 
 
 @dataclass(frozen=True)
@@ -131,5 +132,19 @@ Leeway = Annotated[float, Field(ge=0, le=3600), SECONDS]
 Cooldown = Annotated[float, Field(ge=0, le=3600), SECONDS]
 Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]
 ApiKeys = Annotated[tuple[str, ...], Hidden(), AfterValidator(_api_keys)]
+def _webhook_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError("an http:// or https:// URL")
+    return url
+
+
+def _webhook_secret(secret: str | None) -> str | None:
+    if secret is not None:
+        parse_secret(secret)
+    return secret
+
+
+WebhookUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_webhook_url)]
+WebhookSecret = Annotated[Secret, AfterValidator(_webhook_secret)]
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "text"]

@@ -7,6 +7,7 @@
     ├── NotFound            NOT_FOUND          404
     ├── Conflict            CONFLICT           409
     ├── PayloadTooLarge     PAYLOAD_TOO_LARGE  413
+    ├── Rejected            REJECTED           422 (the moderation hook said no)
     └── RateLimited         RATE_LIMITED       429 (+ retry_after_ms)
 
 `Code` lists every code a client can see, these and `UNAVAILABLE` (HTTP 503: the server
@@ -31,6 +32,7 @@ class Code(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     CONFLICT = "CONFLICT"
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    REJECTED = "REJECTED"
     RATE_LIMITED = "RATE_LIMITED"
     INTERNAL_ERROR = "INTERNAL_ERROR"
     UNAVAILABLE = "UNAVAILABLE"
@@ -75,6 +77,13 @@ class Conflict(ChatError):
 class PayloadTooLarge(ChatError):
     code = Code.PAYLOAD_TOO_LARGE
     http_status = 413
+
+
+class Rejected(ChatError):
+    """The deployment's moderation hook refused the message (nothing was stored)."""
+
+    code = Code.REJECTED
+    http_status = 422
 
 
 class RateLimited(ChatError):

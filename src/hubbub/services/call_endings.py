@@ -27,6 +27,8 @@ from hubbub.services.context import Clock
 from hubbub.services.events import Events
 from hubbub.services.locks import KeyedLocks
 from hubbub.services.membership import MembershipCache
+from hubbub.services.views import call_object
+from hubbub.services.webhook_events import WebhookEvents, call_missed
 from hubbub.storage.calls import CallStore
 
 log = get_logger("hubbub.calls")
@@ -48,8 +50,12 @@ class CallEndings:
     """Ends calls and keeps their ring timers; the signalling is CallService's."""
 
     def __init__(self, calls: CallStore, memberships: MembershipCache, events: Events,
-                 ring_timeout: float, clock: Clock, locks: KeyedLocks) -> None:
+                 ring_timeout: float, clock: Clock, locks: KeyedLocks,
+                 webhooks: WebhookEvents) -> None:
         self._calls = calls
+        # `call.missed` for the backend (webhooks): committed with the end of the call.
+        self._webhooks = webhooks
+        self._missed = call_missed(call_object)
         self._memberships = memberships
         self._events = events
         self._clock = clock
@@ -195,8 +201,9 @@ class CallEndings:
             taken = step(call.state, event, party)
             if taken.target is call.state:
                 return None
-            moved = await self._calls.transition(call.id, call.state, taken.target,
-                                                 self._clock(), taken.end_reason)
+            with self._webhooks.emit(self._missed):
+                moved = await self._calls.transition(call.id, call.state, taken.target,
+                                                     self._clock(), taken.end_reason)
             if moved is not None:
                 self.stop_ringing(call.id)
                 log.info("call.ended", call_id=call.id, conversation_id=call.conversation_id,
@@ -210,8 +217,9 @@ class CallEndings:
     async def _expire(self, call: Call) -> Call | None:
         """End a ringing call as unanswered; tell both parties. None if it was not ringing."""
         taken = step(CallState.RINGING, CallEvent.TIMEOUT, Party.SERVER)
-        moved = await self._calls.transition(call.id, CallState.RINGING, taken.target,
-                                             self._clock(), taken.end_reason)
+        with self._webhooks.emit(self._missed):
+            moved = await self._calls.transition(call.id, CallState.RINGING, taken.target,
+                                                 self._clock(), taken.end_reason)
         self.stop_ringing(call.id)
         if moved is None:
             return None

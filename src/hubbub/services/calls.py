@@ -49,6 +49,7 @@ from hubbub.services.context import Actor, Clock, now_micros
 from hubbub.services.events import Events
 from hubbub.services.locks import KeyedLocks
 from hubbub.services.membership import MembershipCache
+from hubbub.services.webhook_events import OFF, WebhookEvents
 from hubbub.storage.calls import CallStore
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.members import MemberStore
@@ -61,7 +62,8 @@ class CallService:
 
     def __init__(self, calls: CallStore, conversations: ConversationStore,
                  members: MemberStore, memberships: MembershipCache, access: Access,
-                 events: Events, ring_timeout: float, *, clock: Clock = now_micros) -> None:
+                 events: Events, ring_timeout: float, *, clock: Clock = now_micros,
+                 webhooks: WebhookEvents = OFF) -> None:
         self._calls = calls
         self._conversations = conversations
         self._members = members
@@ -71,7 +73,7 @@ class CallService:
         self._clock = clock
         self._locks = KeyedLocks()
         self._endings = CallEndings(calls, memberships, events, ring_timeout, clock,
-                                    self._locks)
+                                    self._locks, webhooks)
 
     async def start(self, online: Online) -> None:
         """Settle the calls that stopped instances left open, then keep watch for ringing

@@ -25,6 +25,13 @@ from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
 from hubbub.services.views import conversation_object, summary_object
+from hubbub.services.webhook_events import (
+    OFF,
+    WebhookEvents,
+    conversation_created,
+    member_put,
+    member_removed,
+)
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.members import MemberStore
 from hubbub.storage.users import UserStore
@@ -34,7 +41,8 @@ class ConversationService:
     def __init__(self, conversations: ConversationStore, members: MemberStore,
                  users: UserStore, memberships: MembershipCache, events: Events,
                  consent: Consent, limiter: RateLimiter, create_rule: BucketRule, *,
-                 clock: Clock = now_micros, new_id: IdSource = new_id) -> None:
+                 clock: Clock = now_micros, new_id: IdSource = new_id,
+                 webhooks: WebhookEvents = OFF) -> None:
         """`create_rule`: the bucket of conversations a user may create (per user, shared
         by every instance through `limiter`)."""
         self._conversations = conversations
@@ -47,6 +55,7 @@ class ConversationService:
         self._consent = consent
         self._limiter = limiter
         self._create_rule = create_rule
+        self._webhooks = webhooks
 
     async def create(self, actor: Actor, kind: Kind, name: str | None,
                      member_ids: list[str]) -> tuple[Conversation, bool]:
@@ -80,9 +89,10 @@ class ConversationService:
         # client finds it (§7), and is free. Charged before the members' rows are made.
         await self._limiter.hit("c:" + actor.user_id, self._create_rule)
         await self._users.ensure_users(others, self._clock())
-        conversation, created = await self._conversations.create_conversation(
-            self._new_id(), kind, name, actor.user_id, others, self._clock()
-        )
+        with self._webhooks.emit(conversation_created):
+            conversation, created = await self._conversations.create_conversation(
+                self._new_id(), kind, name, actor.user_id, others, self._clock()
+            )
         if not created:
             await self._opened(actor, conversation)  # the pair's, made a moment ago
         return conversation, created
@@ -141,9 +151,10 @@ class ConversationService:
         await self._consent.took_part(actor, conversation_id, membership)
         if role is None:
             # Insert-if-absent, never an upsert: a ban landing meanwhile must win.
-            member, created = await self._members.add_member_if_absent(
-                conversation_id, actor.user_id, "member", self._clock()
-            )
+            with self._webhooks.emit(member_put(None)):
+                member, created = await self._members.add_member_if_absent(
+                    conversation_id, actor.user_id, "member", self._clock()
+                )
             self._memberships.forget(conversation_id, actor.user_id)
             if not created:
                 # Someone made the membership first (a ban, an add, another device's join):
@@ -196,9 +207,11 @@ class ConversationService:
         Raises:
             NotFound: unknown (or erased) user; Conflict: the last owner steps down.
         """
-        member, created = await self._members.put_member(
-            conversation_id, user_id, role, self._clock()
-        )
+        current = await self._memberships.role(conversation_id, user_id)
+        with self._webhooks.emit(member_put(current)):
+            member, created = await self._members.put_member(
+                conversation_id, user_id, role, self._clock()
+            )
         self._memberships.forget(conversation_id, user_id)
         self._events.membership_changed(conversation_id, user_id, role)
         if created and role != "banned":
@@ -237,7 +250,8 @@ class ConversationService:
         Raises:
             Conflict: the last owner leaves while others remain.
         """
-        removed = await self._members.remove_member(conversation_id, user_id)
+        with self._webhooks.emit(member_removed(conversation_id, user_id)):
+            removed = await self._members.remove_member(conversation_id, user_id)
         if removed:
             self.membership_ended(conversation_id, user_id)
         return removed

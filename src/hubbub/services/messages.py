@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from hubbub.domain import validation
 from hubbub.domain.clock import format_time
-from hubbub.domain.errors import BadRequest, Forbidden, NotFound
+from hubbub.domain.errors import BadRequest, Forbidden, NotFound, Rejected
 from hubbub.domain.models import SYSTEM_SENDER, Erasure, Message, MessageDraft, Page
 from hubbub.domain.permissions import Ability, can, require
 from hubbub.protocol.objects import Attachment, MessageObject
@@ -16,7 +16,16 @@ from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
+from hubbub.services.moderation import Moderator, Review
+from hubbub.services.undelivered import Undelivered
 from hubbub.services.views import message_object
+from hubbub.services.webhook_events import (
+    OFF,
+    WebhookEvents,
+    message_created,
+    message_deleted,
+    message_edited,
+)
 from hubbub.storage.conversations import ConversationStore
 from hubbub.storage.messages import MessageStore
 
@@ -34,8 +43,13 @@ class Sent:
 class MessageService:
     def __init__(self, messages: MessageStore, conversations: ConversationStore,
                  memberships: MembershipCache, events: Events, consent: Consent, *,
-                 clock: Clock = now_micros, new_id: IdSource = new_id) -> None:
+                 clock: Clock = now_micros, new_id: IdSource = new_id,
+                 webhooks: WebhookEvents = OFF, undelivered: Undelivered | None = None,
+                 moderator: Moderator | None = None) -> None:
         self._messages = messages
+        self.moderator = moderator
+        self._webhooks = webhooks
+        self.undelivered = undelivered
         self._conversations = conversations
         self._memberships = memberships
         self._events = events
@@ -60,6 +74,9 @@ class MessageService:
             await require_conversation(self._conversations, conversation_id)
         require(role, Ability.SEND, what="send messages")
         await self._check_parent(conversation_id, parent_id)
+        if self.moderator is not None:
+            content = await self._moderated(actor, conversation_id, content, parent_id,
+                                            attachments)
         sent = await self._store(MessageDraft(
             id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
@@ -102,6 +119,24 @@ class MessageService:
                 version=removed.version, user_id=user_id, emoji=removed.emoji,
             ))
 
+    async def _moderated(self, actor: Actor, conversation_id: str, content: str,
+                         parent_id: str | None, attachments: list[Attachment]) -> str:
+        """The content to store, as the moderator decides.
+
+        Raises:
+            Rejected: the moderator said no (or, failing closed, did not answer);
+            BadRequest: the replacement breaks the message rules.
+        """
+        assert self.moderator is not None
+        verdict = await self.moderator.review(Review(conversation_id, actor.user_id, content,
+                                                      attachments, parent_id))
+        if verdict.action == "reject":
+            raise Rejected(verdict.reason or "the message was rejected by moderation")
+        if verdict.action == "replace" and verdict.content is not None:
+            validation.check_message_body(verdict.content, attachments)
+            return verdict.content
+        return content
+
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
         """Replace the content of one's own live message; broadcasts `MessageEdited`."""
         validation.check_edit(content)
@@ -111,7 +146,8 @@ class MessageService:
         require(role, Ability.SEND, what="edit messages")
         if message.sender_id != actor.user_id:
             raise Forbidden("only the sender may edit a message")
-        edited = await self._messages.edit(message_id, content, self._clock())
+        with self._webhooks.emit(message_edited):
+            edited = await self._messages.edit(message_id, content, self._clock())
         self._events.to_conversation(
             edited.conversation_id, MessageEdited(message=message_object(edited))
         )
@@ -127,8 +163,9 @@ class MessageService:
             require(role, Ability.SEND, what="delete messages")
         elif not can(role, Ability.MODERATE):
             raise Forbidden("only the sender or a moderator may delete a message")
-        deleted, changed = await self._messages.delete(message_id, actor.user_id,
-                                                       self._clock())
+        with self._webhooks.emit(message_deleted):
+            deleted, changed = await self._messages.delete(message_id, actor.user_id,
+                                                           self._clock())
         if changed:
             assert deleted.deleted_at is not None
             self._events.to_conversation(deleted.conversation_id, MessageDeleted(
@@ -146,9 +183,12 @@ class MessageService:
 
     async def _store(self, draft: MessageDraft) -> Sent:
         """Store a draft; broadcast `NewMessage` unless it was a retry."""
-        outcome = await self._messages.send(draft)
+        with self._webhooks.emit(message_created):
+            outcome = await self._messages.send(draft)
         view = message_object(outcome.message)
         if outcome.created:
+            if self.undelivered is not None:
+                self.undelivered.committed(outcome.message)
             self._events.to_conversation(draft.conversation_id, NewMessage(message=view))
         return Sent(outcome.message, outcome.created, view)
 

@@ -15,14 +15,17 @@ from hubbub.protocol.server import ReactionAdded, ReactionRemoved
 from hubbub.services.access import Access
 from hubbub.services.context import Actor, Clock, now_micros
 from hubbub.services.events import Events
+from hubbub.services.webhook_events import OFF, WebhookEvents, reaction
 from hubbub.storage.messages import MessageStore
 from hubbub.storage.reactions import ReactionStore
 
 
 class ReactionService:
     def __init__(self, reactions: ReactionStore, messages: MessageStore, access: Access,
-                 events: Events, *, clock: Clock = now_micros) -> None:
+                 events: Events, *, clock: Clock = now_micros,
+                 webhooks: WebhookEvents = OFF) -> None:
         self._reactions = reactions
+        self._webhooks = webhooks
         self._messages = messages
         self._access = access
         self._events = events
@@ -36,8 +39,9 @@ class ReactionService:
             Forbidden: the actor may not send here; Conflict: the message is deleted.
         """
         await self._check(actor, message_id, emoji)
-        change = await self._reactions.add_reaction(message_id, actor.user_id, emoji,
-                                                    self._clock())
+        with self._webhooks.emit(reaction("reaction.added", actor.user_id, emoji)):
+            change = await self._reactions.add_reaction(message_id, actor.user_id, emoji,
+                                                        self._clock())
         if change.changed:
             self._events.to_conversation(change.conversation_id, ReactionAdded(
                 conversation_id=change.conversation_id, message_id=message_id,
@@ -52,8 +56,9 @@ class ReactionService:
             BadRequest, NotFound, Forbidden, Conflict: as for `add`.
         """
         await self._check(actor, message_id, emoji)
-        change = await self._reactions.remove_reaction(message_id, actor.user_id, emoji,
-                                                       self._clock())
+        with self._webhooks.emit(reaction("reaction.removed", actor.user_id, emoji)):
+            change = await self._reactions.remove_reaction(message_id, actor.user_id, emoji,
+                                                           self._clock())
         if change.changed:
             self._events.to_conversation(change.conversation_id, ReactionRemoved(
                 conversation_id=change.conversation_id, message_id=message_id,

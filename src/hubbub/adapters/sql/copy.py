@@ -164,6 +164,7 @@ async def _copy(source: AsyncEngine, target: AsyncEngine, source_dialect: Dialec
                 await target_dialect.empty_tables(dst, TABLES)
             for table in TABLES:
                 copied.rows[table.name] = await _copy_table(src, dst, table, batch_size)
+            await target_dialect.continue_sequences(dst, TABLES)
             copied.conversations = await verify(src, dst)
     return copied
 

@@ -12,6 +12,7 @@ from hubbub.adapters.sql.idempotency import SqlIdempotencyStore
 from hubbub.adapters.sql.members import SqlMemberStore
 from hubbub.adapters.sql.messages import SqlMessageStore
 from hubbub.adapters.sql.migrate import upgrade
+from hubbub.adapters.sql.outbox import EventInserter, SqlOutboxStore
 from hubbub.adapters.sql.reactions import SqlReactionStore
 from hubbub.adapters.sql.receipts import SqlReceiptStore
 from hubbub.adapters.sql.search import SqlSearchStore
@@ -35,7 +36,10 @@ class SqlDatabase:
         # Searches have a pool of their own (engine.py); without one (tools, tests of
         # other parts) they share the main pool, still through the gate.
         self.search_engine = search_engine or engine
-        self.writer = Writer(engine, dialect.conversation_locker)
+        inserter = EventInserter(dialect)
+        self.writer = Writer(engine, dialect.conversation_locker, inserter)
+        # Outgoing events: stored by the writer with their change, read by the dispatcher.
+        self.outbox = SqlOutboxStore(engine, self.writer, inserter)
         self.stores = Stores(
             users=SqlUserStore(engine, dialect, self.writer),
             conversations=SqlConversationStore(engine, dialect, self.writer,

@@ -33,6 +33,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql import engine, matching
+from hubbub.adapters.sql.outbox_statements import (
+    OutboxStatements,
+    PostgresOutboxStatements,
+    SqliteOutboxStatements,
+)
 from hubbub.adapters.sql.schema import conversations, messages
 from hubbub.adapters.sql.search_budget import (
     Deadline,
@@ -102,8 +107,16 @@ class Dialect(Protocol):
     async def send_statements(self, conn: AsyncConnection) -> SendStatements:
         """The three statements of a send batch, bound to the Writer's connection."""
 
+    async def outbox_statements(self, conn: AsyncConnection) -> OutboxStatements:
+        """The INSERT of a batch's outgoing events (outbox_statements.py)."""
+
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         """Keep instances starting at once from migrating together."""
+
+    async def continue_sequences(self, conn: AsyncConnection, tables: Sequence[Table]
+                                 ) -> None:
+        """After rows were copied in with their keys: let generated keys (the outbox's
+        `seq`) go on after the highest one."""
 
 
 def _newest(columns: Any) -> Order:
@@ -163,8 +176,16 @@ class SqliteDialect:
         raw = await conn.get_raw_connection()
         return SqliteSendStatements(raw.driver_connection)
 
+    async def outbox_statements(self, conn: AsyncConnection) -> OutboxStatements:
+        raw = await conn.get_raw_connection()
+        return SqliteOutboxStatements(raw.driver_connection)
+
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         return None  # one process opens the file; SQLite locks it for the migration
+
+    async def continue_sequences(self, conn: AsyncConnection, tables: Sequence[Table]
+                                 ) -> None:
+        return None  # an INTEGER PRIMARY KEY goes on from the highest rowid by itself
 
 
 class PostgresDialect:
@@ -221,8 +242,21 @@ class PostgresDialect:
     async def send_statements(self, conn: AsyncConnection) -> SendStatements:
         return PostgresSendStatements(conn)
 
+    async def outbox_statements(self, conn: AsyncConnection) -> OutboxStatements:
+        return PostgresOutboxStatements(conn)
+
     async def lock_migrations(self, conn: AsyncConnection) -> None:
         await conn.execute(text(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})"))
+
+    async def continue_sequences(self, conn: AsyncConnection, tables: Sequence[Table]
+                                 ) -> None:
+        for table in tables:
+            for column in table.primary_key.columns:
+                if column.autoincrement is True:
+                    await conn.execute(text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', "
+                        f"'{column.name}'), coalesce(max({column.name}), 0) + 1, false) "
+                        f"FROM {table.name}"))
 
 
 async def lock_conversations(conn: AsyncConnection, ids: list[str]) -> None:

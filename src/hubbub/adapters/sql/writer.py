@@ -27,6 +27,12 @@ first locks them all in sorted order (`lock`), before any job runs. One key need
 Jobs lock their conversation's row before any other row of it (shared.py), so these
 locks order every row a batch writes.
 
+Outgoing events (storage/outbox.py): a job queued inside `emitting(builder)` carries the
+builder; after the job ran, the builder turns its result into events, and the batch stores
+every job's events with one INSERT before COMMIT (`EmitEvents`). A job that raised a
+`ChatError` emits nothing; a batch that aborts is retried job by job, each storing its own.
+So events commit or roll back with their change. Without builders nothing is spent.
+
 Names: a job is reported by its function's name (`_store_edit`, `_soft_delete`: what the
 transaction does), a batch runner by its `name`, when a batch aborts or runs slow, so the
 log says which writes were involved. Nothing per job is spent on it.
@@ -44,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.domain.errors import ChatError
 from hubbub.logs import get_logger
+from hubbub.storage.outbox import EventBuilder, OutboxEvent, take_builder
 
 log = get_logger("hubbub.writer")
 
@@ -55,6 +62,8 @@ ItemT_contra = TypeVar("ItemT_contra", contravariant=True)
 Job = Callable[[AsyncConnection], Awaitable[T]]
 # Locks the rows of the given keys, in the order given (sorted), for this transaction.
 Locker = Callable[[AsyncConnection, list[str]], Awaitable[None]]
+# Stores the events of a transaction in it (adapters/sql/outbox.py: insert_events).
+EmitEvents = Callable[[AsyncConnection, Sequence[OutboxEvent], int], Awaitable[None]]
 
 # Enough to amortise one commit over many messages, small enough to keep a batch's latency
 # (and the time other writes wait behind it) in the low milliseconds.
@@ -79,25 +88,29 @@ class BatchRunner(Protocol[ItemT_contra, T_co]):
 class _Plain(Generic[T]):
     """A job queued by `run`, the future its caller awaits, the keys it locks."""
 
-    __slots__ = ("future", "job", "keys")
+    __slots__ = ("emit", "future", "job", "keys")
 
-    def __init__(self, job: Job[T], future: asyncio.Future[T], keys: tuple[str, ...]) -> None:
+    def __init__(self, job: Job[T], future: asyncio.Future[T], keys: tuple[str, ...],
+                 emit: EventBuilder | None) -> None:
         self.job = job
         self.future = future
         self.keys = keys
+        self.emit = emit
 
 
 class _Item(Generic[ItemT, T]):
     """An item queued by `run_batched` for `runner`, with its future and keys."""
 
-    __slots__ = ("future", "item", "keys", "runner")
+    __slots__ = ("emit", "future", "item", "keys", "runner")
 
     def __init__(self, runner: BatchRunner[ItemT, T], item: ItemT,
-                 future: asyncio.Future[T], keys: tuple[str, ...]) -> None:
+                 future: asyncio.Future[T], keys: tuple[str, ...],
+                 emit: EventBuilder | None) -> None:
         self.runner = runner
         self.item = item
         self.future = future
         self.keys = keys
+        self.emit = emit
 
 
 _Queued = _Plain[Any] | _Item[Any, Any]
@@ -106,9 +119,13 @@ _Queued = _Plain[Any] | _Item[Any, Any]
 class Writer:
     """Runs write jobs in shared transactions, one batch at a time."""
 
-    def __init__(self, engine: AsyncEngine, lock: Locker | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, lock: Locker | None = None,
+                 emit_events: EmitEvents | None = None) -> None:
         self._engine = engine
         self._lock = lock
+        self._emit_events = emit_events
+        # Called after a commit that stored events (wakes this instance's dispatcher).
+        self.on_events: Callable[[], None] | None = None
         self._conn: AsyncConnection | None = None
         self._queue: list[_Queued] = []
         self._task: asyncio.Task[None] | None = None
@@ -116,6 +133,8 @@ class Writer:
         self.jobs = 0
         # Batches whose shared transaction failed (their jobs were retried alone).
         self.aborted = 0
+        # Jobs of the latest batch: how busy writing is (the webhook dispatcher yields).
+        self.last_batch = 0
 
     @property
     def orders_locks(self) -> bool:
@@ -126,7 +145,7 @@ class Writer:
         """Queue `job` for the next transaction and wait until it has committed. `keys`:
         the conversations whose rows the job locks (see "Lock order" above)."""
         future: asyncio.Future[T] = self._future()
-        self._queue.append(_Plain(job, future, keys))
+        self._queue.append(_Plain(job, future, keys, take_builder()))
         return await future
 
     async def run_apart(self, job: Job[T]) -> T:
@@ -137,8 +156,13 @@ class Writer:
         (SQLite has one writer, and a batch is cheaper than a transaction of its own)."""
         if self._lock is None:
             return await self.run(job)
+        emit = take_builder()
         async with self._engine.begin() as conn:
-            return await job(conn)
+            value = await job(conn)
+            events = emit(value) if emit is not None else ()
+            await self._store_events(conn, events)
+        self._committed(events)
+        return value
 
     async def run_batched(self, runner: BatchRunner[ItemT, T], item: ItemT,
                           keys: tuple[str, ...] = ()) -> T:
@@ -148,7 +172,7 @@ class Writer:
         in an attribute, not a fresh bound method). Raises the item's `ChatError`, if any.
         """
         future: asyncio.Future[T] = self._future()
-        self._queue.append(_Item(runner, item, future, keys))
+        self._queue.append(_Item(runner, item, future, keys, take_builder()))
         return await future
 
     def _future(self) -> asyncio.Future[Any]:
@@ -184,10 +208,12 @@ class Writer:
                 await self._run_batch(batch)
         finally:
             self._task = None
+            self.last_batch = 0
 
     async def _run_batch(self, batch: list[_Queued]) -> None:
         self.batches += 1
         self.jobs += len(batch)
+        self.last_batch = len(batch)
         started = time.perf_counter()
         try:
             conn = await self._connection()
@@ -196,7 +222,8 @@ class Writer:
                     keys = {key for entry in batch for key in entry.keys}
                     if len(keys) > 1:
                         await self._lock(conn, sorted(keys))
-                outcomes = await _run_in(conn, batch)
+                outcomes, events = await _run_in(conn, batch)
+                await self._store_events(conn, events)
         except Exception as exc:
             self.aborted += 1
             log.warning("writer.batch_aborted", error=type(exc).__name__,
@@ -205,6 +232,7 @@ class Writer:
             for entry in batch:
                 await self._run_alone(entry)
             return
+        self._committed(events)
         for entry, (ok, value) in zip(batch, outcomes, strict=True):
             if entry.future.done():
                 continue
@@ -216,7 +244,19 @@ class Writer:
         if elapsed >= SLOW_BATCH_S:
             log.warning("writer.batch_slow", seconds=round(elapsed, 3), jobs=_names(batch))
 
+    async def _store_events(self, conn: AsyncConnection,
+                            events: Sequence[OutboxEvent]) -> None:
+        if events:
+            if self._emit_events is None:
+                raise RuntimeError("events emitted on a writer that stores none")
+            await self._emit_events(conn, events, time.time_ns() // 1000)
+
+    def _committed(self, events: Sequence[OutboxEvent]) -> None:
+        if events and self.on_events is not None:
+            self.on_events()
+
     async def _run_alone(self, entry: _Queued) -> None:
+        events: Sequence[OutboxEvent] = ()
         try:
             async with self._engine.begin() as conn:
                 if isinstance(entry, _Plain):
@@ -225,28 +265,38 @@ class Writer:
                     (value,) = await entry.runner(conn, [entry.item])
                     if isinstance(value, ChatError):
                         raise value
+                events = entry.emit(value) if entry.emit is not None else ()
+                await self._store_events(conn, events)
         except BaseException as exc:
             if not entry.future.done():
                 entry.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        self._committed(events)
         if not entry.future.done():
             entry.future.set_result(value)
 
 
-async def _run_in(conn: AsyncConnection, batch: list[_Queued]) -> list[tuple[bool, Any]]:
+async def _run_in(conn: AsyncConnection, batch: list[_Queued]
+                  ) -> tuple[list[tuple[bool, Any]], list[OutboxEvent]]:
     """Run the batch's entries in order on `conn`: each plain job alone, each run of
-    consecutive items of one runner in one call. (succeeded, result or error) per entry."""
+    consecutive items of one runner in one call. (succeeded, result or error) per entry,
+    and the events the entries that succeeded emit."""
     outcomes: list[tuple[bool, Any]] = []
+    events: list[OutboxEvent] = []
     i, size = 0, len(batch)
     while i < size:
         entry = batch[i]
         if isinstance(entry, _Plain):
             try:
-                outcomes.append((True, await entry.job(conn)))
+                value = await entry.job(conn)
             except ChatError as exc:
                 outcomes.append((False, exc))
+            else:
+                outcomes.append((True, value))
+                if entry.emit is not None:
+                    events += entry.emit(value)
             i += 1
             continue
         runner = entry.runner
@@ -261,9 +311,13 @@ async def _run_in(conn: AsyncConnection, batch: list[_Queued]) -> list[tuple[boo
         results = await runner(conn, items)
         if len(results) != end - i:
             raise RuntimeError("a batch runner must answer once per item")
-        outcomes += [(not isinstance(r, ChatError), r) for r in results]
+        for item, result in zip(batch[i:end], results, strict=True):
+            ok = not isinstance(result, ChatError)
+            outcomes.append((ok, result))
+            if ok and item.emit is not None:
+                events += item.emit(result)
         i = end
-    return outcomes
+    return outcomes, events
 
 
 def _names(batch: list[_Queued]) -> str:

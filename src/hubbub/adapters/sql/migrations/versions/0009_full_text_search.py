@@ -1,7 +1,7 @@
 """full-text search index
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 
 The word search of PROTOCOL.md §3 (docs/DECISIONS.md, "Full-text search") reads an
 inverted index of the live messages instead of examining messages one by one:
@@ -26,7 +26,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
