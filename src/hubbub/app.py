@@ -81,8 +81,7 @@ from hubbub.transport.websocket.endpoint import (
 from hubbub.transport.websocket.expiry import Expiries, expire_tokens
 from hubbub.transport.websocket.heartbeat import heartbeat
 from hubbub.transport.websocket.session import SessionParts
-from hubbub.webhooks.moderation import HttpModerator
-from hubbub.webhooks.setup import moderator_of, start_dispatcher
+from hubbub.webhooks.setup import moderator_of, start_dispatcher, stop_outgoing
 
 log = get_logger("hubbub.app")
 
@@ -307,6 +306,23 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
+def open_hub(settings: Settings, bus: Bus, stores: Stores, metrics: Metrics) -> Hub:
+    """The hub, repairing what the bus lost only on Redis: the in-process bus loses no
+    event (at-most-once is across instances), so a single instance pays nothing for it."""
+    return Hub(bus, metrics.count_sent,
+               changes=(ChangeFeed(stores.messages, stores.conversations)
+                        if settings.redis_url is not None else None),
+               check_interval=settings.repair_check_interval)
+
+
+async def _cancel(*tasks: asyncio.Task[None]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def _lifespan(app: web.Application, *, settings: Settings,
                     authenticator: Authenticator) -> AsyncIterator[None]:
     """Open every part, serve while the app runs (the one yield), close them in reverse."""
@@ -318,12 +334,7 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     stores = database.stores
     bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
     metrics = Metrics()
-    # Only Redis loses events (at-most-once across instances); the in-process bus never
-    # does, so a single instance needs no repair and pays nothing for it.
-    hub = Hub(bus, metrics.count_sent,
-              changes=(ChangeFeed(stores.messages, stores.conversations)
-                       if settings.redis_url is not None else None),
-              check_interval=settings.repair_check_interval)
+    hub = open_hub(settings, bus, stores, metrics)
     watch(metrics, hub, database, bus)
     coordination = await open_coordination(settings)
     metrics.watch_breakers(coordination.breakers)
@@ -359,18 +370,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     finally:
         if apart is not None:
             await apart.cleanup()
-        for task in (beat, sweep):
-            task.cancel()
-        for task in (beat, sweep):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if cases.messages.undelivered is not None:
-            await cases.messages.undelivered.close()
-        if isinstance(cases.messages.moderator, HttpModerator):
-            await cases.messages.moderator.close()
-        if webhooks is not None:
-            for part in webhooks:
-                await part.close()
+        await _cancel(beat, sweep)
+        await stop_outgoing(webhooks, cases.messages.undelivered, cases.messages.moderator)
         await cases.typing.close()
         await cases.calls.close()
         await hub.close()

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry
 
 from hubbub.config import Settings
+from hubbub.services.moderation import Moderator
+from hubbub.services.undelivered import Undelivered
 from hubbub.storage.outbox import OutboxStore
 from hubbub.webhooks.delivery import Delivery
 from hubbub.webhooks.dispatcher import Dispatcher, Policy
@@ -48,3 +50,17 @@ def start_dispatcher(settings: Settings, outbox: OutboxStore, registry: Collecto
     registry.register(WebhookCollector(dispatcher.stats))
     dispatcher.start()
     return dispatcher, delivery
+
+
+async def stop_outgoing(webhooks: tuple[Dispatcher, Delivery] | None,
+                        undelivered: Undelivered | None,
+                        moderator: Moderator | None) -> None:
+    """Stop what talks to the backend: the offline checks, the moderation hook's client,
+    the dispatcher and its client."""
+    if undelivered is not None:
+        await undelivered.close()
+    if isinstance(moderator, HttpModerator):
+        await moderator.close()
+    if webhooks is not None:
+        for part in webhooks:
+            await part.close()
