@@ -264,6 +264,18 @@ export class HubbubClient {
     });
   }
 
+  /** A request that waits out RATE_LIMITED: a reconnect's re-joins and syncs come in a burst. */
+  async patiently(type, fields) {
+    for (;;) {
+      try {
+        return await this.request(type, fields);
+      } catch (error) {
+        if (error.code !== "RATE_LIMITED") throw error;
+        await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs ?? 1000));
+      }
+    }
+  }
+
   /** Join (subscribe to) a conversation; it is re-joined and synced after every reconnect.
    * `sinceVersion`: the last version the app already has (default: the current one). */
   async join(conversationId, { sinceVersion } = {}) {
@@ -279,7 +291,7 @@ export class HubbubClient {
   }
 
   async rejoin(conversationId) {
-    const reply = await this.request("JoinConversation", { conversation_id: conversationId });
+    const reply = await this.patiently("JoinConversation", { conversation_id: conversationId });
     const conversation = this.conversations.get(conversationId);
     if (conversation) {
       if (conversation.last === null) conversation.last = reply.conversation.version;
@@ -380,7 +392,7 @@ export class HubbubClient {
   async syncFrom(id, conversation) {
     for (;;) {
       const since = conversation.last;
-      const chunk = await this.sync(id, since);
+      const chunk = await this.patiently("SyncMessages", { conversation_id: id, since_version: since });
       if (this.conversations.get(id) !== conversation) return;
       for (const message of chunk.messages) {
         if (message.version <= conversation.last) continue;

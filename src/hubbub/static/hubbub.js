@@ -1,0 +1,486 @@
+// hubbub's JavaScript client: one ES module, no build step, for browsers and Node >= 20.
+// The wire contract is docs/PROTOCOL.md; the types are in hubbub.d.ts.
+//
+// What it guarantees on top of the protocol:
+// - it reconnects with exponential backoff and full jitter, asks for a fresh token before
+//   every attempt, re-joins the conversations it joined and syncs each from the last
+//   version it delivered, so the app sees every change exactly once, in version order;
+// - sends go through an outbound queue: a send waits out RATE_LIMITED and survives a
+//   disconnect, retried with the same client_message_id (so never duplicated), and each
+//   send's promise settles exactly once.
+
+/** A refused or failed request: the server's `Error` frame (§4), or a local condition. */
+export class HubbubError extends Error {
+  constructor(code, message, frame = null) {
+    super(message || code);
+    this.name = "HubbubError";
+    this.code = code;
+    this.frame = frame;
+    this.retryAfterMs = frame && typeof frame.retry_after_ms === "number" ? frame.retry_after_ms : null;
+  }
+}
+
+/** The events that change a message; each carries a per-conversation `version` (§2). */
+export const CHANGE_TYPES = Object.freeze(
+  ["NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded", "ReactionRemoved"]);
+const CHANGES = new Set(CHANGE_TYPES);
+// Refusals a retry can outlive; anything else settles the send as failed.
+const RETRYABLE = new Set(["OFFLINE", "RATE_LIMITED", "INTERNAL_ERROR"]);
+
+/**
+ * Full-jitter exponential backoff: a uniform delay in [0, min(maxMs, baseMs * 2^attempt)),
+ * so that clients dropped together do not come back together.
+ */
+export function backoffDelay(attempt, baseMs = 500, maxMs = 30_000, random = Math.random) {
+  return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
+}
+
+const versionOf = (frame) => (frame.message ? frame.message.version : frame.version);
+const conversationOf = (frame) => (frame.message ? frame.message.conversation_id : frame.conversation_id);
+const newId = () => globalThis.crypto.randomUUID();
+
+export class HubbubClient {
+  /** @param {import("./hubbub.js").ClientOptions} options */
+  constructor(options) {
+    if (!options || typeof options.url !== "string") throw new TypeError("options.url: the server's URL is required");
+    if (!options.token && !options.getToken) throw new TypeError("options.token or options.getToken is required");
+    const base = options.url.replace(/\/+$/, "").replace(/\/ws$/, "");
+    this.httpUrl = base.replace(/^ws(s?):/, "http$1:");
+    this.wsUrl = this.httpUrl.replace(/^http(s?):/, "ws$1:") + "/ws";
+    this.token = options.token || null;
+    this.getToken = options.getToken || null;
+    this.useTicket = Boolean(options.useTicket);
+    this.WebSocketImpl = options.WebSocket || globalThis.WebSocket;
+    if (!this.WebSocketImpl) throw new TypeError("options.WebSocket: no global WebSocket here (Node 20: pass the `ws` package's)");
+    this.fetchImpl = options.fetch || globalThis.fetch.bind(globalThis);
+    this.backoff = { baseMs: 500, maxMs: 30_000, ...options.backoff };
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.state = "idle"; // idle | connecting | open | closed
+    this.connected = null; // the last Connected frame
+    this.link = null;
+    this.stopped = true;
+    this.listeners = new Map();
+    this.pending = new Map(); // request_id → {resolve, reject, timer}
+    this.nextRequest = 1;
+    this.conversations = new Map(); // id → {last, syncing, again, held}
+    this.queue = []; // sends not settled yet, in order
+    this.pumping = false;
+    this.wake = null;
+  }
+
+  // -- events ---------------------------------------------------------------------------
+
+  /** Subscribe to a server message type, or to "change", "MessageSynced", "state",
+   * "outbox", "error". Returns a function that unsubscribes. */
+  on(type, handler) {
+    if (!this.listeners.has(type)) this.listeners.set(type, new Set());
+    this.listeners.get(type).add(handler);
+    return () => this.listeners.get(type).delete(handler);
+  }
+
+  emit(type, detail) {
+    for (const handler of [...(this.listeners.get(type) || [])]) {
+      try {
+        handler(detail);
+      } catch (error) {
+        if (type !== "error") this.emit("error", error);
+      }
+    }
+  }
+
+  // -- the connection -------------------------------------------------------------------
+
+  get isOpen() {
+    return this.state === "open";
+  }
+
+  /** Connect, and keep reconnecting until `close()`. Resolves on the first `Connected`. */
+  connect() {
+    if (!this.stopped) return this.firstConnect;
+    this.stopped = false;
+    this.firstConnect = new Promise((resolve, reject) => {
+      this.onFirst = { resolve, reject };
+    });
+    this.run();
+    return this.firstConnect;
+  }
+
+  /** Stop for good: the socket is closed and every unsettled send is rejected (CLOSED). */
+  close() {
+    this.stopped = true;
+    if (this.wake) this.wake();
+    if (this.link) this.link.ws.close(1000, "bye");
+    const error = new HubbubError("CLOSED", "the client was closed");
+    for (const entry of this.queue.splice(0)) this.settle(entry, "failed", error);
+    if (this.onFirst) this.onFirst.reject(error);
+    this.setState("closed", 1000);
+  }
+
+  setToken(token) {
+    this.token = token;
+  }
+
+  setState(state, code = null) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", { state, code });
+  }
+
+  async run() {
+    let attempt = 0;
+    while (!this.stopped) {
+      let code = 0;
+      try {
+        this.setState("connecting");
+        const link = await this.dial();
+        await link.connected;
+        attempt = 0;
+        code = (await link.closed).code;
+      } catch (error) {
+        code = error instanceof HubbubError && error.code === "UNAUTHORIZED" ? 4001 : (error.code || 0);
+      }
+      if (this.stopped) return;
+      this.setState("closed", code);
+      // 4001: the token expired; without a way to get a new one, retrying is pointless.
+      if (code === 4001 && !this.getToken) {
+        this.stopped = true;
+        if (this.onFirst) this.onFirst.reject(new HubbubError("UNAUTHORIZED", "the token was refused"));
+        this.onFirst = null;
+        return;
+      }
+      const delay = code === 4001 ? 0 : backoffDelay(attempt++, this.backoff.baseMs, this.backoff.maxMs);
+      await new Promise((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, delay);
+      });
+      this.wake = null;
+    }
+  }
+
+  /** One connection attempt: a fresh token, a ticket if asked for, the socket. */
+  async dial() {
+    if (this.getToken) this.token = await this.getToken();
+    let query = `token=${encodeURIComponent(this.token)}`;
+    if (this.useTicket) {
+      const ticket = await this.http("POST", "/api/v1/ws-tickets");
+      query = `ticket=${encodeURIComponent(ticket.ticket)}`;
+    }
+    if (this.stopped) throw new HubbubError("CLOSED", "the client was closed");
+    const ws = new this.WebSocketImpl(`${this.wsUrl}?${query}`);
+    const link = { ws };
+    this.link = link;
+    link.closed = new Promise((resolve) => {
+      ws.onclose = (event) => {
+        this.onClose(link);
+        resolve({ code: event.code });
+      };
+    });
+    link.connected = new Promise((resolve, reject) => {
+      link.onConnected = resolve;
+      link.closed.then(({ code }) => reject(new HubbubError("OFFLINE", `closed before Connected (${code})`, { code })));
+    });
+    link.connected.catch(() => {});
+    ws.onerror = () => {};
+    ws.onmessage = (event) => this.onFrame(link, event.data);
+    return link;
+  }
+
+  /** JSON over HTTP with the bearer token (§7). */
+  async http(method, path, body) {
+    const headers = { Authorization: `Bearer ${this.token}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const response = await this.fetchImpl(this.httpUrl + path, {
+      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = response.status === 204 ? null : await response.json().catch(() => null);
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      const code = response.status === 401 ? "UNAUTHORIZED" : error.code || `HTTP_${response.status}`;
+      throw new HubbubError(code, error.message || response.statusText, { status: response.status });
+    }
+    return data;
+  }
+
+  onFrame(link, data) {
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return;
+    }
+    const waiter = frame.request_id !== undefined && this.pending.get(frame.request_id);
+    if (waiter) {
+      this.pending.delete(frame.request_id);
+      clearTimeout(waiter.timer);
+      if (frame.type === "Error") waiter.reject(new HubbubError(frame.code, frame.message, frame));
+      else waiter.resolve(frame);
+      return;
+    }
+    if (frame.type === "Connected") {
+      this.connected = frame;
+      this.setState("open");
+      link.onConnected(frame);
+      if (this.onFirst) this.onFirst.resolve(frame);
+      this.onFirst = null;
+      this.emit("Connected", frame);
+      this.resume();
+      return;
+    }
+    if (CHANGES.has(frame.type)) this.onChange(frame);
+    else this.emit(frame.type, frame);
+  }
+
+  onClose(link) {
+    if (this.link !== link) return;
+    this.link = null;
+    const error = new HubbubError("OFFLINE", "the connection closed");
+    for (const waiter of this.pending.values()) {
+      clearTimeout(waiter.timer);
+      waiter.reject(error);
+    }
+    this.pending.clear();
+  }
+
+  /** After (re)connecting: join again, catch up on each conversation, send what waits. */
+  resume() {
+    this.pump();
+    for (const id of this.conversations.keys()) {
+      this.rejoin(id).catch((error) => this.emit("error", error));
+    }
+  }
+
+  // -- requests -------------------------------------------------------------------------
+
+  /** Send any client message (§3) and resolve with its direct response (§2). */
+  request(type, fields = {}) {
+    if (!this.isOpen || !this.link) return Promise.reject(new HubbubError("OFFLINE", "not connected"));
+    const requestId = `r${this.nextRequest++}`;
+    const link = this.link;
+    return new Promise((resolve, reject) => {
+      // No answer in time: the connection is presumed dead; reconnecting settles it.
+      const timer = setTimeout(() => link.ws.close(4000, "no answer"), this.requestTimeoutMs);
+      this.pending.set(requestId, { resolve, reject, timer });
+      link.ws.send(JSON.stringify({ ...fields, type, request_id: requestId }));
+    });
+  }
+
+  /** A request that waits out RATE_LIMITED: a reconnect's re-joins and syncs come in a burst. */
+  async patiently(type, fields) {
+    for (;;) {
+      try {
+        return await this.request(type, fields);
+      } catch (error) {
+        if (error.code !== "RATE_LIMITED") throw error;
+        await new Promise((resolve) => setTimeout(resolve, error.retryAfterMs ?? 1000));
+      }
+    }
+  }
+
+  /** Join (subscribe to) a conversation; it is re-joined and synced after every reconnect.
+   * `sinceVersion`: the last version the app already has (default: the current one). */
+  async join(conversationId, { sinceVersion } = {}) {
+    const known = this.conversations.get(conversationId);
+    if (!known) this.conversations.set(conversationId, { last: sinceVersion ?? null, syncing: false, again: false, held: [] });
+    else if (sinceVersion !== undefined && known.last === null) known.last = sinceVersion;
+    try {
+      return await this.rejoin(conversationId);
+    } catch (error) {
+      if (!known && error.code !== "OFFLINE") this.conversations.delete(conversationId);
+      throw error;
+    }
+  }
+
+  async rejoin(conversationId) {
+    const reply = await this.patiently("JoinConversation", { conversation_id: conversationId });
+    const conversation = this.conversations.get(conversationId);
+    if (conversation) {
+      if (conversation.last === null) conversation.last = reply.conversation.version;
+      await this.catchUp(conversationId, reply.conversation.version > conversation.last);
+    }
+    return { conversation: reply.conversation, role: reply.role };
+  }
+
+  async leave(conversationId) {
+    this.conversations.delete(conversationId);
+    await this.request("LeaveConversation", { conversation_id: conversationId });
+  }
+
+  history(conversationId, { before, limit } = {}) {
+    return this.request("FetchHistory", { conversation_id: conversationId, before, limit });
+  }
+
+  sync(conversationId, sinceVersion, { limit } = {}) {
+    return this.request("SyncMessages", { conversation_id: conversationId, since_version: sinceVersion, limit });
+  }
+
+  search(query, options = {}) {
+    const { conversationId, limit, mode, cursor } = options;
+    return this.request("SearchMessages", { query, conversation_id: conversationId, limit, mode, cursor });
+  }
+
+  async edit(messageId, content) {
+    return (await this.request("EditMessage", { message_id: messageId, content })).message;
+  }
+
+  async delete(messageId) {
+    await this.request("DeleteMessage", { message_id: messageId });
+  }
+
+  async react(messageId, emoji, { remove = false } = {}) {
+    await this.request(remove ? "RemoveReaction" : "AddReaction", { message_id: messageId, emoji });
+  }
+
+  async typing(conversationId, isTyping = true) {
+    await this.request("Typing", { conversation_id: conversationId, is_typing: isTyping });
+  }
+
+  async markRead(conversationId, messageId) {
+    await this.request("MarkAsRead", { conversation_id: conversationId, message_id: messageId });
+  }
+
+  // -- changes in version order ---------------------------------------------------------
+
+  onChange(frame) {
+    const id = conversationOf(frame);
+    const conversation = this.conversations.get(id);
+    if (!conversation) return; // not joined through this client (or left meanwhile)
+    conversation.held.push(frame);
+    if (conversation.last !== null && !conversation.syncing) this.catchUp(id, false).catch(() => {});
+  }
+
+  deliver(conversation, frame) {
+    conversation.last = versionOf(frame);
+    this.emit(frame.type, frame);
+    this.emit("change", frame);
+  }
+
+  /** Deliver held events in version order; on a gap (or when asked), SyncMessages from the
+   * last version delivered. One catch-up at a time per conversation. */
+  async catchUp(id, needSync) {
+    const conversation = this.conversations.get(id);
+    if (!conversation) return;
+    if (conversation.syncing) {
+      conversation.again ||= needSync;
+      return;
+    }
+    conversation.syncing = true;
+    try {
+      for (;;) {
+        conversation.again = false;
+        if (needSync) await this.syncFrom(id, conversation);
+        needSync = this.drain(conversation) || conversation.again;
+        if (!needSync) return;
+      }
+    } finally {
+      conversation.syncing = false;
+    }
+  }
+
+  /** Held events: stale ones dropped, consecutive ones delivered; true on a gap. */
+  drain(conversation) {
+    conversation.held.sort((a, b) => versionOf(a) - versionOf(b));
+    while (conversation.held.length > 0) {
+      const frame = conversation.held[0];
+      const version = versionOf(frame);
+      if (version > conversation.last + 1) return true;
+      conversation.held.shift();
+      if (version === conversation.last + 1) this.deliver(conversation, frame);
+    }
+    return false;
+  }
+
+  async syncFrom(id, conversation) {
+    for (;;) {
+      const since = conversation.last;
+      const chunk = await this.patiently("SyncMessages", { conversation_id: id, since_version: since });
+      if (this.conversations.get(id) !== conversation) return;
+      for (const message of chunk.messages) {
+        if (message.version <= conversation.last) continue;
+        const frame = { type: "MessageSynced", conversation_id: id, version: message.version, message };
+        this.deliver(conversation, frame);
+      }
+      conversation.last = Math.max(conversation.last, chunk.last_version);
+      if (!chunk.has_more || chunk.last_version <= since) return;
+    }
+  }
+
+  // -- the outbound queue ---------------------------------------------------------------
+
+  /** Queue a message; resolves with the stored message, rejects once if it is refused. */
+  send(conversationId, content, options = {}) {
+    const clientMessageId = options.clientMessageId || newId();
+    const queued = this.queue.find((entry) => entry.clientMessageId === clientMessageId);
+    if (queued) return queued.promise;
+    const fields = { conversation_id: conversationId, content, client_message_id: clientMessageId };
+    if (options.parentId) fields.parent_id = options.parentId;
+    if (options.attachments) fields.attachments = options.attachments;
+    const entry = { clientMessageId, conversationId, content, fields, state: "queued", attempts: 0, error: null };
+    entry.promise = new Promise((resolve, reject) => {
+      entry.resolve = resolve;
+      entry.reject = reject;
+    });
+    this.queue.push(entry);
+    this.emit("outbox", this.snapshot(entry));
+    this.pump();
+    return entry.promise;
+  }
+
+  /** The sends not settled yet, oldest first. */
+  get outbox() {
+    return this.queue.map((entry) => this.snapshot(entry));
+  }
+
+  snapshot(entry) {
+    const { clientMessageId, conversationId, content, state, attempts, error } = entry;
+    return { clientMessageId, conversationId, content, state, attempts, error, message: entry.message || null };
+  }
+
+  settle(entry, state, outcome) {
+    entry.state = state;
+    if (state === "sent") entry.message = outcome;
+    else entry.error = outcome;
+    this.emit("outbox", this.snapshot(entry));
+    if (state === "sent") entry.resolve(outcome);
+    else entry.reject(outcome);
+  }
+
+  mark(entry, state, error = null) {
+    entry.state = state;
+    entry.error = error;
+    this.emit("outbox", this.snapshot(entry));
+  }
+
+  /** Send the queue's head, one at a time, in order, while the connection is open. */
+  async pump() {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0 && this.isOpen) {
+        const entry = this.queue[0];
+        entry.attempts += 1;
+        this.mark(entry, "sending");
+        let reply;
+        try {
+          reply = await this.request("SendMessage", entry.fields);
+        } catch (error) {
+          if (this.queue[0] !== entry) continue; // settled by close() meanwhile
+          if (!RETRYABLE.has(error.code)) {
+            this.queue.shift();
+            this.settle(entry, "failed", error);
+            continue;
+          }
+          this.mark(entry, error.code === "OFFLINE" ? "queued" : "waiting", error);
+          if (error.code === "OFFLINE") break; // resumed after the reconnect
+          const delay = error.retryAfterMs ?? backoffDelay(entry.attempts, this.backoff.baseMs, this.backoff.maxMs);
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          continue;
+        }
+        if (this.queue[0] !== entry) continue;
+        this.queue.shift();
+        this.settle(entry, "sent", reply.message);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
