@@ -1,5 +1,5 @@
-// hubbub's JavaScript client: one ES module, no build step, for browsers and Node >= 20.
-// The wire contract is docs/PROTOCOL.md; the types are in hubbub.d.ts.
+// hubbub's JavaScript client: an ES module (with outbox.js beside it), no build step, for
+// browsers and Node >= 20. The wire contract is docs/PROTOCOL.md; the types are hubbub.d.ts.
 //
 // What it guarantees on top of the protocol:
 // - it reconnects with exponential backoff and full jitter, asks for a fresh token before
@@ -8,6 +8,8 @@
 // - sends go through an outbound queue: a send waits out RATE_LIMITED and survives a
 //   disconnect, retried with the same client_message_id (so never duplicated), and each
 //   send's promise settles exactly once.
+
+import { Outbox } from "./outbox.js";
 
 /** A refused or failed request: the server's `Error` frame (§4), or a local condition. */
 export class HubbubError extends Error {
@@ -24,8 +26,6 @@ export class HubbubError extends Error {
 export const CHANGE_TYPES = Object.freeze(
   ["NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded", "ReactionRemoved"]);
 const CHANGES = new Set(CHANGE_TYPES);
-// Refusals a retry can outlive; anything else settles the send as failed.
-const RETRYABLE = new Set(["OFFLINE", "RATE_LIMITED", "INTERNAL_ERROR"]);
 
 /**
  * Full-jitter exponential backoff: a uniform delay in [0, min(maxMs, baseMs * 2^attempt)),
@@ -37,7 +37,6 @@ export function backoffDelay(attempt, baseMs = 500, maxMs = 30_000, random = Mat
 
 const versionOf = (frame) => (frame.message ? frame.message.version : frame.version);
 const conversationOf = (frame) => (frame.message ? frame.message.conversation_id : frame.conversation_id);
-const newId = () => globalThis.crypto.randomUUID();
 
 export class HubbubClient {
   /** @param {import("./hubbub.js").ClientOptions} options */
@@ -63,8 +62,7 @@ export class HubbubClient {
     this.pending = new Map(); // request_id → {resolve, reject, timer}
     this.nextRequest = 1;
     this.conversations = new Map(); // id → {last, syncing, again, held}
-    this.queue = []; // sends not settled yet, in order
-    this.pumping = false;
+    this.sends = new Outbox(this, (attempt) => backoffDelay(attempt, this.backoff.baseMs, this.backoff.maxMs));
     this.wake = null;
   }
 
@@ -91,7 +89,7 @@ export class HubbubClient {
   // -- the connection -------------------------------------------------------------------
 
   get isOpen() {
-    return this.state === "open";
+    return this.state === "open" && this.link !== null;
   }
 
   /** Connect, and keep reconnecting until `close()`. Resolves on the first `Connected`. */
@@ -111,7 +109,7 @@ export class HubbubClient {
     if (this.wake) this.wake();
     if (this.link) this.link.ws.close(1000, "bye");
     const error = new HubbubError("CLOSED", "the client was closed");
-    for (const entry of this.queue.splice(0)) this.settle(entry, "failed", error);
+    this.sends.rejectAll(error);
     if (this.onFirst) this.onFirst.reject(error);
     this.setState("closed", 1000);
   }
@@ -243,7 +241,7 @@ export class HubbubClient {
 
   /** After (re)connecting: join again, catch up on each conversation, send what waits. */
   resume() {
-    this.pump();
+    this.sends.pump();
     for (const id of this.conversations.keys()) {
       this.rejoin(id).catch((error) => this.emit("error", error));
     }
@@ -253,7 +251,7 @@ export class HubbubClient {
 
   /** Send any client message (§3) and resolve with its direct response (§2). */
   request(type, fields = {}) {
-    if (!this.isOpen || !this.link) return Promise.reject(new HubbubError("OFFLINE", "not connected"));
+    if (!this.isOpen) return Promise.reject(new HubbubError("OFFLINE", "not connected"));
     const requestId = `r${this.nextRequest++}`;
     const link = this.link;
     return new Promise((resolve, reject) => {
@@ -404,83 +402,15 @@ export class HubbubClient {
     }
   }
 
-  // -- the outbound queue ---------------------------------------------------------------
+  // -- the outbound queue (outbox.js) ---------------------------------------------------
 
   /** Queue a message; resolves with the stored message, rejects once if it is refused. */
   send(conversationId, content, options = {}) {
-    const clientMessageId = options.clientMessageId || newId();
-    const queued = this.queue.find((entry) => entry.clientMessageId === clientMessageId);
-    if (queued) return queued.promise;
-    const fields = { conversation_id: conversationId, content, client_message_id: clientMessageId };
-    if (options.parentId) fields.parent_id = options.parentId;
-    if (options.attachments) fields.attachments = options.attachments;
-    const entry = { clientMessageId, conversationId, content, fields, state: "queued", attempts: 0, error: null };
-    entry.promise = new Promise((resolve, reject) => {
-      entry.resolve = resolve;
-      entry.reject = reject;
-    });
-    this.queue.push(entry);
-    this.emit("outbox", this.snapshot(entry));
-    this.pump();
-    return entry.promise;
+    return this.sends.send(conversationId, content, options);
   }
 
   /** The sends not settled yet, oldest first. */
   get outbox() {
-    return this.queue.map((entry) => this.snapshot(entry));
-  }
-
-  snapshot(entry) {
-    const { clientMessageId, conversationId, content, state, attempts, error } = entry;
-    return { clientMessageId, conversationId, content, state, attempts, error, message: entry.message || null };
-  }
-
-  settle(entry, state, outcome) {
-    entry.state = state;
-    if (state === "sent") entry.message = outcome;
-    else entry.error = outcome;
-    this.emit("outbox", this.snapshot(entry));
-    if (state === "sent") entry.resolve(outcome);
-    else entry.reject(outcome);
-  }
-
-  mark(entry, state, error = null) {
-    entry.state = state;
-    entry.error = error;
-    this.emit("outbox", this.snapshot(entry));
-  }
-
-  /** Send the queue's head, one at a time, in order, while the connection is open. */
-  async pump() {
-    if (this.pumping) return;
-    this.pumping = true;
-    try {
-      while (this.queue.length > 0 && this.isOpen) {
-        const entry = this.queue[0];
-        entry.attempts += 1;
-        this.mark(entry, "sending");
-        let reply;
-        try {
-          reply = await this.request("SendMessage", entry.fields);
-        } catch (error) {
-          if (this.queue[0] !== entry) continue; // settled by close() meanwhile
-          if (!RETRYABLE.has(error.code)) {
-            this.queue.shift();
-            this.settle(entry, "failed", error);
-            continue;
-          }
-          this.mark(entry, error.code === "OFFLINE" ? "queued" : "waiting", error);
-          if (error.code === "OFFLINE") break; // resumed after the reconnect
-          const delay = error.retryAfterMs ?? backoffDelay(entry.attempts, this.backoff.baseMs, this.backoff.maxMs);
-          await new Promise((resolve) => setTimeout(resolve, delay));
-          continue;
-        }
-        if (this.queue[0] !== entry) continue;
-        this.queue.shift();
-        this.settle(entry, "sent", reply.message);
-      }
-    } finally {
-      this.pumping = false;
-    }
+    return this.sends.entries();
   }
 }
