@@ -14,12 +14,12 @@ from tests.browser.test_call import STEP_MS, chromium, require_browser, say, sig
 from tests.support.process import ServerProcess, serving
 
 if TYPE_CHECKING:
-    from playwright.async_api import Page
+    from playwright.async_api import Locator, Page
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser]
 
 
-def contents(page: Page, text: str) -> object:
+def contents(page: Page, text: str) -> Locator:
     """The page's sent messages (not the unsent ones) showing `text`."""
     return page.locator("#messages li:not(.unsent) .content", has_text=text)
 
