@@ -20,6 +20,26 @@ function recordingSocket(sent, dropAfter = () => false) {
   };
 }
 
+/** `ws` that swallows the first frame it receives matching `drop`: an event lost on the way. */
+function losingSocket(drop) {
+  let lost = false;
+  return class extends WebSocket {
+    set onmessage(handler) {
+      super.onmessage = (event) => {
+        if (!lost && drop(JSON.parse(event.data))) {
+          lost = true;
+          return;
+        }
+        handler(event);
+      };
+    }
+
+    get onmessage() {
+      return super.onmessage;
+    }
+  };
+}
+
 function client(server, user, options = {}) {
   return new HubbubClient({ url: server.url, token: user.token, WebSocket, backoff: { baseMs: 50, maxMs: 500 }, ...options });
 }
@@ -180,6 +200,26 @@ describe("against a server", () => {
     await until(() => seen.length === 6, "the live message");
     assert.equal(seen[5].type, "NewMessage");
     assert.deepEqual(count, { resolved: 1, rejected: 0 });
+  });
+
+  test("a version gap in the live events is filled by a sync, each change once, in order", async () => {
+    const alice = server.user("alice"), bob = server.user("bob");
+    const group = await server.group(alice, bob);
+    const Losing = losingSocket((frame) => frame.type === "NewMessage" && frame.message.content === "lost");
+    const a = await connect(alice, { WebSocket: Losing });
+    await a.join(group.id);
+    const seen = changes(a, group.id);
+    for (const text of ["first", "lost", "after"]) {
+      await server.api(bob, "POST", `/api/v1/conversations/${group.id}/messages`, { content: text });
+    }
+    await until(() => seen.length === 3, "three changes");
+    assert.deepEqual(contents(seen), ["first", "lost", "after"]);
+    assert.equal(seen[1].type, "MessageSynced");
+    const v = versions(seen);
+    assert.deepEqual(v, [v[0], v[0] + 1, v[0] + 2]);
+    // Nothing more comes: the held "after" was not delivered a second time.
+    await a.request("Ping");
+    assert.equal(seen.length, 3);
   });
 
   test("close() rejects the sends still queued, once", async () => {

@@ -58,6 +58,7 @@ export class HubbubClient {
     this.connected = null; // the last Connected frame
     this.link = null;
     this.stopped = true;
+    this.generation = 0;
     this.listeners = new Map();
     this.pending = new Map(); // request_id → {resolve, reject, timer}
     this.nextRequest = 1;
@@ -96,10 +97,11 @@ export class HubbubClient {
   connect() {
     if (!this.stopped) return this.firstConnect;
     this.stopped = false;
+    this.generation += 1; // so that a loop from before a close() ends
     this.firstConnect = new Promise((resolve, reject) => {
       this.onFirst = { resolve, reject };
     });
-    this.run();
+    this.run(this.generation);
     return this.firstConnect;
   }
 
@@ -111,6 +113,7 @@ export class HubbubClient {
     const error = new HubbubError("CLOSED", "the client was closed");
     this.sends.rejectAll(error);
     if (this.onFirst) this.onFirst.reject(error);
+    this.onFirst = null;
     this.setState("closed", 1000);
   }
 
@@ -124,9 +127,10 @@ export class HubbubClient {
     this.emit("state", { state, code });
   }
 
-  async run() {
+  async run(generation) {
     let attempt = 0;
-    while (!this.stopped) {
+    const current = () => !this.stopped && this.generation === generation;
+    while (current()) {
       let code = 0;
       try {
         this.setState("connecting");
@@ -137,7 +141,7 @@ export class HubbubClient {
       } catch (error) {
         code = error instanceof HubbubError && error.code === "UNAUTHORIZED" ? 4001 : (error.code || 0);
       }
-      if (this.stopped) return;
+      if (!current()) return;
       this.setState("closed", code);
       // 4001: the token expired; without a way to get a new one, retrying is pointless.
       if (code === 4001 && !this.getToken) {
@@ -341,7 +345,11 @@ export class HubbubClient {
   onChange(frame) {
     const id = conversationOf(frame);
     const conversation = this.conversations.get(id);
-    if (!conversation) return; // not joined through this client (or left meanwhile)
+    if (!conversation) { // joined without join(): passed on as it comes, unordered
+      this.emit(frame.type, frame);
+      this.emit("change", frame);
+      return;
+    }
     conversation.held.push(frame);
     if (conversation.last !== null && !conversation.syncing) this.catchUp(id, false).catch(() => {});
   }
