@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import WebSocket from "ws";
 
 import { backoffDelay, HubbubClient, HubbubError } from "../hubbub.js";
-import { Server, until } from "./server.js";
+import { mint, Server, until } from "./server.js";
 
 /** `ws`, recording every frame the client sends; `dropAfter` closes the socket right after
  * sending a frame it matches, so that its answer is lost. */
@@ -220,6 +220,37 @@ describe("against a server", () => {
     // Nothing more comes: the held "after" was not delivered a second time.
     await a.request("Ping");
     assert.equal(seen.length, 3);
+  });
+
+  test("a token that expires (4001) is refreshed through getToken and the client carries on", async () => {
+    const alice = server.user("alice");
+    const group = await server.group(alice);
+    const tokens = [mint(server.secret, alice.id, "alice", 2)];
+    let asked = 0;
+    const getToken = () => tokens[asked++] || alice.token;
+    const closes = [];
+    const a = client(server, alice, { token: undefined, getToken });
+    open.push(a);
+    a.on("state", ({ state, code }) => { if (state === "closed") closes.push(code); });
+    await a.connect();
+    await a.join(group.id);
+    await until(() => closes.includes(4001), "the server to close the expired connection", 30_000);
+    await until(() => a.isOpen, "the reconnect with a fresh token");
+    assert.ok(asked >= 2);
+    const message = await a.send(group.id, "still here");
+    assert.equal(message.content, "still here");
+  });
+
+  test("without getToken an expired token (4001) stops the client", async () => {
+    const alice = server.user("alice");
+    const a = client(server, { ...alice, token: mint(server.secret, alice.id, "alice", 2) });
+    open.push(a);
+    const closes = [];
+    a.on("state", ({ state, code }) => { if (state === "closed") closes.push(code); });
+    await a.connect();
+    await until(() => closes.includes(4001), "the server to close the expired connection", 30_000);
+    await until(() => a.stopped, "the client to give up");
+    assert.equal(a.state, "closed");
   });
 
   test("close() rejects the sends still queued, once", async () => {

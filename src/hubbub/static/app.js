@@ -120,8 +120,10 @@ function notify(type, fields) {
 async function signIn(token) {
   $("login-error").textContent = "";
   if (!token) return;
-  // A single-use ticket (§1) keeps the long-lived token out of the WebSocket's URL.
-  const client = new HubbubClient({ url: location.origin, token, useTicket: true });
+  // A single-use ticket (§1) keeps the long-lived token out of the WebSocket's URL. After
+  // an expired token, the same client goes on with the new one: its unsent messages too.
+  const client = state.client || new HubbubClient({ url: location.origin, token, useTicket: true });
+  client.setToken(token);
   const api = {
     get: (path) => client.http("GET", path),
     post: (path, body) => client.http("POST", path, body),
@@ -138,6 +140,10 @@ async function signIn(token) {
   }
   sessionStorage.setItem(TOKEN_KEY, token);
   $("token").value = "";
+  if (state.client) {
+    resume(me);
+    return;
+  }
   state.api = api;
   state.me = me;
   state.names.set(me.id, me.name);
@@ -169,6 +175,17 @@ async function signIn(token) {
   await refreshConversations();
   client.connect().catch(() => {}); // a refused token shows through onState
   state.listTimer = setInterval(() => refreshConversations(), LIST_REFRESH_MS);
+}
+
+/** Signed in again after the token expired: the same user carries on where it was. */
+function resume(me) {
+  if (me.id !== state.me.id) {
+    location.reload(); // someone else: start afresh (the new token is kept)
+    return;
+  }
+  $("login").hidden = true;
+  setStatus("Connecting…");
+  state.client.connect().catch(() => {});
 }
 
 function signOut() {
