@@ -1,5 +1,5 @@
-// hubbub's JavaScript client: an ES module (with outbox.js beside it), no build step, for
-// browsers and Node >= 20. The wire contract is docs/PROTOCOL.md; the types are hubbub.d.ts.
+// hubbub's JavaScript client: ES modules (this one, changes.js and outbox.js), no build
+// step, for browsers and Node >= 20. The wire contract is docs/PROTOCOL.md; the types are hubbub.d.ts.
 //
 // What it guarantees on top of the protocol:
 // - it reconnects with exponential backoff and full jitter, asks for a fresh token before
@@ -9,7 +9,14 @@
 //   disconnect, retried with the same client_message_id (so never duplicated), and each
 //   send's promise settles exactly once.
 
+import { CHANGE_TYPES, Changes } from "./changes.js";
 import { Outbox } from "./outbox.js";
+
+export { CHANGE_TYPES };
+
+const CHANGES = new Set(CHANGE_TYPES);
+// After a 1001 the first delay is drawn under baseMs · 2^3 (4 s by default).
+const SHUTDOWN_STEP = 3;
 
 /** A refused or failed request: the server's `Error` frame (§4), or a local condition. */
 export class HubbubError extends Error {
@@ -22,11 +29,6 @@ export class HubbubError extends Error {
   }
 }
 
-/** The events that change a message; each carries a per-conversation `version` (§2). */
-export const CHANGE_TYPES = Object.freeze(
-  ["NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded", "ReactionRemoved"]);
-const CHANGES = new Set(CHANGE_TYPES);
-
 /**
  * Full-jitter exponential backoff: a uniform delay in [0, min(maxMs, baseMs * 2^attempt)),
  * so that clients dropped together do not come back together.
@@ -34,9 +36,6 @@ const CHANGES = new Set(CHANGE_TYPES);
 export function backoffDelay(attempt, baseMs = 500, maxMs = 30_000, random = Math.random) {
   return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
 }
-
-const versionOf = (frame) => (frame.message ? frame.message.version : frame.version);
-const conversationOf = (frame) => (frame.message ? frame.message.conversation_id : frame.conversation_id);
 
 export class HubbubClient {
   /** @param {import("./hubbub.js").ClientOptions} options */
@@ -62,7 +61,7 @@ export class HubbubClient {
     this.listeners = new Map();
     this.pending = new Map(); // request_id → {resolve, reject, timer}
     this.nextRequest = 1;
-    this.conversations = new Map(); // id → {last, syncing, again, held}
+    this.changes = new Changes(this); // the joined conversations, each in version order
     this.sends = new Outbox(this, (attempt) => backoffDelay(attempt, this.backoff.baseMs, this.backoff.maxMs));
     this.wake = null;
   }
@@ -150,7 +149,10 @@ export class HubbubClient {
         this.onFirst = null;
         return;
       }
-      const delay = code === 4001 ? 0 : backoffDelay(attempt++, this.backoff.baseMs, this.backoff.maxMs);
+      // 1001, a server shutting down: spread over a few seconds at least (§1), no stampede.
+      const step = code === 1001 ? Math.max(attempt, SHUTDOWN_STEP) : attempt;
+      attempt += 1;
+      const delay = code === 4001 ? 0 : backoffDelay(step, this.backoff.baseMs, this.backoff.maxMs);
       await new Promise((resolve) => {
         this.wake = resolve;
         setTimeout(resolve, delay);
@@ -228,7 +230,7 @@ export class HubbubClient {
       this.resume();
       return;
     }
-    if (CHANGES.has(frame.type)) this.onChange(frame);
+    if (CHANGES.has(frame.type)) this.changes.onChange(frame);
     else this.emit(frame.type, frame);
   }
 
@@ -246,8 +248,12 @@ export class HubbubClient {
   /** After (re)connecting: join again, catch up on each conversation, send what waits. */
   resume() {
     this.sends.pump();
-    for (const id of this.conversations.keys()) {
-      this.rejoin(id).catch((error) => this.emit("error", error));
+    for (const id of this.changes.ids()) {
+      this.rejoin(id).catch((error) => {
+        // Refused (removed, banned, gone): no longer joined; OFFLINE: the next resume tries.
+        if (error.code !== "OFFLINE") this.changes.untrack(id);
+        this.emit("error", error);
+      });
     }
   }
 
@@ -281,29 +287,23 @@ export class HubbubClient {
   /** Join (subscribe to) a conversation; it is re-joined and synced after every reconnect.
    * `sinceVersion`: the last version the app already has (default: the current one). */
   async join(conversationId, { sinceVersion } = {}) {
-    const known = this.conversations.get(conversationId);
-    if (!known) this.conversations.set(conversationId, { last: sinceVersion ?? null, syncing: false, again: false, held: [] });
-    else if (sinceVersion !== undefined && known.last === null) known.last = sinceVersion;
+    const added = this.changes.track(conversationId, sinceVersion);
     try {
       return await this.rejoin(conversationId);
     } catch (error) {
-      if (!known && error.code !== "OFFLINE") this.conversations.delete(conversationId);
+      if (added && error.code !== "OFFLINE") this.changes.untrack(conversationId);
       throw error;
     }
   }
 
   async rejoin(conversationId) {
     const reply = await this.patiently("JoinConversation", { conversation_id: conversationId });
-    const conversation = this.conversations.get(conversationId);
-    if (conversation) {
-      if (conversation.last === null) conversation.last = reply.conversation.version;
-      await this.catchUp(conversationId, reply.conversation.version > conversation.last);
-    }
+    await this.changes.joined(conversationId, reply.conversation.version);
     return { conversation: reply.conversation, role: reply.role };
   }
 
   async leave(conversationId) {
-    this.conversations.delete(conversationId);
+    this.changes.untrack(conversationId);
     await this.request("LeaveConversation", { conversation_id: conversationId });
   }
 
@@ -338,76 +338,6 @@ export class HubbubClient {
 
   async markRead(conversationId, messageId) {
     await this.request("MarkAsRead", { conversation_id: conversationId, message_id: messageId });
-  }
-
-  // -- changes in version order ---------------------------------------------------------
-
-  onChange(frame) {
-    const id = conversationOf(frame);
-    const conversation = this.conversations.get(id);
-    if (!conversation) { // joined without join(): passed on as it comes, unordered
-      this.emit(frame.type, frame);
-      this.emit("change", frame);
-      return;
-    }
-    conversation.held.push(frame);
-    if (conversation.last !== null && !conversation.syncing) this.catchUp(id, false).catch(() => {});
-  }
-
-  deliver(conversation, frame) {
-    conversation.last = versionOf(frame);
-    this.emit(frame.type, frame);
-    this.emit("change", frame);
-  }
-
-  /** Deliver held events in version order; on a gap (or when asked), SyncMessages from the
-   * last version delivered. One catch-up at a time per conversation. */
-  async catchUp(id, needSync) {
-    const conversation = this.conversations.get(id);
-    if (!conversation) return;
-    if (conversation.syncing) {
-      conversation.again ||= needSync;
-      return;
-    }
-    conversation.syncing = true;
-    try {
-      for (;;) {
-        conversation.again = false;
-        if (needSync) await this.syncFrom(id, conversation);
-        needSync = this.drain(conversation) || conversation.again;
-        if (!needSync) return;
-      }
-    } finally {
-      conversation.syncing = false;
-    }
-  }
-
-  /** Held events: stale ones dropped, consecutive ones delivered; true on a gap. */
-  drain(conversation) {
-    conversation.held.sort((a, b) => versionOf(a) - versionOf(b));
-    while (conversation.held.length > 0) {
-      const frame = conversation.held[0];
-      const version = versionOf(frame);
-      if (version > conversation.last + 1) return true;
-      conversation.held.shift();
-      if (version === conversation.last + 1) this.deliver(conversation, frame);
-    }
-    return false;
-  }
-
-  async syncFrom(id, conversation) {
-    for (;;) {
-      const since = conversation.last;
-      const chunk = await this.patiently("SyncMessages", { conversation_id: id, since_version: since });
-      if (this.conversations.get(id) !== conversation) return;
-      for (const message of chunk.messages) {
-        if (message.version <= conversation.last) continue;
-        const frame = { type: "MessageSynced", conversation_id: id, version: message.version, message };
-        this.deliver(conversation, frame);
-      }
-      conversation.last = Math.max(conversation.last, chunk.last_version);
-      if (!chunk.has_more || chunk.last_version <= since) return;
-    }
   }
 
   // -- the outbound queue (outbox.js) ---------------------------------------------------

@@ -18,9 +18,9 @@ SDK = Path(__file__).resolve().parents[2] / "clients" / "js"
 
 def test_the_browser_client_serves_the_sdk_unchanged() -> None:
     """static/ holds copies of the SDK's modules (no build step can drift them): after
-    editing the SDK, `cp clients/js/hubbub.js clients/js/outbox.js src/hubbub/static/`."""
+    editing the SDK, `cp clients/js/*.js src/hubbub/static/`."""
     modules = sorted(path.name for path in SDK.glob("*.js"))
-    assert modules == ["hubbub.js", "outbox.js"]
+    assert modules == ["changes.js", "hubbub.js", "outbox.js"]
     for name in modules:
         assert (STATIC_DIR / name).read_bytes() == (SDK / name).read_bytes(), name
 
