@@ -61,8 +61,8 @@ async def test_the_client_uses_only_the_public_protocol(server: RunningServer) -
     """The scripts reach the server only under `/api/v1/` (§7) and `/ws` (§1)."""
     async with server.http() as http:
         scripts = [(await http.get(f"/static/{name}")).text
-                   for name in ("app.js", "call.js", "hubbub.js",
-                                                    "changes.js", "outbox.js")]
+                   for name in ("app.js", "call.js", "hubbub.js", "changes.js", "outbox.js",
+                                "unsent.js")]
     paths = {match for text in scripts for match in re.findall(r'["`](/[a-z][^"`?$]*)', text)}
     assert paths, "no server paths found in the scripts"
     assert all(p.startswith(("/api/v1/", "/ws")) for p in paths), paths

@@ -10,6 +10,7 @@
 
 import { CallController } from "./call.js";
 import { HubbubClient } from "./hubbub.js";
+import { showUnsent } from "./unsent.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -605,43 +606,10 @@ function onOutbox(entry) {
   if (entry.conversationId === state.current) renderUnsent();
 }
 
-const UNSENT_LABELS = {
-  queued: "Waiting for the connection…",
-  sending: "Sending…",
-  waiting: "Sending again shortly…",
-  failed: "Not sent",
-};
-
 /** The current conversation's unsent messages, after the sent ones, with their state. */
 function renderUnsent() {
-  const list = $("messages");
-  for (const item of list.querySelectorAll("li.unsent")) item.remove();
-  for (const entry of state.unsent.values()) {
-    if (entry.conversationId !== state.current) continue;
-    const item = document.createElement("li");
-    item.className = "message mine unsent";
-    item.dataset.clientMessageId = entry.clientMessageId;
-    item.dataset.state = entry.state;
-    const meta = document.createElement("p");
-    meta.className = "meta";
-    const reason = entry.state === "failed" && entry.error ? `: ${entry.error.message}` : "";
-    meta.textContent = `You · ${UNSENT_LABELS[entry.state]}${reason}`;
-    const content = document.createElement("p");
-    content.className = "content";
-    content.textContent = entry.content;
-    item.append(meta, content);
-    if (entry.state === "failed") {
-      for (const [action, label] of [["retry", "Retry"], ["discard", "Discard"]]) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.dataset.unsentAction = action;
-        button.textContent = label;
-        item.append(button);
-      }
-    }
-    list.append(item);
-  }
-  list.scrollTop = list.scrollHeight;
+  const entries = [...state.unsent.values()].filter((e) => e.conversationId === state.current);
+  showUnsent($("messages"), entries);
 }
 
 function onUnsentClick(button) {
