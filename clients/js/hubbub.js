@@ -37,6 +37,12 @@ export function backoffDelay(attempt, baseMs = 500, maxMs = 30_000, random = Mat
   return Math.floor(random() * Math.min(maxMs, baseMs * 2 ** attempt));
 }
 
+/** The close code a failed connection attempt stands for: 4001 when the token was refused. */
+function closeCode(error) {
+  if (error instanceof HubbubError && error.code === "UNAUTHORIZED") return 4001;
+  return error && error.frame && typeof error.frame.code === "number" ? error.frame.code : 0;
+}
+
 export class HubbubClient {
   /** @param {import("./hubbub.js").ClientOptions} options */
   constructor(options) {
@@ -138,7 +144,7 @@ export class HubbubClient {
         attempt = 0;
         code = (await link.closed).code;
       } catch (error) {
-        code = error instanceof HubbubError && error.code === "UNAUTHORIZED" ? 4001 : (error.code || 0);
+        code = closeCode(error);
       }
       if (!current()) return;
       this.setState("closed", code);
@@ -152,7 +158,8 @@ export class HubbubClient {
       // 1001, a server shutting down: spread over a few seconds at least (§1), no stampede.
       const step = code === 1001 ? Math.max(attempt, SHUTDOWN_STEP) : attempt;
       attempt += 1;
-      const delay = code === 4001 ? 0 : backoffDelay(step, this.backoff.baseMs, this.backoff.maxMs);
+      // A fresh token is worth trying at once, but only right after a connection that worked.
+      const delay = code === 4001 && step === 0 ? 0 : backoffDelay(step, this.backoff.baseMs, this.backoff.maxMs);
       await new Promise((resolve) => {
         this.wake = resolve;
         setTimeout(resolve, delay);
@@ -250,8 +257,8 @@ export class HubbubClient {
     this.sends.pump();
     for (const id of this.changes.ids()) {
       this.rejoin(id).catch((error) => {
-        // Refused (removed, banned, gone): no longer joined; OFFLINE: the next resume tries.
-        if (error.code !== "OFFLINE") this.changes.untrack(id);
+        // Refused (removed, banned, gone): no longer joined; otherwise the next resume tries.
+        if (error.code === "FORBIDDEN" || error.code === "NOT_FOUND") this.changes.untrack(id);
         this.emit("error", error);
       });
     }
