@@ -11,12 +11,15 @@ STAMP := $(VENV)/.installed
 
 # The OpenID provider the integration tests run, pinned by its package-lock.json.
 OIDC := tests/integrations/oidc
+# The JavaScript SDK, whose tests (run by tests/e2e/test_js_sdk.py) need its devDependencies.
+JS_SDK := clients/js
 
-$(STAMP): pyproject.toml requirements.lock $(OIDC)/package-lock.json
+$(STAMP): pyproject.toml requirements.lock $(OIDC)/package-lock.json $(JS_SDK)/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
 	cd $(OIDC) && npm ci --no-audit --no-fund --silent
+	cd $(JS_SDK) && npm ci --no-audit --no-fund --silent
 	touch $(STAMP)
 
 install: $(STAMP)

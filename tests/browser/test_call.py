@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from hubbub.config import Settings
-from tests.support.server import RunningServer, User, run_server
+from tests.support.server import OnLocalPort, User, run_server
 from tests.support.services import unavailable
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ async def chromium() -> AsyncIterator[Browser]:
             await browser.close()
 
 
-async def signed_in(browser: Browser, server: RunningServer, user: User,
+async def signed_in(browser: Browser, server: OnLocalPort, user: User,
                     errors: list[str]) -> Page:
     """A page of its own (a separate browser context) signed in as `user` by pasting its
     token, with its WebSocket open."""

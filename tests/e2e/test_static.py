@@ -24,7 +24,9 @@ async def test_the_page_is_served_at_the_root(server: RunningServer) -> None:
 
 @pytest.mark.parametrize(("name", "kind"), [("app.js", "text/javascript"),
                                             ("call.js", "text/javascript"),
-                                            ("protocol.js", "text/javascript"),
+                                            ("hubbub.js", "text/javascript"),
+                                            ("changes.js", "text/javascript"),
+                                            ("outbox.js", "text/javascript"),
                                             ("app.css", "text/css")])
 async def test_assets_are_served_with_their_type(server: RunningServer, name: str,
                                                  kind: str) -> None:
@@ -59,7 +61,8 @@ async def test_the_client_uses_only_the_public_protocol(server: RunningServer) -
     """The scripts reach the server only under `/api/v1/` (§7) and `/ws` (§1)."""
     async with server.http() as http:
         scripts = [(await http.get(f"/static/{name}")).text
-                   for name in ("app.js", "call.js", "protocol.js")]
+                   for name in ("app.js", "call.js", "hubbub.js", "changes.js", "outbox.js",
+                                "unsent.js")]
     paths = {match for text in scripts for match in re.findall(r'["`](/[a-z][^"`?$]*)', text)}
     assert paths, "no server paths found in the scripts"
     assert all(p.startswith(("/api/v1/", "/ws")) for p in paths), paths

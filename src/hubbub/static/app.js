@@ -1,11 +1,16 @@
 // hubbub's browser client: conversations, messages, typing, read marks, reactions and calls,
-// over the public protocol only (REST §7 and /ws). No framework and no build step.
+// over the public protocol only (REST §7 and /ws), through the JavaScript SDK (hubbub.js,
+// the same file as clients/js/hubbub.js). No framework and no build step.
+//
+// The SDK reconnects, re-joins and syncs, and delivers each change once in version order;
+// messages not sent yet wait in its outbound queue and are shown with their state.
 //
 // Page state is exposed for tests and debugging as `window.hubbub` and as attributes:
 // <body data-ws="open|closed" data-call-state="idle|ringing|active|ended">.
 
 import { CallController } from "./call.js";
-import { Api, ApiError, Socket } from "./protocol.js";
+import { HubbubClient } from "./hubbub.js";
+import { showUnsent } from "./unsent.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -25,7 +30,7 @@ const TOKEN_KEY = "hubbub.token";
 
 const state = {
   api: null,
-  socket: null,
+  client: null,
   calls: null,
   me: null,
   conversations: new Map(), // id → conversation object (§2), the caller's view
@@ -33,10 +38,10 @@ const state = {
   current: null, // the open conversation's id
   messages: new Map(), // conversation id → Map(message id → message object)
   paging: new Map(), // conversation id → {hasMore, nextBefore}
-  versions: new Map(), // conversation id → the highest change version applied
+  unsent: new Map(), // client_message_id → the SDK's outbox entry, until it is sent
   members: new Map(), // conversation id → [{user_id, user_name, role, online}]
   names: new Map(), // user id → display name
-  joined: new Map(), // conversation id → its JoinConversation on this connection
+  joined: new Map(), // conversation id → its JoinConversation (the SDK re-joins)
   typing: new Map(), // conversation id → Map(user id → {name, until})
   readBy: new Map(), // conversation id → Map(user id → message id)
   markedRead: new Map(), // conversation id → message id we last marked read
@@ -48,7 +53,9 @@ const state = {
 window.hubbub = {
   state,
   get me() { return state.me; },
-  get connected() { return state.socket !== null && state.socket.isOpen; },
+  get connected() { return isOpen(); },
+  get client() { return state.client; },
+  get unsent() { return [...state.unsent.values()]; },
   get current() { return state.current; },
   get call() { return state.calls ? state.calls.call : null; },
   inboundBytes(trackId) { return state.calls ? state.calls.inboundBytes(trackId) : 0; },
@@ -102,15 +109,31 @@ function boot() {
   if (saved) signIn(saved);
 }
 
+function isOpen() {
+  return state.client !== null && state.client.isOpen;
+}
+
+/** Fire and forget: the response is awaited but a refusal only logged. */
+function notify(type, fields) {
+  state.client.request(type, fields).catch((error) => console.debug(type, "refused:", error.code));
+}
+
 async function signIn(token) {
   $("login-error").textContent = "";
   if (!token) return;
-  const api = new Api(token);
+  // A single-use ticket (§1) keeps the long-lived token out of the WebSocket's URL. After
+  // an expired token, the same client goes on with the new one: its unsent messages too.
+  const client = state.client || new HubbubClient({ url: location.origin, token, useTicket: true });
+  client.setToken(token);
+  const api = {
+    get: (path) => client.http("GET", path),
+    post: (path, body) => client.http("POST", path, body),
+  };
   let me;
   try {
     me = await api.get("/api/v1/users/me");
   } catch (error) {
-    $("login-error").textContent = error instanceof ApiError && error.status === 401
+    $("login-error").textContent = error.code === "UNAUTHORIZED"
       ? `That token was refused: ${error.message}.`
       : `Could not reach the server: ${error.message}.`;
     sessionStorage.removeItem(TOKEN_KEY);
@@ -118,6 +141,10 @@ async function signIn(token) {
   }
   sessionStorage.setItem(TOKEN_KEY, token);
   $("token").value = "";
+  if (state.client) {
+    resume(me);
+    return;
+  }
   state.api = api;
   state.me = me;
   state.names.set(me.id, me.name);
@@ -127,36 +154,44 @@ async function signIn(token) {
   $("login").hidden = true;
   $("app").hidden = false;
 
-  const socket = new Socket(api);
-  state.socket = socket;
-  state.calls = new CallController(socket, { onChange: renderCall, nameOf });
-  socket.addEventListener("Connected", onConnected);
-  socket.addEventListener("closed", onClosed);
-  socket.addEventListener("NewMessage", (e) => onMessageEvent(e.detail.message, true));
-  socket.addEventListener("MessageEdited", (e) => onMessageEvent(e.detail.message, false));
-  socket.addEventListener("MessageDeleted", (e) => onDeleted(e.detail));
-  socket.addEventListener("ReactionAdded", (e) => onReaction(e.detail, true));
-  socket.addEventListener("ReactionRemoved", (e) => onReaction(e.detail, false));
-  socket.addEventListener("UserTyping", (e) => onTyping(e.detail));
-  socket.addEventListener("MessageRead", (e) => onRead(e.detail));
-  socket.addEventListener("UserJoined", (e) => onUserJoined(e.detail));
-  socket.addEventListener("CallOffer", (e) => {
-    if (!state.conversations.has(e.detail.conversation_id)) refreshConversations();
+  state.client = client;
+  state.calls = new CallController(client, { onChange: renderCall, nameOf });
+  client.on("Connected", onConnected);
+  client.on("state", onState);
+  client.on("outbox", onOutbox);
+  client.on("NewMessage", (m) => onMessageEvent(m.message, true));
+  client.on("MessageEdited", (m) => onMessageEvent(m.message, false));
+  // A sync after a reconnect or a gap: the message's whole state, new to us or not.
+  client.on("MessageSynced", (m) => onMessageEvent(m.message, !isKnown(m.message)));
+  client.on("MessageDeleted", onDeleted);
+  client.on("ReactionAdded", (m) => onReaction(m, true));
+  client.on("ReactionRemoved", (m) => onReaction(m, false));
+  client.on("UserTyping", onTyping);
+  client.on("MessageRead", onRead);
+  client.on("UserJoined", onUserJoined);
+  client.on("CallOffer", (m) => {
+    if (!state.conversations.has(m.conversation_id)) refreshConversations();
   });
   setStatus("Connecting…");
   await refreshConversations();
-  try {
-    await socket.open();
-  } catch (error) {
-    setStatus(`Could not connect: ${error.message}`);
-    socket.reconnectLater();
-  }
+  client.connect().catch(() => {}); // a refused token shows through onState
   state.listTimer = setInterval(() => refreshConversations(), LIST_REFRESH_MS);
+}
+
+/** Signed in again after the token expired: the same user carries on where it was. */
+function resume(me) {
+  if (me.id !== state.me.id) {
+    location.reload(); // someone else: start afresh (the new token is kept)
+    return;
+  }
+  $("login").hidden = true;
+  setStatus("Connecting…");
+  state.client.connect().catch(() => {});
 }
 
 function signOut() {
   if (state.calls) state.calls.hangUp();
-  if (state.socket) state.socket.close();
+  if (state.client) state.client.close();
   sessionStorage.removeItem(TOKEN_KEY);
   location.reload();
 }
@@ -177,16 +212,14 @@ function setStatus(text) {
 function onConnected() {
   document.body.dataset.ws = "open";
   setStatus("Connected");
-  state.joined.clear();
+  // The SDK re-joins and syncs what was joined; this joins what could not be, offline.
   joinAll();
-  // Whatever changed while we were away: catch up on the conversations we show.
-  for (const id of state.messages.keys()) syncConversation(id);
 }
 
-function onClosed(event) {
+function onState(event) {
+  if (event.state !== "closed") return;
   document.body.dataset.ws = "closed";
-  state.joined.clear();
-  if (event.detail.code === 4001) {
+  if (event.code === 4001) {
     setStatus("Your token expired: sign in again.");
     sessionStorage.removeItem(TOKEN_KEY);
     $("login").hidden = false;
@@ -225,13 +258,12 @@ function joinAll() {
   for (const id of state.order.slice(0, MAX_SUBSCRIPTIONS)) join(id).catch(() => {});
 }
 
-/** Subscribe this connection to a conversation's events (once per connection). */
+/** Subscribe to a conversation's events, once: the SDK keeps it joined across reconnects. */
 function join(id) {
-  const socket = state.socket;
-  if (!socket || !socket.isOpen) return Promise.reject(new Error("not connected"));
+  if (!isOpen()) return Promise.reject(new Error("not connected"));
   let pending = state.joined.get(id);
   if (!pending) {
-    pending = socket.request("JoinConversation", { conversation_id: id });
+    pending = state.client.join(id);
     state.joined.set(id, pending);
     pending.catch(() => { if (state.joined.get(id) === pending) state.joined.delete(id); });
   }
@@ -359,44 +391,16 @@ async function loadHistory(id, older) {
   const messages = state.messages.get(id) || new Map();
   state.messages.set(id, messages);
   for (const message of page.messages) {
-    messages.set(message.id, message);
-    noteVersion(id, message.version);
+    const known = messages.get(message.id);
+    if (!known || known.version < message.version) messages.set(message.id, message);
   }
-  const conversation = state.conversations.get(id);
-  if (conversation) noteVersion(id, conversation.version);
   state.paging.set(id, { hasMore: page.has_more, nextBefore: page.next_before });
   if (state.current === id) renderMessages();
 }
 
-function noteVersion(id, version) {
-  if (version > (state.versions.get(id) || 0)) state.versions.set(id, version);
-}
-
-/** §2: a change event whose version skips one means we missed something: sync. */
-function checkVersion(id, version) {
-  if (!state.messages.has(id)) return;
-  const last = state.versions.get(id) || 0;
-  if (version > last + 1) syncConversation(id);
-  else noteVersion(id, version);
-}
-
-async function syncConversation(id) {
-  const socket = state.socket;
-  if (!socket || !socket.isOpen) return;
-  let since = state.versions.get(id) || 0;
-  for (;;) {
-    let chunk;
-    try {
-      chunk = await socket.request("SyncMessages", { conversation_id: id, since_version: since });
-    } catch {
-      await loadHistory(id, false);
-      return;
-    }
-    for (const message of chunk.messages) putMessage(message);
-    noteVersion(id, chunk.last_version);
-    if (!chunk.has_more || chunk.last_version <= since) return;
-    since = chunk.last_version;
-  }
+function isKnown(message) {
+  const messages = state.messages.get(message.conversation_id);
+  return Boolean(messages && messages.has(message.id));
 }
 
 function putMessage(message) {
@@ -410,7 +414,6 @@ function putMessage(message) {
 
 function onMessageEvent(message, isNew) {
   const id = message.conversation_id;
-  checkVersion(id, message.version);
   putMessage(message);
   const conversation = state.conversations.get(id);
   if (isNew && conversation) {
@@ -428,7 +431,6 @@ function onMessageEvent(message, isNew) {
 }
 
 function onDeleted(event) {
-  checkVersion(event.conversation_id, event.version);
   const message = (state.messages.get(event.conversation_id) || new Map()).get(event.message_id);
   if (!message) return;
   putMessage({
@@ -438,7 +440,6 @@ function onDeleted(event) {
 }
 
 function onReaction(event, added) {
-  checkVersion(event.conversation_id, event.version);
   const message = (state.messages.get(event.conversation_id) || new Map()).get(event.message_id);
   if (!message) return;
   const reactions = message.reactions.map((r) => ({ ...r, user_ids: [...r.user_ids] }));
@@ -461,6 +462,7 @@ function renderMessages() {
   const messages = state.current ? state.messages.get(state.current) : null;
   const sorted = messages ? [...messages.values()].sort((a, b) => a.seq - b.seq) : [];
   list.replaceChildren(...sorted.map(messageElement));
+  renderUnsent();
   const paging = state.paging.get(state.current);
   $("load-older").hidden = !(paging && paging.hasMore);
   list.scrollTop = list.scrollHeight;
@@ -474,7 +476,8 @@ function renderMessage(message) {
     existing.replaceWith(element);
     return;
   }
-  const after = [...list.children].find((li) => Number(li.dataset.seq) > message.seq);
+  const after = [...list.children].find(
+    (li) => li.classList.contains("unsent") || Number(li.dataset.seq) > message.seq);
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.insertBefore(element, after || null);
   if (atBottom) list.scrollTop = list.scrollHeight;
@@ -565,45 +568,71 @@ function reactionsElement(message) {
 }
 
 function onMessageClick(event) {
+  const retry = event.target.closest("button[data-unsent-action]");
+  if (retry) {
+    onUnsentClick(retry);
+    return;
+  }
   const button = event.target.closest("button[data-emoji]");
   if (!button) return;
   const item = button.closest("li[data-message-id]");
   const message = state.messages.get(state.current).get(item.dataset.messageId);
   const mine = message.reactions.some(
     (r) => r.emoji === button.dataset.emoji && r.user_ids.includes(state.me.id));
-  state.socket.request(mine ? "RemoveReaction" : "AddReaction",
-                       { message_id: message.id, emoji: button.dataset.emoji })
+  state.client.react(message.id, button.dataset.emoji, { remove: mine })
     .catch((error) => { $("composer-error").textContent = `Reaction failed: ${error.message}`; });
 }
 
-async function sendMessage() {
+/** Queue the message in the SDK: it is sent when connected, retried through rate limits
+ * and reconnects with the same client_message_id; until then it shows as unsent. */
+function sendMessage() {
   const input = $("composer-input");
   const content = input.value.trim();
   if (!content || !state.current) return;
   $("composer-error").textContent = "";
   stopTyping();
-  try {
-    const reply = await state.socket.request("SendMessage", {
-      conversation_id: state.current, content, client_message_id: crypto.randomUUID(),
-    });
-    input.value = "";
-    putMessage(reply.message);
-  } catch (error) {
-    $("composer-error").textContent = `Not sent: ${error.message}`;
-  }
+  input.value = "";
+  deliver(state.current, content, crypto.randomUUID());
+}
+
+function deliver(conversationId, content, clientMessageId) {
+  state.client.send(conversationId, content, { clientMessageId })
+    .then(putMessage, () => {}); // a refusal stays in view as a failed entry
+}
+
+function onOutbox(entry) {
+  if (entry.state === "sent") state.unsent.delete(entry.clientMessageId);
+  else state.unsent.set(entry.clientMessageId, entry);
+  if (entry.conversationId === state.current) renderUnsent();
+}
+
+/** The current conversation's unsent messages, after the sent ones, with their state. */
+function renderUnsent() {
+  const entries = [...state.unsent.values()].filter((e) => e.conversationId === state.current);
+  showUnsent($("messages"), entries);
+}
+
+function onUnsentClick(button) {
+  const id = button.closest("li.unsent").dataset.clientMessageId;
+  const entry = state.unsent.get(id);
+  if (!entry) return;
+  state.unsent.delete(id);
+  // The same client_message_id: were it stored after all, it is not stored twice.
+  if (button.dataset.unsentAction === "retry") deliver(entry.conversationId, entry.content, id);
+  else renderUnsent();
 }
 
 // -- read marks ------------------------------------------------------------------------
 
 function markRead() {
   const id = state.current;
-  if (!id || document.visibilityState !== "visible" || !state.socket || !state.socket.isOpen) return;
+  if (!id || document.visibilityState !== "visible" || !isOpen()) return;
   const messages = state.messages.get(id);
   if (!messages || messages.size === 0) return;
   const newest = [...messages.values()].reduce((a, b) => (a.seq > b.seq ? a : b));
   if (state.markedRead.get(id) === newest.id) return;
   state.markedRead.set(id, newest.id);
-  state.socket.notify("MarkAsRead", { conversation_id: id, message_id: newest.id });
+  notify("MarkAsRead", { conversation_id: id, message_id: newest.id });
 }
 
 function onRead(event) {
@@ -623,11 +652,11 @@ function onRead(event) {
 
 function onTypingInput() {
   const id = state.current;
-  if (!id || !state.socket || !state.socket.isOpen) return;
+  if (!id || !isOpen()) return;
   const now = Date.now();
   if (now - state.typingSentAt > TYPING_REFRESH_MS) {
     state.typingSentAt = now;
-    state.socket.notify("Typing", { conversation_id: id, is_typing: true });
+    notify("Typing", { conversation_id: id, is_typing: true });
   }
   clearTimeout(state.typingTimer);
   state.typingTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
@@ -637,9 +666,7 @@ function stopTyping() {
   clearTimeout(state.typingTimer);
   if (state.typingSentAt === 0 || !state.current) return;
   state.typingSentAt = 0;
-  if (state.socket && state.socket.isOpen) {
-    state.socket.notify("Typing", { conversation_id: state.current, is_typing: false });
-  }
+  if (isOpen()) notify("Typing", { conversation_id: state.current, is_typing: false });
 }
 
 function onTyping(event) {

@@ -16,20 +16,25 @@ const ENDINGS = {
 
 export class CallController {
   /**
-   * @param {import("./protocol.js").Socket} socket
+   * @param {import("./hubbub.js").HubbubClient} client
    * @param {{onChange: (call: object|null) => void, nameOf: (userId: string) => string}} hooks
    */
-  constructor(socket, hooks) {
-    this.socket = socket;
+  constructor(client, hooks) {
+    this.client = client;
     this.hooks = hooks;
     this.call = null;
     this.endedIds = new Set();
     this.iceServers = loadIceServers();
-    socket.addEventListener("CallOffer", (e) => this.onOffer(e.detail));
-    socket.addEventListener("CallAnswer", (e) => this.onAnswer(e.detail));
-    socket.addEventListener("ICECandidate", (e) => this.onCandidate(e.detail));
-    socket.addEventListener("CallHangup", (e) => this.onHangup(e.detail));
-    socket.addEventListener("CallReject", (e) => this.onReject(e.detail));
+    client.on("CallOffer", (m) => this.onOffer(m));
+    client.on("CallAnswer", (m) => this.onAnswer(m));
+    client.on("ICECandidate", (m) => this.onCandidate(m));
+    client.on("CallHangup", (m) => this.onHangup(m));
+    client.on("CallReject", (m) => this.onReject(m));
+  }
+
+  /** Fire and forget: the response is awaited but a refusal only logged. */
+  notify(type, fields) {
+    this.client.request(type, fields).catch((error) => console.debug(type, "refused:", error.code));
   }
 
   get busy() {
@@ -69,7 +74,7 @@ export class CallController {
       call.localStream = await navigator.mediaDevices.getUserMedia(
         { audio: true, video: call.type === "video" });
     } catch (error) {
-      this.socket.notify("CallReject", { call_id: call.id, reason: "no media" });
+      this.notify("CallReject", { call_id: call.id, reason: "no media" });
       this.finish(call, `Cannot use the ${call.type === "video" ? "camera" : "microphone"}: ${error.message}`);
       return;
     }
@@ -80,7 +85,7 @@ export class CallController {
     await pc.setLocalDescription();
     if (call.state === "ended") return;  // the caller gave up meanwhile
     try {
-      await this.socket.request("CallAnswer", { call_id: call.id, sdp: pc.localDescription.sdp });
+      await this.client.request("CallAnswer", { call_id: call.id, sdp: pc.localDescription.sdp });
     } catch (error) {
       this.finish(call, `Could not answer: ${error.message}`);
       return;
@@ -97,14 +102,14 @@ export class CallController {
   decline() {
     const call = this.call;
     if (!call || call.state !== "ringing" || call.role !== "callee") return;
-    this.socket.notify("CallReject", { call_id: call.id });
+    this.notify("CallReject", { call_id: call.id });
     this.finish(call, "Declined");
   }
 
   hangUp() {
     const call = this.call;
     if (!call || call.state === "ended") return;
-    this.socket.notify("CallHangup", { call_id: call.id });
+    this.notify("CallHangup", { call_id: call.id });
     this.finish(call, "Call ended");
   }
 
@@ -194,7 +199,7 @@ export class CallController {
       return;
     }
     if (this.busy) {
-      this.socket.notify("CallReject", { call_id: msg.call_id, reason: "busy" });
+      this.notify("CallReject", { call_id: msg.call_id, reason: "busy" });
       return;
     }
     this.newCall({
@@ -214,7 +219,7 @@ export class CallController {
     if (msg.call_type === "video") call.type = "video";
     await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
     await pc.setLocalDescription();
-    this.socket.notify("CallAnswer", { call_id: call.id, sdp: pc.localDescription.sdp });
+    this.notify("CallAnswer", { call_id: call.id, sdp: pc.localDescription.sdp });
     this.changed();
   }
 
@@ -297,7 +302,7 @@ export class CallController {
     });
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "failed" && call.state !== "ended") {
-        this.socket.notify("CallHangup", { call_id: call.id, reason: "connection failed" });
+        this.notify("CallHangup", { call_id: call.id, reason: "connection failed" });
         this.finish(call, "The connection failed");
         return;
       }
@@ -330,7 +335,7 @@ export class CallController {
       };
       if (first && call.targetUserId) message.target_user_id = call.targetUserId;
       call.offerSent = true;
-      const sent = this.socket.request("CallOffer", message);
+      const sent = this.client.request("CallOffer", message);
       call.makingOffer = false;
       await sent;
       if (first) this.startTrickle(call);
@@ -349,7 +354,7 @@ export class CallController {
   }
 
   sendCandidate(call, candidate) {
-    this.socket.notify("ICECandidate", { call_id: call.id, candidate });
+    this.notify("ICECandidate", { call_id: call.id, candidate });
   }
 
   async flushRemoteCandidates(call) {
