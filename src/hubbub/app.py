@@ -21,6 +21,7 @@ from hubbub.adapters.memory.typing import MemoryTypingStates
 from hubbub.adapters.sql import SearchLimits, SqlDatabase, open_sql_database
 from hubbub.bus import Bus
 from hubbub.config import Settings
+from hubbub.contract import http as contract_http
 from hubbub.coordination import (
     ConnectionLimiter,
     PresenceCounter,
@@ -221,6 +222,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.metrics_port is None:
         app.router.add_get(metrics_http.METRICS_PATH, metrics_http.metrics)
     call_routes.routes(app)
+    contract_http.routes(app)  # /asyncapi.json, /openapi.json
     static.routes(app)
 
     async def on_shutdown(app: web.Application) -> None:
