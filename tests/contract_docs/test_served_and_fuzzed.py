@@ -9,34 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import secrets
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from hubbub.contract.routes import ROUTES
 from hubbub.domain.tokens import mint
-from tests.support.process import ServerProcess, serving
+from tests.contract_docs.conftest import API_KEY, COMMITTED
+from tests.support.process import ServerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = ROOT / "docs" / "contract"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 MAX_EXAMPLES = 40
 RUN_TIMEOUT_S = 150.0
-API_KEY = secrets.token_urlsafe(32)
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def process(tmp_path: Path) -> AsyncIterator[ServerProcess]:
-    server = ServerProcess(database_url=f"sqlite:///{tmp_path / 'hubbub.db'}",
-                           workdir=tmp_path, extra_env={"HUBBUB_API_KEYS": API_KEY})
-    async with serving(server) as running:
-        yield running
 
 
 @pytest.mark.parametrize("name", ["openapi.json", "asyncapi.json"])
