@@ -5,12 +5,21 @@ are, and the schemathesis run (tests/contract_docs) checks every response agains
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
-from hubbub.protocol.objects import CallObject, ConversationObject, MessageObject, Role
+from hubbub.protocol.objects import (
+    CallObject,
+    ConversationObject,
+    MessageObject,
+    Role,
+    UserId,
+)
+
+# §2: times are RFC 3339 in UTC (domain/clock.py's format_time).
+Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
 
 
 class ErrorDetail(msgspec.Struct, frozen=True):
@@ -31,15 +40,15 @@ class Health(msgspec.Struct, frozen=True):
 
 
 class Me(msgspec.Struct, frozen=True):
-    id: str
+    id: UserId
     name: str
-    created_at: str
-    last_seen: str | None
+    created_at: Time
+    last_seen: Time | None
 
 
 class Ticket(msgspec.Struct, frozen=True):
     ticket: str
-    expires_at: str
+    expires_at: Time
 
 
 class ConversationList(msgspec.Struct, frozen=True):
@@ -47,10 +56,10 @@ class ConversationList(msgspec.Struct, frozen=True):
 
 
 class MemberObject(msgspec.Struct, frozen=True):
-    user_id: str
+    user_id: UserId
     user_name: str
     role: Role
-    joined_at: str
+    joined_at: Time
     accepted: bool
 
 
@@ -71,7 +80,7 @@ class MessagePage(msgspec.Struct, frozen=True):
 class CallPage(msgspec.Struct, frozen=True):
     calls: list[CallObject]
     has_more: bool
-    next_before: str | None
+    next_before: Time | None
 
 
 class ServerUser(Me, frozen=True):
@@ -82,10 +91,10 @@ class ServerUser(Me, frozen=True):
 
 
 class PresenceEntry(msgspec.Struct, frozen=True):
-    user_id: str
+    user_id: UserId
     online: bool
 
 
 class Presence(msgspec.Struct, frozen=True):
     members: list[PresenceEntry]
-    online: list[str]
+    online: list[UserId]
