@@ -67,7 +67,8 @@ def _responses(route: Route, schemas: _Schemas) -> dict[str, Any]:
             entry.update(schemas.body(kind))
         out[str(status)] = entry
     for status in sorted({*_AUTH_ERRORS[route.door], *route.errors} - set(route.responses)):
-        out[str(status)] = {"$ref": "#/components/responses/Error"}
+        name = "RateLimited" if status == 429 else "Error"
+        out[str(status)] = {"$ref": f"#/components/responses/{name}"}
     out["default"] = {"$ref": "#/components/responses/Error"}
     return out
 
@@ -96,7 +97,13 @@ def _components(schemas: _Schemas) -> dict[str, Any]:
         "responses": {"Error": {
             "description": "§7: the error, with the status that fits (429 carries "
                            "Retry-After in seconds)",
-            "content": {"application/json": {"schema": {"$ref": PREFIX + "Error"}}}}},
+            "content": {"application/json": {"schema": {"$ref": PREFIX + "Error"}}}},
+            "RateLimited": {
+                "description": "§6: the caller's bucket is empty (code RATE_LIMITED)",
+                "headers": {"Retry-After": {
+                    "description": "seconds until a retry can succeed",
+                    "schema": {"type": "integer", "minimum": 1}}},
+                "content": {"application/json": {"schema": {"$ref": PREFIX + "Error"}}}}},
         "securitySchemes": {
             "userJwt": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                         "description": "a user's token, signed by the backend (§1)"},
