@@ -1,7 +1,7 @@
 """A real `hubbub serve` on SQLite serves the documents, and schemathesis fuzzes its user
 and server APIs from docs/contract/openapi.json: no 500, every response as documented.
 
-Bounded: MAX_EXAMPLES cases per operation and phase (about 20 s per door here). A failure
+Bounded: MAX_EXAMPLES cases per operation and phase (15-40 s per door here, by load). A failure
 prints schemathesis' report with its seed; `--seed N` replays it."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from tests.contract_docs.conftest import API_KEY, COMMITTED
 from tests.support.process import ServerProcess
 
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-MAX_EXAMPLES = 40
-RUN_TIMEOUT_S = 150.0
+MAX_EXAMPLES = 30
+RUN_TIMEOUT_S = 240.0
 
 
 @pytest.mark.parametrize("name", ["openapi.json", "asyncapi.json"])
@@ -85,7 +85,8 @@ async def test_fuzzing_fails_on_a_response_the_document_does_not_describe(
     wrong = tmp_path / "openapi.json"
     wrong.write_text(json.dumps(document))
     code, report = await _schemathesis(process, "user", wrong,
-                                       "--include-path", "/api/v1/users/me")
+                                       "--include-path", "/api/v1/users/me",
+                                       "--phases", "fuzzing", "--max-failures", "1")
     assert code == 1, report
     assert "Response violates schema" in report
     assert "nickname" in report
