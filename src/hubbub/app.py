@@ -21,6 +21,7 @@ from hubbub.adapters.memory.typing import MemoryTypingStates
 from hubbub.adapters.sql import SearchLimits, SqlDatabase, open_sql_database
 from hubbub.bus import Bus
 from hubbub.config import Settings
+from hubbub.contract import http as contract_http
 from hubbub.coordination import (
     ConnectionLimiter,
     PresenceCounter,
@@ -291,6 +292,7 @@ def create_app(settings: Settings) -> web.Application:
     server_api.install(app)  # /api/v1/server/: the backend's (PROTOCOL.md §8)
     if settings.metrics_port is None:
         app.router.add_get(metrics_http.METRICS_PATH, metrics_http.metrics)
+    contract_http.routes(app)  # /asyncapi.json, /openapi.json
     static.routes(app)
 
     async def on_shutdown(app: web.Application) -> None:

@@ -1,0 +1,30 @@
+"""`GET /asyncapi.json` and `GET /openapi.json`: the documents this build was made with,
+so a client generator can point at a running server. No credentials: they describe the
+API, they hold no data."""
+
+from __future__ import annotations
+
+import functools
+
+from aiohttp import web
+
+from hubbub.contract.documents import documents
+
+PATHS = {"/asyncapi.json": "asyncapi.json", "/openapi.json": "openapi.json"}
+
+
+@functools.cache
+def _body(name: str) -> bytes:
+    """Built once per process, on first request (the types do not change while it runs)."""
+    return documents()[name]
+
+
+async def _serve(request: web.Request) -> web.Response:
+    response = web.Response(body=_body(PATHS[request.path]), content_type="application/json")
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def routes(app: web.Application) -> None:
+    for path in PATHS:
+        app.router.add_get(path, _serve)
