@@ -78,6 +78,15 @@ class RunningServer(OnLocalPort):
     _clients: list[ChatClient] = field(default_factory=list)
 
     @property
+    def base_url(self) -> str:
+        """Under HUBBUB_BASE_PATH when it is set (`http://…/chat`)."""
+        return f"http://127.0.0.1:{self.port}{self.settings.base_path}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"{self.base_url.replace('http://', 'ws://', 1)}/ws"
+
+    @property
     def internals(self) -> Internals:
         """The running parts, for assertions on server state (never to fake behaviour)."""
         return Internals(self.app)

@@ -1,5 +1,14 @@
 // The public protocol only: the REST API (PROTOCOL.md §7) and the /ws WebSocket (§1–§4).
 
+// Where hubbub is served: this file is `{base}/static/protocol.js`, so `{base}/` is one
+// level up; hubbub under HUBBUB_BASE_PATH=/chat needs nothing else of the page.
+export const BASE_URL = new URL("../", import.meta.url);
+
+/** The URL of an absolute protocol path (`/api/v1/…`, `/ws`) under the base. */
+export function urlOf(path) {
+  return new URL(path.replace(/^\//, ""), BASE_URL);
+}
+
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -17,7 +26,7 @@ export class Api {
   async request(method, path, body) {
     const headers = { Authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(path, {
+    const response = await fetch(urlOf(path), {
       method, headers, body: body === undefined ? undefined : JSON.stringify(body),
     });
     const data = response.status === 204 ? null : await response.json().catch(() => null);
@@ -75,7 +84,9 @@ export class Socket extends EventTarget {
 
   /** Prefer a single-use ticket (§1) so the long-lived token stays out of URLs. */
   async url() {
-    const base = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+    const ws = urlOf("/ws");
+    ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
+    const base = ws.href;
     try {
       const ticket = await this.api.post("/api/v1/ws-tickets");
       return `${base}?ticket=${encodeURIComponent(ticket.ticket)}`;
