@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -156,6 +157,13 @@ class RunningServer(OnLocalPort):
         for client in self._clients:
             await client.close()
         self._clients.clear()
+
+
+def on_sqlite(directory: Path, **overrides: Any) -> Settings:
+    """Settings on a SQLite file in `directory`, for tests of what no database changes."""
+    values: dict[str, Any] = {"database_url": f"sqlite:///{directory / 'hubbub.db'}",
+                              "log_format": "text", **overrides}
+    return Settings(**values)
 
 
 @asynccontextmanager
