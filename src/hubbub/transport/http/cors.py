@@ -29,7 +29,7 @@ from hubbub.transport.http.routes import API_PREFIX
 from hubbub.transport.server_api.routes import SERVER_PREFIX
 
 ALLOW_METHODS = "GET, POST, PUT, PATCH, DELETE"
-ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key"
+ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
 # What a page may read of an answer besides the CORS-safelisted headers.
 EXPOSE_HEADERS = "Retry-After, X-Request-Id"
 MAX_AGE_S = 600  # how long a browser may reuse a preflight's answer
