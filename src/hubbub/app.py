@@ -62,7 +62,8 @@ from hubbub.transport.access import request_ids
 from hubbub.transport.collectors import BreakerState
 from hubbub.transport.http import metrics as metrics_http
 from hubbub.transport.http.api import API, Api
-from hubbub.transport.http.bodies import WS_PATH
+from hubbub.transport.http.bodies import WS_PATH, WS_ROUTE
+from hubbub.transport.http.cors import Cors, cors_middleware
 from hubbub.transport.http.errors import errors_middleware
 from hubbub.transport.http.health import HEALTH, Health
 from hubbub.transport.http.routes import routes
@@ -281,19 +282,21 @@ def create_app(settings: Settings) -> web.Application:
     authenticator = build_authenticator(settings)
     app = web.Application(
         middlewares=[request_ids, track_requests, metrics_http.time_requests,
+                     cors_middleware(Cors(settings.allowed_origins, settings.base_path)),
                      errors_middleware],
         client_max_size=settings.max_body_bytes,
         # aiohttp's keep-alive timer runs from a connection's opening and from each
         # response until the next request head is complete.
         handler_args={"keepalive_timeout": settings.request_timeout})
     app.on_response_prepare.append(metrics_http.count_response)
-    app.router.add_get(WS_PATH, websocket_handler)
-    routes(app)
-    server_api.install(app)  # /api/v1/server/: the backend's (PROTOCOL.md §8)
+    base = settings.base_path  # every route under it (docs/DEPLOYMENT.md "Under a path")
+    app.router.add_get(base + WS_PATH, websocket_handler, name=WS_ROUTE)
+    routes(app, base)
+    server_api.install(app, base)  # /api/v1/server/: the backend's (PROTOCOL.md §8)
     if settings.metrics_port is None:
-        app.router.add_get(metrics_http.METRICS_PATH, metrics_http.metrics)
-    contract_http.routes(app)  # /asyncapi.json, /openapi.json
-    static.routes(app)
+        app.router.add_get(base + metrics_http.METRICS_PATH, metrics_http.metrics)
+    contract_http.routes(app, base)  # /asyncapi.json, /openapi.json
+    static.routes(app, base)
 
     async def on_shutdown(app: web.Application) -> None:
         lifecycle, connections = app.get(LIFECYCLE), app.get(CONNECTIONS)

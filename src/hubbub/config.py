@@ -29,6 +29,7 @@ from hubbub.setting_types import (
     KEY_ALGORITHMS,
     SWITCH_WORDS,
     ApiKeys,
+    BasePath,
     Claim,
     Cooldown,
     Count,
@@ -97,7 +98,12 @@ class Settings(BaseModel):
     jwt_name_claim: Claim = Field("name", description="the claim holding the display name")
     jwt_leeway: Leeway = Field(0.0, description="clock skew allowed on `exp` and `nbf`")
     allowed_origins: tuple[str, ...] = Field((), description="comma-separated `Origin`s "
-                                             "allowed to open `/ws`, `*` for any; unset: any")
+                                             "allowed to open `/ws` and to read the REST "
+                                             "API (CORS), `*` for any; unset: any for "
+                                             "`/ws`, none for CORS")
+    base_path: BasePath = Field("", description="serve every route under this prefix "
+                                "(`/chat`: `/chat/ws`, `/chat/api/v1/…`, `/chat/healthz`, "
+                                "the client at `/chat/`); unset: the root")
     log_level: LogLevel = Field("info", description="`debug`, `info`, `warning` or `error`")
     log_format: LogFormat = Field("json", description="`json` lines or `text` (`TIME LEVEL "
                                   "LOGGER EVENT key=value …`), on stderr")

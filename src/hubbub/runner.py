@@ -73,7 +73,8 @@ async def _serve(app: web.Application, settings: Settings, watch: StopWatch | No
             print(f"hubbub: cannot listen on {_address(settings.host, settings.port)}: "
                   f"{reason}", file=sys.stderr)
             return 1
-        log.info("server.listening", url=f"http://{_address(settings.host, settings.port)}",
+        address = _address(settings.host, settings.port)
+        log.info("server.listening", url=f"http://{address}{settings.base_path}",
                  database=settings.database_url.split("://")[0],
                  bus="redis" if settings.redis_url else "memory", version=__version__)
         notify("READY=1")  # systemd (Type=notify): every listener is bound now

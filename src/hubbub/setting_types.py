@@ -107,6 +107,18 @@ def _api_keys(keys: tuple[str, ...]) -> tuple[str, ...]:
     return keys
 
 
+def _base_path(path: str) -> str:
+    """A URL path prefix for every route: `/chat`, not `chat`, `/chat/` or `/my chat`."""
+    if path == "":
+        return path
+    if not path.startswith("/") or path.endswith("/"):
+        raise ValueError("a path that starts with / and does not end with / (`/chat`), "
+                         "or empty for the root")
+    if any(char.isspace() or char in "?#{}%\\" for char in path) or "//" in path:
+        raise ValueError("a path without spaces, `//`, `?`, `#`, `%`, `{` or `}`")
+    return path
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("a non-empty text")
@@ -128,6 +140,7 @@ DatabaseUrl = Annotated[str, Hidden(whole=False), AfterValidator(_database_url)]
 RedisUrl = Annotated[str | None, Hidden(whole=False), AfterValidator(_redis_url)]
 JwksUrl = Annotated[str | None, AfterValidator(_jwks_url)]
 Claim = Annotated[str, AfterValidator(_claim)]
+BasePath = Annotated[str, AfterValidator(_base_path)]
 Leeway = Annotated[float, Field(ge=0, le=3600), SECONDS]
 Cooldown = Annotated[float, Field(ge=0, le=3600), SECONDS]
 Networks = Annotated[tuple[str, ...], AfterValidator(_networks)]

@@ -194,7 +194,7 @@ def mask(field_name: str, value: Any) -> str:
 
 def display(value: Any) -> str:
     """A value as an operator writes it: switches on/off, lists comma-separated."""
-    if value is None:
+    if value is None or value == "":
         return "unset"
     if isinstance(value, bool):
         return "on" if value else "off"

@@ -17,7 +17,7 @@ async def test_the_page_is_served_at_the_root(server: RunningServer) -> None:
         response = await http.get("/")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert '<script type="module" src="/static/app.js">' in response.text
+    assert '<script type="module" src="static/app.js">' in response.text
     assert "script-src 'self'" in response.headers["content-security-policy"]
     assert response.headers["x-content-type-options"] == "nosniff"
 

@@ -87,14 +87,15 @@ class Proxy:
     http_port: int
     tls: ssl.SSLContext
     directory: Path
+    base_path: str = ""
 
     @property
     def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.https_port}"
+        return f"https://127.0.0.1:{self.https_port}{self.base_path}"
 
     @property
     def ws_url(self) -> str:
-        return f"wss://127.0.0.1:{self.https_port}/ws"
+        return f"wss://127.0.0.1:{self.https_port}{self.base_path}/ws"
 
     def http(self, user: User | None = None) -> httpx.AsyncClient:
         headers = {"Authorization": f"Bearer {user.token}"} if user else {}
@@ -108,7 +109,7 @@ class Proxy:
 
 
 def write_config(directory: Path, upstreams: Sequence[int], certificate: Certificate,
-                 https_port: int, http_port: int) -> Path:
+                 https_port: int, http_port: int, base_path: str = "") -> Path:
     """The rendered site and its main file in `directory`; returns the main file."""
     directory.mkdir(parents=True, exist_ok=True)
     values = {
@@ -117,6 +118,7 @@ def write_config(directory: Path, upstreams: Sequence[int], certificate: Certifi
         "HTTP_LISTEN": f"127.0.0.1:{http_port}",
         "TLS_CERTIFICATE": str(certificate.certificate),
         "TLS_CERTIFICATE_KEY": str(certificate.key),
+        "BASE_PATH": base_path,
     }
     values.update({f"INSTANCE_{n}": f"127.0.0.1:{port}"
                    for n, port in enumerate(upstreams, start=1)})
@@ -129,13 +131,14 @@ def write_config(directory: Path, upstreams: Sequence[int], certificate: Certifi
 
 
 @contextlib.asynccontextmanager
-async def run_nginx(directory: Path, upstreams: Sequence[int],
-                    certificate: Certificate) -> AsyncIterator[Proxy]:
+async def run_nginx(directory: Path, upstreams: Sequence[int], certificate: Certificate,
+                    base_path: str = "") -> AsyncIterator[Proxy]:
     """nginx on two free ports (HTTPS and the plain-HTTP redirect) in front of the
-    instances listening on `upstreams` (three, as the site file ships); stopped after."""
+    instances listening on `upstreams` (three, as the site file ships), passing hubbub
+    `base_path` (HUBBUB_BASE_PATH) only; stopped after."""
     binary = nginx_binary()
     https_port, http_port = free_port(), free_port()
-    main = write_config(directory, upstreams, certificate, https_port, http_port)
+    main = write_config(directory, upstreams, certificate, https_port, http_port, base_path)
     command = [binary, "-p", str(directory), "-c", str(main), "-e", str(directory / "error.log")]
     check = await asyncio.create_subprocess_exec(*command, "-t", stdout=subprocess.DEVNULL,
                                                  stderr=subprocess.PIPE)
@@ -143,7 +146,7 @@ async def run_nginx(directory: Path, upstreams: Sequence[int],
     assert check.returncode == 0, f"nginx -t refused the rendered config:\n{errors.decode()}"
     process = await asyncio.create_subprocess_exec(
         *command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proxy = Proxy(https_port, http_port, certificate.client_context(), directory)
+    proxy = Proxy(https_port, http_port, certificate.client_context(), directory, base_path)
     try:
         await _wait_listening(https_port, process, proxy)
         yield proxy

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -76,6 +77,15 @@ class RunningServer(OnLocalPort):
     port: int
     app: web.Application
     _clients: list[ChatClient] = field(default_factory=list)
+
+    @property
+    def base_url(self) -> str:
+        """Under HUBBUB_BASE_PATH when it is set (`http://…/chat`)."""
+        return f"http://127.0.0.1:{self.port}{self.settings.base_path}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"{self.base_url.replace('http://', 'ws://', 1)}/ws"
 
     @property
     def internals(self) -> Internals:
@@ -147,6 +157,13 @@ class RunningServer(OnLocalPort):
         for client in self._clients:
             await client.close()
         self._clients.clear()
+
+
+def on_sqlite(directory: Path, **overrides: Any) -> Settings:
+    """Settings on a SQLite file in `directory`, for tests of what no database changes."""
+    values: dict[str, Any] = {"database_url": f"sqlite:///{directory / 'hubbub.db'}",
+                              "log_format": "text", **overrides}
+    return Settings(**values)
 
 
 @asynccontextmanager

@@ -19,12 +19,13 @@ def _body(name: str) -> bytes:
     return documents()[name]
 
 
-async def _serve(request: web.Request) -> web.Response:
-    response = web.Response(body=_body(PATHS[request.path]), content_type="application/json")
+async def _serve(name: str, request: web.Request) -> web.Response:
+    response = web.Response(body=_body(name), content_type="application/json")
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
 
 
-def routes(app: web.Application) -> None:
-    for path in PATHS:
-        app.router.add_get(path, _serve)
+def routes(app: web.Application, base: str = "") -> None:
+    """The documents under `base` (HUBBUB_BASE_PATH), like every other route."""
+    for path, name in PATHS.items():
+        app.router.add_get(base + path, functools.partial(_serve, name))

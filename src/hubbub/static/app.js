@@ -12,6 +12,10 @@ import { CallController } from "./call.js";
 import { HubbubClient } from "./hubbub.js";
 import { showUnsent } from "./unsent.js";
 
+// Where hubbub is served: this file is `{base}/static/app.js`, so `{base}/` is one level up
+// (hubbub under HUBBUB_BASE_PATH=/chat needs nothing else of the page).
+const BASE_URL = new URL("../", import.meta.url).href;
+
 const $ = (id) => document.getElementById(id);
 
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉"];
@@ -123,7 +127,7 @@ async function signIn(token) {
   if (!token) return;
   // A single-use ticket (§1) keeps the long-lived token out of the WebSocket's URL. After
   // an expired token, the same client goes on with the new one: its unsent messages too.
-  const client = state.client || new HubbubClient({ url: location.origin, token, useTicket: true });
+  const client = state.client || new HubbubClient({ url: BASE_URL, token, useTicket: true });
   client.setToken(token);
   const api = {
     get: (path) => client.http("GET", path),

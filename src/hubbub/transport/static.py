@@ -1,6 +1,11 @@
 """The browser client at `/`: the files of `hubbub/static/`, shipped in the package as they
 are (no build step), read once at start and served from memory.
 
+Under HUBBUB_BASE_PATH (`/chat`) the page is `/chat/` (`/chat` redirects there) and its
+files `/chat/static/…`. Nothing is rewritten: the page names its files relatively
+(`static/app.js`) and the scripts find the API and `/ws` from their own URL
+(`import.meta.url`), so the same files work at the root and under any prefix.
+
 The page talks only the public protocol (§7 REST and `/ws`), so it needs no privilege of
 its own. A strict Content-Security-Policy keeps it to its own scripts and its own origin.
 """
@@ -50,8 +55,8 @@ def load_assets(directory: Path = STATIC_DIR) -> dict[str, Asset]:
     return assets
 
 
-def routes(app: web.Application) -> None:
-    """`GET /` (the page) and `GET /static/{name}` (its scripts and styles)."""
+def routes(app: web.Application, base: str = "") -> None:
+    """`GET {base}/` (the page) and `GET {base}/static/{name}` (its scripts and styles)."""
     assets = load_assets()
 
     async def index(request: web.Request) -> web.Response:
@@ -63,8 +68,14 @@ def routes(app: web.Application) -> None:
             raise web.HTTPNotFound()
         return _serve(request, found)
 
-    app.router.add_get("/", index)
-    app.router.add_get("/static/{name}", asset)
+    async def to_index(request: web.Request) -> web.Response:
+        # The page's relative links need the trailing slash to resolve under `base`.
+        raise web.HTTPPermanentRedirect(f"{base}/")
+
+    app.router.add_get(f"{base}/", index)
+    app.router.add_get(f"{base}/static/{{name}}", asset)
+    if base:
+        app.router.add_get(base, to_index)
 
 
 def _serve(request: web.Request, asset: Asset) -> web.Response:

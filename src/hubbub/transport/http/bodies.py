@@ -18,6 +18,7 @@ T = TypeVar("T")
 # The WebSocket endpoint. Its handler tracks itself and turns its own failures into
 # responses, so the middlewares hand it on without a frame of theirs (websocket/endpoint.py).
 WS_PATH = "/ws"
+WS_ROUTE = "ws"  # its route's name: the path has HUBBUB_BASE_PATH in front
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -26,7 +27,8 @@ Wrapping = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
 
 def serves_websocket(request: web.Request) -> bool:
     """Whether the `/ws` handler takes this request (not a 405 the router answers)."""
-    return request.path == WS_PATH and request.match_info.http_exception is None
+    info = request.match_info
+    return info.http_exception is None and info.route.name == WS_ROUTE
 
 
 def http_only(wrapping: Wrapping) -> Middleware:

@@ -10,10 +10,11 @@ from hubbub.transport.http.api import authed
 API_PREFIX = "/api/v1"
 
 
-def routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", health.readyz)
-    api = API_PREFIX
+def routes(app: web.Application, base: str = "") -> None:
+    """Every user route under `base` (HUBBUB_BASE_PATH: `""` or `/chat`)."""
+    app.router.add_get(f"{base}/healthz", health.healthz)
+    app.router.add_get(f"{base}/readyz", health.readyz)
+    api = base + API_PREFIX
     app.router.add_get(f"{api}/users/me", authed(users.users_me))
     app.router.add_post(f"{api}/ws-tickets", users.create_ws_ticket)
     app.router.add_get(f"{api}/conversations", authed(conversations.list_conversations))

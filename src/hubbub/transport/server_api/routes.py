@@ -30,25 +30,27 @@ from hubbub.transport.server_api.bodies import (
 )
 from hubbub.transport.websocket.connections import Connections
 
-PREFIX = "/api/v1/server"
+SERVER_PREFIX = "/api/v1/server"
 
 
-def install(app: web.Application) -> None:
-    """Add the routes (their parts are the app's `SERVER_API`, set by app.py's doors)."""
+def install(app: web.Application, base: str = "") -> None:
+    """Add the routes under `base` (HUBBUB_BASE_PATH); their parts are the app's
+    `SERVER_API`, set by app.py's doors."""
     add = app.router
-    add.add_put(f"{PREFIX}/users/{{user_id}}", backend_only(put_user))
-    add.add_get(f"{PREFIX}/users/{{user_id}}", backend_only(get_user))
-    add.add_delete(f"{PREFIX}/users/{{user_id}}", backend_only(erase_user))
-    add.add_post(f"{PREFIX}/users/{{user_id}}/disconnect", backend_only(disconnect))
-    add.add_post(f"{PREFIX}/conversations", backend_only(create_conversation))
-    add.add_put(f"{PREFIX}/conversations/{{id}}/members/{{user_id}}", backend_only(put_member))
-    add.add_delete(f"{PREFIX}/conversations/{{id}}/members/{{user_id}}",
+    prefix = base + SERVER_PREFIX
+    add.add_put(f"{prefix}/users/{{user_id}}", backend_only(put_user))
+    add.add_get(f"{prefix}/users/{{user_id}}", backend_only(get_user))
+    add.add_delete(f"{prefix}/users/{{user_id}}", backend_only(erase_user))
+    add.add_post(f"{prefix}/users/{{user_id}}/disconnect", backend_only(disconnect))
+    add.add_post(f"{prefix}/conversations", backend_only(create_conversation))
+    add.add_put(f"{prefix}/conversations/{{id}}/members/{{user_id}}", backend_only(put_member))
+    add.add_delete(f"{prefix}/conversations/{{id}}/members/{{user_id}}",
                    backend_only(remove_member))
-    add.add_post(f"{PREFIX}/conversations/{{id}}/messages", backend_only(post_message))
-    add.add_get(f"{PREFIX}/conversations/{{id}}/presence", backend_only(presence))
+    add.add_post(f"{prefix}/conversations/{{id}}/messages", backend_only(post_message))
+    add.add_get(f"{prefix}/conversations/{{id}}/presence", backend_only(presence))
     # Last: any other path or method under the prefix, so that without keys the whole API
     # is a 404 (not a 405 that would show which paths exist).
-    add.add_route("*", f"{PREFIX}/{{tail:.*}}", backend_only(unknown))
+    add.add_route("*", f"{prefix}/{{tail:.*}}", backend_only(unknown))
 
 
 def close_user(hub: Hub, connections: Connections, event: UserDisconnected) -> None:
