@@ -50,6 +50,8 @@ class Member(msgspec.Struct, frozen=True):
     joined_at: int
     last_read_seq: int = 0
     accepted_at: int | None = None
+    muted: bool = False
+    pinned: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -90,6 +92,9 @@ class Message(msgspec.Struct, frozen=True):
     deleted_at: int | None = None
     deleted_by: str | None = None
     reactions: tuple[ReactionSummary, ...] = ()
+    # The user ids it mentions (and `@here`/`@all`), as the sender gave them (migration
+    # 0011): kept on the stored message for whoever notifies the mentioned later.
+    mentions: tuple[str, ...] = ()
 
     @property
     def is_deleted(self) -> bool:
@@ -112,6 +117,7 @@ class MessageDraft(msgspec.Struct, frozen=True):
     attachments: tuple[Attachment, ...]
     client_message_id: str | None
     created_at: int
+    mentions: tuple[str, ...] = ()
 
 
 class ConversationSummary(msgspec.Struct, frozen=True):
@@ -122,6 +128,12 @@ class ConversationSummary(msgspec.Struct, frozen=True):
     unread_count: int
     last_message: Message | None
     last_activity: int
+    # Migration 0011: the member's unread mentions (the same cap as `unread_count`), its
+    # read mark (shared by every device) and its own settings.
+    mention_count: int = 0
+    last_read_seq: int = 0
+    muted: bool = False
+    pinned: bool = False
 
 
 class Page(msgspec.Struct, frozen=True):

@@ -22,6 +22,7 @@ from hubbub.protocol.objects import (
     Content,
     Emoji,
     Id,
+    Mentions,
     RequestId,
     UserId,
 )
@@ -53,6 +54,8 @@ class SendMessage(ClientMessage, tag="SendMessage", frozen=True):
     parent_id: Id | None = None
     attachments: Attachments = msgspec.field(default_factory=list)
     client_message_id: ClientMessageId | None = None
+    # Added: user ids of members, or `@here` / `@all` (moderators and above).
+    mentions: Mentions = msgspec.field(default_factory=list)
 
 
 class EditMessage(ClientMessage, tag="EditMessage", frozen=True):
@@ -109,6 +112,14 @@ class MarkAsDelivered(ClientMessage, tag="MarkAsDelivered", frozen=True):
     message_id: Id
 
 
+class UpdateMembership(ClientMessage, tag="UpdateMembership", frozen=True):
+    """Added: the caller's own settings of a conversation; an absent field is unchanged."""
+
+    conversation_id: Id
+    muted: bool | None = None
+    pinned: bool | None = None
+
+
 class AddReaction(ClientMessage, tag="AddReaction", frozen=True):
     message_id: Id
     emoji: Emoji
@@ -163,6 +174,7 @@ AnyClientMessage = (
     | Typing
     | MarkAsRead
     | MarkAsDelivered
+    | UpdateMembership
     | AddReaction
     | RemoveReaction
     | CallOffer

@@ -193,6 +193,14 @@ class PresenceChanged(ServerMessage, tag="PresenceChanged", frozen=True):
     last_seen: str | None
 
 
+class MembershipUpdated(ServerMessage, tag="MembershipUpdated", frozen=True):
+    """Added: the caller's own settings of a conversation changed (on another device)."""
+
+    conversation_id: str
+    muted: bool
+    pinned: bool
+
+
 class Pong(ServerMessage, tag="Pong", frozen=True):
     timestamp: Any
     server_time: str
@@ -236,6 +244,7 @@ AnyServerMessage = (
     | CallHangup
     | CallReject
     | UserJoined
+    | MembershipUpdated
     | PresenceChanged
     | Pong
     | ActionConfirmed

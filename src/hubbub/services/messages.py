@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hubbub.domain import validation
@@ -9,7 +10,13 @@ from hubbub.domain.clock import format_time
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
 from hubbub.domain.models import SYSTEM_SENDER, Erasure, Message, MessageDraft, Page
 from hubbub.domain.permissions import Ability, can, require
-from hubbub.protocol.objects import Attachment, MessageObject
+from hubbub.protocol.objects import (
+    MENTION_EVERYONE,
+    Attachment,
+    MessageObject,
+    Role,
+    canonical_user_id,
+)
 from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage, ReactionRemoved
 from hubbub.services.access import Access, require_conversation
 from hubbub.services.consent import Consent
@@ -46,9 +53,11 @@ class MessageService:
 
     async def send(self, actor: Actor, conversation_id: str, content: str,
                    parent_id: str | None, attachments: list[Attachment],
-                   client_message_id: str | None) -> Sent:
+                   client_message_id: str | None, mentions: Sequence[str] = ()) -> Sent:
         """Store a message and broadcast `NewMessage`; a retried `client_message_id` returns
         the stored message and broadcasts nothing. Sending accepts the membership.
+        `mentions` name members (BadRequest otherwise), or `@here`/`@all`, which need
+        `moderate` (Forbidden otherwise).
 
         Raises:
             BadRequest, NotFound, Forbidden
@@ -59,12 +68,13 @@ class MessageService:
         if role is None:
             await require_conversation(self._conversations, conversation_id)
         require(role, Ability.SEND, what="send messages")
+        mentioned = await self._check_mentions(conversation_id, role, mentions)
         await self._check_parent(conversation_id, parent_id)
         sent = await self._store(MessageDraft(
             id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
             attachments=tuple(attachments), client_message_id=client_message_id,
-            created_at=self._clock(),
+            created_at=self._clock(), mentions=mentioned,
         ))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
@@ -151,6 +161,24 @@ class MessageService:
         if outcome.created:
             self._events.to_conversation(draft.conversation_id, NewMessage(message=view))
         return Sent(outcome.message, outcome.created, view)
+
+    async def _check_mentions(self, conversation_id: str, role: Role | None,
+                              mentions: Sequence[str]) -> tuple[str, ...]:
+        """The mentions, each once, in order: members (not banned) by id, and `@here` /
+        `@all` only for a role with `moderate` (docs/DECISIONS.md, "Mentions")."""
+        unique = tuple(dict.fromkeys(
+            m if m in MENTION_EVERYONE else canonical_user_id(m) for m in mentions))
+        for index, mention in enumerate(mentions):
+            if mention in MENTION_EVERYONE:
+                if not can(role, Ability.MODERATE):
+                    raise Forbidden(f"mentioning {mention} needs the moderate permission"
+                                    f" - at `$.mentions[{index}]`")
+                continue
+            member = await self._memberships.role(conversation_id, canonical_user_id(mention))
+            if member is None or member == "banned":
+                raise BadRequest("a mention must name a member of the conversation"
+                                 f" - at `$.mentions[{index}]`")
+        return unique
 
     async def _check_parent(self, conversation_id: str, parent_id: str | None) -> None:
         if parent_id is not None:

@@ -48,6 +48,11 @@ class MemberStore(Protocol):
         """Mark the membership accepted (the user took part); False when it was already,
         or there is none."""
 
+    async def update_settings(self, conversation_id: str, user_id: str,
+                              muted: bool | None, pinned: bool | None) -> bool:
+        """Set the member's own `muted` and `pinned` (None: left as it is); False when
+        there is no such membership (nothing is stored then)."""
+
     async def remove_member(self, conversation_id: str, user_id: str) -> bool:
         """End a membership; False when there was none.
 

@@ -11,7 +11,7 @@ from sqlalchemy import Row, and_, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
-from hubbub.adapters.sql.schema import conversations, members, messages
+from hubbub.adapters.sql.schema import conversations, members, message_mentions, messages
 from hubbub.adapters.sql.shared import (
     ReadConnection,
     message_select,
@@ -115,10 +115,14 @@ class SqlConversationStore:
                                  ) -> list[ConversationSummary]:
         query = (
             select(conversations, members.c.role, members.c.last_read_seq,
-                   self._unread_count(user_id).label("unread_count"))
+                   members.c.muted, members.c.pinned,
+                   self._unread_count(user_id).label("unread_count"),
+                   self._mention_count(user_id).label("mention_count"))
             .join(members, members.c.conversation_id == conversations.c.id)
             .where(members.c.user_id == user_id, members.c.role != "banned")
-            .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
+            # Pinned conversations first (PROTOCOL.md §7), then the most recently active.
+            .order_by(members.c.pinned.desc(), conversations.c.last_activity_at.desc(),
+                      conversations.c.id)
         )
         if conversation_id is not None:
             query = query.where(conversations.c.id == conversation_id)
@@ -134,6 +138,10 @@ class SqlConversationStore:
                 unread_count=int(row.unread_count),
                 last_message=last.get(row.id),
                 last_activity=row.last_activity_at,
+                mention_count=int(row.mention_count),
+                last_read_seq=int(row.last_read_seq),
+                muted=bool(row.muted),
+                pinned=bool(row.pinned),
             )
             for row in rows
         ]
@@ -142,17 +150,29 @@ class SqlConversationStore:
         """Other users' live messages after the member's read mark, counted up to the cap:
         the LIMIT inside stops the index range scan there, so a member who never reads a
         busy channel costs at most the cap per listing, not the channel's whole history."""
-        unread = (
-            select(literal_column("1")).select_from(messages)
-            .where(messages.c.conversation_id == conversations.c.id,
-                   messages.c.seq > members.c.last_read_seq,
-                   messages.c.sender_id != user_id,
-                   messages.c.deleted_at.is_(None))
-            .correlate(conversations, members)
-            .limit(self._unread_count_cap)
-            .subquery()
-        )
-        return select(func.count()).select_from(unread).scalar_subquery()
+        return self._capped(select(literal_column("1")).select_from(messages).where(
+            messages.c.conversation_id == conversations.c.id,
+            messages.c.seq > members.c.last_read_seq,
+            messages.c.sender_id != user_id,
+            messages.c.deleted_at.is_(None)))
+
+    def _mention_count(self, user_id: str) -> Any:
+        """Live messages of others after the member's read mark that mention it (by id, or
+        `@here`/`@all`: user id ""), up to the same cap: a range of message_mentions' key
+        per user id, each message once. Reading past a message is what resets its mention."""
+        return self._capped(
+            select(message_mentions.c.seq).distinct().select_from(message_mentions.join(
+                messages, messages.c.id == message_mentions.c.message_id))
+            .where(message_mentions.c.conversation_id == conversations.c.id,
+                   message_mentions.c.user_id.in_((user_id, "")),
+                   message_mentions.c.seq > members.c.last_read_seq,
+                   message_mentions.c.sender_id != user_id,
+                   messages.c.deleted_at.is_(None)))
+
+    def _capped(self, rows: Any) -> Any:
+        """How many `rows` the member's conversation row has, counting at most the cap."""
+        bounded = rows.correlate(conversations, members).limit(self._unread_count_cap)
+        return select(func.count()).select_from(bounded.subquery()).scalar_subquery()
 
 
 async def _member_counts(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:

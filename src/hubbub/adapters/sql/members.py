@@ -20,7 +20,7 @@ from hubbub.protocol.objects import Role
 
 def _to_member(row: Row[Any], user_name: str) -> Member:
     return Member(row.conversation_id, row.user_id, user_name, row.role, row.joined_at,
-                  row.last_read_seq, row.accepted_at)
+                  row.last_read_seq, row.accepted_at, bool(row.muted), bool(row.pinned))
 
 
 class SqlMemberStore:
@@ -115,6 +115,19 @@ class SqlMemberStore:
             return bool(result.rowcount)
 
         return await write(self._writer, _accept_membership, (conversation_id,))
+
+    async def update_settings(self, conversation_id: str, user_id: str,
+                              muted: bool | None, pinned: bool | None) -> bool:
+        values = {name: value for name, value in (("muted", muted), ("pinned", pinned))
+                  if value is not None}
+
+        async def _member_settings(conn: AsyncConnection) -> bool:
+            result = await conn.execute(update(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id,
+            ).values(**values))
+            return bool(result.rowcount)
+
+        return await write(self._writer, _member_settings, (conversation_id,))
 
     async def remove_member(self, conversation_id: str, user_id: str) -> bool:
         async def _end_membership(conn: AsyncConnection) -> bool:

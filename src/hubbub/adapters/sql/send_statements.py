@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 # The messages columns a send writes; the others (edits, deletion, reactions) start NULL.
 COLUMNS = ("id", "conversation_id", "seq", "version", "sender_id", "content", "parent_id",
-           "attachments", "client_message_id", "created_at")
+           "attachments", "client_message_id", "created_at", "mentions")
+# The message_mentions columns (migration 0011): one row per mentioned user of a message.
+MENTION_COLUMNS = ("conversation_id", "user_id", "seq", "message_id", "sender_id")
 
 Key = tuple[str, str, str]  # (sender_id, conversation_id, client_message_id)
 Row = tuple[Any, ...]  # the values of COLUMNS, in order
@@ -35,6 +37,9 @@ class SendStatements(Protocol):
     async def insert(self, rows: list[Row]) -> None:
         """Store the new messages."""
 
+    async def insert_mentions(self, rows: list[Row]) -> None:
+        """Store the mentions of the new messages (the values of MENTION_COLUMNS)."""
+
 
 class SqliteSendStatements:
     """On aiosqlite's Connection under SQLAlchemy's (the same sqlite3 connection)."""
@@ -42,6 +47,8 @@ class SqliteSendStatements:
     __slots__ = ("_db",)
     _INSERT = (f"INSERT INTO messages ({', '.join(COLUMNS)}) "
                f"VALUES ({', '.join('?' * len(COLUMNS))})")
+    _INSERT_MENTIONS = (f"INSERT INTO message_mentions ({', '.join(MENTION_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(MENTION_COLUMNS))})")
 
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -77,6 +84,9 @@ class SqliteSendStatements:
     async def insert(self, rows: list[Row]) -> None:
         await self._db.executemany(self._INSERT, rows)
 
+    async def insert_mentions(self, rows: list[Row]) -> None:
+        await self._db.executemany(self._INSERT_MENTIONS, rows)
+
 
 class PostgresSendStatements:
     """Fixed-text statements over arrays, so asyncpg prepares each once per connection."""
@@ -99,7 +109,13 @@ class PostgresSendStatements:
     _INSERT = (
         f"INSERT INTO messages ({', '.join(COLUMNS)}) "
         "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], "
-        "$5::varchar[], $6::text[], $7::varchar[], $8::text[], $9::varchar[], $10::bigint[])"
+        "$5::varchar[], $6::text[], $7::varchar[], $8::text[], $9::varchar[], $10::bigint[], "
+        "$11::text[])"
+    )
+    _INSERT_MENTIONS = (
+        f"INSERT INTO message_mentions ({', '.join(MENTION_COLUMNS)}) "
+        "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::varchar[], "
+        "$5::varchar[])"
     )
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -118,4 +134,8 @@ class PostgresSendStatements:
 
     async def insert(self, rows: list[Row]) -> None:
         await self._conn.exec_driver_sql(self._INSERT,
+                                         tuple(list(c) for c in zip(*rows, strict=True)))
+
+    async def insert_mentions(self, rows: list[Row]) -> None:
+        await self._conn.exec_driver_sql(self._INSERT_MENTIONS,
                                          tuple(list(c) for c in zip(*rows, strict=True)))

@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.adapters.sql.send_statements import Counts, Key, Row, SendStatements
 from hubbub.domain.errors import ChatError, NotFound
 from hubbub.domain.models import Message, MessageDraft, SendOutcome
+from hubbub.protocol.objects import MENTION_EVERYONE
 
 _attachments_encoder = msgspec.json.Encoder()
+_mentions_encoder = _attachments_encoder
 
 LoadMessages = Callable[[AsyncConnection, Sequence[str]], Awaitable[list[Message]]]
 # The statements of one batch, bound to the Writer's connection (Dialect.send_statements).
@@ -75,6 +77,9 @@ class SendBatch:
             rows = _take_versions(drafts, fresh, await sql.bump(counts), counts, outcomes)
             if rows:
                 await sql.insert(rows)
+                mentioned = _mention_rows(outcomes)
+                if mentioned:
+                    await sql.insert_mentions(mentioned)
         return _complete(outcomes, drafts, first_of)
 
 
@@ -99,14 +104,30 @@ def _take_versions(drafts: Sequence[MessageDraft], fresh: list[int], last: dict[
             _attachments_encoder.encode(list(draft.attachments)).decode()
             if draft.attachments else None,
             draft.client_message_id, draft.created_at,
+            _mentions_encoder.encode(list(draft.mentions)).decode()
+            if draft.mentions else None,
         ))
         outcomes[i] = SendOutcome(Message(
             id=draft.id, conversation_id=draft.conversation_id, seq=version,
             version=version, sender_id=draft.sender_id, sender_name=draft.sender_name,
             content=draft.content, parent_id=draft.parent_id,
             attachments=draft.attachments, client_message_id=draft.client_message_id,
-            created_at=draft.created_at,
+            created_at=draft.created_at, mentions=draft.mentions,
         ), created=True)
+    return rows
+
+
+def _mention_rows(outcomes: list[SendOutcome | ChatError | None]) -> list[Row]:
+    """The message_mentions rows of the messages this batch created: one per mentioned
+    user, and one with user id "" for `@here`/`@all` (everyone; no user id is empty)."""
+    rows: list[Row] = []
+    for outcome in outcomes:
+        if not isinstance(outcome, SendOutcome) or not outcome.created:
+            continue
+        message = outcome.message
+        users = dict.fromkeys("" if m in MENTION_EVERYONE else m for m in message.mentions)
+        rows += [(message.conversation_id, user_id, message.seq, message.id,
+                  message.sender_id) for user_id in users]
     return rows
 
 

@@ -30,6 +30,7 @@ SQL_ERRORS = (SQLAlchemyError, OSError)
 DRIVER_ERRORS = (*SQL_ERRORS, sqlite3.Error)
 
 _attachments_decoder = msgspec.json.Decoder(tuple[Attachment, ...])
+_mentions_decoder = msgspec.json.Decoder(tuple[str, ...])
 # An outer join: a system message (sender id "") has no user row; its sender name is "".
 _MESSAGE_COLUMNS = (*messages.c, func.coalesce(users.c.name, "").label("sender_name"))
 
@@ -153,6 +154,7 @@ def to_message(row: Row[Any], reactions_of: dict[str, tuple[ReactionSummary, ...
         deleted_at=row.deleted_at,
         deleted_by=row.deleted_by,
         reactions=reactions_of.get(row.id, ()),
+        mentions=_mentions_decoder.decode(row.mentions) if row.mentions else (),
     )
 
 

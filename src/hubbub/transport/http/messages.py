@@ -7,7 +7,7 @@ import msgspec
 from aiohttp import web
 
 from hubbub.domain.limits import HISTORY_LIMIT_DEFAULT, HISTORY_LIMIT_MAX
-from hubbub.protocol.objects import Attachments, ClientMessageId, Content, Id
+from hubbub.protocol.objects import Attachments, ClientMessageId, Content, Id, Mentions
 from hubbub.services.context import Actor
 from hubbub.services.views import message_object
 from hubbub.transport.http.api import Api, int_query, path_id
@@ -19,6 +19,7 @@ class PostMessage(msgspec.Struct, frozen=True):
     parent_id: Id | None = None
     attachments: Attachments = msgspec.field(default_factory=list)
     client_message_id: ClientMessageId | None = None
+    mentions: Mentions = msgspec.field(default_factory=list)
 
 
 async def list_messages(request: web.Request, api: Api, actor: Actor) -> web.Response:
@@ -38,6 +39,6 @@ async def post_message(request: web.Request, api: Api, actor: Actor) -> web.Resp
     await api.limiter.hit("s:" + actor.user_id, api.send_rule)
     sent = await api.messages.send(
         actor, path_id(request), body.content, body.parent_id, body.attachments,
-        body.client_message_id,
+        body.client_message_id, body.mentions,
     )
     return json_response(sent.view, 201 if sent.created else 200)

@@ -27,7 +27,7 @@ from hubbub.protocol.server import (
 from hubbub.services.context import Actor
 from hubbub.services.search import search_results
 from hubbub.services.usecases import UseCases
-from hubbub.services.views import message_object
+from hubbub.services.views import message_object, summary_object
 
 
 class Actions:
@@ -75,7 +75,7 @@ async def send_message(a: Actions, actor: Actor, connection: Connection,
                        m: c.SendMessage) -> ServerMessage:
     started = time.perf_counter()
     sent = await a.cases.messages.send(actor, m.conversation_id, m.content, m.parent_id,
-                                       m.attachments, m.client_message_id)
+                                       m.attachments, m.client_message_id, m.mentions)
     a.observe_send(time.perf_counter() - started)
     return ActionConfirmed(action="SendMessage", request_id=m.request_id, message=sent.view)
 
@@ -153,6 +153,14 @@ async def mark_as_delivered(a: Actions, actor: Actor, connection: Connection,
     return _confirmed(m)
 
 
+async def update_membership(a: Actions, actor: Actor, connection: Connection,
+                            m: c.UpdateMembership) -> ServerMessage:
+    summary = await a.cases.member_settings.update(actor, m.conversation_id, m.muted,
+                                                   m.pinned, connection_id=connection.id)
+    return ActionConfirmed(action="UpdateMembership", request_id=m.request_id,
+                           conversation=summary_object(summary))
+
+
 async def add_reaction(a: Actions, actor: Actor, connection: Connection,
                        m: c.AddReaction) -> ServerMessage:
     await a.cases.reactions.add(actor, m.message_id, m.emoji)
@@ -216,6 +224,7 @@ ACTIONS: Mapping[type[c.ClientMessage], Row] = {
     c.Typing: typing,
     c.MarkAsRead: mark_as_read,
     c.MarkAsDelivered: mark_as_delivered,
+    c.UpdateMembership: update_membership,
     c.AddReaction: add_reaction,
     c.RemoveReaction: remove_reaction,
     c.CallOffer: call_offer,
