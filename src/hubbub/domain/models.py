@@ -95,6 +95,9 @@ class Message(msgspec.Struct, frozen=True):
     # The user ids it mentions (and `@here`/`@all`), as the sender gave them (migration
     # 0011): kept on the stored message for whoever notifies the mentioned later.
     mentions: tuple[str, ...] = ()
+    # Its thread (migration 0011): live replies, and when the latest was sent.
+    reply_count: int = 0
+    last_reply_at: int | None = None
 
     @property
     def is_deleted(self) -> bool:
@@ -157,11 +160,33 @@ class SearchPage(msgspec.Struct, frozen=True):
     highlights: list[list[tuple[int, int]]] = msgspec.field(default_factory=list)
 
 
+class ThreadChange(msgspec.Struct, frozen=True):
+    """What a reply sent or deleted did to its parent: the parent's thread as it was at the
+    version the change took (PROTOCOL.md §4 `ThreadUpdated`)."""
+
+    conversation_id: str
+    message_id: str
+    version: int
+    reply_count: int
+    last_reply_at: int | None
+
+
+class Deletion(msgspec.Struct, frozen=True):
+    """A soft delete: the message, whether this call deleted it (False: it was already),
+    and for a reply, what it did to its parent's thread."""
+
+    message: Message
+    changed: bool
+    thread: ThreadChange | None = None
+
+
 class SendOutcome(msgspec.Struct, frozen=True):
-    """The stored message, and whether this call created it (False: an idempotent retry)."""
+    """The stored message, and whether this call created it (False: an idempotent retry);
+    for a new reply, what it did to its parent's thread."""
 
     message: Message
     created: bool
+    thread: ThreadChange | None = None
 
 
 class SyncPage(msgspec.Struct, frozen=True):

@@ -79,6 +79,8 @@ class FetchHistory(ClientMessage, tag="FetchHistory", frozen=True):
     conversation_id: Id
     before: Cursor | None = None
     limit: HistoryLimit = HISTORY_LIMIT_DEFAULT
+    # Added: only the replies to this message (its thread), with the same cursor.
+    parent_id: Id | None = None
 
 
 class SearchMessages(ClientMessage, tag="SearchMessages", frozen=True):

@@ -130,6 +130,9 @@ class MessageObject(msgspec.Struct, frozen=True):
     kind: MessageKind = "user"
     # Added (PROTOCOL.md §2): the user ids it mentions, and `@here` / `@all`.
     mentions: list[str] = msgspec.field(default_factory=list)
+    # Added (PROTOCOL.md §2): its thread's live replies and when the latest was sent.
+    reply_count: int = 0
+    last_reply_at: str | None = None
 
 
 class ConversationObject(msgspec.Struct, frozen=True):

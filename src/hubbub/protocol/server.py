@@ -68,6 +68,8 @@ class HistoryChunk(ServerMessage, tag="HistoryChunk", frozen=True):
     has_more: bool
     next_before: int | None
     request_id: str | None = None
+    # Added: the thread's parent, when the request asked for a thread.
+    parent_id: str | UnsetType = UNSET
 
 
 class MatchRange(msgspec.Struct, frozen=True):
@@ -193,6 +195,17 @@ class PresenceChanged(ServerMessage, tag="PresenceChanged", frozen=True):
     last_seen: str | None
 
 
+class ThreadUpdated(ServerMessage, tag="ThreadUpdated", frozen=True):
+    """Added: a reply was sent or deleted, so its parent's thread changed; the parent takes
+    `version` (a change of the conversation, in version order like the others)."""
+
+    conversation_id: str
+    message_id: str
+    version: int
+    reply_count: int
+    last_reply_at: str | None
+
+
 class MembershipUpdated(ServerMessage, tag="MembershipUpdated", frozen=True):
     """Added: the caller's own settings of a conversation changed (on another device)."""
 
@@ -245,6 +258,7 @@ AnyServerMessage = (
     | CallReject
     | UserJoined
     | MembershipUpdated
+    | ThreadUpdated
     | PresenceChanged
     | Pong
     | ActionConfirmed

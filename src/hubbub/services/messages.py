@@ -6,9 +6,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hubbub.domain import validation
-from hubbub.domain.clock import format_time
+from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound
-from hubbub.domain.models import SYSTEM_SENDER, Erasure, Message, MessageDraft, Page
+from hubbub.domain.models import (
+    SYSTEM_SENDER,
+    Erasure,
+    Message,
+    MessageDraft,
+    Page,
+    ThreadChange,
+)
 from hubbub.domain.permissions import Ability, can, require
 from hubbub.protocol.objects import (
     MENTION_EVERYONE,
@@ -17,7 +24,13 @@ from hubbub.protocol.objects import (
     Role,
     canonical_user_id,
 )
-from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage, ReactionRemoved
+from hubbub.protocol.server import (
+    MessageDeleted,
+    MessageEdited,
+    NewMessage,
+    ReactionRemoved,
+    ThreadUpdated,
+)
 from hubbub.services.access import Access, require_conversation
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
@@ -137,30 +150,47 @@ class MessageService:
             require(role, Ability.SEND, what="delete messages")
         elif not can(role, Ability.MODERATE):
             raise Forbidden("only the sender or a moderator may delete a message")
-        deleted, changed = await self._messages.delete(message_id, actor.user_id,
-                                                       self._clock())
-        if changed:
+        deletion = await self._messages.delete(message_id, actor.user_id, self._clock())
+        deleted = deletion.message
+        if deletion.changed:
             assert deleted.deleted_at is not None
             self._events.to_conversation(deleted.conversation_id, MessageDeleted(
                 conversation_id=deleted.conversation_id, message_id=deleted.id,
                 version=deleted.version, deleted_at=format_time(deleted.deleted_at),
                 deleted_by=actor.user_id,
             ))
+            self._announce_thread(deletion.thread)
         return deleted
 
     async def history(self, actor: Actor, conversation_id: str, before: int | None,
-                      limit: int) -> Page:
-        """A page of messages, ascending, older than `before` (a seq)."""
+                      limit: int, parent_id: str | None = None) -> Page:
+        """A page of messages, ascending, older than `before` (a seq); with `parent_id`,
+        of that message's thread (its replies, with the same cursor).
+
+        Raises:
+            NotFound, Forbidden; BadRequest: `parent_id` is no message of the conversation.
+        """
         await self._access.require_readable(actor, conversation_id)
-        return await self._messages.history(conversation_id, before, limit)
+        await self._check_parent(conversation_id, parent_id)
+        return await self._messages.history(conversation_id, before, limit, parent_id)
 
     async def _store(self, draft: MessageDraft) -> Sent:
-        """Store a draft; broadcast `NewMessage` unless it was a retry."""
+        """Store a draft; broadcast `NewMessage` unless it was a retry (and, for a reply,
+        `ThreadUpdated` of its parent, whose version comes next)."""
         outcome = await self._messages.send(draft)
         view = message_object(outcome.message)
         if outcome.created:
             self._events.to_conversation(draft.conversation_id, NewMessage(message=view))
+            self._announce_thread(outcome.thread)
         return Sent(outcome.message, outcome.created, view)
+
+    def _announce_thread(self, thread: ThreadChange | None) -> None:
+        if thread is not None:
+            self._events.to_conversation(thread.conversation_id, ThreadUpdated(
+                conversation_id=thread.conversation_id, message_id=thread.message_id,
+                version=thread.version, reply_count=thread.reply_count,
+                last_reply_at=format_optional(thread.last_reply_at),
+            ))
 
     async def _check_mentions(self, conversation_id: str, role: Role | None,
                               mentions: Sequence[str]) -> tuple[str, ...]:

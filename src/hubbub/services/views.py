@@ -38,6 +38,8 @@ def message_object(message: Message) -> MessageObject:
         deleted_at=format_optional(message.deleted_at),
         kind="system" if message.is_system else "user",
         mentions=list(message.mentions),
+        reply_count=message.reply_count,
+        last_reply_at=format_optional(message.last_reply_at),
     )
 
 

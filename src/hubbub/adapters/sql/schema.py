@@ -96,6 +96,9 @@ messages = Table(
     Column("reacted_at", BigInteger),
     # Migration 0011: the user ids it mentions, a JSON array (`@here`/`@all` as such).
     Column("mentions", Text),
+    # Migration 0011: the thread under it (its live replies) and its latest reply's time.
+    Column("reply_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_reply_at", BigInteger),
     UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
     UniqueConstraint(
         "sender_id", "conversation_id", "client_message_id", name="uq_messages_client_id"
@@ -103,6 +106,8 @@ messages = Table(
     Index("ix_messages_conversation_version", "conversation_id", "version"),
     # Search reads each conversation newest first and merges them (migration 0006).
     Index("ix_messages_conversation_created", "conversation_id", "created_at", "seq"),
+    # A thread, a page at a time (migration 0011).
+    Index("ix_messages_thread", "conversation_id", "parent_id", "seq"),
 )
 
 # Migration 0011: one row per member a message mentions (user id "" for `@here`/`@all`:

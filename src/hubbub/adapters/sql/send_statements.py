@@ -24,6 +24,7 @@ MENTION_COLUMNS = ("conversation_id", "user_id", "seq", "message_id", "sender_id
 Key = tuple[str, str, str]  # (sender_id, conversation_id, client_message_id)
 Row = tuple[Any, ...]  # the values of COLUMNS, in order
 Counts = dict[str, tuple[int, int]]  # conversation → (messages, latest time)
+Reply = tuple[str, int, int, int]  # (parent id, replies, latest reply time, version)
 
 
 class SendStatements(Protocol):
@@ -40,6 +41,10 @@ class SendStatements(Protocol):
     async def insert_mentions(self, rows: list[Row]) -> None:
         """Store the mentions of the new messages (the values of MENTION_COLUMNS)."""
 
+    async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
+        """Add n replies to each parent, move its last reply time forward and give it the
+        version; each parent's (reply_count, last_reply_at) after it (gone ones left out)."""
+
 
 class SqliteSendStatements:
     """On aiosqlite's Connection under SQLAlchemy's (the same sqlite3 connection)."""
@@ -49,6 +54,11 @@ class SqliteSendStatements:
                f"VALUES ({', '.join('?' * len(COLUMNS))})")
     _INSERT_MENTIONS = (f"INSERT INTO message_mentions ({', '.join(MENTION_COLUMNS)}) "
                         f"VALUES ({', '.join('?' * len(MENTION_COLUMNS))})")
+    _COUNT_REPLIES = (
+        "UPDATE messages SET reply_count = reply_count + ?, "
+        "last_reply_at = MAX(COALESCE(last_reply_at, 0), ?), version = ? "
+        "WHERE id = ? RETURNING id, reply_count, last_reply_at"
+    )
 
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -87,6 +97,14 @@ class SqliteSendStatements:
     async def insert_mentions(self, rows: list[Row]) -> None:
         await self._db.executemany(self._INSERT_MENTIONS, rows)
 
+    async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
+        counted: dict[str, tuple[int, int]] = {}
+        for parent_id, n, at, version in updates:  # nearly always one parent per batch
+            for row in await self._db.execute_fetchall(self._COUNT_REPLIES,
+                                                       (n, at, version, parent_id)):
+                counted[row[0]] = (int(row[1]), int(row[2]))
+        return counted
+
 
 class PostgresSendStatements:
     """Fixed-text statements over arrays, so asyncpg prepares each once per connection."""
@@ -118,6 +136,14 @@ class PostgresSendStatements:
         "$5::varchar[])"
     )
 
+    _COUNT_REPLIES = (
+        "UPDATE messages AS m SET reply_count = m.reply_count + d.n, "
+        "last_reply_at = GREATEST(COALESCE(m.last_reply_at, 0), d.at), version = d.v "
+        "FROM unnest($1::varchar[], $2::bigint[], $3::bigint[], $4::bigint[]) "
+        "AS d(id, n, at, v) WHERE m.id = d.id "
+        "RETURNING m.id, m.reply_count, m.last_reply_at"
+    )
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
@@ -139,3 +165,8 @@ class PostgresSendStatements:
     async def insert_mentions(self, rows: list[Row]) -> None:
         await self._conn.exec_driver_sql(self._INSERT_MENTIONS,
                                          tuple(list(c) for c in zip(*rows, strict=True)))
+
+    async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
+        rows: Sequence[Any] = (await self._conn.exec_driver_sql(
+            self._COUNT_REPLIES, tuple(list(c) for c in zip(*updates, strict=True)))).all()
+        return {row[0]: (int(row[1]), int(row[2])) for row in rows}

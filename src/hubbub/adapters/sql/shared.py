@@ -155,6 +155,8 @@ def to_message(row: Row[Any], reactions_of: dict[str, tuple[ReactionSummary, ...
         deleted_by=row.deleted_by,
         reactions=reactions_of.get(row.id, ()),
         mentions=_mentions_decoder.decode(row.mentions) if row.mentions else (),
+        reply_count=row.reply_count,
+        last_reply_at=row.last_reply_at,
     )
 
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from msgspec import UNSET
+
 from hubbub.delivery.connection import Connection
 from hubbub.delivery.hub import Hub
 from hubbub.domain.clock import format_time
@@ -110,12 +112,14 @@ async def leave_conversation(a: Actions, actor: Actor, connection: Connection,
 
 async def fetch_history(a: Actions, actor: Actor, connection: Connection,
                         m: c.FetchHistory) -> ServerMessage:
-    page = await a.cases.messages.history(actor, m.conversation_id, m.before, m.limit)
+    page = await a.cases.messages.history(actor, m.conversation_id, m.before, m.limit,
+                                          m.parent_id)
     return HistoryChunk(conversation_id=m.conversation_id,
                         messages=[message_object(x) for x in page.messages],
                         has_more=page.has_more,
                         next_before=page.messages[0].seq if page.messages else None,
-                        request_id=m.request_id)
+                        request_id=m.request_id,
+                        parent_id=UNSET if m.parent_id is None else m.parent_id)
 
 
 async def search_messages(a: Actions, actor: Actor, connection: Connection,
