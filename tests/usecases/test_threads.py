@@ -75,7 +75,7 @@ async def test_a_thread_pages_like_history(uc: UseCases) -> None:
 
 
 async def test_a_thread_of_no_message_of_the_conversation_is_refused(uc: UseCases) -> None:
-    room, alice, _, parent = await thread(uc)
+    _, alice, _, parent = await thread(uc)
     other = await uc.conversation(alice)
     with pytest.raises(BadRequest, match=r"\$\.parent_id"):
         await uc.messages.history(alice, other, None, 10, parent.id)
