@@ -84,3 +84,21 @@ async def test_a_thread_of_no_message_of_the_conversation_is_refused(uc: UseCase
         await uc.send(alice, other, "re", parent_id=parent.id)
     assert await uc.version(other) == before
     assert (await stored(uc, parent.id)).reply_count == 0
+
+
+async def test_erasing_a_replier_recounts_the_thread(uc: UseCases) -> None:
+    """An erased user's replies become tombstones, so they no longer count; the parent
+    takes a version and ThreadUpdated is heard after the deletions."""
+    room, alice, bob, parent = await thread(uc)
+    kept = (await uc.send(alice, room, "mine", parent_id=parent.id)).message
+    await uc.send(bob, room, "his", parent_id=parent.id)
+    await uc.send(bob, room, "his too", parent_id=parent.id)
+    await uc.heard.take()
+    erasure = await uc.stores.messages.erase_user_content(bob.user_id, kept.created_at + 1)
+    uc.messages.erased(bob.user_id, erasure)
+    after = await stored(uc, parent.id)
+    assert (after.reply_count, after.last_reply_at) == (1, kept.created_at)
+    assert after.version == await uc.version(room)
+    events = await uc.heard.take(conversation_topic(room))
+    assert [e.type for e in events] == ["MessageDeleted", "MessageDeleted", "ThreadUpdated"]
+    assert events[-1].envelope.version == after.version

@@ -231,3 +231,6 @@ class Erasure(msgspec.Struct):
 
     tombstones: list[Message]
     reactions: list[RemovedReaction]
+    # The threads whose replies it tombstoned, recounted (each after the conversation's
+    # reactions, in version order).
+    threads: list[ThreadChange] = msgspec.field(default_factory=list)

@@ -111,7 +111,7 @@ class MessageService:
 
     def erased(self, user_id: str, erasure: Erasure) -> None:
         """Tell the conversations what erasing the user changed (deleted messages,
-        removed reactions), as if the user had done it."""
+        removed reactions, recounted threads), as if the user had done it."""
         for message in erasure.tombstones:
             assert message.deleted_at is not None
             self._events.to_conversation(message.conversation_id, MessageDeleted(
@@ -124,6 +124,8 @@ class MessageService:
                 conversation_id=removed.conversation_id, message_id=removed.message_id,
                 version=removed.version, user_id=user_id, emoji=removed.emoji,
             ))
+        for thread in erasure.threads:
+            self._announce_thread(thread)
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
         """Replace the content of one's own live message; broadcasts `MessageEdited`."""

@@ -3,7 +3,7 @@ takes the conversation's next version."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
@@ -18,6 +18,7 @@ from hubbub.adapters.sql.shared import (
     message_keys,
     message_select,
     next_version,
+    recount_thread,
     to_message,
     unavailable,
     with_reactions,
@@ -33,7 +34,6 @@ from hubbub.domain.models import (
     Page,
     SendOutcome,
     SyncPage,
-    ThreadChange,
 )
 
 
@@ -81,7 +81,7 @@ class SqlMessageStore:
             await conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
             thread = None
             if row.parent_id is not None:
-                thread = await _recount_thread(conn, row.conversation_id, row.parent_id)
+                thread = await recount_thread(conn, row.conversation_id, row.parent_id)
             return Deletion((await load_messages(conn, [message_id]))[0], True, thread)
 
         keys = await message_keys(self._engine, self._writer, message_id)
@@ -147,18 +147,3 @@ class SqlMessageStore:
             last_version = after
         return SyncPage(page, len(rows) > limit, last_version)
 
-
-async def _recount_thread(conn: AsyncConnection, conversation_id: str,
-                          parent_id: str) -> ThreadChange | None:
-    """A reply was deleted: count the parent's live replies again (a deleted reply does not
-    count), under the next version; None when the parent is gone."""
-    live = (await conn.execute(
-        select(func.count(), func.max(messages.c.created_at)).where(
-            messages.c.parent_id == parent_id, messages.c.deleted_at.is_(None))
-    )).one()
-    version = await next_version(conn, conversation_id, None)
-    result = await conn.execute(update(messages).where(messages.c.id == parent_id).values(
-        reply_count=int(live[0]), last_reply_at=live[1], version=version))
-    if not result.rowcount:
-        return None
-    return ThreadChange(conversation_id, parent_id, version, int(live[0]), live[1])
