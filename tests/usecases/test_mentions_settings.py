@@ -152,3 +152,23 @@ async def test_settings_refused_for_strangers_and_empty_changes(uc: UseCases) ->
     with pytest.raises(Forbidden):
         await uc.member_settings.update(bob, room, True, None)
     assert await uc.heard.take(user_topic(bob.user_id)) == []
+
+
+async def test_every_member_s_counts_in_one_read(uc: UseCases) -> None:
+    """The member store's counts (what a per-user inbox event carries) match each
+    member's summary; the banned are left out."""
+    room, alice, bob, carol = await room_of_three(uc)
+    first = await uc.send(alice, room, "bob", mentions=(bob.user_id,))
+    await uc.send(alice, room, "all", mentions=("@all",))
+    await uc.receipts.mark_read(carol, room, first.message.id)
+    counts = await uc.stores.members.unread_counts(room)
+    assert {user: (c.unread_count, c.mention_count, c.last_read_seq)
+            for user, c in counts.items()} == {
+        alice.user_id: (0, 0, 0), bob.user_id: (2, 2, 0),
+        carol.user_id: (1, 1, first.message.seq)}
+    for actor in (alice, bob, carol):
+        seen = await summary(uc, actor, room)
+        assert (seen.unread_count, seen.mention_count) == (
+            counts[actor.user_id].unread_count, counts[actor.user_id].mention_count)
+    await uc.conversations.put_member(alice, room, carol.user_id, "banned")
+    assert carol.user_id not in await uc.stores.members.unread_counts(room)

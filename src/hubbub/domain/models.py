@@ -58,6 +58,15 @@ class Member(msgspec.Struct, frozen=True):
         return self.accepted_at is not None
 
 
+class UnreadCounts(msgspec.Struct, frozen=True):
+    """One member's counts in one conversation, as its summary shows them: what a per-user
+    inbox event carries after a send, for each member at once."""
+
+    unread_count: int
+    mention_count: int
+    last_read_seq: int
+
+
 class Membership(msgspec.Struct, frozen=True):
     """What the permission checks need of a membership, as the role cache keeps it."""
 

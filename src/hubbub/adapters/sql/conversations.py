@@ -7,25 +7,22 @@ import hashlib
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Row, and_, func, literal_column, select
+from sqlalchemy import Row, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
-from hubbub.adapters.sql.schema import conversations, members, message_mentions, messages
+from hubbub.adapters.sql.schema import conversations, members, messages
 from hubbub.adapters.sql.shared import (
     ReadConnection,
     message_select,
     with_reactions,
     write,
 )
+from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP, mention_count, unread_count
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.models import Conversation, ConversationSummary, Message
 from hubbub.domain.permissions import creator_role
 from hubbub.protocol.objects import Kind
-
-# A bound on per-request work (docs/DECISIONS.md, "Conversations"): `unread_count` counts
-# at most UNREAD_COUNT_CAP messages (clients show "999+").
-UNREAD_COUNT_CAP = 1000
 
 
 def direct_key(*user_ids: str) -> str:
@@ -116,8 +113,8 @@ class SqlConversationStore:
         query = (
             select(conversations, members.c.role, members.c.last_read_seq,
                    members.c.muted, members.c.pinned,
-                   self._unread_count(user_id).label("unread_count"),
-                   self._mention_count(user_id).label("mention_count"))
+                   unread_count(self._unread_count_cap).label("unread_count"),
+                   mention_count(self._unread_count_cap).label("mention_count"))
             .join(members, members.c.conversation_id == conversations.c.id)
             .where(members.c.user_id == user_id, members.c.role != "banned")
             # Pinned conversations first (PROTOCOL.md §7), then the most recently active.
@@ -145,34 +142,6 @@ class SqlConversationStore:
             )
             for row in rows
         ]
-
-    def _unread_count(self, user_id: str) -> Any:
-        """Other users' live messages after the member's read mark, counted up to the cap:
-        the LIMIT inside stops the index range scan there, so a member who never reads a
-        busy channel costs at most the cap per listing, not the channel's whole history."""
-        return self._capped(select(literal_column("1")).select_from(messages).where(
-            messages.c.conversation_id == conversations.c.id,
-            messages.c.seq > members.c.last_read_seq,
-            messages.c.sender_id != user_id,
-            messages.c.deleted_at.is_(None)))
-
-    def _mention_count(self, user_id: str) -> Any:
-        """Live messages of others after the member's read mark that mention it (by id, or
-        `@here`/`@all`: user id ""), up to the same cap: a range of message_mentions' key
-        per user id, each message once. Reading past a message is what resets its mention."""
-        return self._capped(
-            select(message_mentions.c.seq).distinct().select_from(message_mentions.join(
-                messages, messages.c.id == message_mentions.c.message_id))
-            .where(message_mentions.c.conversation_id == conversations.c.id,
-                   message_mentions.c.user_id.in_((user_id, "")),
-                   message_mentions.c.seq > members.c.last_read_seq,
-                   message_mentions.c.sender_id != user_id,
-                   messages.c.deleted_at.is_(None)))
-
-    def _capped(self, rows: Any) -> Any:
-        """How many `rows` the member's conversation row has, counting at most the cap."""
-        bounded = rows.correlate(conversations, members).limit(self._unread_count_cap)
-        return select(func.count()).select_from(bounded.subquery()).scalar_subquery()
 
 
 async def _member_counts(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:
