@@ -84,6 +84,7 @@ async def test_a_non_member_mention_is_refused_and_nothing_stored(
 
 async def test_too_many_mentions_are_refused(server: RunningServer) -> None:
     room, _, a, _, _ = await group(server)
+    assert a.connected["limits"]["max_mentions"] == MAX_MENTIONS  # announced
     reply = await a.request("SendMessage", conversation_id=room, content="hi",
                             mentions=[f"u{n}" for n in range(MAX_MENTIONS + 1)],
                             request_id="m2", timeout=TIMEOUT)

@@ -35,6 +35,8 @@ class Limits(msgspec.Struct, frozen=True):
     max_reactions_per_user_per_message: int
     conversations_per_hour: float
     conversation_burst: int
+    # Added: the user ids (and `@here`/`@all`) one message may mention.
+    max_mentions: int = 0
 
 
 class Connected(ServerMessage, tag="Connected", frozen=True):
