@@ -42,6 +42,7 @@ from hubbub.services.consent import Consent
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
 from hubbub.services.joining import Joining
+from hubbub.services.member_settings import MemberSettings
 from hubbub.services.membership import MembershipCache
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
@@ -237,6 +238,8 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
                                   webhooks=webhooks),
         calls=CallService(stores.calls, stores.conversations, stores.members, memberships,
                           access, events, settings.call_ring_timeout, webhooks=webhooks),
+        member_settings=MemberSettings(stores.members, stores.conversations, memberships,
+                                       events),
     )
 
 
@@ -263,7 +266,8 @@ def open_doors(app: web.Application, settings: Settings, authenticator: Authenti
         authenticator=authenticator, limiter=limiter, send_rule=settings.send_rule,
         other_rule=settings.other_rule, max_body_bytes=settings.max_body_bytes,
         users=cases.users, conversations=cases.conversations, messages=cases.messages,
-        presence=cases.presence, tickets=cases.tickets, calls=cases.calls)
+        presence=cases.presence, tickets=cases.tickets, calls=cases.calls,
+        member_settings=cases.member_settings)
     app[server_api.SERVER_API] = server_api.ServerApi(
         api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
         bus_healthy=lambda: bus.healthy, conversations=cases.conversations,

@@ -210,3 +210,43 @@ async def test_0009_indexes_the_existing_live_messages(database_url: str) -> Non
                                                   mode="words")).messages] == ["m1"]
     finally:
         await engine.dispose()
+
+
+async def test_0011_counts_existing_threads_and_keeps_members(database_url: str) -> None:
+    """Threads stored before 0011 get their live replies counted (a deleted reply does
+    not count) and the latest one's time; memberships become unmuted and unpinned with
+    their read marks kept; messages have no mentions."""
+    engine, dialect = create_engine(database_url)
+    try:
+        await upgrade(engine, dialect, "0010")
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO users (id, name, created_at) "
+                                    "VALUES ('alice', 'alice', 1)"))
+            await conn.execute(conversations.insert().values(
+                id="g", kind="group", name="g", created_by="alice", version=4,
+                created_at=1, last_activity_at=4))
+            await conn.execute(text(
+                "INSERT INTO members (conversation_id, user_id, role, joined_at, "
+                "last_read_seq) VALUES ('g', 'alice', 'owner', 1, 2)"))
+            for seq, parent, deleted_at in ((1, None, None), (2, "m1", None),
+                                            (3, "m1", None), (4, "m1", 9)):
+                await conn.execute(text(
+                    "INSERT INTO messages (id, conversation_id, seq, version, sender_id, "
+                    "content, parent_id, created_at, deleted_at) "
+                    "VALUES (:id, 'g', :seq, :seq, 'alice', 'x', :parent, :at, :deleted)"),
+                    {"id": f"m{seq}", "seq": seq, "parent": parent, "at": seq * 10,
+                     "deleted": deleted_at})
+        await upgrade(engine, dialect)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT id, reply_count, last_reply_at, version, mentions FROM messages "
+                "ORDER BY seq"))).all()
+            member = (await conn.execute(select(
+                members.c.last_read_seq, members.c.muted, members.c.pinned))).one()
+        assert [tuple(row) for row in rows] == [
+            ("m1", 2, 30, 1, None), ("m2", 0, None, 2, None), ("m3", 0, None, 3, None),
+            ("m4", 0, None, 4, None)]
+        assert (member.last_read_seq, bool(member.muted), bool(member.pinned)) == (
+            2, False, False)
+    finally:
+        await engine.dispose()

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import Engine, event
 
 from hubbub.adapters.sql import SearchLimits, SqlDatabase
-from hubbub.adapters.sql.conversations import UNREAD_COUNT_CAP
 from hubbub.adapters.sql.matching import register_sqlite_functions
+from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP
 from hubbub.domain.models import Membership
 from tests.conftest import Backend
 from tests.contract.test_store_features import conversation, new_id, now, send, user

@@ -34,6 +34,7 @@ from hubbub.services.consent import Consent
 from hubbub.services.context import Actor
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
+from hubbub.services.member_settings import MemberSettings
 from hubbub.services.membership import MembershipCache
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
@@ -156,6 +157,7 @@ class UseCases:
     typing: TypingService
     memberships: MembershipCache
     access: Access
+    member_settings: MemberSettings
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
     async def user(self, name: str | None = None) -> Actor:
@@ -177,9 +179,11 @@ class UseCases:
         return conversation.id
 
     async def send(self, actor: Actor, conversation_id: str, content: str = "hello", *,
-                   key: str | None = None, parent_id: str | None = None) -> Sent:
+                   key: str | None = None, parent_id: str | None = None,
+                   mentions: tuple[str, ...] = ()) -> Sent:
         """`MessageService.send`, called in one place (its signature may move)."""
-        outcome = await self.messages.send(actor, conversation_id, content, parent_id, [], key)
+        outcome = await self.messages.send(actor, conversation_id, content, parent_id, [], key,
+                                           mentions)
         return Sent(outcome.message, outcome.created)
 
     async def version(self, conversation_id: str) -> int:
@@ -232,6 +236,8 @@ async def open_usecases(database: SqlDatabase, config: Settings | None = None) -
         receipts=ReceiptService(stores.receipts, access, events),
         reactions=ReactionService(stores.reactions, stores.messages, access, events),
         calls=calls, typing=typing,
+        member_settings=MemberSettings(stores.members, stores.conversations, memberships,
+                                       events),
     )
     # The listeners `hubbub.app._lifespan` adds.
     presence.on_offline(calls.user_offline)

@@ -37,6 +37,7 @@ VALID: dict[str, dict[str, Any]] = {
     "Typing": {"conversation_id": CONV, "is_typing": True},
     "MarkAsRead": {"conversation_id": CONV, "message_id": MSG},
     "MarkAsDelivered": {"conversation_id": CONV, "message_id": MSG},
+    "UpdateMembership": {"conversation_id": CONV, "muted": True, "pinned": False},
     "AddReaction": {"message_id": MSG, "emoji": "👍"},
     "RemoveReaction": {"message_id": MSG, "emoji": "👍"},
     "CallOffer": {"conversation_id": CONV, "call_id": MSG, "sdp": "v=0", "call_type": "video",
@@ -51,15 +52,16 @@ VALID: dict[str, dict[str, Any]] = {
 CLIENT_TYPES = [
     "SendMessage", "EditMessage", "DeleteMessage", "JoinConversation", "LeaveConversation",
     "FetchHistory", "SearchMessages", "SyncMessages", "Typing", "MarkAsRead", "MarkAsDelivered",
-    "AddReaction", "RemoveReaction", "CallOffer", "CallAnswer", "ICECandidate", "CallHangup",
-    "CallReject", "Ping",
+    "UpdateMembership", "AddReaction", "RemoveReaction", "CallOffer", "CallAnswer",
+    "ICECandidate", "CallHangup", "CallReject", "Ping",
 ]
 SERVER_TYPES = [
     "Connected", "NewMessage", "MessageEdited", "MessageDeleted", "HistoryChunk",
     "SearchResults", "SyncChunk", "UserTyping", "MessageRead", "MessageDelivered",
     "ReactionAdded", "ReactionRemoved", "CallOffer", "CallAnswer", "ICECandidate",
-    "CallHangup", "CallReject", "UserJoined", "PresenceChanged", "Pong", "ActionConfirmed",
-    "Error",
+    "CallHangup", "CallReject", "UserJoined", "MembershipUpdated", "ThreadUpdated",
+    "PresenceChanged", "Pong",
+    "ActionConfirmed", "Error",
 ]
 
 
@@ -85,7 +87,7 @@ def refused(raw: str | bytes) -> DecodeError:
 
 
 def test_the_unions_hold_exactly_the_protocol_types() -> None:
-    """19 client types (§3) and 22 server types (§4), no more, no fewer."""
+    """20 client types (§3) and 24 server types (§4), no more, no fewer."""
     assert sorted(tags(c.AnyClientMessage)) == sorted(CLIENT_TYPES)
     assert sorted(tags(s.AnyServerMessage)) == sorted(SERVER_TYPES)
     assert sorted(VALID) == sorted(CLIENT_TYPES)

@@ -30,6 +30,8 @@ ROOM = "00000000-0000-7000-8000-000000000001"
     f"`emoji` (1–{limits.MAX_EMOJI_CHARS} chars)",
     f"`limits.max_reaction_emoji_per_message` ({limits.MAX_EMOJI_PER_MESSAGE})",
     f"`limits.max_reactions_per_user_per_message` ({limits.MAX_REACTIONS_PER_USER})",
+    f"(added) `mentions?` (at most {limits.MAX_MENTIONS})",
+    f"`limits.max_mentions` ({limits.MAX_MENTIONS})",
 ])
 def test_the_protocol_states_each_bound(text: str) -> None:
     """PROTOCOL.md says the number the code enforces (whitespace aside)."""

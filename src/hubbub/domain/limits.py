@@ -36,6 +36,8 @@ SYNC_LIMIT_DEFAULT = 100
 MAX_EMOJI_CHARS = 32
 # §7 POST /conversations: the members named at creation.
 MAX_INITIAL_MEMBERS = 1000
+# §3 SendMessage: the user ids (and `@here`/`@all`) one message mentions.
+MAX_MENTIONS = 50
 
 # Reactions on one message (docs/DECISIONS.md, "Reactions"). Room for every emoji a
 # conversation really uses on one message (Slack allows 50 distinct reactions per message,

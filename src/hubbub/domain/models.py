@@ -50,10 +50,21 @@ class Member(msgspec.Struct, frozen=True):
     joined_at: int
     last_read_seq: int = 0
     accepted_at: int | None = None
+    muted: bool = False
+    pinned: bool = False
 
     @property
     def accepted(self) -> bool:
         return self.accepted_at is not None
+
+
+class UnreadCounts(msgspec.Struct, frozen=True):
+    """One member's counts in one conversation, as its summary shows them: what a per-user
+    inbox event carries after a send, for each member at once."""
+
+    unread_count: int
+    mention_count: int
+    last_read_seq: int
 
 
 class Membership(msgspec.Struct, frozen=True):
@@ -90,6 +101,12 @@ class Message(msgspec.Struct, frozen=True):
     deleted_at: int | None = None
     deleted_by: str | None = None
     reactions: tuple[ReactionSummary, ...] = ()
+    # The user ids it mentions (and `@here`/`@all`), as the sender gave them (migration
+    # 0011): kept on the stored message for whoever notifies the mentioned later.
+    mentions: tuple[str, ...] = ()
+    # Its thread (migration 0011): live replies, and when the latest was sent.
+    reply_count: int = 0
+    last_reply_at: int | None = None
 
     @property
     def is_deleted(self) -> bool:
@@ -112,6 +129,7 @@ class MessageDraft(msgspec.Struct, frozen=True):
     attachments: tuple[Attachment, ...]
     client_message_id: str | None
     created_at: int
+    mentions: tuple[str, ...] = ()
 
 
 class ConversationSummary(msgspec.Struct, frozen=True):
@@ -122,6 +140,12 @@ class ConversationSummary(msgspec.Struct, frozen=True):
     unread_count: int
     last_message: Message | None
     last_activity: int
+    # Migration 0011: the member's unread mentions (the same cap as `unread_count`), its
+    # read mark (shared by every device) and its own settings.
+    mention_count: int = 0
+    last_read_seq: int = 0
+    muted: bool = False
+    pinned: bool = False
 
 
 class Page(msgspec.Struct, frozen=True):
@@ -145,11 +169,33 @@ class SearchPage(msgspec.Struct, frozen=True):
     highlights: list[list[tuple[int, int]]] = msgspec.field(default_factory=list)
 
 
+class ThreadChange(msgspec.Struct, frozen=True):
+    """What a reply sent or deleted did to its parent: the parent's thread as it was at the
+    version the change took (PROTOCOL.md §4 `ThreadUpdated`)."""
+
+    conversation_id: str
+    message_id: str
+    version: int
+    reply_count: int
+    last_reply_at: int | None
+
+
+class Deletion(msgspec.Struct, frozen=True):
+    """A soft delete: the message, whether this call deleted it (False: it was already),
+    and for a reply, what it did to its parent's thread."""
+
+    message: Message
+    changed: bool
+    thread: ThreadChange | None = None
+
+
 class SendOutcome(msgspec.Struct, frozen=True):
-    """The stored message, and whether this call created it (False: an idempotent retry)."""
+    """The stored message, and whether this call created it (False: an idempotent retry);
+    for a new reply, what it did to its parent's thread."""
 
     message: Message
     created: bool
+    thread: ThreadChange | None = None
 
 
 class SyncPage(msgspec.Struct, frozen=True):
@@ -194,3 +240,6 @@ class Erasure(msgspec.Struct):
 
     tombstones: list[Message]
     reactions: list[RemovedReaction]
+    # The threads whose replies it tombstoned, recounted (each after the conversation's
+    # reactions, in version order).
+    threads: list[ThreadChange] = msgspec.field(default_factory=list)

@@ -22,6 +22,7 @@ from hubbub.protocol.objects import (
     Content,
     Emoji,
     Id,
+    Mentions,
     RequestId,
     UserId,
 )
@@ -53,6 +54,8 @@ class SendMessage(ClientMessage, tag="SendMessage", frozen=True):
     parent_id: Id | None = None
     attachments: Attachments = msgspec.field(default_factory=list)
     client_message_id: ClientMessageId | None = None
+    # Added: user ids of members, or `@here` / `@all` (moderators and above).
+    mentions: Mentions = msgspec.field(default_factory=list)
 
 
 class EditMessage(ClientMessage, tag="EditMessage", frozen=True):
@@ -76,6 +79,8 @@ class FetchHistory(ClientMessage, tag="FetchHistory", frozen=True):
     conversation_id: Id
     before: Cursor | None = None
     limit: HistoryLimit = HISTORY_LIMIT_DEFAULT
+    # Added: only the replies to this message (its thread), with the same cursor.
+    parent_id: Id | None = None
 
 
 class SearchMessages(ClientMessage, tag="SearchMessages", frozen=True):
@@ -107,6 +112,14 @@ class MarkAsRead(ClientMessage, tag="MarkAsRead", frozen=True):
 class MarkAsDelivered(ClientMessage, tag="MarkAsDelivered", frozen=True):
     conversation_id: Id
     message_id: Id
+
+
+class UpdateMembership(ClientMessage, tag="UpdateMembership", frozen=True):
+    """Added: the caller's own settings of a conversation; an absent field is unchanged."""
+
+    conversation_id: Id
+    muted: bool | None = None
+    pinned: bool | None = None
 
 
 class AddReaction(ClientMessage, tag="AddReaction", frozen=True):
@@ -163,6 +176,7 @@ AnyClientMessage = (
     | Typing
     | MarkAsRead
     | MarkAsDelivered
+    | UpdateMembership
     | AddReaction
     | RemoveReaction
     | CallOffer

@@ -13,6 +13,7 @@ from hubbub.domain.limits import (
     MAX_CONTENT_CHARS,
     MAX_EMOJI_CHARS,
     MAX_ID_CHARS,
+    MAX_MENTIONS,
     MAX_URL_CHARS,
     MAX_USER_ID_CHARS,
 )
@@ -96,6 +97,10 @@ class Attachment(msgspec.Struct, frozen=True, omit_defaults=True):
 # §2: attachments per message.
 Attachments = Annotated[list[Attachment], Meta(max_length=MAX_ATTACHMENTS)]
 
+# §3: what a message mentions: user ids, or `@here` / `@all` (everyone in it).
+MENTION_EVERYONE = frozenset({"@here", "@all"})
+Mentions = Annotated[list[UserId], Meta(max_length=MAX_MENTIONS)]
+
 
 class Reaction(msgspec.Struct, frozen=True):
     """One emoji's aggregate on a message (§2)."""
@@ -123,6 +128,11 @@ class MessageObject(msgspec.Struct, frozen=True):
     edited_at: str | None
     deleted_at: str | None
     kind: MessageKind = "user"
+    # Added (PROTOCOL.md §2): the user ids it mentions, and `@here` / `@all`.
+    mentions: list[str] = msgspec.field(default_factory=list)
+    # Added (PROTOCOL.md §2): its thread's live replies and when the latest was sent.
+    reply_count: int = 0
+    last_reply_at: str | None = None
 
 
 class ConversationObject(msgspec.Struct, frozen=True):
@@ -142,6 +152,12 @@ class ConversationObject(msgspec.Struct, frozen=True):
     role: Role | UnsetType = UNSET
     unread_count: int | UnsetType = UNSET
     last_message: MessageObject | UnsetType | None = UNSET
+    # Added (PROTOCOL.md §2), the caller's view too: its unread mentions, its read mark
+    # (the same on every device) and its own settings of the conversation.
+    mention_count: int | UnsetType = UNSET
+    last_read_seq: int | UnsetType = UNSET
+    muted: bool | UnsetType = UNSET
+    pinned: bool | UnsetType = UNSET
 
 
 class CallObject(msgspec.Struct, frozen=True):

@@ -35,6 +35,8 @@ class Limits(msgspec.Struct, frozen=True):
     max_reactions_per_user_per_message: int
     conversations_per_hour: float
     conversation_burst: int
+    # Added: the user ids (and `@here`/`@all`) one message may mention.
+    max_mentions: int = 0
 
 
 class Connected(ServerMessage, tag="Connected", frozen=True):
@@ -68,6 +70,8 @@ class HistoryChunk(ServerMessage, tag="HistoryChunk", frozen=True):
     has_more: bool
     next_before: int | None
     request_id: str | None = None
+    # Added: the thread's parent, when the request asked for a thread.
+    parent_id: str | UnsetType = UNSET
 
 
 class MatchRange(msgspec.Struct, frozen=True):
@@ -193,6 +197,25 @@ class PresenceChanged(ServerMessage, tag="PresenceChanged", frozen=True):
     last_seen: str | None
 
 
+class ThreadUpdated(ServerMessage, tag="ThreadUpdated", frozen=True):
+    """Added: a reply was sent or deleted, so its parent's thread changed; the parent takes
+    `version` (a change of the conversation, in version order like the others)."""
+
+    conversation_id: str
+    message_id: str
+    version: int
+    reply_count: int
+    last_reply_at: str | None
+
+
+class MembershipUpdated(ServerMessage, tag="MembershipUpdated", frozen=True):
+    """Added: the caller's own settings of a conversation changed (on another device)."""
+
+    conversation_id: str
+    muted: bool
+    pinned: bool
+
+
 class Pong(ServerMessage, tag="Pong", frozen=True):
     timestamp: Any
     server_time: str
@@ -236,6 +259,8 @@ AnyServerMessage = (
     | CallHangup
     | CallReject
     | UserJoined
+    | MembershipUpdated
+    | ThreadUpdated
     | PresenceChanged
     | Pong
     | ActionConfirmed

@@ -13,6 +13,7 @@ from hubbub.protocol.server import (
     ReactionAdded,
     ReactionRemoved,
     ServerMessage,
+    ThreadUpdated,
 )
 
 
@@ -54,7 +55,7 @@ def change_version(message: ServerMessage) -> int | None:
     match message:
         case NewMessage() | MessageEdited():
             return message.message.version
-        case MessageDeleted() | ReactionAdded() | ReactionRemoved():
+        case MessageDeleted() | ReactionAdded() | ReactionRemoved() | ThreadUpdated():
             return message.version
         case _:
             return None

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hubbub.domain import validation
-from hubbub.domain.clock import format_time
+from hubbub.domain.clock import format_optional, format_time
 from hubbub.domain.errors import BadRequest, Forbidden, NotFound, Rejected
-from hubbub.domain.models import SYSTEM_SENDER, Erasure, Message, MessageDraft, Page
+from hubbub.domain.models import (
+    SYSTEM_SENDER,
+    Erasure,
+    Message,
+    MessageDraft,
+    Page,
+    ThreadChange,
+)
 from hubbub.domain.permissions import Ability, can, require
-from hubbub.protocol.objects import Attachment, MessageObject
-from hubbub.protocol.server import MessageDeleted, MessageEdited, NewMessage, ReactionRemoved
+from hubbub.protocol.objects import (
+    MENTION_EVERYONE,
+    Attachment,
+    MessageObject,
+    Role,
+    canonical_user_id,
+)
+from hubbub.protocol.server import (
+    MessageDeleted,
+    MessageEdited,
+    NewMessage,
+    ReactionRemoved,
+    ThreadUpdated,
+)
 from hubbub.services.access import Access, require_conversation
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
@@ -60,9 +80,11 @@ class MessageService:
 
     async def send(self, actor: Actor, conversation_id: str, content: str,
                    parent_id: str | None, attachments: list[Attachment],
-                   client_message_id: str | None) -> Sent:
+                   client_message_id: str | None, mentions: Sequence[str] = ()) -> Sent:
         """Store a message and broadcast `NewMessage`; a retried `client_message_id` returns
         the stored message and broadcasts nothing. Sending accepts the membership.
+        `mentions` name members (BadRequest otherwise), or `@here`/`@all`, which need
+        `moderate` (Forbidden otherwise).
 
         Raises:
             BadRequest, NotFound, Forbidden
@@ -73,6 +95,7 @@ class MessageService:
         if role is None:
             await require_conversation(self._conversations, conversation_id)
         require(role, Ability.SEND, what="send messages")
+        mentioned = await self._check_mentions(conversation_id, role, mentions)
         await self._check_parent(conversation_id, parent_id)
         if self.moderator is not None:
             content = await self._moderated(actor, conversation_id, content, parent_id,
@@ -81,7 +104,7 @@ class MessageService:
             id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
             attachments=tuple(attachments), client_message_id=client_message_id,
-            created_at=self._clock(),
+            created_at=self._clock(), mentions=mentioned,
         ))
         if membership is not None and not membership.accepted:  # once per membership
             await self._consent.took_part(actor, conversation_id, membership)
@@ -105,7 +128,7 @@ class MessageService:
 
     def erased(self, user_id: str, erasure: Erasure) -> None:
         """Tell the conversations what erasing the user changed (deleted messages,
-        removed reactions), as if the user had done it."""
+        removed reactions, recounted threads), as if the user had done it."""
         for message in erasure.tombstones:
             assert message.deleted_at is not None
             self._events.to_conversation(message.conversation_id, MessageDeleted(
@@ -118,6 +141,8 @@ class MessageService:
                 conversation_id=removed.conversation_id, message_id=removed.message_id,
                 version=removed.version, user_id=user_id, emoji=removed.emoji,
             ))
+        for thread in erasure.threads:
+            self._announce_thread(thread)
 
     async def _moderated(self, actor: Actor, conversation_id: str, content: str,
                          parent_id: str | None, attachments: list[Attachment]) -> str:
@@ -164,25 +189,33 @@ class MessageService:
         elif not can(role, Ability.MODERATE):
             raise Forbidden("only the sender or a moderator may delete a message")
         with self._webhooks.emit(message_deleted):
-            deleted, changed = await self._messages.delete(message_id, actor.user_id,
-                                                           self._clock())
-        if changed:
+            deletion = await self._messages.delete(message_id, actor.user_id, self._clock())
+        deleted = deletion.message
+        if deletion.changed:
             assert deleted.deleted_at is not None
             self._events.to_conversation(deleted.conversation_id, MessageDeleted(
                 conversation_id=deleted.conversation_id, message_id=deleted.id,
                 version=deleted.version, deleted_at=format_time(deleted.deleted_at),
                 deleted_by=actor.user_id,
             ))
+            self._announce_thread(deletion.thread)
         return deleted
 
     async def history(self, actor: Actor, conversation_id: str, before: int | None,
-                      limit: int) -> Page:
-        """A page of messages, ascending, older than `before` (a seq)."""
+                      limit: int, parent_id: str | None = None) -> Page:
+        """A page of messages, ascending, older than `before` (a seq); with `parent_id`,
+        of that message's thread (its replies, with the same cursor).
+
+        Raises:
+            NotFound, Forbidden; BadRequest: `parent_id` is no message of the conversation.
+        """
         await self._access.require_readable(actor, conversation_id)
-        return await self._messages.history(conversation_id, before, limit)
+        await self._check_parent(conversation_id, parent_id)
+        return await self._messages.history(conversation_id, before, limit, parent_id)
 
     async def _store(self, draft: MessageDraft) -> Sent:
-        """Store a draft; broadcast `NewMessage` unless it was a retry."""
+        """Store a draft; broadcast `NewMessage` unless it was a retry (and, for a reply,
+        `ThreadUpdated` of its parent, whose version comes next)."""
         with self._webhooks.emit(message_created):
             outcome = await self._messages.send(draft)
         view = message_object(outcome.message)
@@ -190,7 +223,34 @@ class MessageService:
             if self.undelivered is not None:
                 self.undelivered.committed(outcome.message)
             self._events.to_conversation(draft.conversation_id, NewMessage(message=view))
+            self._announce_thread(outcome.thread)
         return Sent(outcome.message, outcome.created, view)
+
+    def _announce_thread(self, thread: ThreadChange | None) -> None:
+        if thread is not None:
+            self._events.to_conversation(thread.conversation_id, ThreadUpdated(
+                conversation_id=thread.conversation_id, message_id=thread.message_id,
+                version=thread.version, reply_count=thread.reply_count,
+                last_reply_at=format_optional(thread.last_reply_at),
+            ))
+
+    async def _check_mentions(self, conversation_id: str, role: Role | None,
+                              mentions: Sequence[str]) -> tuple[str, ...]:
+        """The mentions, each once, in order: members (not banned) by id, and `@here` /
+        `@all` only for a role with `moderate` (docs/DECISIONS.md, "Mentions")."""
+        unique = tuple(dict.fromkeys(
+            m if m in MENTION_EVERYONE else canonical_user_id(m) for m in mentions))
+        for index, mention in enumerate(mentions):
+            if mention in MENTION_EVERYONE:
+                if not can(role, Ability.MODERATE):
+                    raise Forbidden(f"mentioning {mention} needs the moderate permission"
+                                    f" - at `$.mentions[{index}]`")
+                continue
+            member = await self._memberships.role(conversation_id, canonical_user_id(mention))
+            if member is None or member == "banned":
+                raise BadRequest("a mention must name a member of the conversation"
+                                 f" - at `$.mentions[{index}]`")
+        return unique
 
     async def _check_parent(self, conversation_id: str, parent_id: str | None) -> None:
         if parent_id is not None:

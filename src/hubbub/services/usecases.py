@@ -11,6 +11,7 @@ from hubbub.services.accounts import AccountService
 from hubbub.services.calls import CallService
 from hubbub.services.conversations import ConversationService
 from hubbub.services.joining import Joining
+from hubbub.services.member_settings import MemberSettings
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
 from hubbub.services.reactions import ReactionService
@@ -41,3 +42,5 @@ class UseCases:
     reactions: ReactionService
     tickets: TicketService
     calls: CallService
+    # A member's own settings of a conversation (muted, pinned).
+    member_settings: MemberSettings

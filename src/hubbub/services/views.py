@@ -37,6 +37,9 @@ def message_object(message: Message) -> MessageObject:
         edited_at=format_optional(message.edited_at),
         deleted_at=format_optional(message.deleted_at),
         kind="system" if message.is_system else "user",
+        mentions=list(message.mentions),
+        reply_count=message.reply_count,
+        last_reply_at=format_optional(message.last_reply_at),
     )
 
 
@@ -67,6 +70,10 @@ def summary_object(summary: ConversationSummary) -> ConversationObject:
         member_count=conversation.member_count,
         role=summary.role,
         unread_count=summary.unread_count,
+        mention_count=summary.mention_count,
+        last_read_seq=summary.last_read_seq,
+        muted=summary.muted,
+        pinned=summary.pinned,
         last_message=None if summary.last_message is None else message_object(
             summary.last_message
         ),

@@ -16,7 +16,14 @@ import msgspec
 
 from hubbub.domain.calls import Call, EndReason
 from hubbub.domain.clock import format_time
-from hubbub.domain.models import Conversation, Member, Message, ReactionChange, SendOutcome
+from hubbub.domain.models import (
+    Conversation,
+    Deletion,
+    Member,
+    Message,
+    ReactionChange,
+    SendOutcome,
+)
 from hubbub.protocol.objects import CallObject, ConversationObject, MessageObject, Role
 from hubbub.services.views import conversation_object, message_object
 from hubbub.storage.outbox import EventBuilder, OutboxEvent, emitting
@@ -86,9 +93,9 @@ def message_edited(message: Message) -> list[OutboxEvent]:
                   MessageData(message_object(message)))
 
 
-def message_deleted(result: tuple[Message, bool]) -> list[OutboxEvent]:
-    message, changed = result
-    if not changed or message.deleted_at is None:
+def message_deleted(result: Deletion) -> list[OutboxEvent]:
+    message = result.message
+    if not result.changed or message.deleted_at is None:
         return []
     return _event("message.deleted", message.conversation_id, message.version,
                   MessageDeletedData(message.id, format_time(message.deleted_at),

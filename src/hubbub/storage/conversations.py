@@ -32,7 +32,9 @@ class ConversationStore(Protocol):
                                  ) -> list[ConversationSummary]:
         """The user's conversations (banned ones left out), newest activity first; only
         that one (if the user is in it) when `conversation_id` is given. `unread_count`
-        saturates at a cap (docs/DECISIONS.md)."""
+        and `mention_count` saturate at a cap (docs/DECISIONS.md); pinned ones come first.
+        Each summary carries the member's `mention_count`, read mark and settings (the
+        per-user inbox reads its counts here)."""
 
     async def conversation_versions(self, conversation_ids: Collection[str]
                                     ) -> dict[str, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hubbub.domain.models import Member, Membership
+from hubbub.domain.models import Member, Membership, UnreadCounts
 from hubbub.protocol.objects import Role
 
 
@@ -19,6 +19,10 @@ class MemberStore(Protocol):
         """The user's role in the conversation and whether they accepted it."""
 
     async def list_members(self, conversation_id: str) -> list[Member]: ...
+
+    async def unread_counts(self, conversation_id: str) -> dict[str, UnreadCounts]:
+        """Every (non-banned) member's `unread_count` and `mention_count` (each capped as
+        the conversation list caps them) and read mark, in one query."""
 
     async def accepted_conversation_ids(self, user_id: str) -> list[str]:
         """The ids of the conversations the user has accepted (banned ones left out): one
@@ -47,6 +51,11 @@ class MemberStore(Protocol):
     async def accept_membership(self, conversation_id: str, user_id: str, now: int) -> bool:
         """Mark the membership accepted (the user took part); False when it was already,
         or there is none."""
+
+    async def update_settings(self, conversation_id: str, user_id: str,
+                              muted: bool | None, pinned: bool | None) -> bool:
+        """Set the member's own `muted` and `pinned` (None: left as it is); False when
+        there is no such membership (nothing is stored then)."""
 
     async def remove_member(self, conversation_id: str, user_id: str) -> bool:
         """End a membership; False when there was none.

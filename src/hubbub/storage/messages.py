@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from hubbub.domain.models import Erasure, Message, MessageDraft, Page, SendOutcome, SyncPage
+from hubbub.domain.models import (
+    Deletion,
+    Erasure,
+    Message,
+    MessageDraft,
+    Page,
+    SendOutcome,
+    SyncPage,
+)
 
 
 class MessageStore(Protocol):
@@ -25,8 +33,10 @@ class MessageStore(Protocol):
             NotFound, Conflict: the message is gone or deleted.
         """
 
-    async def delete(self, message_id: str, deleted_by: str, now: int) -> tuple[Message, bool]:
-        """Soft-delete; False when it was deleted already (nothing changed)."""
+    async def delete(self, message_id: str, deleted_by: str, now: int) -> Deletion:
+        """Soft-delete; `changed` False when it was deleted already (nothing changed). A
+        reply deleted makes its parent's thread count its live replies again, under the
+        next version."""
 
     async def erase_user_content(self, user_id: str, now: int) -> Erasure:
         """Erase what the user left in conversations: every message it sent becomes a
@@ -37,8 +47,10 @@ class MessageStore(Protocol):
 
     async def get_message(self, message_id: str) -> Message | None: ...
 
-    async def history(self, conversation_id: str, before: int | None, limit: int) -> Page:
-        """The newest `limit` messages with `seq < before`, ascending."""
+    async def history(self, conversation_id: str, before: int | None, limit: int,
+                      parent_id: str | None = None) -> Page:
+        """The newest `limit` messages with `seq < before`, ascending; only the replies to
+        `parent_id` when it is given (a thread)."""
 
     async def edit_history(self, message_id: str) -> list[tuple[int, str, int]]:
         """(version, previous content, edited_at) of each edit, oldest first."""

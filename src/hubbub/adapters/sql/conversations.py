@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Row, and_, func, literal_column, select
+from sqlalchemy import Row, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
@@ -18,14 +18,11 @@ from hubbub.adapters.sql.shared import (
     with_reactions,
     write,
 )
+from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP, mention_count, unread_count
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.models import Conversation, ConversationSummary, Message
 from hubbub.domain.permissions import creator_role
 from hubbub.protocol.objects import Kind
-
-# A bound on per-request work (docs/DECISIONS.md, "Conversations"): `unread_count` counts
-# at most UNREAD_COUNT_CAP messages (clients show "999+").
-UNREAD_COUNT_CAP = 1000
 
 
 def direct_key(*user_ids: str) -> str:
@@ -115,10 +112,14 @@ class SqlConversationStore:
                                  ) -> list[ConversationSummary]:
         query = (
             select(conversations, members.c.role, members.c.last_read_seq,
-                   self._unread_count(user_id).label("unread_count"))
+                   members.c.muted, members.c.pinned,
+                   unread_count(self._unread_count_cap).label("unread_count"),
+                   mention_count(self._unread_count_cap).label("mention_count"))
             .join(members, members.c.conversation_id == conversations.c.id)
             .where(members.c.user_id == user_id, members.c.role != "banned")
-            .order_by(conversations.c.last_activity_at.desc(), conversations.c.id)
+            # Pinned conversations first (PROTOCOL.md §7), then the most recently active.
+            .order_by(members.c.pinned.desc(), conversations.c.last_activity_at.desc(),
+                      conversations.c.id)
         )
         if conversation_id is not None:
             query = query.where(conversations.c.id == conversation_id)
@@ -134,25 +135,13 @@ class SqlConversationStore:
                 unread_count=int(row.unread_count),
                 last_message=last.get(row.id),
                 last_activity=row.last_activity_at,
+                mention_count=int(row.mention_count),
+                last_read_seq=int(row.last_read_seq),
+                muted=bool(row.muted),
+                pinned=bool(row.pinned),
             )
             for row in rows
         ]
-
-    def _unread_count(self, user_id: str) -> Any:
-        """Other users' live messages after the member's read mark, counted up to the cap:
-        the LIMIT inside stops the index range scan there, so a member who never reads a
-        busy channel costs at most the cap per listing, not the channel's whole history."""
-        unread = (
-            select(literal_column("1")).select_from(messages)
-            .where(messages.c.conversation_id == conversations.c.id,
-                   messages.c.seq > members.c.last_read_seq,
-                   messages.c.sender_id != user_id,
-                   messages.c.deleted_at.is_(None))
-            .correlate(conversations, members)
-            .limit(self._unread_count_cap)
-            .subquery()
-        )
-        return select(func.count()).select_from(unread).scalar_subquery()
 
 
 async def _member_counts(conn: AsyncConnection, ids: list[str]) -> dict[str, int]:

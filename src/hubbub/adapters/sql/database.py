@@ -6,7 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hubbub.adapters.sql.calls import SqlCallStore
-from hubbub.adapters.sql.conversations import UNREAD_COUNT_CAP, SqlConversationStore
+from hubbub.adapters.sql.conversations import SqlConversationStore
 from hubbub.adapters.sql.dialect import Dialect, dialect_for
 from hubbub.adapters.sql.idempotency import SqlIdempotencyStore
 from hubbub.adapters.sql.members import SqlMemberStore
@@ -18,6 +18,7 @@ from hubbub.adapters.sql.receipts import SqlReceiptStore
 from hubbub.adapters.sql.search import SqlSearchStore
 from hubbub.adapters.sql.search_budget import DEFAULT_SEARCH, SearchLimits
 from hubbub.adapters.sql.shared import SQL_ERRORS, unavailable
+from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP
 from hubbub.adapters.sql.users import SqlUserStore
 from hubbub.adapters.sql.writer import Writer
 from hubbub.storage import Stores
@@ -44,7 +45,8 @@ class SqlDatabase:
             users=SqlUserStore(engine, dialect, self.writer),
             conversations=SqlConversationStore(engine, dialect, self.writer,
                                                unread_count_cap=unread_count_cap),
-            members=SqlMemberStore(engine, dialect, self.writer),
+            members=SqlMemberStore(engine, dialect, self.writer,
+                                   unread_count_cap=unread_count_cap),
             messages=SqlMessageStore(engine, dialect, self.writer),
             reactions=SqlReactionStore(engine, self.writer),
             receipts=SqlReceiptStore(dialect, self.writer),

@@ -23,10 +23,17 @@ from hubbub.adapters.sql.shared import (
     load_messages,
     lock_conversation,
     next_version,
+    recount_thread,
     write,
 )
 from hubbub.adapters.sql.writer import Writer
-from hubbub.domain.models import SYSTEM_SENDER, Erasure, Message, RemovedReaction
+from hubbub.domain.models import (
+    SYSTEM_SENDER,
+    Erasure,
+    Message,
+    RemovedReaction,
+    ThreadChange,
+)
 
 CHUNK = 500  # live messages tombstoned per job (and ids per IN list, below SQLite's 999)
 
@@ -45,7 +52,7 @@ async def erase_user_content(engine: AsyncEngine, writer: Writer, user_id: str,
     )
     async with ReadConnection(engine) as conn:
         conversation_ids = sorted(str(row[0]) for row in (await conn.execute(touched)).all())
-    erasure = Erasure([], [])
+    erasure = Erasure([], [], [])
     for conversation_id in conversation_ids:
         while True:
             chunk: list[Message] = await write(
@@ -53,8 +60,10 @@ async def erase_user_content(engine: AsyncEngine, writer: Writer, user_id: str,
             erasure.tombstones.extend(chunk)
             if len(chunk) < CHUNK:
                 break
-        erasure.reactions.extend(await write(
-            writer, _cleaner(writer, conversation_id, user_id, now), (conversation_id,)))
+        removed, threads = await write(
+            writer, _cleaner(writer, conversation_id, user_id, now), (conversation_id,))
+        erasure.reactions.extend(removed)
+        erasure.threads.extend(threads)
     return erasure
 
 
@@ -91,10 +100,11 @@ def _tombstoner(writer: Writer, conversation_id: str, sender_id: str, now: int) 
 
 
 def _cleaner(writer: Writer, conversation_id: str, user_id: str, now: int) -> Job:
-    async def _erase_the_rest(conn: AsyncConnection) -> list[RemovedReaction]:
+    async def _erase_the_rest(conn: AsyncConnection
+                              ) -> tuple[list[RemovedReaction], list[ThreadChange]]:
         """What is left once no message of the user is live: the content of tombstones
         deleted before, their edit history and reactions, the user's reactions on other
-        messages and its receipts."""
+        messages and its receipts; then the threads its replies were in, recounted."""
         await lock_conversation(writer, conn, conversation_id)
         mine = select(messages.c.id).where(_mine(conversation_id, user_id)).scalar_subquery()
         await conn.execute(update(messages).where(
@@ -105,7 +115,12 @@ def _cleaner(writer: Writer, conversation_id: str, user_id: str, now: int) -> Jo
         removed = await _unreact(conn, conversation_id, user_id, now)
         await conn.execute(delete(receipts).where(
             receipts.c.conversation_id == conversation_id, receipts.c.user_id == user_id))
-        return removed
+        parents = (await conn.execute(select(messages.c.parent_id).distinct().where(
+            _mine(conversation_id, user_id), messages.c.parent_id.is_not(None))
+            .order_by(messages.c.parent_id))).scalars().all()
+        threads = [change for parent in parents
+                   if (change := await recount_thread(conn, conversation_id, parent))]
+        return removed, threads
 
     return _erase_the_rest
 

@@ -12,22 +12,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import conversations, members, users
 from hubbub.adapters.sql.shared import ReadConnection, count_where, lock_conversation, write
+from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP, mention_count, unread_count
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.errors import Conflict, NotFound
-from hubbub.domain.models import Member, Membership
+from hubbub.domain.models import Member, Membership, UnreadCounts
 from hubbub.protocol.objects import Role
 
 
 def _to_member(row: Row[Any], user_name: str) -> Member:
     return Member(row.conversation_id, row.user_id, user_name, row.role, row.joined_at,
-                  row.last_read_seq, row.accepted_at)
+                  row.last_read_seq, row.accepted_at, bool(row.muted), bool(row.pinned))
 
 
 class SqlMemberStore:
-    def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer) -> None:
+    def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer, *,
+                 unread_count_cap: int = UNREAD_COUNT_CAP) -> None:
         self._engine = engine
         self._dialect = dialect
         self._writer = writer
+        self._unread_count_cap = unread_count_cap
 
     async def get_membership(self, conversation_id: str, user_id: str) -> Membership | None:
         async with ReadConnection(self._engine) as conn:
@@ -47,6 +50,16 @@ class SqlMemberStore:
                 .order_by(members.c.joined_at, members.c.user_id)
             )).all()
         return [_to_member(row, row.name) for row in rows]
+
+    async def unread_counts(self, conversation_id: str) -> dict[str, UnreadCounts]:
+        query = select(members.c.user_id, members.c.last_read_seq,
+                       unread_count(self._unread_count_cap).label("unread"),
+                       mention_count(self._unread_count_cap).label("mentions")).where(
+            members.c.conversation_id == conversation_id, members.c.role != "banned")
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+        return {row.user_id: UnreadCounts(int(row.unread), int(row.mentions),
+                                          int(row.last_read_seq)) for row in rows}
 
     async def accepted_conversation_ids(self, user_id: str) -> list[str]:
         async with ReadConnection(self._engine) as conn:
@@ -115,6 +128,19 @@ class SqlMemberStore:
             return bool(result.rowcount)
 
         return await write(self._writer, _accept_membership, (conversation_id,))
+
+    async def update_settings(self, conversation_id: str, user_id: str,
+                              muted: bool | None, pinned: bool | None) -> bool:
+        values = {name: value for name, value in (("muted", muted), ("pinned", pinned))
+                  if value is not None}
+
+        async def _member_settings(conn: AsyncConnection) -> bool:
+            result = await conn.execute(update(members).where(
+                members.c.conversation_id == conversation_id, members.c.user_id == user_id,
+            ).values(**values))
+            return bool(result.rowcount)
+
+        return await write(self._writer, _member_settings, (conversation_id,))
 
     async def remove_member(self, conversation_id: str, user_id: str) -> bool:
         async def _end_membership(conn: AsyncConnection) -> bool:

@@ -18,6 +18,7 @@ from hubbub.adapters.sql.shared import (
     message_keys,
     message_select,
     next_version,
+    recount_thread,
     to_message,
     unavailable,
     with_reactions,
@@ -25,7 +26,15 @@ from hubbub.adapters.sql.shared import (
 )
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.errors import NotFound
-from hubbub.domain.models import Erasure, Message, MessageDraft, Page, SendOutcome, SyncPage
+from hubbub.domain.models import (
+    Deletion,
+    Erasure,
+    Message,
+    MessageDraft,
+    Page,
+    SendOutcome,
+    SyncPage,
+)
 
 
 class SqlMessageStore:
@@ -58,19 +67,22 @@ class SqlMessageStore:
         keys = await message_keys(self._engine, self._writer, message_id)
         return await write(self._writer, _store_edit, keys)
 
-    async def delete(self, message_id: str, deleted_by: str, now: int) -> tuple[Message, bool]:
-        async def _soft_delete(conn: AsyncConnection) -> tuple[Message, bool]:
+    async def delete(self, message_id: str, deleted_by: str, now: int) -> Deletion:
+        async def _soft_delete(conn: AsyncConnection) -> Deletion:
             row = (await conn.execute(message_select().where(messages.c.id == message_id))).first()
             if row is None:
                 raise NotFound("unknown message")
             if row.deleted_at is not None:
-                return to_message(row, {}), False
+                return Deletion(to_message(row, {}), False)
             version = await next_version(conn, row.conversation_id, None)
             await conn.execute(update(messages).where(messages.c.id == message_id).values(
                 deleted_at=now, deleted_by=deleted_by, version=version
             ))
             await conn.execute(delete(reactions).where(reactions.c.message_id == message_id))
-            return (await load_messages(conn, [message_id]))[0], True
+            thread = None
+            if row.parent_id is not None:
+                thread = await recount_thread(conn, row.conversation_id, row.parent_id)
+            return Deletion((await load_messages(conn, [message_id]))[0], True, thread)
 
         keys = await message_keys(self._engine, self._writer, message_id)
         return await write(self._writer, _soft_delete, keys)
@@ -83,8 +95,11 @@ class SqlMessageStore:
             found = await load_messages(conn, [message_id])
         return found[0] if found else None
 
-    async def history(self, conversation_id: str, before: int | None, limit: int) -> Page:
+    async def history(self, conversation_id: str, before: int | None, limit: int,
+                      parent_id: str | None = None) -> Page:
         query = message_select().where(messages.c.conversation_id == conversation_id)
+        if parent_id is not None:
+            query = query.where(messages.c.parent_id == parent_id)
         if before is not None:
             query = query.where(messages.c.seq < before)
         query = query.order_by(messages.c.seq.desc()).limit(limit + 1)
@@ -111,6 +126,7 @@ class SqlMessageStore:
             statement = statement.where(or_(
                 messages.c.created_at > since, messages.c.edited_at > since,
                 messages.c.deleted_at > since, messages.c.reacted_at > since,
+                messages.c.last_reply_at > since,
             ))
         statement = statement.order_by(messages.c.version).limit(limit + 1)
         current = None
@@ -130,3 +146,4 @@ class SqlMessageStore:
         else:
             last_version = after
         return SyncPage(page, len(rows) > limit, last_version)
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -67,6 +69,9 @@ members = Table(
     # membership someone else made is not accepted. Presence goes only through accepted
     # memberships (docs/DECISIONS.md, "Consent").
     Column("accepted_at", BigInteger),
+    # Migration 0011: the member's own settings of the conversation.
+    Column("muted", Boolean, nullable=False, server_default=false()),
+    Column("pinned", Boolean, nullable=False, server_default=false()),
     Index("ix_members_user", "user_id"),
 )
 
@@ -90,6 +95,11 @@ messages = Table(
     # PostgreSQL also gets a pg_trgm GIN index on `content` there (not declared here: it
     # has no SQLite form).
     Column("reacted_at", BigInteger),
+    # Migration 0011: the user ids it mentions, a JSON array (`@here`/`@all` as such).
+    Column("mentions", Text),
+    # Migration 0011: the thread under it (its live replies) and its latest reply's time.
+    Column("reply_count", BigInteger, nullable=False, server_default="0"),
+    Column("last_reply_at", BigInteger),
     UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
     UniqueConstraint(
         "sender_id", "conversation_id", "client_message_id", name="uq_messages_client_id"
@@ -97,6 +107,22 @@ messages = Table(
     Index("ix_messages_conversation_version", "conversation_id", "version"),
     # Search reads each conversation newest first and merges them (migration 0006).
     Index("ix_messages_conversation_created", "conversation_id", "created_at", "seq"),
+    # A thread, a page at a time (migration 0011).
+    Index("ix_messages_thread", "conversation_id", "parent_id", "seq"),
+)
+
+# Migration 0011: one row per member a message mentions (user id "" for `@here`/`@all`:
+# no user id is empty), so that a member's `mention_count` (mentions after their read
+# mark) is a range of the primary key.
+message_mentions = Table(
+    "message_mentions",
+    metadata,
+    Column("conversation_id", ID, primary_key=True),
+    Column("user_id", USER_ID, primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("message_id", ID, nullable=False),
+    # The sender's own messages never count for it (an `@all` row, user id "", is theirs).
+    Column("sender_id", USER_ID, nullable=False),
 )
 
 message_edits = Table(

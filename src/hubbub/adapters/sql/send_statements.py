@@ -17,11 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 # The messages columns a send writes; the others (edits, deletion, reactions) start NULL.
 COLUMNS = ("id", "conversation_id", "seq", "version", "sender_id", "content", "parent_id",
-           "attachments", "client_message_id", "created_at")
+           "attachments", "client_message_id", "created_at", "mentions")
+# The message_mentions columns (migration 0011): one row per mentioned user of a message.
+MENTION_COLUMNS = ("conversation_id", "user_id", "seq", "message_id", "sender_id")
 
 Key = tuple[str, str, str]  # (sender_id, conversation_id, client_message_id)
 Row = tuple[Any, ...]  # the values of COLUMNS, in order
 Counts = dict[str, tuple[int, int]]  # conversation → (messages, latest time)
+Reply = tuple[str, int, int, int]  # (parent id, replies, latest reply time, version)
 
 
 class SendStatements(Protocol):
@@ -35,6 +38,13 @@ class SendStatements(Protocol):
     async def insert(self, rows: list[Row]) -> None:
         """Store the new messages."""
 
+    async def insert_mentions(self, rows: list[Row]) -> None:
+        """Store the mentions of the new messages (the values of MENTION_COLUMNS)."""
+
+    async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
+        """Add n replies to each parent, move its last reply time forward and give it the
+        version; each parent's (reply_count, last_reply_at) after it (gone ones left out)."""
+
 
 class SqliteSendStatements:
     """On aiosqlite's Connection under SQLAlchemy's (the same sqlite3 connection)."""
@@ -42,6 +52,13 @@ class SqliteSendStatements:
     __slots__ = ("_db",)
     _INSERT = (f"INSERT INTO messages ({', '.join(COLUMNS)}) "
                f"VALUES ({', '.join('?' * len(COLUMNS))})")
+    _INSERT_MENTIONS = (f"INSERT INTO message_mentions ({', '.join(MENTION_COLUMNS)}) "
+                        f"VALUES ({', '.join('?' * len(MENTION_COLUMNS))})")
+    _COUNT_REPLIES = (
+        "UPDATE messages SET reply_count = reply_count + ?, "
+        "last_reply_at = MAX(COALESCE(last_reply_at, 0), ?), version = ? "
+        "WHERE id = ? RETURNING id, reply_count, last_reply_at"
+    )
 
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -77,6 +94,17 @@ class SqliteSendStatements:
     async def insert(self, rows: list[Row]) -> None:
         await self._db.executemany(self._INSERT, rows)
 
+    async def insert_mentions(self, rows: list[Row]) -> None:
+        await self._db.executemany(self._INSERT_MENTIONS, rows)
+
+    async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
+        counted: dict[str, tuple[int, int]] = {}
+        for parent_id, n, at, version in updates:  # nearly always one parent per batch
+            for row in await self._db.execute_fetchall(self._COUNT_REPLIES,
+                                                       (n, at, version, parent_id)):
+                counted[row[0]] = (int(row[1]), int(row[2]))
+        return counted
+
 
 class PostgresSendStatements:
     """Fixed-text statements over arrays, so asyncpg prepares each once per connection."""
@@ -99,7 +127,21 @@ class PostgresSendStatements:
     _INSERT = (
         f"INSERT INTO messages ({', '.join(COLUMNS)}) "
         "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], "
-        "$5::varchar[], $6::text[], $7::varchar[], $8::text[], $9::varchar[], $10::bigint[])"
+        "$5::varchar[], $6::text[], $7::varchar[], $8::text[], $9::varchar[], $10::bigint[], "
+        "$11::text[])"
+    )
+    _INSERT_MENTIONS = (
+        f"INSERT INTO message_mentions ({', '.join(MENTION_COLUMNS)}) "
+        "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::varchar[], "
+        "$5::varchar[])"
+    )
+
+    _COUNT_REPLIES = (
+        "UPDATE messages AS m SET reply_count = m.reply_count + d.n, "
+        "last_reply_at = GREATEST(COALESCE(m.last_reply_at, 0), d.at), version = d.v "
+        "FROM unnest($1::varchar[], $2::bigint[], $3::bigint[], $4::bigint[]) "
+        "AS d(id, n, at, v) WHERE m.id = d.id "
+        "RETURNING m.id, m.reply_count, m.last_reply_at"
     )
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -119,3 +161,12 @@ class PostgresSendStatements:
     async def insert(self, rows: list[Row]) -> None:
         await self._conn.exec_driver_sql(self._INSERT,
                                          tuple(list(c) for c in zip(*rows, strict=True)))
+
+    async def insert_mentions(self, rows: list[Row]) -> None:
+        await self._conn.exec_driver_sql(self._INSERT_MENTIONS,
+                                         tuple(list(c) for c in zip(*rows, strict=True)))
+
+    async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
+        rows: Sequence[Any] = (await self._conn.exec_driver_sql(
+            self._COUNT_REPLIES, tuple(list(c) for c in zip(*updates, strict=True)))).all()
+        return {row[0]: (int(row[1]), int(row[2])) for row in rows}

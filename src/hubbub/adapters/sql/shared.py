@@ -17,7 +17,7 @@ from hubbub.adapters.sql.dialect import lock_conversations
 from hubbub.adapters.sql.schema import conversations, messages, reactions, users
 from hubbub.adapters.sql.writer import Writer
 from hubbub.domain.errors import Conflict, NotFound
-from hubbub.domain.models import Message, ReactionSummary
+from hubbub.domain.models import Message, ReactionSummary, ThreadChange
 from hubbub.protocol.objects import Attachment
 from hubbub.storage.errors import StoreUnavailable
 
@@ -30,6 +30,7 @@ SQL_ERRORS = (SQLAlchemyError, OSError)
 DRIVER_ERRORS = (*SQL_ERRORS, sqlite3.Error)
 
 _attachments_decoder = msgspec.json.Decoder(tuple[Attachment, ...])
+_mentions_decoder = msgspec.json.Decoder(tuple[str, ...])
 # An outer join: a system message (sender id "") has no user row; its sender name is "".
 _MESSAGE_COLUMNS = (*messages.c, func.coalesce(users.c.name, "").label("sender_name"))
 
@@ -153,6 +154,9 @@ def to_message(row: Row[Any], reactions_of: dict[str, tuple[ReactionSummary, ...
         deleted_at=row.deleted_at,
         deleted_by=row.deleted_by,
         reactions=reactions_of.get(row.id, ()),
+        mentions=_mentions_decoder.decode(row.mentions) if row.mentions else (),
+        reply_count=row.reply_count,
+        last_reply_at=row.last_reply_at,
     )
 
 
@@ -181,3 +185,23 @@ async def _reactions(conn: AsyncConnection,
         message_id: tuple(ReactionSummary(emoji, tuple(uids)) for emoji, uids in by.items())
         for message_id, by in grouped.items()
     }
+
+
+async def recount_thread(conn: AsyncConnection, conversation_id: str,
+                         parent_id: str) -> ThreadChange | None:
+    """Count the parent's live replies again (a deleted reply does not count) after a
+    reply was deleted or erased: when the count moved, store it under the next version
+    and return the change; None when nothing moved (no version taken)."""
+    live = (await conn.execute(
+        select(func.count(), func.max(messages.c.created_at)).where(
+            messages.c.parent_id == parent_id, messages.c.deleted_at.is_(None))
+    )).one()
+    count, latest = int(live[0]), live[1]
+    stored = (await conn.execute(select(messages.c.reply_count, messages.c.last_reply_at)
+                                 .where(messages.c.id == parent_id))).first()
+    if stored is None or (stored.reply_count, stored.last_reply_at) == (count, latest):
+        return None
+    version = await next_version(conn, conversation_id, None)
+    await conn.execute(update(messages).where(messages.c.id == parent_id).values(
+        reply_count=count, last_reply_at=latest, version=version))
+    return ThreadChange(conversation_id, parent_id, version, count, latest)

@@ -18,6 +18,7 @@ from hubbub.services.authentication import Authenticator
 from hubbub.services.calls import CallService
 from hubbub.services.context import Actor
 from hubbub.services.conversations import ConversationService
+from hubbub.services.member_settings import MemberSettings
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
 from hubbub.services.tickets import TicketService
@@ -40,6 +41,7 @@ class Api:
     presence: PresenceService
     tickets: TicketService
     calls: CallService
+    member_settings: MemberSettings
 
 
 API = web.AppKey("api", Api)

@@ -11,6 +11,7 @@ from hubbub.domain.clock import format_time
 from hubbub.domain.models import Member
 from hubbub.protocol.objects import Role as RoleName
 from hubbub.services.context import Actor
+from hubbub.services.views import summary_object
 from hubbub.transport.http.api import Api, path_id, path_user_id
 from hubbub.transport.http.bodies import json_response, read_body
 
@@ -40,6 +41,19 @@ async def put_member(request: web.Request, api: Api, actor: Actor) -> web.Respon
         actor, path_id(request), path_user_id(request), body.role
     )
     return json_response(_member_object(member), 201 if created else 200)
+
+
+class PatchMembership(msgspec.Struct, frozen=True):
+    muted: bool | None = None
+    pinned: bool | None = None
+
+
+async def patch_membership(request: web.Request, api: Api, actor: Actor) -> web.Response:
+    """The caller's own settings (`UpdateMembership`); the caller's conversation object."""
+    body = await read_body(request, PatchMembership, api.max_body_bytes)
+    summary = await api.member_settings.update(actor, path_id(request), body.muted,
+                                               body.pinned)
+    return json_response(summary_object(summary))
 
 
 async def remove_member(request: web.Request, api: Api, actor: Actor) -> web.Response:

@@ -25,6 +25,8 @@ def routes(app: web.Application, base: str = "") -> None:
                        authed(members.put_member))
     app.router.add_delete(f"{api}/conversations/{{id}}/members/{{user_id}}",
                           authed(members.remove_member))
+    app.router.add_patch(f"{api}/conversations/{{id}}/membership",
+                         authed(members.patch_membership))
     app.router.add_get(f"{api}/conversations/{{id}}/messages", authed(messages.list_messages))
     app.router.add_post(f"{api}/conversations/{{id}}/messages", authed(messages.post_message))
     app.router.add_get(f"{api}/conversations/{{id}}/calls", authed(calls.list_calls))

@@ -13,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from msgspec import UNSET
+
 from hubbub.delivery.connection import Connection
 from hubbub.delivery.hub import Hub
 from hubbub.domain.clock import format_time
@@ -27,7 +29,7 @@ from hubbub.protocol.server import (
 from hubbub.services.context import Actor
 from hubbub.services.search import search_results
 from hubbub.services.usecases import UseCases
-from hubbub.services.views import message_object
+from hubbub.services.views import message_object, summary_object
 
 
 class Actions:
@@ -75,7 +77,7 @@ async def send_message(a: Actions, actor: Actor, connection: Connection,
                        m: c.SendMessage) -> ServerMessage:
     started = time.perf_counter()
     sent = await a.cases.messages.send(actor, m.conversation_id, m.content, m.parent_id,
-                                       m.attachments, m.client_message_id)
+                                       m.attachments, m.client_message_id, m.mentions)
     a.observe_send(time.perf_counter() - started)
     return ActionConfirmed(action="SendMessage", request_id=m.request_id, message=sent.view)
 
@@ -110,12 +112,14 @@ async def leave_conversation(a: Actions, actor: Actor, connection: Connection,
 
 async def fetch_history(a: Actions, actor: Actor, connection: Connection,
                         m: c.FetchHistory) -> ServerMessage:
-    page = await a.cases.messages.history(actor, m.conversation_id, m.before, m.limit)
+    page = await a.cases.messages.history(actor, m.conversation_id, m.before, m.limit,
+                                          m.parent_id)
     return HistoryChunk(conversation_id=m.conversation_id,
                         messages=[message_object(x) for x in page.messages],
                         has_more=page.has_more,
                         next_before=page.messages[0].seq if page.messages else None,
-                        request_id=m.request_id)
+                        request_id=m.request_id,
+                        parent_id=UNSET if m.parent_id is None else m.parent_id)
 
 
 async def search_messages(a: Actions, actor: Actor, connection: Connection,
@@ -151,6 +155,14 @@ async def mark_as_delivered(a: Actions, actor: Actor, connection: Connection,
                             m: c.MarkAsDelivered) -> ServerMessage:
     await a.cases.receipts.mark_delivered(actor, m.conversation_id, m.message_id)
     return _confirmed(m)
+
+
+async def update_membership(a: Actions, actor: Actor, connection: Connection,
+                            m: c.UpdateMembership) -> ServerMessage:
+    summary = await a.cases.member_settings.update(actor, m.conversation_id, m.muted,
+                                                   m.pinned, connection_id=connection.id)
+    return ActionConfirmed(action="UpdateMembership", request_id=m.request_id,
+                           conversation=summary_object(summary))
 
 
 async def add_reaction(a: Actions, actor: Actor, connection: Connection,
@@ -216,6 +228,7 @@ ACTIONS: Mapping[type[c.ClientMessage], Row] = {
     c.Typing: typing,
     c.MarkAsRead: mark_as_read,
     c.MarkAsDelivered: mark_as_delivered,
+    c.UpdateMembership: update_membership,
     c.AddReaction: add_reaction,
     c.RemoveReaction: remove_reaction,
     c.CallOffer: call_offer,

@@ -24,6 +24,7 @@ from hubbub.domain.limits import (
     MAX_ATTACHMENTS,
     MAX_CONTENT_CHARS,
     MAX_EMOJI_PER_MESSAGE,
+    MAX_MENTIONS,
     MAX_REACTIONS_PER_USER,
     SYNC_LIMIT_MAX,
 )
@@ -211,6 +212,7 @@ def greeting_limits(settings: Settings) -> Limits:
         max_reactions_per_user_per_message=MAX_REACTIONS_PER_USER,
         conversations_per_hour=settings.conversations_per_hour,
         conversation_burst=settings.conversation_burst,
+        max_mentions=MAX_MENTIONS,
     )
 
 
