@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubbub.client import AuthenticationError, Backoff, Client, Event, RequestError
+from hubbub.client import AuthenticationError, Client, Event, RequestError
 from hubbub.protocol.server import (
     Connected,
     MessageDeleted,
@@ -15,12 +15,10 @@ from hubbub.protocol.server import (
     ReactionAdded,
     UserTyping,
 )
-from tests.sdk.support import next_event
+from tests.sdk.support import FAST, next_event
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-
-FAST = Backoff(initial=0.05, maximum=0.5)
 
 
 async def test_requests_resolve_to_typed_answers_and_events_follow(
