@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from hubbub.client import Client
 from hubbub.protocol.objects import MessageObject
@@ -105,6 +105,14 @@ async def chatter(client: Client, conversation_id: str, count: int, tag: str,
         if i % 5 == 4:
             await client.delete(message.id)
     return sent
+
+
+def assert_sent_once(sent: list[MessageObject], state: Mapping[str, Snapshot],
+                     count: int) -> None:
+    """`count` sends, each resolved to a distinct stored message."""
+    assert len(sent) == count
+    assert len({m.id for m in sent}) == count
+    assert {m.id for m in sent} <= set(state)
 
 
 async def converges(mirror: Mirror, reader: Client, within: float = 30.0) -> None:

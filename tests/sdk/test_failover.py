@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from hubbub.client import Client
-from hubbub.protocol.objects import MessageObject
-from tests.sdk.mirror import Mirror, chatter, converges, following, stored
+from tests.sdk.mirror import Mirror, assert_sent_once, chatter, converges, following, stored
 from tests.sdk.support import FAST
 from tests.support.cluster import postgres_database, run_cluster
 from tests.support.process import ServerProcess
@@ -42,13 +41,6 @@ async def three_processes(tmp_path: Path) -> AsyncIterator[list[ServerProcess]]:
         finally:
             for process in processes:
                 await process.kill()
-
-
-def assert_sent_once(sent: list[MessageObject], state: dict[str, object], count: int) -> None:
-    """`count` sends, each resolved to a distinct stored message."""
-    assert len(sent) == count
-    assert len({m.id for m in sent}) == count
-    assert {m.id for m in sent} <= set(state)
 
 
 async def test_the_instance_dies_under_the_client(tmp_path: Path) -> None:

@@ -11,10 +11,9 @@ import pytest
 
 from hubbub.client import Client
 from tests.conftest import Backend
-from tests.sdk.mirror import Mirror, chatter, converges, following, stored
+from tests.sdk.mirror import Mirror, assert_sent_once, chatter, converges, following, stored
 from tests.sdk.stall import StallingProxy
 from tests.sdk.support import FAST
-from tests.sdk.test_failover import assert_sent_once
 from tests.support.server import run_server
 from tests.support.waiting import until
 
