@@ -69,6 +69,7 @@ Event = (Connected | NewMessage | MessageEdited | MessageDeleted | ReactionAdded
 
 EventHandler = Callable[[Event], Awaitable[None] | None]
 A = TypeVar("A", bound=AnyServerMessage)
+CLOSE_TIMEOUT_S = 5.0
 CHANGES = (NewMessage, MessageEdited, MessageDeleted, ReactionAdded, ReactionRemoved)
 
 
@@ -120,9 +121,15 @@ class Client:
     async def close(self) -> None:
         """Close the connection; pending requests fail with `ClientClosed`."""
         await self._link.close()
-        for task in self._syncs.values():
+        syncs = list(self._syncs.values())
+        for task in syncs:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # The link ends by itself once closed; only a connect attempt that hangs is cut.
+            _, hanging = await asyncio.wait(self._tasks[:1], timeout=CLOSE_TIMEOUT_S)
+            for task in [*hanging, *self._tasks[1:]]:
+                task.cancel()
+        await asyncio.gather(*self._tasks, *syncs, return_exceptions=True)
 
     async def __aenter__(self) -> Client:
         await self.start()

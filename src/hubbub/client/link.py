@@ -14,6 +14,7 @@ themselves) stops the link and fails every pending request with `AuthenticationE
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +42,8 @@ log = logging.getLogger("hubbub.client")
 
 Source: TypeAlias = str | Callable[[], str | Awaitable[str]]
 Urls: TypeAlias = str | Sequence[str] | Callable[[], str | Awaitable[str]]
+# A handshake (and ticket) slower than this is abandoned and tried again.
+CONNECT_TIMEOUT_S = 15.0
 Answer = ActionConfirmed | Error | HistoryChunk | SyncChunk | SearchResults | Pong
 
 
@@ -74,6 +77,7 @@ class Link:
         self.failure: BaseException | None = None
         self.connections = 0  # how many connections reached `Connected`
         self._tasks: set[asyncio.Task[None]] = set()
+        self._woken = asyncio.Event()
 
     async def request(self, message: ClientMessage, *, bound: bool = False
                       ) -> AnyServerMessage:
@@ -102,17 +106,21 @@ class Link:
         try:
             while not self._closing:
                 try:
-                    socket = await self._open()
+                    socket = await asyncio.wait_for(self._open(), CONNECT_TIMEOUT_S)
                 except AuthenticationError as exc:
                     self._stop(exc)
                     return
-                except Unreachable as exc:
-                    log.info("hubbub unreachable (%s); retrying", exc)
+                except (Unreachable, TimeoutError) as exc:
+                    log.info("hubbub unreachable (%s); retrying", exc or "timed out")
+                except Exception:  # the URL or token callback failed: try again later
+                    log.exception("could not prepare a connection to hubbub; retrying")
                 else:
                     if await self._serve(socket):
                         attempt = 0
                 if not self._closing:
-                    await asyncio.sleep(self._backoff.delay(attempt))
+                    with contextlib.suppress(TimeoutError):  # `close` cuts the wait short
+                        await asyncio.wait_for(self._woken.wait(),
+                                               self._backoff.delay(attempt))
                     attempt += 1
         finally:
             self._stop(ClientClosed("the client is closed"))
@@ -121,6 +129,7 @@ class Link:
 
     async def close(self) -> None:
         self._closing = True
+        self._woken.set()
         if self._socket is not None:
             await self._socket.close()
 

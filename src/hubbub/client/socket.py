@@ -73,7 +73,10 @@ class Socket:
     async def receive(self) -> AnyServerMessage | None:
         """The next server message; None once the connection has closed."""
         while True:
-            frame = await self._ws.receive()
+            try:
+                frame = await self._ws.receive()
+            except (aiohttp.ClientError, ConnectionError, RuntimeError):
+                return None
             if frame.type is aiohttp.WSMsgType.TEXT:
                 try:
                     message: AnyServerMessage = _decoder.decode(frame.data)
