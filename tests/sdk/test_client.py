@@ -17,6 +17,7 @@ from hubbub.protocol.server import (
 )
 from tests.sdk.support import FAST, next_event
 from tests.support.server import RunningServer
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -109,3 +110,31 @@ async def test_a_refused_token_is_an_authentication_error(server: RunningServer)
         await client.start()
     assert refused.value.status == 401
     await client.close()
+
+
+async def test_a_handler_may_await_requests(server: RunningServer) -> None:
+    """on_event handlers run beside the reader: one that awaits a send (a bot) gets its
+    answer. search, sync and mark_delivered answer typed too."""
+    alice, bob = server.user("alice"), server.user("bob")
+    room = (await server.create_conversation(alice, "group", "handler", members=[bob]))["id"]
+    replies: list[str] = []
+
+    async with Client(server.ws_url, bob.token, backoff=FAST) as b:
+        async def handler(event: Event) -> None:
+            if isinstance(event, NewMessage) and event.message.sender_id == alice.id:
+                replied = await b.send(room, f"re: {event.message.content}")
+                replies.append(replied.content)
+
+        async with Client(server.ws_url, alice.token, backoff=FAST, on_event=handler) as a:
+            await a.join(room)
+            await b.join(room)
+            sent = await b.send(room, "ping")
+            events = b.events()
+            first = await a.send(room, "hello")
+            await until(lambda: replies == ["re: hello"], "the handler's send was answered")
+            assert isinstance(await next_event(events), Connected)
+            await b.mark_delivered(room, first.id)
+            changes = await b.sync(room, since_version=0)
+            assert [m.id for m in changes.messages][:2] == [sent.id, first.id]
+            found = await b.search("hello", conversation_id=room)
+            assert sorted(m.content for m in found.messages) == ["hello", "re: hello"]
