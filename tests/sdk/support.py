@@ -10,7 +10,7 @@ from hubbub.client import Backoff, Event
 
 WITHIN = 15.0
 # Quick reconnects, so that tests of losses run in seconds.
-FAST = Backoff(initial=0.05, maximum=0.5)
+FAST = Backoff(initial=0.05, maximum=0.5, after_shutdown=0.5)
 
 
 async def next_event(events: AsyncIterator[Event], within: float = WITHIN) -> Event:

@@ -90,3 +90,12 @@ def test_full_jitter_stays_under_the_exponential_cap() -> None:
     assert all(0 <= d <= 4.0 for d in delays)
     assert min(delays) < 1.0 < 3.0 < max(delays)  # spread over the range, not fixed
     assert backoff.cap(10_000) == 8.0
+
+
+def test_a_shutdown_spreads_reconnects_over_seconds() -> None:
+    """After 1001 the first delay is drawn from [0, after_shutdown], not [0, initial]."""
+    backoff = Backoff(initial=0.1, after_shutdown=3.0, random=random.Random(2))
+    delays = [backoff.delay(0, close_code=1001) for _ in range(200)]
+    assert all(0 <= d <= 3.0 for d in delays)
+    assert max(delays) > 1.0
+    assert all(backoff.delay(0, close_code=4008) <= 0.1 for _ in range(50))

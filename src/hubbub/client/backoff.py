@@ -18,6 +18,9 @@ class Backoff:
     initial: float = 0.5
     maximum: float = 30.0
     multiplier: float = 2.0
+    # §1: after a `1001` (the server shutting down) clients spread their reconnects over
+    # up to a few seconds, so the instances left are not hit by all of them at once.
+    after_shutdown: float = 3.0
     random: random.Random = field(default_factory=random.Random)
 
     def cap(self, attempt: int) -> float:
@@ -26,6 +29,10 @@ class Backoff:
             return self.maximum
         return min(self.maximum, self.initial * self.multiplier ** attempt)
 
-    def delay(self, attempt: int) -> float:
-        """A delay drawn uniformly from [0, cap(attempt)]."""
-        return self.random.uniform(0, self.cap(attempt))
+    def delay(self, attempt: int, close_code: int | None = None) -> float:
+        """A delay drawn uniformly from [0, cap(attempt)] (at least [0, after_shutdown]
+        after a close with `1001`)."""
+        cap = self.cap(attempt)
+        if close_code == 1001:
+            cap = max(cap, self.after_shutdown)
+        return self.random.uniform(0, cap)

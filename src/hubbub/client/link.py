@@ -102,7 +102,7 @@ class Link:
     async def run(self) -> None:
         """Connect, serve, reconnect, until `close` (or a refused handshake)."""
         owned = self._session = self._session or aiohttp.ClientSession()
-        attempt = 0
+        attempt, close_code = 0, None
         try:
             while not self._closing:
                 try:
@@ -117,11 +117,12 @@ class Link:
                 else:
                     if await self._serve(socket):
                         attempt = 0
+                    close_code = socket.close_code
                 if not self._closing:
                     with contextlib.suppress(TimeoutError):  # `close` cuts the wait short
                         await asyncio.wait_for(self._woken.wait(),
-                                               self._backoff.delay(attempt))
-                    attempt += 1
+                                               self._backoff.delay(attempt, close_code))
+                    attempt, close_code = attempt + 1, None
         finally:
             self._stop(ClientClosed("the client is closed"))
             if self._own_session:
