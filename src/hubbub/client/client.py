@@ -150,7 +150,8 @@ class Client:
         return self.connected.user_id
 
     async def events(self) -> AsyncIterator[Event]:
-        """The events, in order, until the client is closed."""
+        """The events, in order, until the client is closed. One consumer: two iterators
+        would split the events between them. Unread events wait in memory."""
         while (event := await self._queue.get()) is not None:
             yield event
 
