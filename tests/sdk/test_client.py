@@ -15,7 +15,7 @@ from hubbub.protocol.server import (
     ReactionAdded,
     UserTyping,
 )
-from tests.sdk.support import FAST, next_event
+from tests.sdk.support import FAST, next_event, next_of
 from tests.support.server import RunningServer
 from tests.support.waiting import until
 
@@ -138,3 +138,18 @@ async def test_a_handler_may_await_requests(server: RunningServer) -> None:
             assert [m.id for m in changes.messages][:2] == [sent.id, first.id]
             found = await b.search("hello", conversation_id=room)
             assert sorted(m.content for m in found.messages) == ["hello", "re: hello"]
+
+
+async def test_join_since_a_version_delivers_what_came_after(server: RunningServer) -> None:
+    """join(since_version=0) syncs first: the messages sent before the join arrive as
+    NewMessage, in order, then live ones follow, each once."""
+    alice = server.user("alice")
+    room = (await server.create_conversation(alice, "group", "since"))["id"]
+    async with Client(server.ws_url, alice.token, backoff=FAST) as writer:
+        before = [await writer.send(room, f"early {i}") for i in range(3)]
+        async with Client(server.ws_url, alice.token, backoff=FAST) as reader:
+            events = reader.events()
+            await reader.join(room, since_version=0)
+            after = await writer.send(room, "late")
+            heard = [(await next_of(events, NewMessage)).message.id for _ in range(4)]
+    assert heard == [m.id for m in [*before, after]]
