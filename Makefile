@@ -35,7 +35,7 @@ migrate: $(STAMP)
 	$(BIN)/hubbub migrate
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
