@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from hubbub.protocol.client import AnyClientMessage
+from hubbub.protocol.server import AnyServerMessage
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "asyncapi"
 DOCUMENT = ROOT / "docs" / "contract" / "asyncapi.json"
@@ -38,7 +41,8 @@ def _validate(path: Path) -> subprocess.CompletedProcess[str]:
 def test_the_asyncapi_document_is_valid() -> None:
     result = _validate(DOCUMENT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "valid: AsyncAPI 3.0.0, 41 messages" in result.stdout
+    messages = len(AnyClientMessage.__args__) + len(AnyServerMessage.__args__)
+    assert f"valid: AsyncAPI 3.0.0, {messages} messages" in result.stdout
 
 
 def test_the_parser_refuses_a_broken_document(tmp_path: Path) -> None:

@@ -51,6 +51,8 @@ _CURSOR = {"type": "integer", "minimum": 0, "maximum": 2**63 - 1}
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
 _PAGE = (Query("before", _CURSOR, "only messages with a smaller `seq`"),
          Query("limit", _LIMIT, "at most this many messages"))
+_THREAD = Query("parent_id", {"type": "string", "format": "uuid"},
+                "only the replies of this message (its thread)")
 _CALL_PAGE = (Query("before", {"type": "string", "format": "date-time"},
                     "only calls created before this time (RFC 3339)"),
               Query("limit", _LIMIT, "at most this many calls"))
@@ -82,8 +84,12 @@ ROUTES: tuple[Route, ...] = (
           errors=(403, 404, 409, 413)),
     Route("DELETE", _C + "/{id}/members/{user_id}", "user", "Remove a member (self: leave)",
           {204: None}, errors=(403, 404, 409)),
+    Route("PATCH", _C + "/{id}/membership", "user",
+          "The caller's own settings (mute, pin), as UpdateMembership",
+          {200: ConversationObject}, body=user_members.PatchMembership,
+          errors=(403, 404, 413)),
     Route("GET", _C + "/{id}/messages", "user", "A page of history, as FetchHistory",
-          {200: shapes.MessagePage}, query=_PAGE, errors=(403, 404)),
+          {200: shapes.MessagePage}, query=_PAGE + (_THREAD,), errors=(403, 404)),
     Route("POST", _C + "/{id}/messages", "user", "Send as the caller, as SendMessage",
           {200: MessageObject, 201: MessageObject}, body=user_messages.PostMessage,
           errors=(403, 404, 409, 413)),
