@@ -40,6 +40,7 @@ from hubbub.services.changes import ChangeFeed
 from hubbub.services.consent import Consent
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
+from hubbub.services.inbox import InboxService
 from hubbub.services.joining import Joining
 from hubbub.services.membership import MembershipCache
 from hubbub.services.messages import MessageService
@@ -204,9 +205,11 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
     limiter = coordination.limiter
     presence = PresenceService(stores.users, stores.members, events, coordination.presence)
     consent = Consent(stores.members, memberships, events, presence)
+    inbox = (InboxService(stores.conversations, stores.members, events) if settings.inbox
+             else None)
     conversations = ConversationService(stores.conversations, stores.members, stores.users,
                                         memberships, events, consent, limiter,
-                                        settings.conversation_rule)
+                                        settings.conversation_rule, inbox=inbox)
     messages = MessageService(stores.messages, stores.conversations, memberships, events,
                               consent)
     return UseCases(
@@ -221,7 +224,8 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
         search=SearchService(stores.search, access),
         sync=SyncService(stores.messages, access),
         typing=TypingService(access, events, coordination.typing, settings.typing_timeout),
-        receipts=ReceiptService(stores.receipts, access, events),
+        receipts=ReceiptService(stores.receipts, access, events, inbox=inbox),
+        inbox=inbox,
         reactions=ReactionService(stores.reactions, stores.messages, access, events),
         calls=CallService(stores.calls, stores.conversations, stores.members, memberships,
                           access, events, settings.call_ring_timeout),
@@ -244,7 +248,8 @@ def open_doors(app: web.Application, settings: Settings, authenticator: Authenti
     app[ENDPOINT] = Endpoint(
         settings=settings, lifecycle=lifecycle,
         admission=Admission(settings, limiter, authenticator, cases.tickets), users=cases.users,
-        presence=cases.presence, connection_limit=coordination.connection_limit,
+        presence=cases.presence, inbox=cases.inbox,
+        connection_limit=coordination.connection_limit,
         connections=connections, expiries=expiries, hub=hub, metrics=metrics,
         sessions=sessions, limits=greeting_limits(settings))
     app[API] = Api(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hubbub.services.accounts import AccountService
 from hubbub.services.calls import CallService
 from hubbub.services.conversations import ConversationService
+from hubbub.services.inbox import InboxService
 from hubbub.services.joining import Joining
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
@@ -41,3 +42,5 @@ class UseCases:
     reactions: ReactionService
     tickets: TicketService
     calls: CallService
+    # The per-user stream of every conversation (PROTOCOL.md §4.1); None when it is off.
+    inbox: InboxService | None = None
