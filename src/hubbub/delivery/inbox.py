@@ -3,12 +3,14 @@
 A message is published once, on its conversation's topic; it is never published per
 member. Each instance subscribes the topics of every conversation its connected users are
 in, and counts for each such (user, conversation) the unread messages and the last one.
-A new message only marks its conversation dirty (one set insert, plus one increment per
-local member); a timer then sends each local member one `ConversationSummary` with the
-state at that moment, however many messages came meanwhile. So a conversation costs each
-instance at most one summary per local member per interval, whatever its message rate:
-`SUMMARY_INTERVAL_S`, or `LARGE_INTERVAL_S` for conversations of more than
-`LARGE_MEMBERS` members, where one message otherwise fans out to thousands of summaries
+A new message costs one decode and a few operations whatever the number of members: the
+conversation counts its messages, and each member's unread count is derived from that
+count when its summary is built. A timer then sends each local member one
+`ConversationSummary` with the state at that moment, however many messages came
+meanwhile. So a conversation costs each instance at most one summary per local member per
+interval, whatever its message rate: `SUMMARY_INTERVAL_S`, or `LARGE_INTERVAL_S` for
+conversations of more than `LARGE_MEMBERS` members, where one message would otherwise
+fan out to thousands of summaries
 (docs/DECISIONS.md, "The inbox", has the measured cost).
 
 The user events (added, removed, read) come on the user's topic; the hub hands them here
@@ -81,22 +83,26 @@ _read = msgspec.json.Decoder(_Read)
 
 
 class _Watch:
-    """One user's count of one conversation."""
+    """One user's count of one conversation: `unread` when the conversation had seen
+    `seen` messages; each message since, but the user's own, is one more."""
 
-    __slots__ = ("mentions", "unread")
+    __slots__ = ("mentions", "seen", "unread")
 
-    def __init__(self, unread: int, mentions: int) -> None:
+    def __init__(self, unread: int, mentions: int, seen: int) -> None:
         self.unread = unread
         self.mentions = mentions
+        self.seen = seen
 
 
 class _Conv:
     """One conversation's state on this instance: its local members and its last message."""
 
-    __slots__ = ("large", "last", "version", "watches")
+    __slots__ = ("large", "last", "seen", "version", "watches")
 
     def __init__(self, version: int, member_count: int) -> None:
         self.version = version
+        # New messages counted here: a message costs one increment, not one per member.
+        self.seen = 0
         self.large = member_count > LARGE_MEMBERS
         self.last: MessagePreview | None = None
         self.watches: dict[str, _Watch] = {}
@@ -155,6 +161,7 @@ class Inbox:
             watch = None if conv is None else conv.watches.get(user_id)
             if conv is not None and watch is not None:
                 watch.unread, watch.mentions = read.unread_count, read.mention_count
+                watch.seen = conv.seen
                 self._mark(conv.large, user_id, read.conversation_id)
 
     def on_new_message(self, conversation_id: str, payload: bytes) -> None:
@@ -163,16 +170,17 @@ class Inbox:
         if conv is None:
             return
         message = _new_message.decode(payload).message
-        if message.version <= conv.version and conv.last is not None:
-            return  # older than what we show (publishes of two instances crossed)
-        conv.version = message.version
-        conv.last = MessagePreview(message.id, message.sender_id, message.sender_name,
-                                   preview(message.content), message.created_at,
-                                   "system" if message.kind == "system" else "user")
-        sender = message.sender_id
-        for user_id, watch in conv.watches.items():
-            if user_id != sender and watch.unread < UNREAD_CAP:
-                watch.unread += 1
+        if message.version > conv.version or conv.last is None:
+            # (an older one is unread all the same, but two instances' publishes crossed
+            # and the preview stays the newest)
+            conv.version = message.version
+            conv.last = MessagePreview(message.id, message.sender_id, message.sender_name,
+                                       preview(message.content), message.created_at,
+                                       "system" if message.kind == "system" else "user")
+        conv.seen += 1
+        own = conv.watches.get(message.sender_id)
+        if own is not None:
+            own.seen += 1  # one's own message is never unread
         self._mark(conv.large, None, conversation_id)
 
     def _watch(self, user_id: str, conversation_id: str, version: int, member_count: int,
@@ -181,7 +189,7 @@ class Inbox:
         if conv is None:
             conv = self._conversations[conversation_id] = _Conv(version, member_count)
             self._need(conversation_id)
-        conv.watches[user_id] = _Watch(unread, mentions)
+        conv.watches[user_id] = _Watch(unread, mentions, conv.seen)
         self._of_user[user_id].add(conversation_id)
 
     def _unwatch(self, user_id: str, conversation_id: str) -> None:
@@ -218,7 +226,8 @@ class Inbox:
         self.summaries_sent += 1
         self._send(user_id, encode(ConversationSummaryChanged(
             conversation_id=conversation_id, version=conv.version, last_message=conv.last,
-            unread_count=watch.unread, mention_count=watch.mentions)))
+            unread_count=min(UNREAD_CAP, watch.unread + conv.seen - watch.seen),
+            mention_count=watch.mentions)))
 
     def close_timers(self) -> None:
         for timer in self._timers.values():
