@@ -60,6 +60,8 @@ SERVER_TYPES = [
     "ReactionAdded", "ReactionRemoved", "CallOffer", "CallAnswer", "ICECandidate",
     "CallHangup", "CallReject", "UserJoined", "PresenceChanged", "Pong", "ActionConfirmed",
     "Error",
+    # The inbox (PROTOCOL.md §4.1).
+    "ConversationAdded", "ConversationRemoved", "ConversationSummary", "ReadStateChanged",
 ]
 
 
