@@ -174,11 +174,14 @@ class Hub:
         self.inbox.close(connection.user_id)
         return True
 
-    def open_inbox(self, user_id: str, entries: list[InboxEntry]) -> None:
+    async def open_inbox(self, user_id: str, entries: list[InboxEntry]) -> None:
         """Count the user's conversations here from `entries` (read after its first
-        connection was added, so no user event is missed), while it has connections."""
+        connection was added, so no user event is missed), while it has connections;
+        return once the bus carries their events here (as `conversation_ready`)."""
         if user_id in self._by_user:
             self.inbox.open(user_id, entries)
+            await asyncio.gather(*(self._bus.ready(conversation_topic(e.conversation_id))
+                                   for e in entries))
 
     def join(self, connection: Connection, conversation_id: str) -> None:
         """Subscribe a connection to a conversation's events."""

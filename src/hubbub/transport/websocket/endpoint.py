@@ -151,7 +151,7 @@ async def _started(door: Endpoint, connection: Connection, identity: Identity) -
     if door.inbox is not None and not door.hub.inbox.has_user(user_id):
         # The user's first connection here: count its conversations from the store (one
         # listing), so every connection hears their changes (PROTOCOL.md §4.1).
-        door.hub.open_inbox(user_id, await door.inbox.entries(user_id))
+        await door.hub.open_inbox(user_id, await door.inbox.entries(user_id))
     log.info("ws.open", connection_id=connection.id, user_id=user_id)
     _greet(door, connection)
     return door.expiries.add(connection, identity.expires_at)
