@@ -4,6 +4,7 @@
     python -m bench.fanout --receivers 1000 --messages 300 --idle 2000
     python -m bench.fanout --instances 3 --database-url postgresql://... --redis-url redis://...
     python -m bench.fanout --workers 2 --database-url postgresql://... --redis-url redis://...
+    python -m bench.fanout --receivers 1000 --messages 300 --inbox compare --rounds 2
 
 It starts hubbub (its own SQLite file, rate limits off, a random JWT secret, a free port on
 127.0.0.1), creates a channel, connects the receivers and the sender (all joined, like the
@@ -15,6 +16,11 @@ The client is one Python process on uvloop with aiohttp's client (its frame read
 compiled). A Python client costs a few microseconds per received frame, so at high
 delivery rates it can be the bottleneck: its CPU is measured, and the output says so when
 it was saturated (then the server's numbers are lower bounds).
+
+`--inbox compare` measures what the inbox (PROTOCOL.md §4.1) costs: fresh servers with
+`HUBBUB_INBOX=off`, then `on`, alternating for `--rounds` pairs, one short run each; the
+receivers are members of the room, so with the inbox on every instance also counts their
+summaries and sends them the coalesced `ConversationSummary` frames, which are counted.
 """
 
 from __future__ import annotations
@@ -80,6 +86,9 @@ class Result:
     # Writes per group commit during the load: each commit costs one socket write per
     # subscriber, so this sets the fan-out's system-call cost.
     writes_per_commit: float | None = None
+    # `ConversationSummary` frames the receivers got (the inbox's, PROTOCOL.md §4.1).
+    summaries: int = 0
+    inbox: str = "on"
     notes: list[str] = field(default_factory=list)
 
 
@@ -96,6 +105,7 @@ class Load:
         self.latencies: list[float] = []
         self.acks: list[float] = []
         self.in_flight = 0
+        self.summaries = 0
         self.completed = 0
         self.started = 0.0
         self.finished = 0.0
@@ -137,6 +147,8 @@ async def _receive(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
         frame = decode(msg.data)
         if frame.type == "NewMessage" and frame.message is not None:
             load.delivered(int(frame.message.content))
+        elif frame.type == "ConversationSummary":
+            load.summaries += 1
         elif frame.type == "Error":
             load.fail(f"a receiver got an error: {msg.data:.300}")
             return
@@ -236,6 +248,7 @@ async def run_fanout(group: Servers, args: argparse.Namespace) -> Result:
                 result.writes_per_commit = (writes - writes_before) / (commits - commits_before)
             await close_all([*receiver_ws, sender_ws])
     seconds = load.finished - load.started
+    result.summaries = load.summaries
     client_cpu = load.cpu_end[0] - load.cpu_start[0]
     server_cpu = load.cpu_end[1] - load.cpu_start[1]
     result.seconds = seconds
@@ -287,6 +300,24 @@ def render(result: Result) -> str:
     return "\n".join(lines)
 
 
+def render_comparison(results: list[Result]) -> str:
+    """One line per run, in the order run (off and on alternating)."""
+    lines = [f"hubbub fan-out, inbox off vs on: {results[0].receivers} receivers, "
+             f"{results[0].messages} messages, {results[0].instances} instance(s)", "",
+             "| inbox | deliveries/s | deliver p50 / p99 ms | server CPU % | client CPU % "
+             "| server CPU µs per delivery | summaries received |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r.inbox} | {r.deliveries_per_s:,.0f} | {r.deliver_p50_ms:.1f} / "
+              f"{r.deliver_p99_ms:.1f} | {r.server_cpu_pct:.0f} | {r.client_cpu_pct:.0f} "
+              f"| {r.server_cpu_pct * 1e4 / r.deliveries_per_s:.2f} | {r.summaries:,} |"
+              for r in results]
+    for state in ("off", "on"):
+        rates = sorted(r.deliveries_per_s for r in results if r.inbox == state)
+        lines.append(f"\nmedian deliveries/s with the inbox {state}: "
+                     f"{rates[len(rates) // 2]:,.0f}")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="python -m bench.fanout", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -306,6 +337,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="servers on core 0, this client on core 1 (as the shared kit does)")
     ap.add_argument("--rt", action="store_true",
                     help="SCHED_FIFO priority 1 for servers and client (root or CAP_SYS_NICE)")
+    ap.add_argument("--inbox", choices=("on", "off", "compare"), default="on",
+                    help="the servers' HUBBUB_INBOX; `compare`: off and on alternating")
+    ap.add_argument("--rounds", type=int, default=2, help="off/on pairs with --inbox compare")
     args = ap.parse_args(argv)
     if min(args.receivers, args.messages, args.window, args.instances, args.workers) < 1:
         ap.error("--receivers, --messages, --window, --instances and --workers must be "
@@ -319,17 +353,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     raise_fd_limit()
 
-    def measure() -> Result:
+    def measure(inbox: str = args.inbox) -> Result:
         if args.pin or args.rt:
             place(0, 1 if args.pin else None, args.rt)
         with servers(args.instances, database_url=args.database_url,
                      redis_url=args.redis_url, server_cmd=args.server_cmd,
-                     extra_env=args.server_env, keep_tmp=args.keep_tmp,
-                     core=0 if args.pin else None, realtime=args.rt,
-                     workers=args.workers) as group:
+                     extra_env=[*args.server_env, f"HUBBUB_INBOX={inbox}"],
+                     keep_tmp=args.keep_tmp, core=0 if args.pin else None,
+                     realtime=args.rt, workers=args.workers) as group:
             result: Result = run(run_fanout(group, args))
+        result.inbox = inbox
         return result
 
+    if args.inbox == "compare":
+        return report("fanout", lambda: [measure(state) for _ in range(args.rounds)
+                                         for state in ("off", "on")],
+                      render_comparison, None)  # --json: one run's result only
     return report("fanout", measure, render, args.json)
 
 

@@ -41,6 +41,7 @@ from hubbub.services.changes import ChangeFeed
 from hubbub.services.consent import Consent
 from hubbub.services.conversations import ConversationService
 from hubbub.services.events import Events
+from hubbub.services.inbox import InboxService
 from hubbub.services.joining import Joining
 from hubbub.services.member_settings import MemberSettings
 from hubbub.services.membership import MembershipCache
@@ -215,9 +216,12 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
     webhooks = WebhookEvents(enabled=settings.webhook_url is not None)
     undelivered = (Undelivered(stores.members, presence.online, outbox,
                                settings.offline_grace) if webhooks.enabled else None)
+    inbox = (InboxService(stores.conversations, stores.members, events) if settings.inbox
+             else None)
     conversations = ConversationService(stores.conversations, stores.members, stores.users,
                                         memberships, events, consent, limiter,
-                                        settings.conversation_rule, webhooks=webhooks)
+                                        settings.conversation_rule, webhooks=webhooks,
+                                        inbox=inbox)
     messages = MessageService(stores.messages, stores.conversations, memberships, events,
                               consent, webhooks=webhooks, undelivered=undelivered,
                               moderator=moderator_of(settings))
@@ -233,7 +237,8 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
         search=SearchService(stores.search, access),
         sync=SyncService(stores.messages, access),
         typing=TypingService(access, events, coordination.typing, settings.typing_timeout),
-        receipts=ReceiptService(stores.receipts, access, events),
+        receipts=ReceiptService(stores.receipts, access, events, inbox=inbox),
+        inbox=inbox,
         reactions=ReactionService(stores.reactions, stores.messages, access, events,
                                   webhooks=webhooks),
         calls=CallService(stores.calls, stores.conversations, stores.members, memberships,
@@ -259,7 +264,8 @@ def open_doors(app: web.Application, settings: Settings, authenticator: Authenti
     app[ENDPOINT] = Endpoint(
         settings=settings, lifecycle=lifecycle,
         admission=Admission(settings, limiter, authenticator, cases.tickets), users=cases.users,
-        presence=cases.presence, connection_limit=coordination.connection_limit,
+        presence=cases.presence, inbox=cases.inbox,
+        connection_limit=coordination.connection_limit,
         connections=connections, expiries=expiries, hub=hub, metrics=metrics,
         sessions=sessions, limits=greeting_limits(settings))
     app[API] = Api(

@@ -77,6 +77,9 @@ class Settings(BaseModel):
                                            "often each instance compares the stored versions "
                                            "of its subscribed conversations with what it "
                                            "delivered, to repair what the bus lost")
+    inbox: bool = Field(True, description="every connection hears about all of its user's "
+                        "conversations without joining them (PROTOCOL.md §4.1); `off`: "
+                        "only about those it joined")
     jwt_secret: Secret = Field(None, description="HS256 shared secret your backend signs "
                                "tokens with (required, or a public key, outside dev mode)")
     jwt_public_key: PublicKey = Field(None, description="PEM public key for RS256/ES256 (set "

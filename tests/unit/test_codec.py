@@ -62,6 +62,8 @@ SERVER_TYPES = [
     "CallHangup", "CallReject", "UserJoined", "MembershipUpdated", "ThreadUpdated",
     "PresenceChanged", "Pong",
     "ActionConfirmed", "Error",
+    # The inbox (PROTOCOL.md §4.1).
+    "ConversationAdded", "ConversationRemoved", "ConversationSummary", "ReadStateChanged",
 ]
 
 

@@ -89,7 +89,7 @@ ROUTES: tuple[Route, ...] = (
           {200: ConversationObject}, body=user_members.PatchMembership,
           errors=(403, 404, 413)),
     Route("GET", _C + "/{id}/messages", "user", "A page of history, as FetchHistory",
-          {200: shapes.MessagePage}, query=_PAGE + (_THREAD,), errors=(403, 404)),
+          {200: shapes.MessagePage}, query=(*_PAGE, _THREAD), errors=(403, 404)),
     Route("POST", _C + "/{id}/messages", "user", "Send as the caller, as SendMessage",
           {200: MessageObject, 201: MessageObject}, body=user_messages.PostMessage,
           errors=(403, 404, 409, 413)),

@@ -39,10 +39,12 @@ from hubbub.bus.topics import (
 )
 from hubbub.delivery.connection import Connection
 from hubbub.delivery.frames import text_frame
+from hubbub.delivery.inbox import NEW_MESSAGE, SUMMARY_INTERVAL_S, USER_KINDS, Inbox
 from hubbub.delivery.ordering import OrderStats, VersionGate
 from hubbub.delivery.outbox import Chunk, Flusher
 from hubbub.delivery.repair import CHECK_INTERVAL_S, ChangeSource, RepairStats
 from hubbub.delivery.repairs import Repairs
+from hubbub.domain.inbox import InboxEntry
 
 DeliveryCounter = Callable[[str, int], None]
 ControlListener = Callable[[ControlEvent], None]
@@ -76,7 +78,8 @@ class Hub:
 
     def __init__(self, bus: Bus, count_deliveries: DeliveryCounter,
                  reorder_hold: float = REORDER_HOLD_S, changes: ChangeSource | None = None,
-                 check_interval: float = CHECK_INTERVAL_S) -> None:
+                 check_interval: float = CHECK_INTERVAL_S,
+                 summary_interval: float = SUMMARY_INTERVAL_S) -> None:
         self._bus = bus
         self._count = count_deliveries
         self._by_conversation: dict[str, set[Connection]] = {}
@@ -100,6 +103,9 @@ class Hub:
         # last broadcast, which any change of subscriptions closes.
         self._flusher: Flusher | None = None
         self._open: _OpenChunk | None = None
+        # Every local user's conversations, joined or not (delivery/inbox.py).
+        self.inbox = Inbox(self._send_summary, self._watch_topic, self._unwatch_topic,
+                           summary_interval)
 
     def connections_of(self, user_id: str) -> tuple[Connection, ...]:
         return self._by_user.get(user_id, ())
@@ -126,6 +132,7 @@ class Hub:
         """Stop the version check and the repairs running (before the store closes)."""
         if self._repairs is not None:
             await self._repairs.close()
+        self.inbox.close_timers()
 
     async def conversation_ready(self, conversation_id: str) -> None:
         """Return once the bus carries the conversation's events to this instance, so that a
@@ -164,7 +171,17 @@ class Hub:
             return False
         del self._by_user[connection.user_id]
         self._bus.unsubscribe(user_topic(connection.user_id))
+        self.inbox.close(connection.user_id)
         return True
+
+    async def open_inbox(self, user_id: str, entries: list[InboxEntry]) -> None:
+        """Count the user's conversations here from `entries` (read after its first
+        connection was added, so no user event is missed), while it has connections;
+        return once the bus carries their events here (as `conversation_ready`)."""
+        if user_id in self._by_user:
+            self.inbox.open(user_id, entries)
+            await asyncio.gather(*(self._bus.ready(conversation_topic(e.conversation_id))
+                                   for e in entries))
 
     def join(self, connection: Connection, conversation_id: str) -> None:
         """Subscribe a connection to a conversation's events."""
@@ -204,7 +221,8 @@ class Hub:
         subscribers.discard(connection)
         if not subscribers:
             del self._by_conversation[conversation_id]
-            self._bus.unsubscribe(conversation_topic(conversation_id))
+            if not self.inbox.watches(conversation_id):
+                self._bus.unsubscribe(conversation_topic(conversation_id))
             self._forget_order(conversation_id)
             if self._repairs is not None:
                 self._repairs.forget(conversation_id)
@@ -219,9 +237,13 @@ class Hub:
         kind, key = parse_topic(topic)
         if kind == CONVERSATION:
             recipients: Collection[Connection] | None = self._by_conversation.get(key)
-            if not recipients:
+            if not recipients and not self.inbox.watches(key):
                 return
             envelope = envelope_decoder.decode(payload)
+            if envelope.kind == NEW_MESSAGE:
+                self.inbox.on_new_message(key, envelope.payload)
+            if not recipients:
+                return
             if envelope.version is not None:
                 self._offer(key, envelope)
                 return
@@ -230,11 +252,25 @@ class Hub:
             if not recipients:
                 return
             envelope = envelope_decoder.decode(payload)
+            if envelope.kind in USER_KINDS:
+                self.inbox.on_user_event(key, envelope.kind, envelope.payload)
         else:
             if kind == CONTROL:
                 self._on_control(payload)
             return
         self._deliver(recipients, envelope)
+
+    def _send_summary(self, user_id: str, payload: bytes) -> None:
+        recipients = self._by_user.get(user_id)
+        if recipients:
+            self._deliver(recipients, Envelope("ConversationSummary", payload))
+
+    def _watch_topic(self, conversation_id: str) -> None:
+        self._bus.subscribe(conversation_topic(conversation_id))  # idempotent
+
+    def _unwatch_topic(self, conversation_id: str) -> None:
+        if conversation_id not in self._by_conversation:
+            self._bus.unsubscribe(conversation_topic(conversation_id))
 
     def _deliver(self, recipients: Collection[Connection], envelope: Envelope) -> None:
         frame = text_frame(envelope.payload)

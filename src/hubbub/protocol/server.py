@@ -222,6 +222,55 @@ class Pong(ServerMessage, tag="Pong", frozen=True):
     request_id: str | None = None
 
 
+# The inbox (PROTOCOL.md §4.1): what every connection hears about each conversation of its
+# user without joining it. Additive: a client that does not know a type ignores it.
+
+
+class ConversationAdded(ServerMessage, tag="ConversationAdded", frozen=True):
+    """The user became a member (created, added, joined, or a new direct conversation)."""
+
+    conversation: ConversationObject
+
+
+class ConversationRemoved(ServerMessage, tag="ConversationRemoved", frozen=True):
+    """The user's membership ended (left, removed or banned): no more inbox events."""
+
+    conversation_id: str
+
+
+class MessagePreview(msgspec.Struct, frozen=True):
+    """The last message of a summary, compact: `content` is cut at 100
+    characters (domain/inbox.py PREVIEW_CHARS)."""
+
+    id: str
+    sender_id: str
+    sender_name: str
+    content: str
+    created_at: str
+    kind: Literal["user", "system"] = "user"
+
+
+class ConversationSummaryChanged(ServerMessage, tag="ConversationSummary", frozen=True):
+    """A conversation changed as the user's list shows it; `mention_count` is the user's
+    unread mentions (0 where nothing counts them). Fields may be added, never removed."""
+
+    conversation_id: str
+    version: int
+    last_message: MessagePreview | None
+    unread_count: int
+    mention_count: int = 0
+
+
+class ReadStateChanged(ServerMessage, tag="ReadStateChanged", frozen=True):
+    """The user's read mark moved (on any of its devices), with the unread count after."""
+
+    conversation_id: str
+    message_id: str
+    read_at: str
+    unread_count: int
+    mention_count: int = 0
+
+
 class ActionConfirmed(ServerMessage, tag="ActionConfirmed", frozen=True):
     """The direct response of an action; the optional fields depend on `action` (§3)."""
 
@@ -263,6 +312,10 @@ AnyServerMessage = (
     | ThreadUpdated
     | PresenceChanged
     | Pong
+    | ConversationAdded
+    | ConversationRemoved
+    | ConversationSummaryChanged
+    | ReadStateChanged
     | ActionConfirmed
     | Error
 )

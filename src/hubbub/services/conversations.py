@@ -23,6 +23,7 @@ from hubbub.services.access import require_conversation
 from hubbub.services.consent import Consent
 from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
+from hubbub.services.inbox import InboxService
 from hubbub.services.membership import MembershipCache
 from hubbub.services.views import conversation_object, summary_object
 from hubbub.services.webhook_events import (
@@ -42,9 +43,10 @@ class ConversationService:
                  users: UserStore, memberships: MembershipCache, events: Events,
                  consent: Consent, limiter: RateLimiter, create_rule: BucketRule, *,
                  clock: Clock = now_micros, new_id: IdSource = new_id,
-                 webhooks: WebhookEvents = OFF) -> None:
+                 webhooks: WebhookEvents = OFF, inbox: InboxService | None = None) -> None:
         """`create_rule`: the bucket of conversations a user may create (per user, shared
-        by every instance through `limiter`)."""
+        by every instance through `limiter`); `inbox`: who to tell when a user's list of
+        conversations changes (PROTOCOL.md §4.1), None when the inbox is off."""
         self._conversations = conversations
         self._members = members
         self._users = users
@@ -56,6 +58,7 @@ class ConversationService:
         self._limiter = limiter
         self._create_rule = create_rule
         self._webhooks = webhooks
+        self._inbox = inbox
 
     async def create(self, actor: Actor, kind: Kind, name: str | None,
                      member_ids: list[str]) -> tuple[Conversation, bool]:
@@ -95,6 +98,8 @@ class ConversationService:
             )
         if not created:
             await self._opened(actor, conversation)  # the pair's, made a moment ago
+        elif self._inbox is not None:
+            await self._inbox.created(conversation)
         return conversation, created
 
     async def _opened(self, actor: Actor, conversation: Conversation) -> None:
@@ -171,6 +176,8 @@ class ConversationService:
                 user_name=actor.name,
             ))
             conversation = await self._require(conversation_id)
+            if self._inbox is not None:
+                await self._inbox.added(conversation_id, actor.user_id, role)
         return conversation, role
 
     async def members(self, actor: Actor, conversation_id: str) -> list[Member]:
@@ -218,6 +225,11 @@ class ConversationService:
             self._events.to_conversation(conversation_id, UserJoined(
                 conversation_id=conversation_id, user_id=user_id, user_name=member.user_name
             ))
+        if self._inbox is not None:
+            if created and role != "banned":
+                await self._inbox.added(conversation_id, user_id, role)
+            elif not created and role == "banned":
+                self._inbox.removed(conversation_id, user_id)
         return member, created
 
     async def remove_member(self, actor: Actor, conversation_id: str, user_id: str) -> None:
@@ -260,14 +272,18 @@ class ConversationService:
         """Tell every instance a membership is gone (its role cache, its subscriptions)."""
         self._memberships.forget(conversation_id, user_id)
         self._events.membership_changed(conversation_id, user_id, None)
+        if self._inbox is not None:
+            self._inbox.removed(conversation_id, user_id)
 
     async def create_for(self, kind: Kind, plan: BackendPlan,
                          conversation_id: str) -> Conversation:
         """Create a conversation the backend asked for (server API), as `backend_plan`
         checked it; a `direct` one returns the pair's existing conversation if any."""
-        conversation, _ = await self._conversations.create_conversation(
+        conversation, created = await self._conversations.create_conversation(
             conversation_id, kind, plan.name, plan.creator_id, list(plan.others),
             self._clock())
+        if created and self._inbox is not None:
+            await self._inbox.created(conversation)
         return conversation
 
     async def _require(self, conversation_id: str) -> Conversation:

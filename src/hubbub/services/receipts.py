@@ -13,16 +13,19 @@ from hubbub.protocol.server import MessageDelivered, MessageRead
 from hubbub.services.access import Access
 from hubbub.services.context import Actor, Clock, now_micros
 from hubbub.services.events import Events
+from hubbub.services.inbox import InboxService
 from hubbub.storage.receipts import ReceiptStore
 
 
 class ReceiptService:
     def __init__(self, receipts: ReceiptStore, access: Access, events: Events, *,
-                 clock: Clock = now_micros) -> None:
+                 clock: Clock = now_micros, inbox: InboxService | None = None) -> None:
+        """`inbox`: who tells the reader's other devices (PROTOCOL.md §4.1), if on."""
         self._receipts = receipts
         self._access = access
         self._events = events
         self._clock = clock
+        self._inbox = inbox
 
     async def mark_read(self, actor: Actor, conversation_id: str,
                         message_id: str) -> ReceiptChange:
@@ -40,6 +43,8 @@ class ReceiptService:
                 conversation_id=conversation_id, message_id=message_id,
                 user_id=actor.user_id, read_at=format_time(change.at),
             ))
+            if self._inbox is not None:
+                await self._inbox.read(actor.user_id, change)
         return change
 
     async def mark_delivered(self, actor: Actor, conversation_id: str,

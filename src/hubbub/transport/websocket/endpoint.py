@@ -33,6 +33,7 @@ from hubbub.domain.tokens import Identity
 from hubbub.logs import get_logger
 from hubbub.protocol.codec import encode
 from hubbub.protocol.server import Connected, Limits
+from hubbub.services.inbox import InboxService
 from hubbub.services.presence import PresenceService
 from hubbub.services.users import UserService
 from hubbub.transport.http.bodies import error_for, error_response
@@ -66,6 +67,7 @@ class Endpoint:
     admission: Admission
     users: UserService
     presence: PresenceService
+    inbox: InboxService | None
     connection_limit: ConnectionLimiter
     connections: Connections
     expiries: Expiries
@@ -147,6 +149,10 @@ async def _started(door: Endpoint, connection: Connection, identity: Identity) -
     user_id = connection.user_id
     await door.hub.user_ready(user_id)  # events for the user reach us before `Connected`
     await door.presence.connection_opened(user_id)
+    if door.inbox is not None and not door.hub.inbox.has_user(user_id):
+        # The user's first connection here: count its conversations from the store (one
+        # listing), so every connection hears their changes (PROTOCOL.md §4.1).
+        await door.hub.open_inbox(user_id, await door.inbox.entries(user_id))
     log.info("ws.open", connection_id=connection.id, user_id=user_id)
     _greet(door, connection)
     return door.expiries.add(connection, identity.expires_at)
