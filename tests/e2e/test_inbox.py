@@ -1,7 +1,7 @@
 """The inbox (PROTOCOL.md §4.1): every connection hears about all of its user's
 conversations without joining any and without polling — added, removed, the summary
-(last message, unread count), the read mark moved on another device — across three
-instances on PostgreSQL and Redis, and on both backends of one server.
+(last message, unread and mention counts, muted), the read mark moved on another device —
+across three instances on PostgreSQL and Redis, and on both backends of one server.
 """
 
 from __future__ import annotations
@@ -152,6 +152,51 @@ async def test_a_removed_member_hears_it_and_gets_no_more_summaries(cluster: Clu
                                 conversation_id=room)
 
 
+async def test_a_mention_is_counted_on_another_instance_and_reading_resets_it(
+        cluster: Cluster) -> None:
+    owner, named, other = cluster.user("owner"), cluster.user("named"), cluster.user("other")
+    room = await create(cluster[0], owner, "group", [named, other])
+    phone = await cluster.connect(1, named)
+    bystander = await cluster.connect(2, other)
+    author = await cluster.connect(0, owner)
+    await send(author, room, "no mention")
+    await summary(phone, room, "no mention", unread_count=1, mention_count=0)
+    sent = await send(author, room, "look", mentions=[named.id])
+    confirmed = time.monotonic()
+    await summary(phone, room, "look", unread_count=2, mention_count=1)
+    assert time.monotonic() - confirmed < CROSSING_S
+    await summary(bystander, room, "look", unread_count=2, mention_count=0)
+    # A first connection on another instance starts from the store's counts.
+    laptop = await cluster.connect(2, named)
+    await send(author, room, "again", mentions=[named.id])
+    await summary(laptop, room, "again", unread_count=3, mention_count=2)
+    marked = await phone.request("MarkAsRead", conversation_id=room, message_id=sent["id"],
+                                 timeout=TIMEOUT)
+    assert marked["type"] == "ActionConfirmed", marked
+    read = await laptop.expect("ReadStateChanged", timeout=TIMEOUT, conversation_id=room)
+    assert (read["unread_count"], read["mention_count"]) == (1, 1)
+    await summary(phone, room, unread_count=1, mention_count=1)
+    await send(author, room, "after")
+    await summary(laptop, room, "after", unread_count=2, mention_count=1)
+
+
+async def test_everyone_mention_by_a_moderator_counts_for_every_member(
+        cluster: Cluster) -> None:
+    owner, mod, ann = cluster.user("owner"), cluster.user("mod"), cluster.user("ann")
+    room = await create(cluster[0], owner, "group", [ann])
+    assert await set_role(cluster[0], owner, room, mod, "moderator") in (200, 201)
+    listeners = [await cluster.connect(1, owner), await cluster.connect(2, ann)]
+    speaker = await cluster.connect(0, mod)
+    await send(speaker, room, "all hands", mentions=["@all", ann.id])
+    for listener in listeners:  # `@all` and an id in one message are one mention
+        await summary(listener, room, "all hands", unread_count=1, mention_count=1)
+    await send(speaker, room, "here too", mentions=["@here"])
+    for listener in listeners:
+        await summary(listener, room, "here too", unread_count=2, mention_count=2)
+    own = await summary(speaker, room, "here too")
+    assert (own["unread_count"], own["mention_count"]) == (0, 0)
+
+
 # -- one server, both backends (SQLite with the in-process bus; PostgreSQL with Redis) ----
 
 
@@ -202,6 +247,33 @@ async def test_a_joined_connection_keeps_the_full_stream(server: RunningServer) 
     assert full["message"]["id"] == sent["id"]
     assert full["message"]["content"] == "full"
     await summary(watcher, room, unread_count=1)
+
+
+async def test_a_muted_conversation_is_counted_and_flagged_on_every_device(
+        server: RunningServer) -> None:
+    owner, quiet = server.user("owner"), server.user("quiet")
+    room = await create(server, owner, "group", [quiet])
+    phone, laptop = await server.connect(quiet), await server.connect(quiet)
+    author = await server.connect(owner)
+    await send(author, room, "loud")
+    await summary(laptop, room, "loud", muted=False)
+    reply = await phone.request("UpdateMembership", conversation_id=room, muted=True,
+                                timeout=TIMEOUT)
+    assert reply["type"] == "ActionConfirmed", reply
+    await laptop.expect("MembershipUpdated", timeout=TIMEOUT, conversation_id=room,
+                        muted=True)
+    for device in (phone, laptop):  # both devices' state follows the phone's change
+        await summary(device, room, unread_count=1, muted=True)
+    await send(author, room, "still counted", mentions=[quiet.id])
+    for device in (phone, laptop):
+        await summary(device, room, "still counted", unread_count=2, mention_count=1,
+                      muted=True)
+    mine = await summary(author, room, "still counted")
+    assert mine["muted"] is False  # the setting is the member's own
+    # A new connection starts from the stored setting.
+    fresh = await server.connect(quiet)
+    await send(author, room, "later")
+    await summary(fresh, room, "later", unread_count=3, mention_count=1, muted=True)
 
 
 async def test_inbox_off_sends_nothing_unjoined(start_server: StartServer) -> None:

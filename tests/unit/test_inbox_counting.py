@@ -1,5 +1,6 @@
 """What an instance counts for its users' inboxes (delivery/inbox.py): unread counts from
-the conversation's messages (one's own never), the newest preview, one summary per user
+the conversation's messages (one's own never), mention counts (by id, `@all`, never one's
+own, a message once), the muted flag, the newest preview, one summary per user
 per interval however many messages came, the read mark's reset, the cap, and nothing more
 once a conversation is removed or the user's last connection closed."""
 
@@ -15,19 +16,20 @@ from hubbub.delivery.inbox import Inbox
 from hubbub.domain.inbox import UNREAD_CAP, InboxEntry
 from hubbub.protocol.codec import encode
 from hubbub.protocol.objects import MessageObject
-from hubbub.protocol.server import NewMessage, ReadStateChanged
+from hubbub.protocol.server import MembershipUpdated, NewMessage, ReadStateChanged
 
 pytestmark = pytest.mark.asyncio
 
 INTERVAL = 0.01
 
 
-def new_message(version: int, sender: str, content: str = "hi") -> bytes:
+def new_message(version: int, sender: str, content: str = "hi",
+                mentions: tuple[str, ...] = ()) -> bytes:
     return encode(NewMessage(message=MessageObject(
         id=f"m{version}", conversation_id="c", sender_id=sender, sender_name=sender,
         seq=version, version=version, content=content, parent_id=None, attachments=[],
         reactions=[], client_message_id=None, created_at="2026-01-01T00:00:00.000000Z",
-        edited_at=None, deleted_at=None)))
+        edited_at=None, deleted_at=None, mentions=list(mentions))))
 
 
 class Recorder:
@@ -113,3 +115,39 @@ async def test_an_added_conversation_is_counted_from_its_announcement() -> None:
     out = await r.flushed()
     assert set(out) == {"ann"}
     assert out["ann"]["unread_count"] == 3
+
+
+async def test_mentions_by_id_and_to_everyone_are_counted_once_and_reset() -> None:
+    r = Recorder()
+    r.inbox.open("ann", [InboxEntry("c", 1, 3, 2, 2)])
+    r.inbox.open("ben", [InboxEntry("c", 1, 3, 0, 0)])
+    r.inbox.open("cat", [InboxEntry("c", 1, 3, 0, 0)])
+    r.inbox.on_new_message("c", new_message(2, "ben", mentions=("ann", "ben")))
+    r.inbox.on_new_message("c", new_message(3, "cat"))
+    out = await r.flushed()
+    assert out["ann"]["mention_count"] == 3
+    assert out["ben"]["mention_count"] == 0  # one's own mention is not counted
+    assert out["cat"]["mention_count"] == 0
+    r.inbox.on_new_message("c", new_message(4, "ben", mentions=("@all", "ann")))
+    out = await r.flushed()
+    assert [out[u]["mention_count"] for u in ("ann", "ben", "cat")] == [4, 0, 1]
+    r.inbox.on_user_event("ann", "ReadStateChanged", encode(ReadStateChanged(
+        conversation_id="c", message_id="m4", read_at="x", unread_count=0, mention_count=0)))
+    assert (await r.flushed())["ann"]["mention_count"] == 0
+    r.inbox.on_new_message("c", new_message(5, "cat", mentions=("@here",)))
+    out = await r.flushed()
+    assert [out[u]["mention_count"] for u in ("ann", "ben", "cat")] == [1, 1, 1]
+
+
+async def test_a_muted_conversation_is_counted_and_flagged() -> None:
+    r = Recorder()
+    r.inbox.open("ann", [InboxEntry("c", 1, 2, 0, 0, muted=True)])
+    r.inbox.on_new_message("c", new_message(2, "ben", mentions=("ann",)))
+    out = await r.flushed()
+    assert out["ann"]["muted"] is True
+    assert (out["ann"]["unread_count"], out["ann"]["mention_count"]) == (1, 1)
+    r.inbox.on_user_event("ann", "MembershipUpdated", encode(MembershipUpdated(
+        conversation_id="c", muted=False, pinned=True)))
+    out = await r.flushed()
+    assert out["ann"]["muted"] is False  # every connection's summary follows the change
+    assert (out["ann"]["unread_count"], out["ann"]["mention_count"]) == (1, 1)

@@ -106,3 +106,19 @@ async def test_a_read_mark_that_moves_tells_the_readers_devices(ib: Inboxed) -> 
     await ib.receipts.mark_read(bob, room, first.id)  # backwards: nothing moves
     assert await ib.uc.heard.take(user_topic(bob.user_id)) == []
     assert await ib.uc.heard.take(user_topic(alice.user_id)) == []
+
+
+async def test_mentions_and_mute_reach_the_starting_point_and_the_read_mark(
+        ib: Inboxed) -> None:
+    alice, bob = await ib.uc.user("alice"), await ib.uc.user("bob")
+    room = await ib.room(alice, [bob])
+    first = (await ib.uc.send(alice, room, "one", mentions=(bob.user_id,))).message
+    await ib.uc.send(alice, room, "two", mentions=("@all",))
+    await ib.uc.member_settings.update(bob, room, True, None)
+    (entry,) = [e for e in await ib.inbox.entries(bob.user_id) if e.conversation_id == room]
+    assert (entry.unread_count, entry.mention_count, entry.muted) == (2, 2, True)
+    await ib.uc.heard.take()
+    await ib.receipts.mark_read(bob, room, first.id)
+    (event,) = await ib.uc.heard.take(user_topic(bob.user_id))
+    assert event.type == "ReadStateChanged"
+    assert (event.message["unread_count"], event.message["mention_count"]) == (1, 1)

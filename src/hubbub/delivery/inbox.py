@@ -13,8 +13,14 @@ conversations of more than `LARGE_MEMBERS` members, where one message would othe
 fan out to thousands of summaries
 (docs/DECISIONS.md, "The inbox", has the measured cost).
 
-The user events (added, removed, read) come on the user's topic; the hub hands them here
-before delivering them, so the counting follows them.
+Mentions are counted the same way: a message naming users by id bumps those local
+members' counts (at most `limits.max_mentions` of them), and one to `@all`/`@here` bumps
+one counter of the conversation that every member's count is derived from. A muted
+conversation is counted all the same; its summaries say `muted: true`, so that clients
+keep the badge and do not notify (PROTOCOL.md §4.1).
+
+The user events (added, removed, read, settings) come on the user's topic; the hub hands
+them here before delivering them, so the counting follows them.
 """
 
 from __future__ import annotations
@@ -34,7 +40,10 @@ LARGE_MEMBERS = 1000
 
 # Topic events of these kinds change what the inbox counts (services/inbox.py).
 ADDED, REMOVED, READ = "ConversationAdded", "ConversationRemoved", "ReadStateChanged"
-USER_KINDS = frozenset((ADDED, REMOVED, READ))
+SETTINGS = "MembershipUpdated"
+USER_KINDS = frozenset((ADDED, REMOVED, READ, SETTINGS))
+# The mentions that name every member of the conversation (PROTOCOL.md §3).
+EVERYONE = frozenset(("@all", "@here"))
 NEW_MESSAGE = "NewMessage"
 
 SummarySink = Callable[[str, bytes], None]
@@ -49,6 +58,7 @@ class _Message(msgspec.Struct):
     content: str
     created_at: str
     kind: str = "user"
+    mentions: tuple[str, ...] = ()
 
 
 class _NewMessage(msgspec.Struct):
@@ -60,6 +70,8 @@ class _Conversation(msgspec.Struct):
     version: int
     member_count: int
     unread_count: int = 0
+    mention_count: int = 0
+    muted: bool = False
 
 
 class _Added(msgspec.Struct):
@@ -76,33 +88,45 @@ class _Read(msgspec.Struct):
     mention_count: int = 0
 
 
+class _Settings(msgspec.Struct):
+    conversation_id: str
+    muted: bool
+
+
 _new_message = msgspec.json.Decoder(_NewMessage)
 _added = msgspec.json.Decoder(_Added)
 _removed = msgspec.json.Decoder(_Removed)
 _read = msgspec.json.Decoder(_Read)
+_settings = msgspec.json.Decoder(_Settings)
 
 
 class _Watch:
     """One user's count of one conversation: `unread` when the conversation had seen
-    `seen` messages; each message since, but the user's own, is one more."""
+    `seen` messages; each message since, but the user's own, is one more. `mentions`
+    likewise, when it had seen `everyone` messages to `@all`/`@here`; a mention by id
+    adds to `mentions` itself."""
 
-    __slots__ = ("mentions", "seen", "unread")
+    __slots__ = ("everyone", "mentions", "muted", "seen", "unread")
 
-    def __init__(self, unread: int, mentions: int, seen: int) -> None:
+    def __init__(self, unread: int, mentions: int, conv: _Conv, muted: bool) -> None:
         self.unread = unread
         self.mentions = mentions
-        self.seen = seen
+        self.seen = conv.seen
+        self.everyone = conv.everyone
+        self.muted = muted
 
 
 class _Conv:
     """One conversation's state on this instance: its local members and its last message."""
 
-    __slots__ = ("large", "last", "seen", "version", "watches")
+    __slots__ = ("everyone", "large", "last", "seen", "version", "watches")
 
     def __init__(self, version: int, member_count: int) -> None:
         self.version = version
         # New messages counted here: a message costs one increment, not one per member.
         self.seen = 0
+        # Messages to `@all`/`@here` counted here: likewise one increment each.
+        self.everyone = 0
         self.large = member_count > LARGE_MEMBERS
         self.last: MessagePreview | None = None
         self.watches: dict[str, _Watch] = {}
@@ -139,7 +163,7 @@ class Inbox:
         self._of_user[user_id] = set()
         for entry in entries:
             self._watch(user_id, entry.conversation_id, entry.version, entry.member_count,
-                        entry.unread_count, entry.mention_count)
+                        entry.unread_count, entry.mention_count, entry.muted)
 
     def close(self, user_id: str) -> None:
         """The user's last connection here closed: stop counting for it."""
@@ -147,22 +171,34 @@ class Inbox:
             self._unwatch(user_id, conversation_id)
 
     def on_user_event(self, user_id: str, kind: str, payload: bytes) -> None:
-        """An added/removed/read event for a user counted here (before it is delivered)."""
+        """An added/removed/read/settings event for a user counted here (before it is
+        delivered)."""
         if user_id not in self._of_user:
             return
         if kind == ADDED:
             c = _added.decode(payload).conversation
-            self._watch(user_id, c.id, c.version, c.member_count, c.unread_count, 0)
+            self._watch(user_id, c.id, c.version, c.member_count, c.unread_count,
+                        c.mention_count, c.muted)
         elif kind == REMOVED:
             self._unwatch(user_id, _removed.decode(payload).conversation_id)
         elif kind == READ:
             read = _read.decode(payload)
-            conv = self._conversations.get(read.conversation_id)
-            watch = None if conv is None else conv.watches.get(user_id)
+            conv, watch = self._find(user_id, read.conversation_id)
             if conv is not None and watch is not None:
                 watch.unread, watch.mentions = read.unread_count, read.mention_count
-                watch.seen = conv.seen
+                watch.seen, watch.everyone = conv.seen, conv.everyone
                 self._mark(conv.large, user_id, read.conversation_id)
+        elif kind == SETTINGS:
+            # Muted on one device: every connection's summary says so from now on.
+            settings = _settings.decode(payload)
+            conv, watch = self._find(user_id, settings.conversation_id)
+            if conv is not None and watch is not None and watch.muted != settings.muted:
+                watch.muted = settings.muted
+                self._mark(conv.large, user_id, settings.conversation_id)
+
+    def _find(self, user_id: str, conversation_id: str) -> tuple[_Conv | None, _Watch | None]:
+        conv = self._conversations.get(conversation_id)
+        return conv, None if conv is None else conv.watches.get(user_id)
 
     def on_new_message(self, conversation_id: str, payload: bytes) -> None:
         """A new message in a conversation counted here: one decode for every member."""
@@ -181,15 +217,31 @@ class Inbox:
         own = conv.watches.get(message.sender_id)
         if own is not None:
             own.seen += 1  # one's own message is never unread
+        if message.mentions:
+            self._count_mentions(conv, own, message)
         self._mark(conv.large, None, conversation_id)
 
+    @staticmethod
+    def _count_mentions(conv: _Conv, own: _Watch | None, message: _Message) -> None:
+        """Each mentioned member's count, the message once (`@all` and an id in one
+        message are one mention), never the sender's own."""
+        if EVERYONE.intersection(message.mentions):
+            conv.everyone += 1
+            if own is not None:
+                own.everyone += 1
+            return
+        for user_id in set(message.mentions):
+            watch = conv.watches.get(user_id)
+            if watch is not None and watch is not own:
+                watch.mentions += 1
+
     def _watch(self, user_id: str, conversation_id: str, version: int, member_count: int,
-               unread: int, mentions: int) -> None:
+               unread: int, mentions: int, muted: bool) -> None:
         conv = self._conversations.get(conversation_id)
         if conv is None:
             conv = self._conversations[conversation_id] = _Conv(version, member_count)
             self._need(conversation_id)
-        conv.watches[user_id] = _Watch(unread, mentions, conv.seen)
+        conv.watches[user_id] = _Watch(unread, mentions, conv, muted)
         self._of_user[user_id].add(conversation_id)
 
     def _unwatch(self, user_id: str, conversation_id: str) -> None:
@@ -227,7 +279,8 @@ class Inbox:
         self._send(user_id, encode(ConversationSummaryChanged(
             conversation_id=conversation_id, version=conv.version, last_message=conv.last,
             unread_count=min(UNREAD_CAP, watch.unread + conv.seen - watch.seen),
-            mention_count=watch.mentions)))
+            mention_count=min(UNREAD_CAP, watch.mentions + conv.everyone - watch.everyone),
+            muted=watch.muted)))
 
     def close_timers(self) -> None:
         for timer in self._timers.values():

@@ -21,6 +21,9 @@ class InboxEntry(msgspec.Struct, frozen=True):
     member_count: int
     unread_count: int
     mention_count: int = 0
+    # The member's own setting: a muted conversation is counted all the same, and its
+    # summaries say so (PROTOCOL.md §4.1).
+    muted: bool = False
 
 
 def preview(content: str) -> str:

@@ -252,13 +252,15 @@ class MessagePreview(msgspec.Struct, frozen=True):
 
 class ConversationSummaryChanged(ServerMessage, tag="ConversationSummary", frozen=True):
     """A conversation changed as the user's list shows it; `mention_count` is the user's
-    unread mentions (0 where nothing counts them). Fields may be added, never removed."""
+    unread mentions, `muted` the user's own setting (counted all the same: a client keeps
+    the badge and does not notify). Fields may be added, never removed."""
 
     conversation_id: str
     version: int
     last_message: MessagePreview | None
     unread_count: int
     mention_count: int = 0
+    muted: bool = False
 
 
 class ReadStateChanged(ServerMessage, tag="ReadStateChanged", frozen=True):

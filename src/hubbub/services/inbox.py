@@ -62,12 +62,13 @@ class InboxService:
 
     async def read(self, user_id: str, change: ReceiptChange) -> None:
         """The read mark moved: every connection of the user (its other devices) hears it
-        with the unread count now (one query), and the instances count from that."""
+        with the unread and mention counts now (one query), and the instances count from
+        that."""
         found = await self._conversations.list_conversations(user_id, change.conversation_id)
-        unread = found[0].unread_count if found else 0
         self._events.to_user(user_id, ReadStateChanged(
             conversation_id=change.conversation_id, message_id=change.message_id,
-            read_at=format_time(change.at), unread_count=unread))
+            read_at=format_time(change.at), unread_count=found[0].unread_count if found else 0,
+            mention_count=found[0].mention_count if found else 0))
 
     def _announce(self, user_id: str, conversation: Conversation, role: Role) -> None:
         view = msgspec.structs.replace(conversation_object(conversation, role),
@@ -78,5 +79,5 @@ class InboxService:
 def _entry(summary: ConversationSummary) -> InboxEntry:
     conversation = summary.conversation
     return InboxEntry(conversation.id, conversation.version, conversation.member_count,
-                      summary.unread_count)
+                      summary.unread_count, summary.mention_count, summary.muted)
 
