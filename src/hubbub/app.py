@@ -40,6 +40,7 @@ from hubbub.services.calls import CallService
 from hubbub.services.changes import ChangeFeed
 from hubbub.services.consent import Consent
 from hubbub.services.conversations import ConversationService
+from hubbub.services.dead_letters import DeadLetters
 from hubbub.services.events import Events
 from hubbub.services.inbox import InboxService
 from hubbub.services.joining import Joining
@@ -230,7 +231,8 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
         messages=messages,
         conversations=conversations,
         accounts=AccountService(stores.users, stores.members, stores.messages,
-                                stores.idempotency, conversations, messages, presence, events),
+                                stores.idempotency, conversations, messages, presence, events,
+                                webhooks=webhooks),
         joining=Joining(conversations),
         presence=presence,
         tickets=TicketService(coordination.tickets),
@@ -245,6 +247,7 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
                           access, events, settings.call_ring_timeout, webhooks=webhooks),
         member_settings=MemberSettings(stores.members, stores.conversations, memberships,
                                        events),
+        dead_letters=DeadLetters(outbox),
     )
 
 
@@ -277,7 +280,7 @@ def open_doors(app: web.Application, settings: Settings, authenticator: Authenti
     app[server_api.SERVER_API] = server_api.ServerApi(
         api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
         bus_healthy=lambda: bus.healthy, conversations=cases.conversations,
-        messages=cases.messages, accounts=cases.accounts)
+        messages=cases.messages, accounts=cases.accounts, dead_letters=cases.dead_letters)
     hub.add_disconnect_listener(functools.partial(server_api.close_user, hub, connections))
     app[HEALTH] = health
     app[metrics_http.SCRAPE] = metrics_http.Scrape(metrics, settings.metrics_token)

@@ -1,6 +1,6 @@
 """Fixtures the end-to-end tests of several modules share: a private redis-server a test
 may kill, and the server API's keyed server per backend (test_server_api*.py) with the
-backend's client of it."""
+backend's client of it, and the verifying webhook receiver (test_webhooks*.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,12 @@ from tests.conftest import Backend
 from tests.support.redis_server import RedisProcess
 from tests.support.server import RunningServer
 from tests.support.server_api import ServerApi, api_instance
+from tests.support.webhook_receiver import WebhookReceiver, new_secret
+
+# One key for every webhook receiver: on PostgreSQL the tests share a database, and an
+# event a failed test left behind is verified like any other (each test looks at its own
+# conversations).
+WEBHOOK_SECRET = new_secret()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -38,3 +44,14 @@ async def api(api_server: RunningServer) -> AsyncIterator[ServerApi[RunningServe
     """The backend's client; the test's WebSocket connections close after it."""
     yield ServerApi(api_server)
     await api_server.close_clients()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def receiver() -> AsyncIterator[WebhookReceiver]:
+    """A webhook receiver that verifies every request (tests/support/webhook_receiver.py)."""
+    receiver = WebhookReceiver(secret=WEBHOOK_SECRET)
+    await receiver.up()
+    try:
+        yield receiver
+    finally:
+        await receiver.down()

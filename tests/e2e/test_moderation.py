@@ -1,6 +1,7 @@
 """The pre-send moderation hook (docs/WEBHOOKS.md, "Moderation") against a real HTTP
 moderator in the test process: allow, reject (`REJECTED`, nothing stored), replace, the
-timeout policy both ways, and a slow review that holds up no one else's send."""
+timeout policy both ways, edits reviewed the same way, and a slow review that holds up no
+one else's send."""
 
 from __future__ import annotations
 
@@ -79,7 +80,42 @@ async def test_allow_reject_and_replace(start_server: StartServer,
         assert stored == ["hello", "[removed]"]
         assert moderator.reviews[0] == {"conversation_id": room, "sender_id": alice.id,
                                         "content": "hello", "attachments": [],
-                                        "parent_id": None}
+                                        "parent_id": None, "action": "send",
+                                        "message_id": None}
+
+
+async def test_edits_are_reviewed(start_server: StartServer, moderator: Moderator) -> None:
+    """An edit is reviewed as `action: "edit"` with the message's id: allowed it is stored,
+    rejected it is `REJECTED` and the content stays, replaced it stores the replacement."""
+    async with start_server(**moderated(moderator)) as server:
+        alice, bob = server.user("alice"), server.user("bob")
+        room = (await server.create_conversation(alice))["id"]
+        a, b = await joined(server, alice, room), await joined(server, bob, room)
+        message = await send(a, room, "hello")
+        moderator.reviews.clear()
+
+        async def edit(content: str) -> dict[str, Any]:
+            reply: dict[str, Any] = await a.request(
+                "EditMessage", message_id=message["id"], content=content, timeout=TIMEOUT)
+            return reply
+
+        assert (await edit("hello there"))["type"] == "ActionConfirmed"
+        assert moderator.reviews == [{"conversation_id": room, "sender_id": alice.id,
+                                      "content": "hello there", "attachments": [],
+                                      "parent_id": None, "action": "edit",
+                                      "message_id": message["id"]}]
+        rejected = await edit("spam now")
+        assert_error(rejected, "REJECTED", request_id=rejected["request_id"])
+        assert rejected["message"] == "no spam here"
+        assert [m["content"] for m in await rest_messages(server, alice, room)] == [
+            "hello there"]
+        replaced = await edit("swear again")
+        assert replaced["type"] == "ActionConfirmed", replaced
+        edits = [(await b.expect("MessageEdited", TIMEOUT))["message"]["content"]
+                 for _ in range(2)]
+        assert edits == ["hello there", "[removed]"]  # nothing of the rejected one
+        assert [m["content"] for m in await rest_messages(server, alice, room)] == [
+            "[removed]"]
 
 
 @pytest.mark.parametrize(("failure", "stored"), [("open", True), ("closed", False)])

@@ -24,18 +24,12 @@ from tests.support.flows import TIMEOUT, joined, send, set_role
 from tests.support.metrics import sample
 from tests.support.process import for_backend
 from tests.support.server import RunningServer
-from tests.support.webhook_receiver import WebhookReceiver, new_secret
+from tests.support.webhook_receiver import WebhookReceiver
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 OFFER_SDP = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
              "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n")
-
-
-# One key for every receiver here: on PostgreSQL the tests share a database, and an event a
-# failed test left behind is verified like any other (each test looks at its own
-# conversations).
-SECRET = new_secret()
 
 
 def quick(receiver: WebhookReceiver, **overrides: Any) -> dict[str, Any]:
@@ -46,16 +40,6 @@ def quick(receiver: WebhookReceiver, **overrides: Any) -> dict[str, Any]:
         "webhook_poll_interval": 0.1, "rate_limits": False}
     settings.update(overrides)
     return settings
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def receiver() -> AsyncIterator[WebhookReceiver]:
-    receiver = WebhookReceiver(secret=SECRET)
-    await receiver.up()
-    try:
-        yield receiver
-    finally:
-        await receiver.down()
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -334,4 +318,4 @@ async def test_members_without_a_connection_are_named_undelivered(
         undelivered = receiver.unique(room)[-1].data
         assert undelivered == {"conversation_id": room, "version": message["version"],
                                "message_id": message["id"], "sender_id": alice.id,
-                               "user_ids": [carol.id]}
+                               "user_ids": [carol.id], "mentioned": []}

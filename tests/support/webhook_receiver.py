@@ -91,7 +91,7 @@ class WebhookReceiver:
             self.unverified += 1
             return web.Response(status=400)
         event_id = request.headers["webhook-id"]
-        conversation_id = payload["data"]["conversation_id"]
+        conversation_id = payload["data"].get("conversation_id", "")
         if self._in_flight.get(event_id):
             self.concurrent_same_event += 1
         if self._conversations_in_flight.get(conversation_id):
@@ -126,7 +126,7 @@ class WebhookReceiver:
         for event in self.events:
             if event.id in seen:
                 continue
-            if conversation_id is None or event.data["conversation_id"] == conversation_id:
+            if conversation_id in (None, event.data.get("conversation_id", "")):
                 seen.add(event.id)
                 found.append(event)
         return found

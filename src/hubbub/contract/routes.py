@@ -10,10 +10,12 @@ from typing import Any, Literal
 
 from hubbub.contract import shapes
 from hubbub.protocol.objects import ConversationObject, MessageObject
+from hubbub.services.dead_letters import MAX_PAGE, DeadLetterPage
 from hubbub.transport.http import conversations as user_conversations
 from hubbub.transport.http import members as user_members
 from hubbub.transport.http import messages as user_messages
 from hubbub.transport.server_api import bodies
+from hubbub.transport.server_api import webhooks as server_webhooks
 
 Door = Literal["public", "user", "server"]
 USER = "/api/v1"
@@ -60,6 +62,11 @@ _IDEMPOTENCY = Query(bodies.IDEMPOTENCY_KEY,
                      {"type": "string", "minLength": 1,
                       "maxLength": bodies.MAX_IDEMPOTENCY_KEY, "pattern": "^[!-~]+$"},
                      "the same key and body answer 200 with the first request's result")
+_DEAD_PAGE = (
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 100},
+          "at most this many events"),
+    Query("cursor", {"type": "string", "pattern": "^[0-9]{1,19}$"},
+          "the `next` of the page before"))
 _C = f"{USER}/conversations"
 _SC = f"{SERVER}/conversations"
 
@@ -117,4 +124,10 @@ ROUTES: tuple[Route, ...] = (
           errors=(403, 409, 413)),
     Route("GET", _SC + "/{id}/presence", "server", "Who of the members is connected",
           {200: shapes.Presence}),
+    Route("GET", f"{SERVER}/webhooks/dead-letters", "server",
+          "Dead-lettered webhook events, oldest first (never their content)",
+          {200: DeadLetterPage}, query=_DEAD_PAGE),
+    Route("POST", f"{SERVER}/webhooks/dead-letters/replay", "server",
+          "Put dead-lettered events back in line, with a fresh retry window",
+          {200: shapes.Replayed}, body=server_webhooks.Replay, errors=(413,)),
 )

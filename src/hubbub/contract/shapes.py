@@ -98,3 +98,7 @@ class PresenceEntry(msgspec.Struct, frozen=True):
 class Presence(msgspec.Struct, frozen=True):
     members: list[PresenceEntry]
     online: list[UserId]
+
+
+class Replayed(msgspec.Struct, frozen=True):
+    replayed: int  # how many dead events are pending again

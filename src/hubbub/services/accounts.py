@@ -11,11 +11,13 @@ from hubbub.domain import profile
 from hubbub.domain.errors import Conflict, NotFound
 from hubbub.domain.models import Conversation, User
 from hubbub.protocol.objects import Kind
+from hubbub.services import webhook_events
 from hubbub.services.context import Clock, IdSource, new_id, now_micros
 from hubbub.services.conversations import ConversationService, backend_plan
 from hubbub.services.events import Events
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
+from hubbub.services.webhook_events import WebhookEvents
 from hubbub.storage.idempotency import IdempotencyStore
 from hubbub.storage.members import MemberStore
 from hubbub.storage.messages import MessageStore
@@ -29,7 +31,7 @@ class AccountService:
     def __init__(self, users: UserStore, members: MemberStore, messages: MessageStore,
                  keys: IdempotencyStore, conversations: ConversationService,
                  message_service: MessageService, presence: PresenceService,
-                 events: Events, *,
+                 events: Events, *, webhooks: WebhookEvents = webhook_events.OFF,
                  clock: Clock = now_micros, new_id: IdSource = new_id) -> None:
         self._users = users
         self._members = members
@@ -38,6 +40,7 @@ class AccountService:
         self._conversations = conversations
         self._message_service = message_service
         self._presence = presence
+        self._webhooks = webhooks
         self._events = events
         self._clock = clock
         self._new_id = new_id
@@ -84,7 +87,9 @@ class AccountService:
             NotFound: the user was never known.
         """
         now = self._clock()
-        if not await self._users.erase_user(user_id, now):
+        with self._webhooks.emit(webhook_events.user_erased(user_id)):
+            known = await self._users.erase_user(user_id, now)
+        if not known:
             raise NotFound("unknown user - at `user_id`")
         self.disconnect(user_id, "user erased")
         for conversation_id in await self._members.remove_all_memberships(user_id):

@@ -98,8 +98,8 @@ class MessageService:
         mentioned = await self._check_mentions(conversation_id, role, mentions)
         await self._check_parent(conversation_id, parent_id)
         if self.moderator is not None:
-            content = await self._moderated(actor, conversation_id, content, parent_id,
-                                            attachments)
+            content = await self._moderated(Review(conversation_id, actor.user_id, content,
+                                                   attachments, parent_id))
         sent = await self._store(MessageDraft(
             id=self._new_id(), conversation_id=conversation_id, sender_id=actor.user_id,
             sender_name=actor.name, content=content, parent_id=parent_id,
@@ -144,23 +144,24 @@ class MessageService:
         for thread in erasure.threads:
             self._announce_thread(thread)
 
-    async def _moderated(self, actor: Actor, conversation_id: str, content: str,
-                         parent_id: str | None, attachments: list[Attachment]) -> str:
-        """The content to store, as the moderator decides.
+    async def _moderated(self, review: Review) -> str:
+        """The content to store, as the moderator decides (of a send or an edit).
 
         Raises:
             Rejected: the moderator said no (or, failing closed, did not answer);
             BadRequest: the replacement breaks the message rules.
         """
         assert self.moderator is not None
-        verdict = await self.moderator.review(Review(conversation_id, actor.user_id, content,
-                                                      attachments, parent_id))
+        verdict = await self.moderator.review(review)
         if verdict.action == "reject":
             raise Rejected(verdict.reason or "the message was rejected by moderation")
         if verdict.action == "replace" and verdict.content is not None:
-            validation.check_message_body(verdict.content, attachments)
+            if review.action == "edit":
+                validation.check_edit(verdict.content)
+            else:
+                validation.check_message_body(verdict.content, review.attachments)
             return verdict.content
-        return content
+        return review.content
 
     async def edit(self, actor: Actor, message_id: str, content: str) -> Message:
         """Replace the content of one's own live message; broadcasts `MessageEdited`."""
@@ -171,6 +172,10 @@ class MessageService:
         require(role, Ability.SEND, what="edit messages")
         if message.sender_id != actor.user_id:
             raise Forbidden("only the sender may edit a message")
+        if self.moderator is not None:
+            content = await self._moderated(Review(
+                message.conversation_id, actor.user_id, content, list(message.attachments),
+                message.parent_id, action="edit", message_id=message_id))
         with self._webhooks.emit(message_edited):
             edited = await self._messages.edit(message_id, content, self._clock())
         self._events.to_conversation(

@@ -1,5 +1,5 @@
-"""The pre-send moderation hook (docs/WEBHOOKS.md, "Moderation"): before a message is
-stored, a `Moderator` allows it, rejects it (the sender gets `Error{code:"REJECTED"}`,
+"""The pre-send moderation hook (docs/WEBHOOKS.md, "Moderation"): before a message or an
+edit is stored, a `Moderator` allows it, rejects it (the sender gets `Error{code:"REJECTED"}`,
 nothing is stored) or replaces its content.
 
 The review runs in the sender's request, before the write is queued: a slow moderator
@@ -24,6 +24,10 @@ class Review(msgspec.Struct, frozen=True):
     content: str
     attachments: list[Attachment]
     parent_id: str | None
+    # "edit": an edit of the stored message `message_id` (its attachments and parent are
+    # the stored ones); "send": a new message (no id yet).
+    action: Literal["send", "edit"] = "send"
+    message_id: str | None = None
 
 
 class Verdict(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -2,10 +2,11 @@
 
 `HUBBUB_OFFLINE_GRACE` seconds after a message committed, its conversation's accepted
 members other than the sender who have no open connection on any instance (the presence
-counters) are told in one event per message, for push notifications or e-mail. The grace
-spares those who were reconnecting. The work is per conversation, not per message: the
-messages of one conversation that commit within one grace share one member list and one
-presence look-up.
+counters) and have not muted it are told in one event per message, with those of them it
+mentions (`@all`: every one; `@here` names the online, so none of them), for push
+notifications or e-mail. The grace spares those who were reconnecting. The work is per
+conversation, not per message: the messages of one conversation that commit within one
+grace share one member list and one presence look-up.
 
 At most once: the check lives in this process until it runs, so an instance that stops
 within the grace drops it (the `message.created` events themselves are in the outbox and
@@ -35,7 +36,8 @@ Online = Callable[[list[str]], Awaitable[set[str]]]
 class UndeliveredData(msgspec.Struct, frozen=True):
     message_id: str
     sender_id: str
-    user_ids: list[str]  # the members without an open connection
+    user_ids: list[str]  # the members without an open connection (not those who muted)
+    mentioned: list[str]  # those of them the message mentions (by id, or `@all`)
 
 
 class Undelivered:
@@ -69,11 +71,9 @@ class Undelivered:
         messages = self._waiting.pop(conversation_id, [])
         try:
             members = [m.user_id for m in await self._members.list_members(conversation_id)
-                       if m.accepted_at is not None and m.role != "banned"]
+                       if m.accepted_at is not None and m.role != "banned" and not m.muted]
             offline = set(members) - await self._online(members)
-            events = [OutboxEvent("message.undelivered", conversation_id, m.version,
-                                  _encode(UndeliveredData(m.id, m.sender_id, users)))
-                      for m in messages
+            events = [_event(m, users) for m in messages
                       if (users := sorted(offline - {m.sender_id}))]
             if events:
                 await self._outbox.append(events)
@@ -82,3 +82,11 @@ class Undelivered:
                         messages=len(messages), error=str(exc))
         except Exception:
             log.exception("undelivered.failed", conversation_id=conversation_id)
+
+
+def _event(message: Message, users: list[str]) -> OutboxEvent:
+    mentioned = (users if "@all" in message.mentions
+                 else [u for u in users if u in message.mentions])
+    return OutboxEvent("message.undelivered", message.conversation_id, message.version,
+                       _encode(UndeliveredData(message.id, message.sender_id, users,
+                                               mentioned)))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from hubbub.services.accounts import AccountService
 from hubbub.services.calls import CallService
 from hubbub.services.conversations import ConversationService
+from hubbub.services.dead_letters import DeadLetters
 from hubbub.services.inbox import InboxService
 from hubbub.services.joining import Joining
 from hubbub.services.member_settings import MemberSettings
@@ -45,5 +46,7 @@ class UseCases:
     calls: CallService
     # A member's own settings of a conversation (muted, pinned).
     member_settings: MemberSettings
+    # The webhook events that could not be delivered (the server API, the CLI).
+    dead_letters: DeadLetters
     # The per-user stream of every conversation (PROTOCOL.md §4.1); None when it is off.
     inbox: InboxService | None = None

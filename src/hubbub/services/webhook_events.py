@@ -61,6 +61,16 @@ class CallData(msgspec.Struct, frozen=True):
     call: CallObject
 
 
+class UserData(msgspec.Struct, frozen=True):
+    user_id: str
+
+
+# The line of the events of no conversation (`user.erased`): stored with this conversation
+# id, they are ordered among themselves, and their `data` has no conversation id or
+# version (webhooks/body.py).
+NO_CONVERSATION = ""
+
+
 class WebhookEvents:
     """What the services wrap their store calls in: `emit(builder)` when webhooks are on,
     a no-op when they are off (no event is built or stored)."""
@@ -146,4 +156,14 @@ def call_missed(view: Callable[[Call], CallObject]) -> EventBuilder:
         if call is None or call.end_reason not in _MISSED:
             return []
         return _event("call.missed", call.conversation_id, None, CallData(view(call)))
+    return build
+
+
+def user_erased(user_id: str) -> EventBuilder:
+    """`user.erased`, in the transaction that marks the user erased (each erasure request,
+    a repeated one too: it finishes what an interrupted one left)."""
+    def build(known: bool) -> list[OutboxEvent]:
+        if not known:
+            return []
+        return _event("user.erased", NO_CONVERSATION, 0, UserData(user_id))
     return build

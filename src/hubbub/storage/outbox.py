@@ -102,8 +102,8 @@ class OutboxStore(Protocol):
         """Record a failed attempt: due again at `next_attempt_at`, or dead (kept, listed,
         no longer blocking its conversation). False if the lease was lost meanwhile."""
 
-    async def dead_letters(self, limit: int) -> list[OutboxRow]:
-        """Dead events, oldest first."""
+    async def dead_letters(self, limit: int, after: int = 0) -> list[OutboxRow]:
+        """Dead events, oldest first, from the one after `seq` `after` (a page's end)."""
 
     async def replay(self, ids: Sequence[str] | None, now: int) -> int:
         """Make dead events (those of `ids`, or all) pending again, due now, with a fresh

@@ -167,9 +167,9 @@ class SqlOutboxStore:
 
         return await write_apart(self._writer, _record_failure)
 
-    async def dead_letters(self, limit: int) -> list[OutboxRow]:
+    async def dead_letters(self, limit: int, after: int = 0) -> list[OutboxRow]:
         async with ReadConnection(self._engine) as conn:
-            rows = await conn.execute(select(_o).where(_o.c.state == DEAD)
+            rows = await conn.execute(select(_o).where(_o.c.state == DEAD, _o.c.seq > after)
                                       .order_by(_o.c.seq).limit(limit))
             return [_to_row(row) for row in rows]
 

@@ -13,6 +13,7 @@ from aiohttp import web
 from hubbub.domain.errors import Unauthorized
 from hubbub.services.accounts import AccountService
 from hubbub.services.conversations import ConversationService
+from hubbub.services.dead_letters import DeadLetters
 from hubbub.services.messages import MessageService
 from hubbub.transport.auth import bearer_token
 
@@ -28,6 +29,7 @@ class ServerApi:
     conversations: ConversationService
     messages: MessageService
     accounts: AccountService
+    dead_letters: DeadLetters
 
 
 SERVER_API = web.AppKey("server_api", ServerApi)

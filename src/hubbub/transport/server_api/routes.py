@@ -17,6 +17,7 @@ from hubbub.services.context import Actor
 from hubbub.services.views import conversation_object, message_object
 from hubbub.transport.http.api import path_id, path_user_id
 from hubbub.transport.http.bodies import json_response, read_body
+from hubbub.transport.server_api import webhooks
 from hubbub.transport.server_api.auth import SERVER_API, ServerApi, backend_only
 from hubbub.transport.server_api.bodies import (
     IDEMPOTENCY_KEY,
@@ -48,6 +49,9 @@ def install(app: web.Application, base: str = "") -> None:
                    backend_only(remove_member))
     add.add_post(f"{prefix}/conversations/{{id}}/messages", backend_only(post_message))
     add.add_get(f"{prefix}/conversations/{{id}}/presence", backend_only(presence))
+    add.add_get(f"{prefix}/webhooks/dead-letters", backend_only(webhooks.list_dead_letters))
+    add.add_post(f"{prefix}/webhooks/dead-letters/replay",
+                 backend_only(webhooks.replay_dead_letters))
     # Last: any other path or method under the prefix, so that without keys the whole API
     # is a 404 (not a 405 that would show which paths exist).
     add.add_route("*", f"{prefix}/{{tail:.*}}", backend_only(unknown))
