@@ -31,6 +31,7 @@ from hubbub.client.feed import Feed, position
 from hubbub.client.link import Link, Source, Urls
 from hubbub.client.outbox import ConnectionLost
 from hubbub.protocol import client as wire
+from hubbub.protocol.codes import Code
 from hubbub.protocol.objects import Attachment, ConversationObject, MessageObject
 from hubbub.protocol.server import (
     ActionConfirmed,
@@ -250,7 +251,7 @@ class Client:
         if isinstance(answer, Error):
             raise RequestError.of(answer)
         if not isinstance(answer, kind):
-            raise RequestError("INTERNAL_ERROR", f"unexpected answer {type(answer).__name__}")
+            raise RequestError(Code.INTERNAL_ERROR, f"unexpected answer {type(answer).__name__}")
         return answer
 
     # The link's callbacks (no await: each runs between two frames)

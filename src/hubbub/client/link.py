@@ -27,6 +27,7 @@ from hubbub.client.errors import AuthenticationError, ClientClosed
 from hubbub.client.outbox import Outbox, Pending
 from hubbub.client.socket import Socket, Unreachable
 from hubbub.protocol.client import ClientMessage
+from hubbub.protocol.codes import Code
 from hubbub.protocol.server import (
     ActionConfirmed,
     AnyServerMessage,
@@ -180,7 +181,7 @@ class Link:
         self._on_message(message)
 
     def _answer(self, pending: Pending, message: AnyServerMessage) -> None:
-        if isinstance(message, Error) and message.code == "RATE_LIMITED":
+        if isinstance(message, Error) and message.code == Code.RATE_LIMITED:
             # §6: nothing was stored; the same frame again after the wait is safe.
             self.outbox.hold(pending)
             wait_ms = message.retry_after_ms if isinstance(message.retry_after_ms, int) else 1000

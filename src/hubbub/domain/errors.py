@@ -10,7 +10,8 @@
     ├── Rejected            REJECTED           422 (the moderation hook said no)
     └── RateLimited         RATE_LIMITED       429 (+ retry_after_ms)
 
-`Code` lists every code a client can see, these and `UNAVAILABLE` (HTTP 503: the server
+`Code` (protocol/codes.py, so that a client library has them too) lists every code a
+client can see, these and `UNAVAILABLE` (HTTP 503: the server
 is shutting down and refuses a new WebSocket); docs/PROTOCOL.md §4 documents each one
 (tests/unit/test_error_codes.py keeps that table complete). Services raise these; the
 transport turns them into `Error` frames or JSON error bodies. Anything else that escapes
@@ -19,23 +20,9 @@ is reported as INTERNAL_ERROR (HTTP 500) without details and logged with its tra
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import ClassVar
 
-
-class Code(StrEnum):
-    """The stable error codes of PROTOCOL.md §4 and §7 (a str: it goes on the wire as is)."""
-
-    BAD_REQUEST = "BAD_REQUEST"
-    UNAUTHORIZED = "UNAUTHORIZED"
-    FORBIDDEN = "FORBIDDEN"
-    NOT_FOUND = "NOT_FOUND"
-    CONFLICT = "CONFLICT"
-    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
-    REJECTED = "REJECTED"
-    RATE_LIMITED = "RATE_LIMITED"
-    INTERNAL_ERROR = "INTERNAL_ERROR"
-    UNAVAILABLE = "UNAVAILABLE"
+from hubbub.protocol.codes import Code as Code  # the codes' home is the protocol's
 
 
 class ChatError(Exception):
