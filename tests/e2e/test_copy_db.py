@@ -88,7 +88,7 @@ async def ok(client: Any, type_: str, **fields: Any) -> dict[str, Any]:
 
 async def traffic(server: RunningServer) -> World:
     """What the e2e suite does, in one place: sends (a reply, attachments, a retried
-    client id), edits, deletes, reactions added and removed, receipts, read marks, an
+    client id, a mention), edits, deletes, reactions added and removed, receipts, read marks, an
     invited member who never accepted, a direct conversation with an answered call and a
     rejected one."""
     alice, bob, carol, dave = (server.user(name) for name in ("alice", "bob", "carol", "dave"))
@@ -101,6 +101,7 @@ async def traffic(server: RunningServer) -> World:
                client_message_id="c-1")
     await send(a, room, "a picture", attachments=[attachment()], parent_id=sent[0],
                client_message_id="c-1")  # the retry stores nothing new
+    await send(b, room, "see this, carol", mentions=[carol.id])
     await ok(a, "EditMessage", message_id=sent[1], content="edited once")
     await ok(a, "EditMessage", message_id=sent[1], content="edited twice")
     await ok(b, "DeleteMessage", message_id=sent[3])
