@@ -82,12 +82,16 @@ class Chunk:
 class Outbox:
     """The frames waiting for one connection's socket."""
 
-    __slots__ = ("_flusher", "_pending", "_transport", "closed", "max_pending_bytes",
+    __slots__ = ("_flusher", "_held", "_pending", "_transport", "closed", "max_pending_bytes",
                  "on_overflow")
 
     def __init__(self, transport: asyncio.Transport, flusher: Flusher, max_pending_bytes: int,
-                 on_overflow: Callable[[], None] | None = None) -> None:
+                 on_overflow: Callable[[], None] | None = None, *, held: bool = False) -> None:
         self._transport = transport
+        # Held: frames queue but none is written until `release` puts the first frame ahead
+        # of them (a new connection hears its user's events before it is greeted, and
+        # `Connected` must still come first, PROTOCOL.md §1).
+        self._held = held
         self._flusher = flusher
         # None while nothing waits: an idle connection keeps no empty list.
         self._pending: list[bytes | Chunk] | None = None
@@ -114,10 +118,20 @@ class Outbox:
         flusher.epoch += 1
         pending = self._pending
         if pending is None:
-            flusher.mark(self)
             self._pending = [item]
+            if not self._held:
+                flusher.mark(self)
         else:
             pending.append(item)
+
+    def release(self, first: bytes) -> None:
+        """Write `first`, then what was queued while held, at the end of this loop tick."""
+        if self.closed:
+            return
+        self._held = False
+        self._pending = [first, *(self._pending or ())]
+        self._flusher.epoch += 1
+        self._flusher.mark(self)
 
     def flush(self) -> None:
         """Write everything pending in one call (called by the Flusher)."""

@@ -195,7 +195,7 @@ def _open(door: Endpoint, ws: web.WebSocketResponse, transport: asyncio.Transpor
         # Never hide more in the kernel than the slow-consumer bound allows to wait.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
                         min(SEND_BUFFER_BYTES, max_pending))
-    outbox = Outbox(transport, door.connections.flusher, max_pending)
+    outbox = Outbox(transport, door.connections.flusher, max_pending, held=True)
     connection = Connection(str(uuid.uuid4()), user.id, user.name, outbox)
     session = Session(door.sessions, connection)
     outbox.on_overflow = session.slow_consumer  # a bound method: no closure per connection
@@ -223,8 +223,9 @@ def greeting_limits(settings: Settings) -> Limits:
 
 
 def _greet(door: Endpoint, connection: Connection) -> None:
-    """Queue `Connected`, the first frame of every connection (PROTOCOL.md §1)."""
-    connection.outbox.push(text_frame(encode(Connected(
+    """Write `Connected`, the first frame of every connection (PROTOCOL.md §1), ahead of
+    the events that reached the held outbox meanwhile."""
+    connection.outbox.release(text_frame(encode(Connected(
         user_id=connection.user_id, user_name=connection.user_name,
         connection_id=connection.id,
         server_time=format_time(time.time_ns() // 1000),
