@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 from msgspec import UNSET
 
 from hubbub.domain.calls import Call
@@ -59,24 +60,15 @@ def conversation_object(conversation: Conversation, role: Role | None = None) ->
 
 def summary_object(summary: ConversationSummary) -> ConversationObject:
     """A conversation as its member sees it in their list."""
-    conversation = summary.conversation
-    return ConversationObject(
-        id=conversation.id,
-        kind=conversation.kind,
-        name=conversation.name,
-        created_by=conversation.created_by,
-        created_at=format_time(conversation.created_at),
-        version=conversation.version,
-        member_count=conversation.member_count,
-        role=summary.role,
+    last = summary.last_message
+    return msgspec.structs.replace(
+        conversation_object(summary.conversation, summary.role),
         unread_count=summary.unread_count,
         mention_count=summary.mention_count,
         last_read_seq=summary.last_read_seq,
         muted=summary.muted,
         pinned=summary.pinned,
-        last_message=None if summary.last_message is None else message_object(
-            summary.last_message
-        ),
+        last_message=None if last is None else message_object(last),
     )
 
 
