@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import websockets
 
+from hubbub.config import Settings
 from tests.conftest import Backend
 from tests.support.flows import TIMEOUT
 from tests.support.process import ServerProcess, for_backend, serving
@@ -28,10 +29,10 @@ SENDERS = 4
 ATTACK_S = 5.0
 # A bystander's Ping is answered in a few ms; the bound is generous for a noisy machine.
 P99_BOUND_S = 0.25
-# The bystander stays well inside its own "other actions" budget (50 a second by default):
+# The bystander stays at half its own "other actions" budget (HUBBUB_OTHER_RATE's default):
 # on a fast machine, Pings sent back to back would be rate-limited for the bystander's own
 # pace, not the attack's.
-PING_EVERY_S = 0.04
+PING_EVERY_S = 2 / Settings.model_fields["other_rate"].default
 
 
 # The server under attack keeps its rate limits on.
