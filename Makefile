@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit install migrate bench clean contract
+.PHONY: run test lint typecheck unit install migrate bench bench-smoke clean contract
 
 # The OpenID provider the integration tests run, pinned by its package-lock.json.
 OIDC := tests/integrations/oidc
@@ -52,6 +52,10 @@ contract: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.fanout
+
+# CI's benchmark smoke: one short run of ../shared/bench, hubbub's ratio to Node `ws`.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
