@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
@@ -30,7 +30,18 @@ class SqlMemberStore:
         self._engine = engine
         self._dialect = dialect
         self._writer = writer
-        self._unread_count_cap = unread_count_cap
+        # Built once (for bound parameters): these run for every connection (the accepted
+        # ids, for presence) and every message (the counts, for the inbox), and building
+        # them cost more than running them.
+        self._unread_counts = select(
+            members.c.user_id, members.c.last_read_seq,
+            unread_count(unread_count_cap).label("unread"),
+            mention_count(unread_count_cap).label("mentions")).where(
+            members.c.conversation_id == bindparam("conversation_id"),
+            members.c.role != "banned")
+        self._accepted_ids = select(members.c.conversation_id).where(
+            members.c.user_id == bindparam("user_id"), members.c.role != "banned",
+            members.c.accepted_at.is_not(None))
 
     async def get_membership(self, conversation_id: str, user_id: str) -> Membership | None:
         async with ReadConnection(self._engine) as conn:
@@ -52,22 +63,15 @@ class SqlMemberStore:
         return [_to_member(row, row.name) for row in rows]
 
     async def unread_counts(self, conversation_id: str) -> dict[str, UnreadCounts]:
-        query = select(members.c.user_id, members.c.last_read_seq,
-                       unread_count(self._unread_count_cap).label("unread"),
-                       mention_count(self._unread_count_cap).label("mentions")).where(
-            members.c.conversation_id == conversation_id, members.c.role != "banned")
         async with ReadConnection(self._engine) as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(self._unread_counts,
+                                       {"conversation_id": conversation_id})).all()
         return {row.user_id: UnreadCounts(int(row.unread), int(row.mentions),
                                           int(row.last_read_seq)) for row in rows}
 
     async def accepted_conversation_ids(self, user_id: str) -> list[str]:
         async with ReadConnection(self._engine) as conn:
-            rows = (await conn.execute(
-                select(members.c.conversation_id)
-                .where(members.c.user_id == user_id, members.c.role != "banned",
-                       members.c.accepted_at.is_not(None))
-            )).all()
+            rows = (await conn.execute(self._accepted_ids, {"user_id": user_id})).all()
         return [row[0] for row in rows]
 
     async def put_member(

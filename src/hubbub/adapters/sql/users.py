@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.arrivals import Arrivals
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import users
 from hubbub.adapters.sql.shared import ReadConnection, write_apart
@@ -16,10 +17,17 @@ from hubbub.domain.models import User
 # What an erased user's row keeps of its name: nothing that identifies the person.
 ERASED_NAME = ""
 
+_BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+
 
 def _to_user(row: Row[Any]) -> User:
     return User(row.id, row.name, row.created_at, row.last_seen, row.avatar_url,
                 row.metadata, row.erased_at)
+
+
+def _renamed(row: Row[Any], name: str | None) -> bool:
+    """The token names a live user otherwise than its row does."""
+    return bool(name) and name != row.name and row.erased_at is None
 
 
 def placeholder_name(user_id: str) -> str:
@@ -32,25 +40,29 @@ class SqlUserStore:
         self._engine = engine
         self._dialect = dialect
         self._writer = writer
+        self._arrivals = Arrivals(dialect, writer, fallback=placeholder_name,
+                                  renamed=_renamed, to_user=_to_user)
 
     async def upsert_user(self, user_id: str, name: str | None, now: int) -> User:
-        async def _store_user(conn: AsyncConnection) -> User:
-            row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
-            if row is None:
-                fallback = name or placeholder_name(user_id)
-                statement = self._dialect.insert(users).values(
-                    id=user_id, name=fallback, created_at=now, last_seen=now
-                ).on_conflict_do_nothing()
-                await conn.execute(statement)
-                return User(user_id, fallback, now, now)
-            user = _to_user(row)
-            if name and name != row.name and row.erased_at is None:
+        # Every connection comes here: a known user whose name did not change is one read,
+        # and only a new or renamed one waits for the writer (bench: the connect path).
+        async with ReadConnection(self._engine) as conn:
+            known = (await conn.execute(_BY_ID, {"user_id": user_id})).first()
+        if known is not None and not _renamed(known, name):
+            return _to_user(known)
+
+        if known is None:
+            return await self._arrivals.arrive(user_id, name, now)
+
+        async def _rename_user(conn: AsyncConnection) -> User:
+            row = (await conn.execute(_BY_ID, {"user_id": user_id})).one()
+            if name and _renamed(row, name):
                 await conn.execute(update(users).where(users.c.id == user_id).values(name=name))
                 return User(user_id, name, row.created_at, row.last_seen, row.avatar_url,
                             row.metadata)
-            return user
+            return _to_user(row)
 
-        return await write_apart(self._writer, _store_user)
+        return await write_apart(self._writer, _rename_user)
 
     async def ensure_users(self, user_ids: list[str], now: int) -> None:
         if not user_ids:
