@@ -33,7 +33,7 @@ async def test_users_arriving_together_share_a_write(store: SqlStores) -> None:
         assert store.writer.jobs - jobs_before <= 2  # the first arrival, then the rest
 
 
-async def test_one_user_arriving_thrice_at_once_gets_one_row_and_the_latest_name(
+async def test_one_user_arriving_thrice_at_once_gets_one_row(
         store: SqlStores) -> None:
     uid = f"twice-{uuid.uuid4()}"
     first, second, nameless = await asyncio.gather(
@@ -42,9 +42,10 @@ async def test_one_user_arriving_thrice_at_once_gets_one_row_and_the_latest_name
     assert first.id == second.id == nameless.id == uid
     stored = await store.get_user(uid)
     assert stored is not None
-    # The later name wins, and a token without one renames nobody.
-    assert stored.name == second.name == nameless.name == "Anna"
-    assert first.name in {"Ann", "Anna"}
+    # Which of two names given at once wins is not defined; a token without one renames
+    # nobody, and every call comes back with a row.
+    assert stored.name in {"Ann", "Anna"}
+    assert {first.name, second.name, nameless.name} <= {"Ann", "Anna"}
 
 
 async def test_a_known_user_is_read_and_a_renamed_one_written(store: SqlStores) -> None:
