@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hubbub.adapters.sql.copy import copy_database
 from hubbub.adapters.sql.outbox import SqlOutboxStore
 from hubbub.adapters.sql.schema import webhook_outbox
-from hubbub.services.webhook_events import member_put, message_created
+from hubbub.services.webhook_events import MessageCreated, member_put
 from hubbub.storage.outbox import OutboxEvent, OutboxRow, emitting
 from tests.contract.test_send_batch import channel, draft, stored, user
 from tests.support.services import create_postgres_database, drop_postgres_database
@@ -51,7 +51,7 @@ async def rows(store: SqlStores) -> list[tuple[str, str, int]]:
 
 async def send_with_events(store: SqlStores, room: str, sender: str, n: int) -> list[int]:
     """`n` sends sharing a batch, each emitting `message.created`; their versions."""
-    with emitting(message_created):
+    with emitting(MessageCreated()):
         outcomes = await asyncio.gather(*(store.send(draft(room, sender)) for _ in range(n)))
     return [stored(o).message.version for o in outcomes]
 
@@ -85,7 +85,7 @@ async def test_a_change_that_fails_or_rolls_back_stores_no_event(
         raise RuntimeError("after the change, before the commit")
 
     # Tasks take the builder in force where they are created, and share one batch.
-    with emitting(message_created):
+    with emitting(MessageCreated()):
         missing = asyncio.ensure_future(
             store.send(draft("00000000-0000-4000-8000-000000000000", sender)))
         good = asyncio.ensure_future(store.send(draft(room, sender)))
@@ -197,6 +197,29 @@ async def test_a_run_leases_the_events_after_each_head(store: SqlStores,
     assert await outbox.delivered("a", [ours[0].seq]) == 1
     again = await outbox.claim("b", NOW, NOW + LEASE, 10, run=5)
     assert [(r.conversation_id, r.version) for r in again] == [(first, v) for v in v1[1:]]
+
+
+async def test_a_claim_first_deletes_what_its_owner_delivered(
+        store: SqlStores, outbox: SqlOutboxStore) -> None:
+    """`claim(delivered=...)`: the owner's delivered events go in the claim's write, so the
+    next events of their conversations are the new heads; another owner's lease is kept
+    (its events are not deleted), and runs read each conversation's events in order."""
+    sender = await user(store)
+    first, second = await channel(store, sender), await channel(store, sender)
+    v1 = await send_with_events(store, first, sender, 5)
+    v2 = await send_with_events(store, second, sender, 3)
+    ours = await outbox.claim("a", NOW, NOW + LEASE, 1, run=2)
+    assert [(r.conversation_id, r.version) for r in ours] == [(first, v) for v in v1[:2]]
+    theirs = await outbox.claim("b", NOW, NOW + LEASE, 10, run=1)
+    assert [(r.conversation_id, r.version) for r in theirs] == [(second, v2[0])]
+    # "b" names a's events and its own as delivered: only its own go.
+    again = await outbox.claim("b", NOW, NOW + LEASE, 10, run=3,
+                               delivered=[r.seq for r in ours + theirs])
+    assert [(r.conversation_id, r.version) for r in again] == [(second, v) for v in v2[1:]]
+    after = await outbox.claim("a", NOW, NOW + LEASE, 10, run=3,
+                               delivered=[r.seq for r in ours])
+    assert [(r.conversation_id, r.version) for r in after] == [(first, v) for v in v1[2:]]
+    assert [version for _, _, version in await rows(store)] == v1[2:] + v2[1:]
 
 
 async def test_a_copied_outbox_goes_on_numbering_after_its_rows(tmp_path: Path) -> None:

@@ -41,8 +41,8 @@ from hubbub.services.undelivered import Undelivered
 from hubbub.services.views import message_object
 from hubbub.services.webhook_events import (
     OFF,
+    MessageCreated,
     WebhookEvents,
-    message_created,
     message_deleted,
     message_edited,
 )
@@ -221,9 +221,10 @@ class MessageService:
     async def _store(self, draft: MessageDraft) -> Sent:
         """Store a draft; broadcast `NewMessage` unless it was a retry (and, for a reply,
         `ThreadUpdated` of its parent, whose version comes next)."""
-        with self._webhooks.emit(message_created):
+        created = MessageCreated()
+        with self._webhooks.emit(created):
             outcome = await self._messages.send(draft)
-        view = message_object(outcome.message)
+        view = created.view or message_object(outcome.message)
         if outcome.created:
             if self.undelivered is not None:
                 self.undelivered.committed(outcome.message)

@@ -90,12 +90,22 @@ def _event(kind: str, conversation_id: str, version: int | None,
     return [OutboxEvent(kind, conversation_id, version, _encode(data))]
 
 
-def message_created(outcome: SendOutcome) -> list[OutboxEvent]:
-    """A new message (not an idempotent retry)."""
-    if not outcome.created:
-        return []
-    view = message_object(outcome.message)
-    return _event("message.created", view.conversation_id, view.version, MessageData(view))
+class MessageCreated:
+    """The `message.created` builder of one send: a new message (not an idempotent retry).
+    It keeps the message's wire form, which the send's `NewMessage` reuses: built twice, it
+    was a tenth of the loop's time per message with webhooks on (bench.webhooks)."""
+
+    __slots__ = ("view",)
+
+    def __init__(self) -> None:
+        self.view: MessageObject | None = None
+
+    def __call__(self, outcome: SendOutcome) -> list[OutboxEvent]:
+        if not outcome.created:
+            return []
+        self.view = view = message_object(outcome.message)
+        return _event("message.created", view.conversation_id, view.version,
+                      MessageData(view))
 
 
 def message_edited(message: Message) -> list[OutboxEvent]:

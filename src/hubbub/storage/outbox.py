@@ -82,11 +82,13 @@ class OutboxStore(Protocol):
     """All times are UTC microseconds. `owner` names one dispatcher's claim (a lease)."""
 
     async def claim(self, owner: str, now: int, lease_until: int, limit: int,
-                    run: int = 1) -> list[OutboxRow]:
+                    run: int = 1, delivered: Sequence[int] = ()) -> list[OutboxRow]:
         """Lease the due events of up to `limit` conversations, for each its oldest pending
         event and the `run - 1` pending ones after it (so one dispatcher sends them one
         after another, in order), none leased by another dispatcher; ordered by `seq`.
-        Safe to run on many instances at once."""
+        Safe to run on many instances at once. First, in the same write, delete the
+        `delivered` events still leased by `owner` (as `delivered` does): the deletions
+        of a round's runs cost one write with the next claim instead of one each."""
 
     async def delivered(self, owner: str, seqs: Sequence[int]) -> int:
         """Delete delivered events still leased by `owner`; how many were."""

@@ -3,8 +3,11 @@
 Every instance runs one. Each round it claims due events — for as many conversations as it
 has free delivery slots, the oldest pending event of each and up to `RUN - 1` after it,
 leased to this dispatcher (adapters/sql/outbox.py) — and sends each conversation's run in a
-task of its own, one event after another. Delivered events are deleted when the run ends
-(so the next ones of the conversation become claimable); a failed one ends its run, the
+task of its own, one event after another. Delivered events are deleted by the next claim,
+in its write (the next ones of their conversation become claimable then: a run's
+conversation is claimed again only by a later round anyway), so a round of runs costs one
+write instead of one per run; a round that cannot claim (no free slot) deletes them alone,
+as does `close`. A failed one ends its run, the
 rest given back, and is due again after an exponential backoff with full jitter
 (`base · 2^attempts`, capped, times a random fraction), until its retry window has
 passed: then it is dead, kept and listed until replayed.
@@ -102,6 +105,7 @@ class Dispatcher:
         self._finished_any = False  # a delivery ended since the last claim
         self._idle_since: float | None = None  # the last claim found nothing due
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._done: list[int] = []  # delivered, deleted with the next claim
         self._task: asyncio.Task[None] | None = None
         self.stats = DispatchStats()
 
@@ -121,6 +125,7 @@ class Dispatcher:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self._delete_done()
 
     async def _run(self) -> None:
         while True:
@@ -141,6 +146,7 @@ class Dispatcher:
             self.stats.read_at = time.monotonic()
         free = self._policy.concurrency - len(self._in_flight)
         if free <= 0:
+            await self._delete_done()
             return
         idle, since_claim = self._idle_since, time.monotonic() - self._claimed_at
         if since_claim < self._policy.poll_interval and (
@@ -150,7 +156,12 @@ class Dispatcher:
         self._claimed_at = time.monotonic()
         now = self._clock()
         lease_until = now + int(self._policy.lease_s * 1e6)
-        rows = await self._outbox.claim(self._owner, now, lease_until, free, RUN)
+        done, self._done = self._done, []
+        try:
+            rows = await self._outbox.claim(self._owner, now, lease_until, free, RUN, done)
+        except BaseException:
+            self._done[:0] = done
+            raise
         self._idle_since = None if rows else time.monotonic()
         runs: dict[str, list[OutboxRow]] = {}
         for row in rows:
@@ -191,16 +202,19 @@ class Dispatcher:
         except Exception:
             log.exception("webhooks.delivery_failed")
         finally:
-            if delivered:
-                await self._delivered(delivered)
+            self._done += delivered
+            self.stats.delivered += len(delivered)
 
-    async def _delivered(self, seqs: list[int]) -> None:
-        try:
-            await self._outbox.delivered(self._owner, seqs)
-        except StoreUnavailable as exc:
-            log.warning("webhooks.store_unavailable", error=str(exc))
+    async def _delete_done(self) -> None:
+        """Delete the delivered events now, without a claim."""
+        done, self._done = self._done, []
+        if not done:
             return
-        self.stats.delivered += len(seqs)
+        try:
+            await self._outbox.delivered(self._owner, done)
+        except StoreUnavailable as exc:
+            # Their lease runs out and they go out again: at least once.
+            log.warning("webhooks.store_unavailable", error=str(exc))
 
     async def _failed(self, row: OutboxRow, error: str) -> None:
         now = self._clock()

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
@@ -77,15 +77,26 @@ class EventInserter:
         await (await self._dialect.outbox_statements(conn)).insert(rows)
 
 
-async def _runs_from(conn: AsyncConnection, heads: list[int], run: int) -> list[int]:
+async def _runs_from(conn: AsyncConnection, heads: list[str], run: int) -> list[int]:
     """The first `run` pending events of each claimed head's conversation. The heads are
-    locked, and no other claim leases what follows a head, so the rest needs no lock."""
-    of_heads = select(_o.c.conversation_id).where(_o.c.seq.in_(heads))
-    ranked = (select(_o.c.seq, func.row_number().over(
-        partition_by=_o.c.conversation_id, order_by=_o.c.seq).label("n"))
-        .where(_o.c.state == PENDING, _o.c.conversation_id.in_(of_heads)).subquery())
+    locked, and no other claim leases what follows a head, so the rest needs no lock.
+
+    One index range of `run` entries per conversation (a LIMIT each, under UNION ALL):
+    a window over the conversations' pending events read all of them, 13 ms a claim with
+    30,000 pending on SQLite, inside the writer's batch (docs/DECISIONS.md)."""
+    firsts = [select(_o.c.seq).where(_o.c.conversation_id == conversation_id,
+                                     _o.c.state == PENDING)
+              .order_by(_o.c.seq).limit(run).subquery() for conversation_id in heads]
     return [row.seq for row in await conn.execute(
-        select(ranked.c.seq).where(ranked.c.n <= run))]
+        union_all(*(select(first.c.seq) for first in firsts)))]
+
+
+async def _delete_leased(conn: AsyncConnection, owner: str, seqs: Sequence[int]) -> int:
+    """Delete delivered events still leased by `owner` (a dispatcher whose lease ran out
+    cannot delete the newer claim's); how many were."""
+    result = await conn.execute(
+        delete(_o).where(_o.c.seq.in_(list(seqs)), _o.c.lease_owner == owner))
+    return int(result.rowcount)
 
 
 def _to_row(row: Any) -> OutboxRow:
@@ -113,13 +124,13 @@ class SqlOutboxStore:
             self._writer.on_events()
 
     async def claim(self, owner: str, now: int, lease_until: int, limit: int,
-                    run: int = 1) -> list[OutboxRow]:
+                    run: int = 1, delivered: Sequence[int] = ()) -> list[OutboxRow]:
         # Each conversation's oldest pending event, from the index alone (one pass, no
         # query per row), then those of them that are due and not leased.
         oldest = (select(func.min(_o.c.seq).label("seq")).where(_o.c.state == PENDING)
                   .group_by(_o.c.conversation_id).subquery())
         heads = (
-            select(_o.c.seq).join(oldest, oldest.c.seq == _o.c.seq)
+            select(_o.c.seq, _o.c.conversation_id).join(oldest, oldest.c.seq == _o.c.seq)
             .where(_o.c.next_attempt_at <= now,
                    or_(_o.c.lease_until.is_(None), _o.c.lease_until < now))
             .order_by(_o.c.seq).limit(limit)
@@ -127,11 +138,13 @@ class SqlOutboxStore:
         )
 
         async def _claim_events(conn: AsyncConnection) -> list[OutboxRow]:
-            seqs = [row.seq for row in await conn.execute(heads)]
-            if not seqs:
+            if delivered:
+                await _delete_leased(conn, owner, delivered)
+            found = (await conn.execute(heads)).all()
+            if not found:
                 return []
-            if run > 1:
-                seqs = await _runs_from(conn, seqs, run)
+            seqs = ([row.seq for row in found] if run == 1 else
+                    await _runs_from(conn, [row.conversation_id for row in found], run))
             rows = await conn.execute(
                 update(_o).where(_o.c.seq.in_(seqs))
                 .values(lease_owner=owner, lease_until=lease_until).returning(*_o.c))
@@ -141,9 +154,7 @@ class SqlOutboxStore:
 
     async def delivered(self, owner: str, seqs: Sequence[int]) -> int:
         async def _delete_delivered(conn: AsyncConnection) -> int:
-            result = await conn.execute(
-                delete(_o).where(_o.c.seq.in_(list(seqs)), _o.c.lease_owner == owner))
-            return int(result.rowcount)
+            return await _delete_leased(conn, owner, seqs)
 
         return await write_apart(self._writer, _delete_delivered)
 
