@@ -64,10 +64,10 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 async def signed_in(browser: Browser, server: OnLocalPort, user: User,
-                    errors: list[str]) -> Page:
+                    errors: list[str], *, width: int = 1100, height: int = 900) -> Page:
     """A page of its own (a separate browser context) signed in as `user` by pasting its
-    token, with its WebSocket open."""
-    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    token, with its WebSocket open; `width` × `height` CSS pixels (390 × 844: a phone)."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
     page = await context.new_page()
     page.set_default_timeout(STEP_MS)
     page.on("pageerror", lambda error: errors.append(f"{user.name}: {error}"))

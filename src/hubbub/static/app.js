@@ -126,7 +126,10 @@ function boot() {
   $("mute").addEventListener("click", () => state.calls.toggleMute());
   $("camera").addEventListener("click", () => mediaAction(() => state.calls.toggleCamera()));
   $("screen").addEventListener("click", () => mediaAction(() => state.calls.toggleScreen()));
-  document.addEventListener("visibilitychange", () => markRead());
+  document.addEventListener("visibilitychange", () => {
+    markRead();
+    updateTitle(); // the open conversation counts in the title while the tab is hidden
+  });
   document.body.dataset.view = "list";
   updateTitle();
 
@@ -168,7 +171,7 @@ async function signIn(token) {
     // Not reached (a restart, the network): the same token is tried again shortly.
     sessionStorage.setItem(TOKEN_KEY, token);
     $("login-error").textContent = "Could not reach the server: trying again…";
-    setTimeout(() => { if (!state.me || $("login").hidden === false) signIn(token); },
+    setTimeout(() => { if (sessionStorage.getItem(TOKEN_KEY) === token) signIn(token); },
                SIGN_IN_RETRY_MS);
     return;
   }
@@ -299,8 +302,9 @@ function remember(conversation) {
     loadMembers(conversation.id).then(renderList);
   }
   if (state.gone && state.gone.id === conversation.id) {
-    state.gone = null; // back in it: added again
-    if (state.current === conversation.id) showConversation();
+    // Added again while it was open: joined afresh, with the history missed meanwhile.
+    state.messages.delete(conversation.id);
+    openConversation(conversation.id);
   }
 }
 
