@@ -5,10 +5,13 @@ user's other device too, mentions get an `@` badge, mute/pin/leave show in the l
 every device, and what the user types is never lost nor doubled: a fast burst, a burst
 over the rate limit, and a message typed while the server is away and the page reloaded.
 
-The screenshots of docs/screenshots/ are taken here."""
+The screenshots of docs/screenshots/ are taken here: `HUBBUB_SCREENSHOTS=docs/screenshots`
+writes them there (otherwise into the test's temporary directory, so that a test run leaves
+the working tree alone)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,7 +29,6 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 
 
@@ -34,12 +36,25 @@ PHONE = {"width": 390, "height": 844}
 async def server_and_browser(tmp_path: Path, **env: str
                              ) -> AsyncIterator[tuple[ServerProcess, Browser]]:
     """A `hubbub serve` process on a SQLite file, with `HUBBUB_*` settings `env`, and
-    Chromium."""
+    Chromium; meanwhile `expect` waits up to a step (the machine is shared and loaded)."""
     require_browser()
+    from playwright.async_api import expect
+
     process = ServerProcess(database_url=f"sqlite:///{tmp_path / 'hubbub.db'}",
                             workdir=tmp_path, extra_env=env)
-    async with serving(process) as server, chromium() as browser:
-        yield server, browser
+    expect.set_options(timeout=STEP_MS)
+    try:
+        async with serving(process) as server, chromium() as browser:
+            yield server, browser
+    finally:
+        expect.set_options(timeout=None)  # Playwright's default again
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Where this run's screenshots go: `HUBBUB_SCREENSHOTS`, else the test's own directory."""
+    directory = Path(os.environ.get("HUBBUB_SCREENSHOTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def entry(page: Page, title: str) -> Locator:
@@ -125,7 +140,7 @@ async def test_a_strangers_direct_message_reaches_the_phone_and_reading_clears_i
         await expect(entry(phone, "alice").locator(".presence")).to_have_attribute(
             "data-online", "true")
         await expect(phone.locator("#chat")).to_be_hidden()  # the phone shows the list
-        await phone.screenshot(path=str(SCREENSHOTS / "phone-list.png"))
+        await phone.screenshot(path=str(screenshot_dir(tmp_path) / "phone-list.png"))
 
         # Bob opens it on the phone: the conversation is a screen of its own.
         await entry(phone, "alice").click()
@@ -135,7 +150,7 @@ async def test_a_strangers_direct_message_reaches_the_phone_and_reading_clears_i
             "online")
         await say(phone, "hello alice 👋")
         await expect(contents(a).last).to_have_text("hello alice 👋")
-        await phone.screenshot(path=str(SCREENSHOTS / "phone-conversation.png"))
+        await phone.screenshot(path=str(screenshot_dir(tmp_path) / "phone-conversation.png"))
 
         # Read on the phone: the laptop's badge and title clear too (ReadStateChanged).
         await expect(entry(laptop, "alice").locator(".badge")).to_have_count(0)
@@ -210,7 +225,7 @@ async def test_mentions_mute_pin_and_leave_show_in_the_list_on_every_device(
                             json={"content": "lunch?"})
         await expect(entry(b, "#general").locator(".badge.unread.quiet")).to_have_text("1")
         await expect(other).to_have_title("(2) hubbub")  # team's 2; #general is muted
-        await b.screenshot(path=str(SCREENSHOTS / "desktop-inbox.png"))
+        await b.screenshot(path=str(screenshot_dir(tmp_path) / "desktop-inbox.png"))
 
         # Pin the direct conversation with carol: first in the list, on both devices.
         await b.get_by_role("button", name="Pin", exact=True).click()
@@ -324,7 +339,7 @@ async def test_a_burst_over_the_rate_limit_is_delivered_once_each_in_order(
 
         texts = [f"burst {n}" for n in range(10)]
         await type_burst(a, texts)
-        await expect(contents(b)).to_have_text(texts, timeout=STEP_MS)
+        await expect(contents(b)).to_have_text(texts)
         await expect(contents(a)).to_have_text(texts)
         await expect(a.locator("#messages li.unsent")).to_have_count(0)
         assert await history(server, bob, direct) == texts
@@ -365,7 +380,7 @@ async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path)
         await b.get_by_label("Access token (JWT)").fill(bob.token)
         await b.get_by_role("button", name="Sign in").click()
         await entry(b, "team").click()
-        await expect(contents(b)).to_have_text(["before", "typed while away"], timeout=STEP_MS)
+        await expect(contents(b)).to_have_text(["before", "typed while away"])
         assert await history(server, bob, team) == ["before", "typed while away"]
 
         async with server.http(alice) as http:

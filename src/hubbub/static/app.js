@@ -13,7 +13,7 @@
 // <body data-ws="open|closed" data-call-state="idle|ringing|active|ended" data-view="list|chat">.
 
 import { CallController } from "./call.js";
-import { describeError } from "./errors.js";
+import { describeCallError, describeError } from "./errors.js";
 import { HubbubClient } from "./hubbub.js";
 import { applySummary, faviconHref, listEntry, ordered, presenceDot, totalUnread } from "./inbox.js";
 import { loadUnsent, saveUnsent, showUnsent } from "./unsent.js";
@@ -1083,7 +1083,7 @@ async function placeCall(type) {
     await state.calls.start(conversation.id, type, peerId, nameOf(peerId),
                             direct ? null : peerId);
   } catch (error) {
-    $("call-status").textContent = callError(error);
+    $("call-status").textContent = describeCallError(error);
   }
 }
 
@@ -1091,17 +1091,10 @@ async function mediaAction(action) {
   try {
     await action();
   } catch (error) {
-    $("call-status").textContent = callError(error);
+    $("call-status").textContent = describeCallError(error);
   }
 }
 
-/** A call's failure as a sentence: the server's refusal, or the browser's media one. */
-function callError(error) {
-  if (error && typeof error.code === "string") return describeError(error);
-  return error && error.name === "NotAllowedError"
-    ? "The browser did not allow the camera or microphone."
-    : "The camera, microphone or screen could not be used.";
-}
 
 function renderCall(call) {
   const section = $("call");

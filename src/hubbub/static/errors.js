@@ -26,3 +26,11 @@ export function describeError(error) {
   if (code.startsWith("HTTP_")) return "The server answered with an error: try again.";
   return SENTENCES[code] || "Something went wrong: try again.";
 }
+
+/** A call's failure: the server's refusal (by its code), or the browser's media one. */
+export function describeCallError(error) {
+  if (error && typeof error.code === "string") return describeError(error);
+  if (error && error.name === "NotAllowedError") return "The browser did not allow the camera or microphone.";
+  if (error && error.name === "NotFoundError") return "No camera or microphone was found.";
+  return "The camera, microphone or screen could not be used.";
+}
