@@ -161,6 +161,14 @@ async def test_a_strangers_direct_message_reaches_the_phone_and_reading_clears_i
         assert [c["unread_count"] for c in listed] == [0]
 
         assert listed_again == []
+        # Alice closes her page: her dot turns hollow, live (PresenceChanged).
+        await a.context.close()
+        await expect(phone.locator("#chat-members li", has_text="alice")).to_contain_text(
+            "offline")
+        # A group someone else starts with Bob appears too, at once.
+        carol = server.user("carol")
+        await created(server, carol, kind="group", name="weekend", member_ids=[bob.id])
+        await expect(entry(laptop, "weekend")).to_have_count(1)
         # Only the open conversation is joined (its full event stream); the list is the inbox's.
         assert await phone.evaluate("() => window.hubbub.client.changes.ids()") == [
             await phone.evaluate("() => window.hubbub.current")]
@@ -168,6 +176,10 @@ async def test_a_strangers_direct_message_reaches_the_phone_and_reading_clears_i
         await expect(phone.locator("#sidebar")).to_be_visible()
         await expect(entry(phone, "alice").locator(".preview")).to_have_text(
             "You: hello alice 👋")
+        await expect(entry(phone, "alice").locator(".presence")).to_have_attribute(
+            "data-online", "false")
+        await expect(entry(phone, "weekend").locator(".preview")).to_have_text(
+            "No messages yet")
         assert await phone.evaluate("() => window.hubbub.client.changes.ids()") == []
     assert errors == []
 

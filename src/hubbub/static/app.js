@@ -231,6 +231,8 @@ function resume(me) {
 function signOut() {
   if (state.calls) state.calls.hangUp();
   if (state.client) state.client.close();
+  // Signing out leaves nothing of the user's behind (a shared computer): unsent messages too.
+  if (state.me) saveUnsent(state.me.id, []);
   sessionStorage.removeItem(TOKEN_KEY);
   location.reload();
 }
@@ -591,6 +593,7 @@ async function leaveConversation() {
   state.conversations.delete(id);
   closeConversation();
 }
+
 // -- messages --------------------------------------------------------------------------
 
 async function loadHistory(id, older) {
