@@ -11,6 +11,7 @@ the working tree alone)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
@@ -25,7 +26,7 @@ from tests.support.process import ServerProcess, serving
 from tests.support.server import User
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Locator, Page
+    from playwright.async_api import Browser, Locator, Page, Route
 
 pytestmark = [pytest.mark.asyncio(loop_scope="session"), pytest.mark.browser]
 
@@ -293,10 +294,18 @@ async def test_thirty_messages_typed_in_three_seconds_arrive_once_in_order_and_e
         direct = await created(server, alice, kind="direct", member_ids=[bob.id])
         a = await signed_in(browser, server, alice, errors)
         b = await signed_in(browser, server, bob, errors)
-        for page in (a, b):
-            await entry(page, "bob" if page is a else "alice").click()
-            await expect(page.locator("#no-messages")).to_be_visible()
+        await entry(b, "alice").click()
+        await expect(b.locator("#no-messages")).to_be_visible()
 
+        # Alice starts typing at once, while her history is still on its way (held back
+        # here): what is confirmed meanwhile is kept, and merged with the history.
+        async def slowly(route: Route) -> None:
+            response = await route.fetch()  # the server's answer now, handed over later
+            await asyncio.sleep(1.0)
+            await route.fulfill(response=response)
+
+        await a.route("**/messages?*", slowly)
+        await entry(a, "bob").click()
         texts = [f"message {n:02}" for n in range(30)]
         took = await type_burst(a, texts)
         with capsys.disabled():

@@ -59,6 +59,7 @@ const state = {
   addedMeanwhile: null, // ids the inbox added while the list was being fetched
   editing: null, // the id of the own message being edited in place
   deleting: null, // the id of the own message whose deletion awaits confirmation
+  listPending: false, // a redraw of the list is scheduled
   typingSentAt: 0,
   typingTimer: null,
   callTitle: null,
@@ -306,6 +307,7 @@ function remember(conversation) {
   if (state.gone && state.gone.id === conversation.id) {
     // Added again while it was open: joined afresh, with the history missed meanwhile.
     state.messages.delete(conversation.id);
+    state.paging.delete(conversation.id);
     openConversation(conversation.id);
   }
 }
@@ -422,7 +424,18 @@ function currentConversation() {
   return state.conversations.get(state.current) || {};
 }
 
+/** Redraw the list soon, once for however many inbox events arrive meanwhile (a busy
+ * user's summaries come many a second). */
 function renderList() {
+  if (state.listPending) return;
+  state.listPending = true;
+  setTimeout(() => {
+    state.listPending = false;
+    drawList();
+  }, 0);
+}
+
+function drawList() {
   state.order = ordered(state.conversations);
   $("conversation-list").replaceChildren(...state.order.map((id) => {
     const conversation = state.conversations.get(id);
@@ -500,9 +513,11 @@ async function openConversation(id) {
       renderList();
     }
   });
-  // Subscribed first, then the history: nothing sent in between can fall through.
+  // Subscribed first, then the history: nothing sent in between can fall through. Events
+  // and sends confirmed while the history loads are kept, and merged with it by version.
+  if (!state.messages.has(id)) state.messages.set(id, new Map());
   await join(id).catch(() => {});
-  if (!state.messages.has(id)) await loadHistory(id, false);
+  if (!state.paging.has(id)) await loadHistory(id, false);
   markRead();
   if (state.current === id) $("composer-input").focus();
 }
@@ -684,7 +699,8 @@ function renderMessages() {
   const sorted = messages ? [...messages.values()].sort((a, b) => a.seq - b.seq) : [];
   list.replaceChildren(...sorted.map(messageElement));
   renderUnsent();
-  $("no-messages").hidden = !(messages && sorted.length === 0 && !state.gone)
+  const loaded = state.paging.has(state.current);
+  $("no-messages").hidden = !(loaded && sorted.length === 0 && !state.gone)
     || list.querySelector("li.unsent") !== null;
   const paging = state.paging.get(state.current);
   $("load-older").hidden = !(paging && paging.hasMore);
