@@ -373,7 +373,8 @@ async def test_a_burst_over_the_rate_limit_is_delivered_once_each_in_order(
 @pytest.mark.timeout(120)
 async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path) -> None:
     """Typed while the server is away, then the tab closed: the next page of the user sends
-    it, once. Refused (read-only), then the page reloaded: still shown, with Retry."""
+    it, once (after signing in waited for the server). Refused (read-only), then the page
+    reloaded: still shown, with Retry."""
     from playwright.async_api import expect
 
     errors: list[str] = []
@@ -398,8 +399,14 @@ async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path)
         b = await context.new_page()
         b.on("pageerror", lambda error: errors.append(f"bob: {error}"))
         await b.goto(server.base_url + "/")
+        # The server cannot be reached for a moment: signing in waits and tries again.
+        await b.route("**/api/v1/users/me", lambda route: route.abort())
         await b.get_by_label("Access token (JWT)").fill(bob.token)
         await b.get_by_role("button", name="Sign in").click()
+        await expect(b.locator("#login-error")).to_have_text(
+            "Could not reach the server: trying again…")
+        await b.unroute("**/api/v1/users/me")
+        await b.wait_for_selector("body[data-ws='open']")
         await entry(b, "team").click()
         await expect(contents(b)).to_have_text(["before", "typed while away"])
         assert await history(server, bob, team) == ["before", "typed while away"]
