@@ -374,7 +374,7 @@ async def test_a_burst_over_the_rate_limit_is_delivered_once_each_in_order(
 async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path) -> None:
     """Typed while the server is away, then the tab closed: the next page of the user sends
     it, once (after signing in waited for the server). Refused (read-only), then the page
-    reloaded: still shown, with Retry."""
+    reloaded: still shown, with Retry. A draft, typed and not sent, survives a reload."""
     from playwright.async_api import expect
 
     errors: list[str] = []
@@ -436,4 +436,14 @@ async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path)
         await expect(contents(b)).to_have_count(3)
         assert await history(server, bob, team) == [
             "before", "typed while away", "refused at first"]
+
+        # Typed but not sent: the draft is back in the box after a reload; signing out
+        # forgets it.
+        await b.get_by_label("Message", exact=True).fill("half-written")
+        await b.reload()
+        await entry(b, "team").click()
+        await expect(b.get_by_label("Message", exact=True)).to_have_value("half-written")
+        await b.get_by_role("button", name="Sign out").click()
+        await expect(b.locator("#login")).to_be_visible()
+        assert await b.evaluate("() => localStorage.getItem('hubbub.drafts')") == "{}"
     assert errors == []

@@ -16,7 +16,7 @@ import { CallController } from "./call.js";
 import { describeCallError, describeError } from "./errors.js";
 import { HubbubClient } from "./hubbub.js";
 import { applySummary, faviconHref, listEntry, ordered, presenceDot, totalUnread } from "./inbox.js";
-import { loadUnsent, saveUnsent, showUnsent } from "./unsent.js";
+import { loadDraft, loadUnsent, saveDraft, saveUnsent, showUnsent } from "./unsent.js";
 
 // Where hubbub is served: this file is `{base}/static/app.js`, so `{base}/` is one level up
 // (hubbub under HUBBUB_BASE_PATH=/chat needs nothing else of the page).
@@ -116,7 +116,10 @@ function boot() {
       sendMessage();
     }
   });
-  $("composer-input").addEventListener("input", onTypingInput);
+  $("composer-input").addEventListener("input", () => {
+    if (state.current) saveDraft(state.me.id, state.current, $("composer-input").value);
+    onTypingInput();
+  });
   $("composer-input").addEventListener("blur", () => stopTyping());
   $("audio-call").addEventListener("click", () => placeCall("audio"));
   $("video-call").addEventListener("click", () => placeCall("video"));
@@ -232,8 +235,12 @@ function resume(me) {
 function signOut() {
   if (state.calls) state.calls.hangUp();
   if (state.client) state.client.close();
-  // Signing out leaves nothing of the user's behind (a shared computer): unsent messages too.
-  if (state.me) saveUnsent(state.me.id, []);
+  // Signing out leaves nothing of the user's behind (a shared computer): no unsent message,
+  // no draft.
+  if (state.me) {
+    saveUnsent(state.me.id, []);
+    saveDraft(state.me.id, null, "");
+  }
   sessionStorage.removeItem(TOKEN_KEY);
   location.reload();
 }
@@ -505,6 +512,7 @@ async function openConversation(id) {
   state.deleting = null;
   document.body.dataset.view = "chat";
   showConversation();
+  $("composer-input").value = loadDraft(state.me.id, id);
   renderMessages();
   renderTyping();
   loadMembers(id).then(() => {
@@ -936,6 +944,7 @@ function sendMessage() {
   $("composer-error").textContent = "";
   stopTyping();
   input.value = "";
+  saveDraft(state.me.id, state.current, "");
   deliver(state.current, content, crypto.randomUUID());
 }
 

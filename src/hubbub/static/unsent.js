@@ -1,11 +1,13 @@
 // Messages the SDK has not sent yet (its outbox entries), shown after the sent ones with
 // their state: waiting for the connection, sending, sending again after a rate limit, or
 // refused, with Retry (the same client_message_id) and Discard. They are also kept in
-// localStorage, so that a reload or a closed tab does not lose what the user typed.
+// localStorage, so that a reload or a closed tab does not lose what the user typed, and so
+// is the text of each conversation's message box not sent yet (its draft).
 
 import { describeError } from "./errors.js";
 
 const STORE_KEY = "hubbub.unsent";
+const DRAFTS_KEY = "hubbub.drafts";
 
 const LABELS = {
   queued: "Waiting for the connection…",
@@ -70,5 +72,31 @@ export function loadUnsent(userId) {
     return Array.isArray(kept) ? kept : [];
   } catch {
     return [];
+  }
+}
+
+/** What the user has typed in a conversation's message box and not sent yet ("" none). */
+export function loadDraft(userId, conversationId) {
+  try {
+    const drafts = JSON.parse(localStorage.getItem(DRAFTS_KEY) || "{}")[userId] || {};
+    return typeof drafts[conversationId] === "string" ? drafts[conversationId] : "";
+  } catch {
+    return "";
+  }
+}
+
+/** Keep the message box's text of a conversation ("" forgets it); `conversationId` null
+ * forgets all of the user's drafts (signing out). */
+export function saveDraft(userId, conversationId, text) {
+  try {
+    const all = JSON.parse(localStorage.getItem(DRAFTS_KEY) || "{}");
+    const drafts = conversationId === null ? {} : all[userId] || {};
+    if (conversationId !== null && text) drafts[conversationId] = text;
+    else if (conversationId !== null) delete drafts[conversationId];
+    if (Object.keys(drafts).length > 0) all[userId] = drafts;
+    else delete all[userId];
+    localStorage.setItem(DRAFTS_KEY, JSON.stringify(all));
+  } catch {
+    // Storage full or refused: the draft stays in the box meanwhile.
   }
 }
