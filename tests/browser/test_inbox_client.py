@@ -340,7 +340,7 @@ async def test_thirty_messages_typed_in_three_seconds_arrive_once_in_order_and_e
 
 @pytest.mark.timeout(120)
 async def test_a_burst_over_the_rate_limit_is_delivered_once_each_in_order(
-        tmp_path: Path) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Two sends a second after a burst of three: the SDK's queue waits out each
     RATE_LIMITED (its `retry_after_ms`) and sends again with the same client_message_id."""
     from playwright.async_api import expect
@@ -359,8 +359,11 @@ async def test_a_burst_over_the_rate_limit_is_delivered_once_each_in_order(
                          "(e) => window.states.push([e.state, e.error && e.error.code])); }")
 
         texts = [f"burst {n}" for n in range(10)]
+        started = time.monotonic()
         await type_burst(a, texts)
         await expect(contents(b)).to_have_text(texts)
+        with capsys.disabled():  # at least (10 - 3) / 2 = 3.5 s: the limit's own pace
+            print(f"\n10 messages over a 2/s limit delivered in {time.monotonic() - started:.2f} s")
         await expect(contents(a)).to_have_text(texts)
         await expect(a.locator("#messages li.unsent")).to_have_count(0)
         assert await history(server, bob, direct) == texts
