@@ -64,10 +64,10 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 async def signed_in(browser: Browser, server: OnLocalPort, user: User,
-                    errors: list[str]) -> Page:
+                    errors: list[str], *, width: int = 1100, height: int = 900) -> Page:
     """A page of its own (a separate browser context) signed in as `user` by pasting its
-    token, with its WebSocket open."""
-    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    token, with its WebSocket open; `width` × `height` CSS pixels (390 × 844: a phone)."""
+    context = await browser.new_context(viewport={"width": width, "height": height})
     page = await context.new_page()
     page.set_default_timeout(STEP_MS)
     page.on("pageerror", lambda error: errors.append(f"{user.name}: {error}"))
@@ -118,13 +118,12 @@ async def test_chat_and_video_call_between_two_pages(tmp_path: Path,
         a = await signed_in(browser, server, alice, errors)
         b = await signed_in(browser, server, bob, errors)
 
-        # Alice starts a direct conversation with Bob by his id; Bob finds it in his list.
+        # Alice starts a direct conversation with Bob by his id; it appears in Bob's list.
         await a.get_by_text("New conversation").click()
         await a.get_by_label("Kind").select_option("direct")
         await a.get_by_label("Member ids").fill(bob.id)
         await a.get_by_role("button", name="Create").click()
         await expect(a.locator("#chat-title")).to_have_text("bob")
-        await b.get_by_role("button", name="Refresh").click()
         await b.locator("#conversation-list button", has_text="alice").click()
         await expect(b.locator("#chat-title")).to_have_text("alice")
 

@@ -1,7 +1,8 @@
 """The browser client on the JavaScript SDK, in real headless Chromium: two users exchange
 messages through the SDK in the page; a message written while the server is down waits,
 shown as unsent, and is delivered once when it is back; a refused one shows as failed and
-is sent by Retry (with the same client_message_id) once it may be."""
+is sent by Retry (with the same client_message_id) once it may be. Conversations reach the
+list by the inbox stream, with no refresh."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ async def group_of(server: ServerProcess, owner: User, member: User) -> str:
 async def open_team(page: Page) -> None:
     from playwright.async_api import expect
 
-    await page.get_by_role("button", name="Refresh").click()
+    # No refresh: the conversation arrives in the list by the inbox stream.
     await page.locator("#conversation-list button", has_text="team").click()
     await expect(page.locator("#chat-title")).to_have_text("team")
 
@@ -92,17 +93,20 @@ async def test_two_users_chat_through_the_sdk_across_a_restart(tmp_path: Path) -
         await expect(contents(a, "written while away")).to_have_count(1)
         await expect(a.locator("#messages li.unsent")).to_have_count(0)
 
-        # Removed from the group, Bob's message is refused: it shows as failed, with Retry.
+        # Made read-only in the group, Bob's message is refused: it shows as failed, said
+        # in words (no error code), with Retry.
         async with server.http(alice) as http:
-            removed = await http.delete(f"/api/v1/conversations/{group}/members/{bob.id}")
-            assert removed.status_code == 204
+            demoted = await http.put(f"/api/v1/conversations/{group}/members/{bob.id}",
+                                     json={"role": "read_only"})
+            assert demoted.status_code == 200
         await say(b, "let me back in")
         failed = b.locator("#messages li.unsent", has_text="let me back in")
         await expect(failed).to_have_attribute("data-state", "failed")
+        await expect(failed).to_contain_text("You are not allowed to do that here.")
         async with server.http(alice) as http:
             added = await http.put(f"/api/v1/conversations/{group}/members/{bob.id}",
                                    json={"role": "member"})
-            assert added.status_code in (200, 201)
+            assert added.status_code == 200
         await failed.get_by_role("button", name="Retry").click()
         await expect(contents(b, "let me back in")).to_have_count(1)
         await expect(b.locator("#messages li.unsent")).to_have_count(0)

@@ -27,6 +27,10 @@ async def test_the_page_is_served_at_the_root(server: RunningServer) -> None:
                                             ("hubbub.js", "text/javascript"),
                                             ("changes.js", "text/javascript"),
                                             ("outbox.js", "text/javascript"),
+                                            ("unsent.js", "text/javascript"),
+                                            ("inbox.js", "text/javascript"),
+                                            ("errors.js", "text/javascript"),
+                                            ("favicon.svg", "image/svg+xml"),
                                             ("app.css", "text/css")])
 async def test_assets_are_served_with_their_type(server: RunningServer, name: str,
                                                  kind: str) -> None:
@@ -62,7 +66,7 @@ async def test_the_client_uses_only_the_public_protocol(server: RunningServer) -
     async with server.http() as http:
         scripts = [(await http.get(f"/static/{name}")).text
                    for name in ("app.js", "call.js", "hubbub.js", "changes.js", "outbox.js",
-                                "unsent.js")]
+                                "unsent.js", "inbox.js", "errors.js")]
     paths = {match for text in scripts for match in re.findall(r'["`](/[a-z][^"`?$]*)', text)}
     assert paths, "no server paths found in the scripts"
     assert all(p.startswith(("/api/v1/", "/ws")) for p in paths), paths

@@ -2,15 +2,21 @@
 // over the public protocol only (REST §7 and /ws), through the JavaScript SDK (hubbub.js,
 // the same file as clients/js/hubbub.js). No framework and no build step.
 //
-// The SDK reconnects, re-joins and syncs, and delivers each change once in version order;
-// messages not sent yet wait in its outbound queue and are shown with their state.
+// The conversation list is fetched once per connection and then kept live by the inbox
+// stream (§4.1: added, removed, summaries, read marks), which every connection hears
+// without joining; only the open conversation is joined, for its full event stream. The
+// SDK reconnects, re-joins and syncs, and delivers each change once in version order;
+// messages not sent yet wait in its outbound queue, are kept in localStorage across
+// reloads, and are shown with their state.
 //
 // Page state is exposed for tests and debugging as `window.hubbub` and as attributes:
-// <body data-ws="open|closed" data-call-state="idle|ringing|active|ended">.
+// <body data-ws="open|closed" data-call-state="idle|ringing|active|ended" data-view="list|chat">.
 
 import { CallController } from "./call.js";
+import { describeCallError, describeError } from "./errors.js";
 import { HubbubClient } from "./hubbub.js";
-import { showUnsent } from "./unsent.js";
+import { applySummary, faviconHref, listEntry, ordered, presenceDot, totalUnread } from "./inbox.js";
+import { loadDraft, loadUnsent, saveDraft, saveUnsent, showUnsent } from "./unsent.js";
 
 // Where hubbub is served: this file is `{base}/static/app.js`, so `{base}/` is one level up
 // (hubbub under HUBBUB_BASE_PATH=/chat needs nothing else of the page).
@@ -25,11 +31,11 @@ const PAGE_SIZE = 50;
 const TYPING_REFRESH_MS = 3000;
 const TYPING_IDLE_MS = 4000;
 const TYPING_SHOWN_MS = 8000;
-// The conversation list has no push event of its own (being added to one arrives with its
-// first use), so it is refreshed now and then, and on demand.
-const LIST_REFRESH_MS = 10000;
-// JoinConversation is per connection; subscribing to this many keeps unread counts live.
-const MAX_SUBSCRIPTIONS = 100;
+// Signing in when the server cannot be reached (restarting, or the network is down) is
+// tried again this often, keeping the token: the unsent messages wait meanwhile.
+const SIGN_IN_RETRY_MS = 2000;
+// The members shown in a group's header, with their presence.
+const MEMBERS_SHOWN = 12;
 const TOKEN_KEY = "hubbub.token";
 
 const state = {
@@ -38,20 +44,25 @@ const state = {
   calls: null,
   me: null,
   conversations: new Map(), // id → conversation object (§2), the caller's view
-  order: [], // conversation ids, newest activity first
-  current: null, // the open conversation's id
+  order: [], // conversation ids: pinned first, then newest activity first
+  current: null, // the open (and only joined) conversation's id
+  gone: null, // {id, title}: the open conversation's membership ended
   messages: new Map(), // conversation id → Map(message id → message object)
   paging: new Map(), // conversation id → {hasMore, nextBefore}
   unsent: new Map(), // client_message_id → the SDK's outbox entry, until it is sent
-  members: new Map(), // conversation id → [{user_id, user_name, role, online}]
+  members: new Map(), // conversation id → [{user_id, user_name, role, accepted, online}]
   names: new Map(), // user id → display name
   joined: new Map(), // conversation id → its JoinConversation (the SDK re-joins)
   typing: new Map(), // conversation id → Map(user id → {name, until})
   readBy: new Map(), // conversation id → Map(user id → message id)
   markedRead: new Map(), // conversation id → message id we last marked read
+  addedMeanwhile: null, // ids the inbox added while the list was being fetched
+  editing: null, // the id of the own message being edited in place
+  deleting: null, // the id of the own message whose deletion awaits confirmation
+  listPending: false, // a redraw of the list is scheduled
   typingSentAt: 0,
   typingTimer: null,
-  listTimer: null,
+  callTitle: null,
 };
 
 window.hubbub = {
@@ -74,7 +85,10 @@ function boot() {
   });
   $("sign-out").addEventListener("click", signOut);
   $("copy-id").addEventListener("click", copyId);
-  $("refresh").addEventListener("click", () => refreshConversations());
+  $("start-one").addEventListener("click", () => {
+    $("new-conversation").open = true;
+    $("new-kind").focus();
+  });
   $("new-kind").addEventListener("change", () => {
     $("new-name").disabled = $("new-kind").value === "direct";
   });
@@ -83,8 +97,15 @@ function boot() {
     const button = event.target.closest("button[data-conversation-id]");
     if (button) openConversation(button.dataset.conversationId);
   });
+  $("back").addEventListener("click", closeConversation);
+  $("toggle-mute").addEventListener("click", () => updateSettings({ muted: !currentConversation().muted }));
+  $("toggle-pin").addEventListener("click", () => updateSettings({ pinned: !currentConversation().pinned }));
+  $("leave").addEventListener("click", () => { $("leave-confirm").hidden = false; $("leave-yes").focus(); });
+  $("leave-no").addEventListener("click", () => { $("leave-confirm").hidden = true; });
+  $("leave-yes").addEventListener("click", leaveConversation);
   $("load-older").addEventListener("click", () => loadHistory(state.current, true));
   $("messages").addEventListener("click", onMessageClick);
+  $("messages").addEventListener("keydown", onEditKey);
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
     sendMessage();
@@ -95,7 +116,10 @@ function boot() {
       sendMessage();
     }
   });
-  $("composer-input").addEventListener("input", onTypingInput);
+  $("composer-input").addEventListener("input", () => {
+    if (state.current) saveDraft(state.me.id, state.current, $("composer-input").value);
+    onTypingInput();
+  });
   $("composer-input").addEventListener("blur", () => stopTyping());
   $("audio-call").addEventListener("click", () => placeCall("audio"));
   $("video-call").addEventListener("click", () => placeCall("video"));
@@ -106,8 +130,12 @@ function boot() {
   $("mute").addEventListener("click", () => state.calls.toggleMute());
   $("camera").addEventListener("click", () => mediaAction(() => state.calls.toggleCamera()));
   $("screen").addEventListener("click", () => mediaAction(() => state.calls.toggleScreen()));
-  document.addEventListener("visibilitychange", () => markRead());
-  window.addEventListener("focus", () => { if (state.me) refreshConversations(); });
+  document.addEventListener("visibilitychange", () => {
+    markRead();
+    updateTitle(); // the open conversation counts in the title while the tab is hidden
+  });
+  document.body.dataset.view = "list";
+  updateTitle();
 
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) signIn(saved);
@@ -132,15 +160,23 @@ async function signIn(token) {
   const api = {
     get: (path) => client.http("GET", path),
     post: (path, body) => client.http("POST", path, body),
+    patch: (path, body) => client.http("PATCH", path, body),
+    delete: (path) => client.http("DELETE", path),
   };
   let me;
   try {
     me = await api.get("/api/v1/users/me");
   } catch (error) {
-    $("login-error").textContent = error.code === "UNAUTHORIZED"
-      ? `That token was refused: ${error.message}.`
-      : `Could not reach the server: ${error.message}.`;
-    sessionStorage.removeItem(TOKEN_KEY);
+    if (error.code === "UNAUTHORIZED") {
+      $("login-error").textContent = "That token was refused: check it, or paste a new one.";
+      sessionStorage.removeItem(TOKEN_KEY);
+      return;
+    }
+    // Not reached (a restart, the network): the same token is tried again shortly.
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $("login-error").textContent = "Could not reach the server: trying again…";
+    setTimeout(() => { if (sessionStorage.getItem(TOKEN_KEY) === token) signIn(token); },
+               SIGN_IN_RETRY_MS);
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
@@ -173,13 +209,16 @@ async function signIn(token) {
   client.on("UserTyping", onTyping);
   client.on("MessageRead", onRead);
   client.on("UserJoined", onUserJoined);
-  client.on("CallOffer", (m) => {
-    if (!state.conversations.has(m.conversation_id)) refreshConversations();
-  });
+  client.on("PresenceChanged", onPresence);
+  // The inbox (§4.1): the whole list, live, without joining.
+  client.on("ConversationAdded", (m) => onConversationAdded(m.conversation));
+  client.on("ConversationRemoved", (m) => onConversationRemoved(m.conversation_id));
+  client.on("ConversationSummary", onSummary);
+  client.on("ReadStateChanged", onReadState);
+  client.on("MembershipUpdated", onMembershipUpdated);
+  restoreUnsent();
   setStatus("Connecting…");
-  await refreshConversations();
   client.connect().catch(() => {}); // a refused token shows through onState
-  state.listTimer = setInterval(() => refreshConversations(), LIST_REFRESH_MS);
 }
 
 /** Signed in again after the token expired: the same user carries on where it was. */
@@ -196,6 +235,12 @@ function resume(me) {
 function signOut() {
   if (state.calls) state.calls.hangUp();
   if (state.client) state.client.close();
+  // Signing out leaves nothing of the user's behind (a shared computer): no unsent message,
+  // no draft.
+  if (state.me) {
+    saveUnsent(state.me.id, []);
+    saveDraft(state.me.id, null, "");
+  }
   sessionStorage.removeItem(TOKEN_KEY);
   location.reload();
 }
@@ -216,8 +261,10 @@ function setStatus(text) {
 function onConnected() {
   document.body.dataset.ws = "open";
   setStatus("Connected");
-  // The SDK re-joins and syncs what was joined; this joins what could not be, offline.
-  joinAll();
+  // Whatever the inbox said while this page was offline is in the list's answer. The SDK
+  // re-joins and syncs the open conversation; this joins it if it could not be, offline.
+  loadConversations();
+  if (state.current && !state.gone) join(state.current).catch(() => {});
 }
 
 function onState(event) {
@@ -233,33 +280,98 @@ function onState(event) {
   }
 }
 
-// -- conversations ---------------------------------------------------------------------
+// -- the conversation list (the inbox) -------------------------------------------------
 
-async function refreshConversations() {
-  if (!state.api) return;
+/** The list as the server has it now (§7), merged with what the inbox added meanwhile. */
+async function loadConversations() {
+  const meanwhile = new Set();
+  state.addedMeanwhile = meanwhile;
   let body;
   try {
     body = await state.api.get("/api/v1/conversations");
   } catch (error) {
-    setStatus(`Could not load conversations: ${error.message}`);
+    setStatus(`Could not load your conversations. ${describeError(error)}`);
     return;
+  } finally {
+    if (state.addedMeanwhile === meanwhile) state.addedMeanwhile = null;
   }
-  state.order = [];
-  for (const conversation of body.conversations) {
-    const known = state.conversations.get(conversation.id);
-    if (known && state.current === conversation.id) conversation.unread_count = 0;
-    state.conversations.set(conversation.id, { ...known, ...conversation });
-    state.order.push(conversation.id);
-    if (conversation.kind === "direct" && !state.members.has(conversation.id)) {
-      loadMembers(conversation.id).then(renderList);
+  const listed = new Set(body.conversations.map((conversation) => conversation.id));
+  for (const id of [...state.conversations.keys()]) {
+    if (!listed.has(id) && !meanwhile.has(id)) forget(id);
+  }
+  for (const conversation of body.conversations) remember(conversation);
+  renderList();
+}
+
+/** Keep a conversation object (the caller's view), loading a direct one's members for
+ * its title and presence. */
+function remember(conversation) {
+  const known = state.conversations.get(conversation.id);
+  state.conversations.set(conversation.id, { ...known, ...conversation });
+  if (conversation.kind === "direct" && !state.members.has(conversation.id)) {
+    loadMembers(conversation.id).then(renderList);
+  }
+  if (state.gone && state.gone.id === conversation.id) {
+    // Added again while it was open: joined afresh, with the history missed meanwhile.
+    state.messages.delete(conversation.id);
+    state.paging.delete(conversation.id);
+    openConversation(conversation.id);
+  }
+}
+
+function forget(id) {
+  state.conversations.delete(id);
+  if (state.current === id && !state.gone) {
+    state.gone = { id };
+    showConversation();
+    if (isOpen()) state.client.leave(id).catch(() => {});
+    state.joined.delete(id);
+  }
+}
+
+function onConversationAdded(conversation) {
+  if (state.addedMeanwhile) state.addedMeanwhile.add(conversation.id);
+  remember(conversation);
+  renderList();
+}
+
+function onConversationRemoved(id) {
+  forget(id);
+  renderList();
+}
+
+function onSummary(summary) {
+  const conversation = state.conversations.get(summary.conversation_id);
+  if (!conversation) return;
+  applySummary(conversation, summary);
+  renderList();
+}
+
+function onReadState(event) {
+  const conversation = state.conversations.get(event.conversation_id);
+  if (!conversation) return;
+  conversation.unread_count = event.unread_count;
+  conversation.mention_count = event.mention_count;
+  renderList();
+}
+
+function onMembershipUpdated(event) {
+  const conversation = state.conversations.get(event.conversation_id);
+  if (!conversation) return;
+  conversation.muted = event.muted;
+  conversation.pinned = event.pinned;
+  renderList();
+}
+
+function onPresence(event) {
+  const online = event.status === "online";
+  for (const members of state.members.values()) {
+    for (const member of members) {
+      // A member who has not accepted shows no presence there (§4).
+      if (member.user_id === event.user_id && member.accepted !== false) member.online = online;
     }
   }
   renderList();
-  joinAll();
-}
-
-function joinAll() {
-  for (const id of state.order.slice(0, MAX_SUBSCRIPTIONS)) join(id).catch(() => {});
 }
 
 /** Subscribe to a conversation's events, once: the SDK keeps it joined across reconnects. */
@@ -272,6 +384,17 @@ function join(id) {
     pending.catch(() => { if (state.joined.get(id) === pending) state.joined.delete(id); });
   }
   return pending;
+}
+
+/** Unsubscribe from a conversation no longer open; its messages are fetched again when it
+ * is opened next (the inbox keeps its list entry live meanwhile). */
+function unjoin(id) {
+  if (!state.joined.has(id)) return;
+  state.joined.delete(id);
+  state.messages.delete(id);
+  state.paging.delete(id);
+  state.markedRead.delete(id);
+  if (isOpen()) state.client.leave(id).catch(() => {});
 }
 
 async function loadMembers(id) {
@@ -289,43 +412,66 @@ function nameOf(userId) {
   return state.names.get(userId) || `user ${userId.slice(0, 8)}`;
 }
 
+/** The other member of a direct conversation, when its members are known. */
+function peerOf(conversation) {
+  if (conversation.kind !== "direct") return null;
+  return (state.members.get(conversation.id) || [])
+    .find((member) => member.user_id !== state.me.id) || null;
+}
+
 function titleOf(conversation) {
   if (conversation.kind !== "direct") {
     return (conversation.kind === "channel" ? "#" : "") + conversation.name;
   }
-  const other = (state.members.get(conversation.id) || [])
-    .find((member) => member.user_id !== state.me.id);
-  return other ? other.user_name : "Direct conversation";
+  const peer = peerOf(conversation);
+  return peer ? peer.user_name : "Direct conversation";
 }
 
+function currentConversation() {
+  return state.conversations.get(state.current) || {};
+}
+
+/** Redraw the list soon, once for however many inbox events arrive meanwhile (a busy
+ * user's summaries come many a second). */
 function renderList() {
-  const list = $("conversation-list");
-  list.replaceChildren(...state.order.map((id) => {
+  if (state.listPending) return;
+  state.listPending = true;
+  setTimeout(() => {
+    state.listPending = false;
+    drawList();
+  }, 0);
+}
+
+function drawList() {
+  state.order = ordered(state.conversations);
+  $("conversation-list").replaceChildren(...state.order.map((id) => {
     const conversation = state.conversations.get(id);
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "conversation";
-    button.dataset.conversationId = id;
-    if (id === state.current) button.setAttribute("aria-current", "true");
-    const title = document.createElement("span");
-    title.textContent = titleOf(conversation);
-    button.append(title);
-    const unread = conversation.unread_count || 0;
-    if (unread > 0 && id !== state.current) {
-      const badge = document.createElement("span");
-      badge.className = "badge";
-      badge.textContent = String(unread);
-      badge.setAttribute("aria-label", `${unread} unread`);
-      button.append(badge);
-    }
-    item.append(button);
-    return item;
+    const peer = peerOf(conversation);
+    return listEntry(conversation, {
+      title: titleOf(conversation),
+      open: id === state.current && document.body.dataset.view === "chat",
+      online: peer ? Boolean(peer.online) : null,
+      meId: state.me.id,
+    });
   }));
   $("no-conversations").hidden = state.order.length > 0;
-  if (state.current && state.conversations.has(state.current)) {
-    $("chat-title").textContent = titleOf(state.conversations.get(state.current));
-  }
+  if (state.current) renderHeader();
+  updateTitle();
+}
+
+/** The tab's title and icon: the total unread, e.g. "(3) hubbub"; a ringing call first. */
+function updateTitle() {
+  const unread = state.me ? totalUnread(state.conversations, viewing()) : 0;
+  const base = state.callTitle || "hubbub";
+  document.title = unread > 0 ? `(${unread}) ${base}` : base;
+  const icon = $("favicon");
+  const href = unread > 0 ? faviconHref(unread) : "static/favicon.svg";
+  if (icon.getAttribute("href") !== href) icon.setAttribute("href", href);
+}
+
+/** The conversation the user is reading now: open, and the tab visible. */
+function viewing() {
+  return document.visibilityState === "visible" ? state.current : null;
 }
 
 async function createConversation(event) {
@@ -341,29 +487,32 @@ async function createConversation(event) {
   try {
     conversation = await state.api.post("/api/v1/conversations", body);
   } catch (error) {
-    $("new-error").textContent = error.message;
+    $("new-error").textContent = error.code === "BAD_REQUEST"
+      ? "Check the fields: a direct conversation takes one member id, a group or channel a name."
+      : describeError(error);
     return;
   }
   $("new-conversation-form").reset();
   $("new-name").disabled = true;
   $("new-conversation").open = false;
-  await refreshConversations();
-  state.conversations.set(conversation.id, {
-    ...conversation, ...state.conversations.get(conversation.id),
-  });
+  remember(conversation);
+  if (conversation.kind === "direct") await loadMembers(conversation.id);
+  renderList();
   openConversation(conversation.id);
 }
 
+// -- the open conversation -------------------------------------------------------------
+
 async function openConversation(id) {
   stopTyping();
+  if (state.current && state.current !== id) unjoin(state.current);
   state.current = id;
-  const conversation = state.conversations.get(id);
-  if (conversation) conversation.unread_count = 0;
-  renderList();
-  $("chat-title").textContent = conversation ? titleOf(conversation) : "Conversation";
-  $("composer").hidden = false;
-  $("call-controls").hidden = false;
-  $("composer-error").textContent = "";
+  state.gone = null;
+  state.editing = null;
+  state.deleting = null;
+  document.body.dataset.view = "chat";
+  showConversation();
+  $("composer-input").value = loadDraft(state.me.id, id);
   renderMessages();
   renderTyping();
   loadMembers(id).then(() => {
@@ -372,11 +521,100 @@ async function openConversation(id) {
       renderList();
     }
   });
-  // Subscribed first, then the history: nothing sent in between can fall through.
+  // Subscribed first, then the history: nothing sent in between can fall through. Events
+  // and sends confirmed while the history loads are kept, and merged with it by version.
+  if (!state.messages.has(id)) state.messages.set(id, new Map());
   await join(id).catch(() => {});
-  if (!state.messages.has(id)) await loadHistory(id, false);
+  if (!state.paging.has(id)) await loadHistory(id, false);
   markRead();
-  $("composer-input").focus();
+  if (state.current === id) $("composer-input").focus();
+}
+
+/** Back to the list (the phone layout's two screens): nothing is open or joined. */
+function closeConversation() {
+  stopTyping();
+  if (state.current) unjoin(state.current);
+  state.current = null;
+  state.gone = null;
+  document.body.dataset.view = "list";
+  showConversation();
+  $("messages").replaceChildren();
+  renderList();
+}
+
+/** The header and composer of the open conversation (or of none, or of one left). */
+function showConversation() {
+  const open = state.current !== null;
+  const gone = state.gone !== null;
+  $("composer").hidden = !open || gone;
+  $("call-controls").hidden = !open || gone;
+  $("settings").hidden = !open || gone;
+  $("gone").hidden = !gone;
+  $("leave-confirm").hidden = true;
+  $("settings-error").textContent = "";
+  $("composer-error").textContent = "";
+  if (!open) {
+    $("chat-title").textContent = "No conversation open";
+    $("chat-members").replaceChildren();
+    $("no-messages").hidden = true;
+    return;
+  }
+  renderHeader();
+}
+
+function renderHeader() {
+  const conversation = state.conversations.get(state.current);
+  if (!conversation) return; // left: the header keeps its last title
+  $("chat-title").textContent = titleOf(conversation);
+  $("toggle-mute").textContent = conversation.muted ? "Unmute conversation" : "Mute conversation";
+  $("toggle-mute").setAttribute("aria-pressed", String(Boolean(conversation.muted)));
+  $("toggle-pin").textContent = conversation.pinned ? "Unpin" : "Pin";
+  $("toggle-pin").setAttribute("aria-pressed", String(Boolean(conversation.pinned)));
+  const members = state.members.get(state.current) || [];
+  const shown = conversation.kind === "direct"
+    ? members.filter((member) => member.user_id !== state.me.id)
+    : members.filter((member) => member.role !== "banned").slice(0, MEMBERS_SHOWN);
+  $("chat-members").replaceChildren(...shown.map((member) => {
+    const item = document.createElement("li");
+    item.dataset.userId = member.user_id;
+    const label = member.user_id === state.me.id ? "You" : member.user_name;
+    item.append(presenceDot(Boolean(member.online)), ` ${label}`);
+    if (conversation.kind === "direct") item.append(member.online ? " · online" : " · offline");
+    return item;
+  }));
+}
+
+/** Mute or pin (§7 PATCH …/membership): the list, and the user's other devices, follow. */
+async function updateSettings(change) {
+  const id = state.current;
+  $("settings-error").textContent = "";
+  try {
+    const conversation = await state.api.patch(`/api/v1/conversations/${id}/membership`, change);
+    const known = state.conversations.get(id);
+    if (known) {
+      known.muted = conversation.muted;
+      known.pinned = conversation.pinned;
+    }
+    renderList();
+  } catch (error) {
+    $("settings-error").textContent = describeError(error);
+  }
+}
+
+/** Leave for good (§7 DELETE …/members/{me}): the inbox removes it on every device. */
+async function leaveConversation() {
+  const id = state.current;
+  $("leave-confirm").hidden = true;
+  try {
+    await state.api.delete(`/api/v1/conversations/${id}/members/${encodeURIComponent(state.me.id)}`);
+  } catch (error) {
+    $("settings-error").textContent = error.code === "CONFLICT"
+      ? "You are its last owner: make someone else an owner before leaving."
+      : describeError(error);
+    return;
+  }
+  state.conversations.delete(id);
+  closeConversation();
 }
 
 // -- messages --------------------------------------------------------------------------
@@ -389,7 +627,9 @@ async function loadHistory(id, older) {
   try {
     page = await state.api.get(`/api/v1/conversations/${id}/messages?${params}`);
   } catch (error) {
-    $("composer-error").textContent = `Could not load messages: ${error.message}`;
+    if (state.current === id) {
+      $("composer-error").textContent = `Could not load the messages. ${describeError(error)}`;
+    }
     return;
   }
   const messages = state.messages.get(id) || new Map();
@@ -419,14 +659,14 @@ function putMessage(message) {
 function onMessageEvent(message, isNew) {
   const id = message.conversation_id;
   putMessage(message);
+  // Counts come from the inbox's summaries; the preview moves here at once.
   const conversation = state.conversations.get(id);
   if (isNew && conversation) {
-    conversation.last_message = message;
-    state.order = [id, ...state.order.filter((other) => other !== id)];
-    if (message.sender_id !== state.me.id && id !== state.current) {
-      conversation.unread_count = (conversation.unread_count || 0) + 1;
+    const last = conversation.last_message;
+    if (!last || Date.parse(last.created_at) <= Date.parse(message.created_at)) {
+      conversation.last_message = message;
+      renderList();
     }
-    renderList();
   }
   if (isNew && message.sender_id !== state.me.id) {
     clearTypist(id, message.sender_id);
@@ -467,6 +707,9 @@ function renderMessages() {
   const sorted = messages ? [...messages.values()].sort((a, b) => a.seq - b.seq) : [];
   list.replaceChildren(...sorted.map(messageElement));
   renderUnsent();
+  const loaded = state.paging.has(state.current);
+  $("no-messages").hidden = !(loaded && sorted.length === 0 && !state.gone)
+    || list.querySelector("li.unsent") !== null;
   const paging = state.paging.get(state.current);
   $("load-older").hidden = !(paging && paging.hasMore);
   list.scrollTop = list.scrollHeight;
@@ -476,7 +719,12 @@ function renderMessage(message) {
   const list = $("messages");
   const element = messageElement(message);
   const existing = [...list.children].find((li) => li.dataset.messageId === message.id);
+  $("no-messages").hidden = true;
   if (existing) {
+    // An edit in progress keeps what was typed through a reaction or a read mark.
+    const typed = existing.querySelector("textarea.edit-input");
+    const box = element.querySelector("textarea.edit-input");
+    if (typed && box) box.value = typed.value;
     existing.replaceWith(element);
     return;
   }
@@ -487,7 +735,8 @@ function renderMessage(message) {
   if (atBottom) list.scrollTop = list.scrollHeight;
 }
 
-function messageElement(message) {
+/** One message as the list shows it (exported: threads and search show messages too). */
+export function messageElement(message) {
   const mine = message.sender_id === state.me.id;
   const system = message.kind === "system"; // posted by the backend, nobody's (PROTOCOL §2)
   const item = document.createElement("li");
@@ -508,6 +757,10 @@ function messageElement(message) {
   if (message.edited_at && !message.deleted_at) meta.append(" · edited");
   item.append(meta);
 
+  if (state.editing === message.id && !message.deleted_at) {
+    item.append(editForm(message));
+    return item;
+  }
   const content = document.createElement("p");
   content.className = "content";
   if (message.deleted_at) {
@@ -527,6 +780,7 @@ function messageElement(message) {
   item.append(content);
 
   if (!message.deleted_at) item.append(reactionsElement(message));
+  if (mine && !system && !message.deleted_at) item.append(ownActions(message));
 
   const readers = [...(state.readBy.get(message.conversation_id) || new Map()).entries()]
     .filter(([, messageId]) => messageId === message.id).map(([uid]) => nameOf(uid));
@@ -571,10 +825,102 @@ function reactionsElement(message) {
   return group;
 }
 
+/** Edit and Delete on one's own message; Delete asks first. */
+function ownActions(message) {
+  const group = document.createElement("div");
+  group.className = "own-actions";
+  const actions = state.deleting === message.id
+    ? [["confirm-delete", "Delete", "bad"], ["keep", "Keep", ""]]
+    : [["edit", "Edit", ""], ["delete", "Delete", ""]];
+  if (state.deleting === message.id) {
+    const question = document.createElement("span");
+    question.textContent = "Delete this message?";
+    group.append(question);
+  }
+  for (const [action, label, kind] of actions) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = `small ${kind}`.trim();
+    button.dataset.messageAction = action;
+    button.textContent = label;
+    group.append(button);
+  }
+  return group;
+}
+
+/** The message's text in place, editable: Enter (or Save) saves, Escape cancels. */
+function editForm(message) {
+  const form = document.createElement("div");
+  form.className = "edit";
+  const box = document.createElement("textarea");
+  box.className = "edit-input";
+  box.rows = 2;
+  box.maxLength = 4000;
+  box.value = message.content;
+  box.setAttribute("aria-label", "Edit message");
+  form.append(box);
+  for (const [action, label] of [["save", "Save"], ["cancel", "Cancel"]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "small";
+    button.dataset.messageAction = action;
+    button.textContent = label;
+    form.append(button);
+  }
+  return form;
+}
+
+function onEditKey(event) {
+  if (!event.target.classList.contains("edit-input")) return;
+  const item = event.target.closest("li[data-message-id]");
+  if (event.key === "Escape") {
+    event.preventDefault();
+    ownAction(item, "cancel");
+  } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    ownAction(item, "save");
+  }
+}
+
+async function ownAction(item, action) {
+  const message = state.messages.get(state.current).get(item.dataset.messageId);
+  if (!message) return;
+  $("composer-error").textContent = "";
+  state.editing = action === "edit" ? message.id : null;
+  state.deleting = action === "delete" ? message.id : null;
+  if (action === "save") {
+    const content = item.querySelector("textarea.edit-input").value.trim();
+    if (content && content !== message.content) {
+      try {
+        putMessage(await state.client.edit(message.id, content));
+      } catch (error) {
+        $("composer-error").textContent = `The edit was not saved. ${describeError(error)}`;
+      }
+    }
+  } else if (action === "confirm-delete") {
+    try {
+      await state.client.delete(message.id);
+    } catch (error) {
+      $("composer-error").textContent = `The message was not deleted. ${describeError(error)}`;
+    }
+  }
+  const current = state.messages.get(state.current);
+  if (current && current.has(message.id)) renderMessage(current.get(message.id));
+  if (action === "edit") {
+    const box = $("messages").querySelector(`li[data-message-id="${message.id}"] textarea`);
+    if (box) box.focus();
+  }
+}
+
 function onMessageClick(event) {
   const retry = event.target.closest("button[data-unsent-action]");
   if (retry) {
     onUnsentClick(retry);
+    return;
+  }
+  const own = event.target.closest("button[data-message-action]");
+  if (own) {
+    ownAction(own.closest("li[data-message-id]"), own.dataset.messageAction);
     return;
   }
   const button = event.target.closest("button[data-emoji]");
@@ -584,7 +930,9 @@ function onMessageClick(event) {
   const mine = message.reactions.some(
     (r) => r.emoji === button.dataset.emoji && r.user_ids.includes(state.me.id));
   state.client.react(message.id, button.dataset.emoji, { remove: mine })
-    .catch((error) => { $("composer-error").textContent = `Reaction failed: ${error.message}`; });
+    .catch((error) => {
+      $("composer-error").textContent = `The reaction was not saved. ${describeError(error)}`;
+    });
 }
 
 /** Queue the message in the SDK: it is sent when connected, retried through rate limits
@@ -592,10 +940,11 @@ function onMessageClick(event) {
 function sendMessage() {
   const input = $("composer-input");
   const content = input.value.trim();
-  if (!content || !state.current) return;
+  if (!content || !state.current || state.gone) return;
   $("composer-error").textContent = "";
   stopTyping();
   input.value = "";
+  saveDraft(state.me.id, state.current, "");
   deliver(state.current, content, crypto.randomUUID());
 }
 
@@ -607,13 +956,36 @@ function deliver(conversationId, content, clientMessageId) {
 function onOutbox(entry) {
   if (entry.state === "sent") state.unsent.delete(entry.clientMessageId);
   else state.unsent.set(entry.clientMessageId, entry);
+  keepUnsent();
   if (entry.conversationId === state.current) renderUnsent();
+}
+
+function keepUnsent() {
+  saveUnsent(state.me.id, [...state.unsent.values()]);
+}
+
+/** What an earlier page of this user left unsent: queued again, in order, with the same
+ * client_message_id (stored already? then not twice); a refused one waits for Retry. */
+function restoreUnsent() {
+  for (const kept of loadUnsent(state.me.id)) {
+    if (kept.failed) {
+      state.unsent.set(kept.clientMessageId, {
+        clientMessageId: kept.clientMessageId, conversationId: kept.conversationId,
+        content: kept.content, state: "failed", attempts: 0,
+        error: { code: kept.code || "INTERNAL_ERROR" }, message: null,
+      });
+    } else {
+      deliver(kept.conversationId, kept.content, kept.clientMessageId);
+    }
+  }
+  keepUnsent();
 }
 
 /** The current conversation's unsent messages, after the sent ones, with their state. */
 function renderUnsent() {
   const entries = [...state.unsent.values()].filter((e) => e.conversationId === state.current);
   showUnsent($("messages"), entries);
+  if (entries.length > 0) $("no-messages").hidden = true;
 }
 
 function onUnsentClick(button) {
@@ -621,6 +993,7 @@ function onUnsentClick(button) {
   const entry = state.unsent.get(id);
   if (!entry) return;
   state.unsent.delete(id);
+  keepUnsent();
   // The same client_message_id: were it stored after all, it is not stored twice.
   if (button.dataset.unsentAction === "retry") deliver(entry.conversationId, entry.content, id);
   else renderUnsent();
@@ -738,7 +1111,7 @@ async function placeCall(type) {
     await state.calls.start(conversation.id, type, peerId, nameOf(peerId),
                             direct ? null : peerId);
   } catch (error) {
-    $("call-status").textContent = error.message;
+    $("call-status").textContent = describeCallError(error);
   }
 }
 
@@ -746,9 +1119,10 @@ async function mediaAction(action) {
   try {
     await action();
   } catch (error) {
-    $("call-status").textContent = `That did not work: ${error.message}`;
+    $("call-status").textContent = describeCallError(error);
   }
 }
+
 
 function renderCall(call) {
   const section = $("call");
@@ -757,7 +1131,8 @@ function renderCall(call) {
   renderCallTargets();
   if (!call) {
     delete section.dataset.callId;
-    document.title = "hubbub";
+    state.callTitle = null;
+    updateTitle();
     return;
   }
   section.dataset.callId = call.id;
@@ -765,7 +1140,8 @@ function renderCall(call) {
   $("call-title").textContent = `${call.type === "video" ? "Video" : "Audio"} call with ${call.peerName}`;
   $("call-status").textContent = call.status;
   const ringingIn = call.state === "ringing" && call.role === "callee";
-  document.title = ringingIn ? "Incoming call – hubbub" : "hubbub";
+  state.callTitle = ringingIn ? "Incoming call – hubbub" : null;
+  updateTitle();
   $("answer").hidden = !ringingIn || call.answering;
   $("decline").hidden = !ringingIn || call.answering;
   const live = call.state === "active";

@@ -5,6 +5,8 @@
 // side offers on `negotiationneeded`; when offers cross, the callee (polite) yields and the
 // caller (impolite) ignores the callee's offer.
 
+import { describeCallError } from "./errors.js";
+
 const ENDINGS = {
   answered_elsewhere: "Answered on another device",
   rejected_elsewhere: "Declined on another device",
@@ -54,7 +56,7 @@ export class CallController {
       call.localStream = await navigator.mediaDevices.getUserMedia(
         { audio: true, video: type === "video" });
     } catch (error) {
-      this.finish(call, `Cannot use the ${type === "video" ? "camera" : "microphone"}: ${error.message}`);
+      this.finish(call, describeCallError(error));
       return;
     }
     if (call.state === "ended") return;
@@ -75,7 +77,7 @@ export class CallController {
         { audio: true, video: call.type === "video" });
     } catch (error) {
       this.notify("CallReject", { call_id: call.id, reason: "no media" });
-      this.finish(call, `Cannot use the ${call.type === "video" ? "camera" : "microphone"}: ${error.message}`);
+      this.finish(call, describeCallError(error));
       return;
     }
     if (call.state === "ended") return;
@@ -87,7 +89,7 @@ export class CallController {
     try {
       await this.client.request("CallAnswer", { call_id: call.id, sdp: pc.localDescription.sdp });
     } catch (error) {
-      this.finish(call, `Could not answer: ${error.message}`);
+      this.finish(call, `Could not answer. ${describeCallError(error)}`);
       return;
     }
     if (call.state === "ended") return;
@@ -340,7 +342,7 @@ export class CallController {
       await sent;
       if (first) this.startTrickle(call);
     } catch (error) {
-      if (first) this.finish(call, `The call could not be placed: ${error.message}`);
+      if (first) this.finish(call, `The call could not be placed. ${describeCallError(error)}`);
       else console.debug("renegotiation refused:", error.code || error.name);
     } finally {
       call.makingOffer = false;
