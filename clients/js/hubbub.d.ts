@@ -229,6 +229,8 @@ export interface SendOptions {
   clientMessageId?: string;
   parentId?: string;
   attachments?: Attachment[];
+  /** User ids of members, or `@here` / `@all` (§3, at most 50); omitted when empty. */
+  mentions?: string[];
 }
 
 export declare class HubbubError extends Error {

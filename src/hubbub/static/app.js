@@ -11,6 +11,12 @@
 import { CallController } from "./call.js";
 import { HubbubClient } from "./hubbub.js";
 import { showUnsent } from "./unsent.js";
+// Threads, mentions, search, image previews and the channel directory, each its own module.
+import { attachmentsElement } from "./attachments.js";
+import { installDirectory } from "./directory.js";
+import { attachMentions, contentNodes, mentionsMe } from "./mentions.js";
+import { installSearch } from "./search.js";
+import { installThreads, threadFooter } from "./thread.js";
 
 // Where hubbub is served: this file is `{base}/static/app.js`, so `{base}/` is one level up
 // (hubbub under HUBBUB_BASE_PATH=/chat needs nothing else of the page).
@@ -176,6 +182,7 @@ async function signIn(token) {
   client.on("CallOffer", (m) => {
     if (!state.conversations.has(m.conversation_id)) refreshConversations();
   });
+  installFeatures();
   setStatus("Connecting…");
   await refreshConversations();
   client.connect().catch(() => {}); // a refused token shows through onState
@@ -464,7 +471,8 @@ function onReaction(event, added) {
 function renderMessages() {
   const list = $("messages");
   const messages = state.current ? state.messages.get(state.current) : null;
-  const sorted = messages ? [...messages.values()].sort((a, b) => a.seq - b.seq) : [];
+  const sorted = messages
+    ? [...messages.values()].filter((m) => !m.parent_id).sort((a, b) => a.seq - b.seq) : [];
   list.replaceChildren(...sorted.map(messageElement));
   renderUnsent();
   const paging = state.paging.get(state.current);
@@ -473,6 +481,7 @@ function renderMessages() {
 }
 
 function renderMessage(message) {
+  if (message.parent_id) return; // a thread's reply: shown in its thread (thread.js)
   const list = $("messages");
   const element = messageElement(message);
   const existing = [...list.children].find((li) => li.dataset.messageId === message.id);
@@ -514,19 +523,14 @@ function messageElement(message) {
     content.classList.add("deleted");
     content.textContent = "This message was deleted.";
   } else {
-    content.textContent = message.content;
-    for (const attachment of message.attachments || []) {
-      const link = document.createElement("a");
-      link.href = attachment.url;
-      link.rel = "noopener noreferrer";
-      link.target = "_blank";
-      link.textContent = ` 📎 ${attachment.name}`;
-      content.append(link);
-    }
+    content.append(...contentNodes(message, nameOf, state.me.id));
   }
   item.append(content);
+  if (!message.deleted_at) item.append(attachmentsElement(message) || "");
+  if (mentionsMe(message, state.me.id)) item.classList.add("mentions-me");
 
   if (!message.deleted_at) item.append(reactionsElement(message));
+  item.append(threadFooter(message) || "");
 
   const readers = [...(state.readBy.get(message.conversation_id) || new Map()).entries()]
     .filter(([, messageId]) => messageId === message.id).map(([uid]) => nameOf(uid));
@@ -596,11 +600,11 @@ function sendMessage() {
   $("composer-error").textContent = "";
   stopTyping();
   input.value = "";
-  deliver(state.current, content, crypto.randomUUID());
+  deliver(state.current, content, crypto.randomUUID(), takeMentions(content));
 }
 
-function deliver(conversationId, content, clientMessageId) {
-  state.client.send(conversationId, content, { clientMessageId })
+function deliver(conversationId, content, clientMessageId, mentions = []) {
+  state.client.send(conversationId, content, { clientMessageId, mentions })
     .then(putMessage, () => {}); // a refusal stays in view as a failed entry
 }
 
@@ -804,6 +808,28 @@ function renderCall(call) {
     }
     video.setAttribute("aria-label", index === 1 ? `${call.peerName}` : `${call.peerName}, screen ${index - 1}`);
   }
+}
+
+// -- threads, mentions, search, directory ----------------------------------------------
+
+let takeMentions = () => [];
+
+/** Give each feature module the few parts of the page it uses. */
+function installFeatures() {
+  const context = {
+    state, putMessage, messageElement, loadHistory, openConversation, titleOf, join,
+    refreshConversations,
+    members: (id) => (state.members.has(id) ? Promise.resolve(state.members.get(id)) : loadMembers(id)),
+    myRole: (id) => (state.conversations.get(id) || {}).role,
+  };
+  installThreads(context);
+  installSearch(context);
+  installDirectory(context);
+  takeMentions = attachMentions($("composer-input"), {
+    members: () => context.members(state.current),
+    myRole: () => context.myRole(state.current),
+    myId: () => state.me.id,
+  });
 }
 
 boot();
