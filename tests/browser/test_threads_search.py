@@ -172,6 +172,62 @@ async def test_search_finds_an_old_message_and_jumps_to_it(
     await expect(found).to_be_in_viewport()
     await expect(found).to_have_class("message mine jumped")
     assert await a.locator("#messages li.message").count() == 121
+
+    # 120 matches, 20 a page: "More results" follows `next_cursor`, each result once.
+    await a.get_by_label("Search messages").fill("filler")
+    await a.get_by_role("button", name="Search", exact=True).click()
+    await expect(result).to_have_count(20)
+    await a.get_by_role("button", name="More results").click()
+    await expect(result).to_have_count(40)
+    shown = await result.locator(".excerpt").all_inner_texts()
+    assert len(set(shown)) == 40
+    assert errors == []
+
+
+@pytest.mark.timeout(120)
+async def test_thread_pages_back_and_search_jumps_into_a_thread(
+        env: tuple[ServerProcess, Browser]) -> None:
+    """55 replies: the panel shows the newest 50 and loads the rest on demand; a search
+    result that is a reply, in the older page, opens its thread, loads back to it and
+    highlights it there."""
+    from playwright.async_api import expect
+
+    server, browser = env
+    errors: list[str] = []
+    alice = server.user("alice")
+    room = await conversation(server, alice, "group", "threads", [])
+    client = await server.connect(alice)
+    parent = await send(client, room, "release checklist")
+    for n in range(55):  # one at a time: in this order
+        text = "step 2: the rollback plan" if n == 2 else f"step {n}"
+        await send(client, room, text, parent_id=parent["id"])
+    a = await signed_in(browser, server, alice, errors)
+    await open_named(a, "threads")
+    await expect(timeline(a, "release checklist").locator(".thread-replies")).to_contain_text(
+        "55 replies")
+    await timeline(a, "release checklist").locator(".thread-replies").click()
+    replies = a.locator("#thread-replies li")
+    await expect(replies).to_have_count(50)
+    await expect(replies.first).to_contain_text("step 5")
+    await a.get_by_role("button", name="Load older replies").click()
+    await expect(replies).to_have_count(55)
+    await expect(replies.first).to_contain_text("step 0")
+    await expect(a.get_by_role("button", name="Load older replies")).to_be_hidden()
+    await a.get_by_label("Reply", exact=True).press("Escape")
+    await expect(a.locator("#thread")).to_be_hidden()
+
+    await a.reload()  # afresh: neither the thread nor its older page loaded
+    await a.wait_for_selector("body[data-ws='open']")
+    await open_named(a, "threads")
+    await a.get_by_label("Search messages").fill("rollback")
+    await a.get_by_label("In", exact=True).select_option(label="The open conversation")
+    await a.get_by_role("button", name="Search", exact=True).click()
+    result = a.locator(".search-result")
+    await expect(result).to_have_count(1)
+    await result.click()
+    found = a.locator("#thread-replies li", has_text="rollback")
+    await expect(found).to_be_in_viewport()
+    await expect(found).to_have_class("message mine jumped")
     assert errors == []
 
 

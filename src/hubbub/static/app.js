@@ -388,7 +388,10 @@ async function openConversation(id) {
 
 // -- messages --------------------------------------------------------------------------
 
-async function loadHistory(id, older) {
+// Pages of thread replies only (shown in their threads, not the timeline) loaded on at once.
+const MAX_REPLY_PAGES = 10;
+
+async function loadHistory(id, older, replyPages = 0) {
   const paging = state.paging.get(id);
   const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (older && paging && paging.nextBefore !== null) params.set("before", paging.nextBefore);
@@ -407,6 +410,10 @@ async function loadHistory(id, older) {
   }
   state.paging.set(id, { hasMore: page.has_more, nextBefore: page.next_before });
   if (state.current === id) renderMessages();
+  const onlyReplies = page.messages.length > 0 && page.messages.every((m) => m.parent_id);
+  if (onlyReplies && page.has_more && replyPages < MAX_REPLY_PAGES) {
+    await loadHistory(id, true, replyPages + 1);
+  }
 }
 
 function isKnown(message) {

@@ -94,9 +94,13 @@ export async function loadReplyUntil(messageId) {
 }
 
 export function closeThread() {
+  const parentId = thread.parentId;
   thread.parentId = null;
   delete document.body.dataset.thread;
   document.getElementById("thread").hidden = true;
+  // Back where the thread was opened from, for the keyboard.
+  const origin = document.querySelector(`#messages li[data-message-id="${parentId}"] .thread-open`);
+  if (origin) origin.focus();
 }
 
 function panelElement() {
@@ -114,7 +118,11 @@ function panelElement() {
       sendReply();
     }
   });
-  return h("aside", { id: "thread", "aria-labelledby": "thread-title", hidden: true },
+  const closeOnEscape = (event) => {
+    if (event.key === "Escape") closeThread();
+  };
+  return h("aside", { id: "thread", "aria-labelledby": "thread-title", hidden: true,
+                      onkeydown: closeOnEscape },
     h("div", { class: "row" },
       h("h2", { id: "thread-title", text: "Thread" }),
       h("button", { type: "button", id: "thread-close", onclick: closeThread,
