@@ -533,11 +533,13 @@ function messageElement(message) {
     content.append(...contentNodes(message, nameOf, state.me.id));
   }
   item.append(content);
-  if (!message.deleted_at) item.append(attachmentsElement(message) || "");
+  const files = message.deleted_at ? null : attachmentsElement(message);
+  if (files) item.append(files);
   if (mentionsMe(message, state.me.id)) item.classList.add("mentions-me");
 
   if (!message.deleted_at) item.append(reactionsElement(message));
-  item.append(threadFooter(message) || "");
+  const thread = threadFooter(message);
+  if (thread) item.append(thread);
 
   const readers = [...(state.readBy.get(message.conversation_id) || new Map()).entries()]
     .filter(([, messageId]) => messageId === message.id).map(([uid]) => nameOf(uid));

@@ -32,6 +32,7 @@ export function installDirectory(context) {
   const open = h("button", { type: "button", id: "browse-channels", text: "Browse channels",
                              onclick: () => {
                                dialog.showModal();
+                               document.getElementById("directory-query").focus();
                                start();
                              } });
   document.getElementById("conversation-list").before(open);
