@@ -31,7 +31,6 @@ export function attachMentions(input, { members, myRole, myId }) {
     options = [];
     token = null;
     input.removeAttribute("aria-activedescendant");
-    input.setAttribute("aria-expanded", "false");
   };
 
   const show = () => {
@@ -41,7 +40,6 @@ export function attachMentions(input, { members, myRole, myId }) {
     }, h("span", { class: "mention-name", text: option.label }),
        option.hint ? h("span", { class: "hint", text: ` ${option.hint}` }) : null)));
     list.hidden = options.length === 0;
-    input.setAttribute("aria-expanded", String(!list.hidden));
     if (!list.hidden) input.setAttribute("aria-activedescendant", `${list.id}-${active}`);
   };
 
