@@ -5,9 +5,10 @@
 // delivered, each synced message delivered as `MessageSynced` (its whole state, standing
 // for the versions it skipped), then the held events that are still newer.
 
-/** The events that change a message; each carries a per-conversation `version` (§2). */
+/** The events that change a message; each carries a per-conversation `version` (§2).
+ * `ThreadUpdated` (a parent's reply count) takes a version of its own, like the others. */
 export const CHANGE_TYPES = Object.freeze(
-  ["NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded", "ReactionRemoved"]);
+  ["NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded", "ReactionRemoved", "ThreadUpdated"]);
 
 const versionOf = (frame) => (frame.message ? frame.message.version : frame.version);
 const conversationOf = (frame) => (frame.message ? frame.message.conversation_id : frame.conversation_id);

@@ -35,6 +35,11 @@ export interface Message {
   edited_at: string | null;
   deleted_at: string | null;
   kind: "user" | "system";
+  /** User ids, or `@here` / `@all` (§2). */
+  mentions: string[];
+  /** The message's thread: its live replies, and when the latest was sent. */
+  reply_count: number;
+  last_reply_at: string | null;
 }
 
 export type ConversationKind = "direct" | "group" | "channel";
@@ -93,6 +98,11 @@ export interface ReactionRemoved {
   type: "ReactionRemoved"; conversation_id: string; message_id: string; version: number;
   user_id: string; emoji: string;
 }
+/** A reply to `message_id` was sent or deleted: its thread's counts, at their own version. */
+export interface ThreadUpdated {
+  type: "ThreadUpdated"; conversation_id: string; message_id: string; version: number;
+  reply_count: number; last_reply_at: string | null;
+}
 /** Not on the wire: a message's whole state as a sync after a gap or reconnect found it;
  * it stands for every change up to `version` that was not delivered live. */
 export interface MessageSynced { type: "MessageSynced"; conversation_id: string; version: number; message: Message }
@@ -145,7 +155,7 @@ export interface ErrorFrame {
 }
 
 /** A change to a message, delivered once per version, in version order, per conversation. */
-export type Change = NewMessage | MessageEdited | MessageDeleted | ReactionAdded | ReactionRemoved | MessageSynced;
+export type Change = NewMessage | MessageEdited | MessageDeleted | ReactionAdded | ReactionRemoved | ThreadUpdated | MessageSynced;
 
 export interface EventMap {
   Connected: Connected;
@@ -154,6 +164,7 @@ export interface EventMap {
   MessageDeleted: MessageDeleted;
   ReactionAdded: ReactionAdded;
   ReactionRemoved: ReactionRemoved;
+  ThreadUpdated: ThreadUpdated;
   MessageSynced: MessageSynced;
   UserTyping: UserTyping;
   MessageRead: MessageRead;
@@ -229,6 +240,8 @@ export interface SendOptions {
   clientMessageId?: string;
   parentId?: string;
   attachments?: Attachment[];
+  /** User ids of members, or `@here` / `@all` (§3, at most 50); omitted when empty. */
+  mentions?: string[];
 }
 
 export declare class HubbubError extends Error {
@@ -239,7 +252,7 @@ export declare class HubbubError extends Error {
   retryAfterMs: number | null;
 }
 
-export declare const CHANGE_TYPES: readonly ["NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded", "ReactionRemoved"];
+export declare const CHANGE_TYPES: readonly ["NewMessage", "MessageEdited", "MessageDeleted", "ReactionAdded", "ReactionRemoved", "ThreadUpdated"];
 
 export declare function backoffDelay(attempt: number, baseMs?: number, maxMs?: number, random?: () => number): number;
 

@@ -27,6 +27,7 @@ export class Outbox {
     const fields = { conversation_id: conversationId, content, client_message_id: clientMessageId };
     if (options.parentId) fields.parent_id = options.parentId;
     if (options.attachments) fields.attachments = options.attachments;
+    if (options.mentions && options.mentions.length > 0) fields.mentions = options.mentions;
     const entry = { clientMessageId, conversationId, content, fields, state: "queued", attempts: 0, error: null };
     entry.promise = new Promise((resolve, reject) => {
       entry.resolve = resolve;

@@ -41,6 +41,7 @@ from hubbub.services.changes import ChangeFeed
 from hubbub.services.consent import Consent
 from hubbub.services.conversations import ConversationService
 from hubbub.services.dead_letters import DeadLetters
+from hubbub.services.directory import ChannelDirectory
 from hubbub.services.events import Events
 from hubbub.services.inbox import InboxService
 from hubbub.services.joining import Joining
@@ -248,6 +249,7 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
         member_settings=MemberSettings(stores.members, stores.conversations, memberships,
                                        events),
         dead_letters=DeadLetters(outbox),
+        directory=ChannelDirectory(stores.conversations),
     )
 
 
@@ -276,7 +278,7 @@ def open_doors(app: web.Application, settings: Settings, authenticator: Authenti
         other_rule=settings.other_rule, max_body_bytes=settings.max_body_bytes,
         users=cases.users, conversations=cases.conversations, messages=cases.messages,
         presence=cases.presence, tickets=cases.tickets, calls=cases.calls,
-        member_settings=cases.member_settings)
+        member_settings=cases.member_settings, directory=cases.directory)
     app[server_api.SERVER_API] = server_api.ServerApi(
         api_keys=settings.api_keys, max_body_bytes=settings.max_body_bytes,
         bus_healthy=lambda: bus.healthy, conversations=cases.conversations,

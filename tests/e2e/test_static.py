@@ -31,7 +31,15 @@ async def test_the_page_is_served_at_the_root(server: RunningServer) -> None:
                                             ("inbox.js", "text/javascript"),
                                             ("errors.js", "text/javascript"),
                                             ("favicon.svg", "image/svg+xml"),
-                                            ("app.css", "text/css")])
+                                            ("dom.js", "text/javascript"),
+                                            ("thread.js", "text/javascript"),
+                                            ("mentions.js", "text/javascript"),
+                                            ("search.js", "text/javascript"),
+                                            ("directory.js", "text/javascript"),
+                                            ("attachments.js", "text/javascript"),
+                                            ("app.css", "text/css"),
+                                            ("features.css", "text/css"),
+                                            ("file.svg", "image/svg+xml")])
 async def test_assets_are_served_with_their_type(server: RunningServer, name: str,
                                                  kind: str) -> None:
     """Each script and style sheet comes with its content type (modules need it)."""
@@ -66,7 +74,8 @@ async def test_the_client_uses_only_the_public_protocol(server: RunningServer) -
     async with server.http() as http:
         scripts = [(await http.get(f"/static/{name}")).text
                    for name in ("app.js", "call.js", "hubbub.js", "changes.js", "outbox.js",
-                                "unsent.js", "inbox.js", "errors.js")]
+                                "unsent.js", "inbox.js", "errors.js", "dom.js", "thread.js",
+                                "mentions.js", "search.js", "directory.js", "attachments.js")]
     paths = {match for text in scripts for match in re.findall(r'["`](/[a-z][^"`?$]*)', text)}
     assert paths, "no server paths found in the scripts"
     assert all(p.startswith(("/api/v1/", "/ws")) for p in paths), paths

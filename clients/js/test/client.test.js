@@ -202,6 +202,26 @@ describe("against a server", () => {
     assert.deepEqual(count, { resolved: 1, rejected: 0 });
   });
 
+  test("a thread reply and its parent's ThreadUpdated come in version order, with no sync", async () => {
+    const alice = server.user("alice"), bob = server.user("bob");
+    const group = await server.group(alice, bob);
+    const sent = [];
+    const a = await connect(alice, { WebSocket: recordingSocket(sent) });
+    await a.join(group.id);
+    const seen = changes(a, group.id);
+    const parent = await a.send(group.id, "plan?");
+    const reply = await a.send(group.id, "friday", { parentId: parent.id, mentions: [bob.id] });
+    assert.deepEqual(reply.mentions, [bob.id]);
+    await a.send(group.id, "after");
+    await until(() => seen.length === 4, "four changes");
+    assert.deepEqual(seen.map((f) => f.type), ["NewMessage", "NewMessage", "ThreadUpdated", "NewMessage"]);
+    assert.equal(seen[2].message_id, parent.id);
+    assert.equal(seen[2].reply_count, 1);
+    const v = versions(seen);
+    assert.deepEqual(v, [v[0], v[0] + 1, v[0] + 2, v[0] + 3]);
+    assert.equal(sent.filter((frame) => frame.type === "SyncMessages").length, 0);
+  });
+
   test("a version gap in the live events is filled by a sync, each change once, in order", async () => {
     const alice = server.user("alice"), bob = server.user("bob");
     const group = await server.group(alice, bob);

@@ -11,7 +11,7 @@ const limit: number = connected.limits.max_content_chars;
 
 const joined = await client.join("c", { sinceVersion: 3 });
 const version: number = joined.conversation.version;
-const sent: Message = await client.send("c", "hi", { clientMessageId: "c-1", parentId: "p" });
+const sent: Message = await client.send("c", "hi", { clientMessageId: "c-1", parentId: "p", mentions: ["u"] });
 const chunk: SyncChunk = await client.sync("c", version);
 const first: Message | undefined = chunk.messages[0];
 
@@ -24,6 +24,9 @@ const off: () => void = client.on("change", (change: Change) => {
       break;
     case "MessageDeleted":
       console.log(change.deleted_by);
+      break;
+    case "ThreadUpdated":
+      console.log(change.reply_count, change.last_reply_at);
       break;
     default:
       console.log(change.emoji, change.version);

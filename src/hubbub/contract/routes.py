@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from hubbub.contract import shapes
 from hubbub.protocol.objects import ConversationObject, MessageObject
+from hubbub.services import directory
 from hubbub.services.dead_letters import MAX_PAGE, DeadLetterPage
 from hubbub.transport.http import conversations as user_conversations
 from hubbub.transport.http import members as user_members
@@ -67,6 +68,13 @@ _DEAD_PAGE = (
           "at most this many events"),
     Query("cursor", {"type": "string", "pattern": "^[0-9]{1,19}$"},
           "the `next` of the page before"))
+_DIRECTORY = (
+    Query("query", {"type": "string", "maxLength": directory.MAX_QUERY_CHARS},
+          "only channels whose name contains this, ignoring case"),
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": directory.MAX_PAGE,
+                    "default": directory.DEFAULT_PAGE}, "at most this many channels"),
+    Query("cursor", {"type": "string", "maxLength": directory.MAX_CURSOR_CHARS},
+          "the `next_cursor` of the page before"))
 _C = f"{USER}/conversations"
 _SC = f"{SERVER}/conversations"
 
@@ -79,6 +87,9 @@ ROUTES: tuple[Route, ...] = (
           {201: shapes.Ticket}),
     Route("GET", _C, "user", "The caller's conversations, newest activity first",
           {200: shapes.ConversationList}),
+    Route("GET", f"{USER}/channels", "user",
+          "The public channels to join, by name (the directory)",
+          {200: directory.ChannelPage}, query=_DIRECTORY),
     Route("POST", _C, "user", "Create a conversation (the caller owns it)",
           {200: ConversationObject, 201: ConversationObject},
           body=user_conversations.CreateConversation, errors=(403, 404, 409, 413)),

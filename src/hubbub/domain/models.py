@@ -39,6 +39,16 @@ class Conversation(msgspec.Struct, frozen=True):
     member_count: int
 
 
+class ChannelListing(msgspec.Struct, frozen=True):
+    """A public channel as the directory lists it to one user (PROTOCOL.md §7)."""
+
+    id: str
+    name: str
+    created_at: int
+    member_count: int
+    is_member: bool
+
+
 class Member(msgspec.Struct, frozen=True):
     """A membership; `accepted_at` is None while the user has not taken part yet (added by
     someone else and never joined or sent: docs/DECISIONS.md, "Consent")."""

@@ -11,6 +11,7 @@ from hubbub.services.accounts import AccountService
 from hubbub.services.calls import CallService
 from hubbub.services.conversations import ConversationService
 from hubbub.services.dead_letters import DeadLetters
+from hubbub.services.directory import ChannelDirectory
 from hubbub.services.inbox import InboxService
 from hubbub.services.joining import Joining
 from hubbub.services.member_settings import MemberSettings
@@ -48,5 +49,7 @@ class UseCases:
     member_settings: MemberSettings
     # The webhook events that could not be delivered (the server API, the CLI).
     dead_letters: DeadLetters
+    # The public channels a user may join (GET /api/v1/channels).
+    directory: ChannelDirectory
     # The per-user stream of every conversation (PROTOCOL.md §4.1); None when it is off.
     inbox: InboxService | None = None

@@ -17,6 +17,12 @@ import { describeCallError, describeError } from "./errors.js";
 import { HubbubClient } from "./hubbub.js";
 import { applySummary, faviconHref, listEntry, ordered, presenceDot, totalUnread } from "./inbox.js";
 import { loadDraft, loadUnsent, saveDraft, saveUnsent, showUnsent } from "./unsent.js";
+// Threads, mentions, search, image previews and the channel directory, each its own module.
+import { attachmentsElement } from "./attachments.js";
+import { installDirectory } from "./directory.js";
+import { attachMentions, contentNodes, mentionsMe } from "./mentions.js";
+import { installSearch } from "./search.js";
+import { installThreads, threadFooter } from "./thread.js";
 
 // Where hubbub is served: this file is `{base}/static/app.js`, so `{base}/` is one level up
 // (hubbub under HUBBUB_BASE_PATH=/chat needs nothing else of the page).
@@ -217,6 +223,7 @@ async function signIn(token) {
   client.on("ReadStateChanged", onReadState);
   client.on("MembershipUpdated", onMembershipUpdated);
   restoreUnsent();
+  installFeatures();
   setStatus("Connecting…");
   client.connect().catch(() => {}); // a refused token shows through onState
 }
@@ -619,7 +626,10 @@ async function leaveConversation() {
 
 // -- messages --------------------------------------------------------------------------
 
-async function loadHistory(id, older) {
+// Pages of thread replies only (shown in their threads, not the timeline) loaded on at once.
+const MAX_REPLY_PAGES = 10;
+
+async function loadHistory(id, older, replyPages = 0) {
   const paging = state.paging.get(id);
   const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
   if (older && paging && paging.nextBefore !== null) params.set("before", paging.nextBefore);
@@ -640,6 +650,10 @@ async function loadHistory(id, older) {
   }
   state.paging.set(id, { hasMore: page.has_more, nextBefore: page.next_before });
   if (state.current === id) renderMessages();
+  const onlyReplies = page.messages.length > 0 && page.messages.every((m) => m.parent_id);
+  if (onlyReplies && page.has_more && replyPages < MAX_REPLY_PAGES) {
+    await loadHistory(id, true, replyPages + 1);
+  }
 }
 
 function isKnown(message) {
@@ -704,7 +718,8 @@ function onReaction(event, added) {
 function renderMessages() {
   const list = $("messages");
   const messages = state.current ? state.messages.get(state.current) : null;
-  const sorted = messages ? [...messages.values()].sort((a, b) => a.seq - b.seq) : [];
+  const sorted = messages
+    ? [...messages.values()].filter((m) => !m.parent_id).sort((a, b) => a.seq - b.seq) : [];
   list.replaceChildren(...sorted.map(messageElement));
   renderUnsent();
   const loaded = state.paging.has(state.current);
@@ -716,6 +731,7 @@ function renderMessages() {
 }
 
 function renderMessage(message) {
+  if (message.parent_id) return; // a thread's reply: shown in its thread (thread.js)
   const list = $("messages");
   const element = messageElement(message);
   const existing = [...list.children].find((li) => li.dataset.messageId === message.id);
@@ -767,20 +783,17 @@ export function messageElement(message) {
     content.classList.add("deleted");
     content.textContent = "This message was deleted.";
   } else {
-    content.textContent = message.content;
-    for (const attachment of message.attachments || []) {
-      const link = document.createElement("a");
-      link.href = attachment.url;
-      link.rel = "noopener noreferrer";
-      link.target = "_blank";
-      link.textContent = ` 📎 ${attachment.name}`;
-      content.append(link);
-    }
+    content.append(...contentNodes(message, nameOf, state.me.id));
   }
   item.append(content);
+  const files = message.deleted_at ? null : attachmentsElement(message);
+  if (files) item.append(files);
+  if (mentionsMe(message, state.me.id)) item.classList.add("mentions-me");
 
   if (!message.deleted_at) item.append(reactionsElement(message));
   if (mine && !system && !message.deleted_at) item.append(ownActions(message));
+  const thread = threadFooter(message);
+  if (thread) item.append(thread);
 
   const readers = [...(state.readBy.get(message.conversation_id) || new Map()).entries()]
     .filter(([, messageId]) => messageId === message.id).map(([uid]) => nameOf(uid));
@@ -945,11 +958,11 @@ function sendMessage() {
   stopTyping();
   input.value = "";
   saveDraft(state.me.id, state.current, "");
-  deliver(state.current, content, crypto.randomUUID());
+  deliver(state.current, content, crypto.randomUUID(), takeMentions(content));
 }
 
-function deliver(conversationId, content, clientMessageId) {
-  state.client.send(conversationId, content, { clientMessageId })
+function deliver(conversationId, content, clientMessageId, mentions = []) {
+  state.client.send(conversationId, content, { clientMessageId, mentions })
     .then(putMessage, () => {}); // a refusal stays in view as a failed entry
 }
 
@@ -1180,6 +1193,30 @@ function renderCall(call) {
     }
     video.setAttribute("aria-label", index === 1 ? `${call.peerName}` : `${call.peerName}, screen ${index - 1}`);
   }
+}
+
+// -- threads, mentions, search, directory ----------------------------------------------
+
+let takeMentions = () => [];
+
+/** Give each feature module the few parts of the page it uses. */
+function installFeatures() {
+  const context = {
+    state, putMessage, messageElement, loadHistory, openConversation, titleOf, join,
+    // Joining a channel adds it to the list by the inbox stream (ConversationAdded); the
+    // directory reloads the list too, for a server with HUBBUB_INBOX=off.
+    refreshConversations: loadConversations,
+    members: (id) => (state.members.has(id) ? Promise.resolve(state.members.get(id)) : loadMembers(id)),
+    myRole: (id) => (state.conversations.get(id) || {}).role,
+  };
+  installThreads(context);
+  installSearch(context);
+  installDirectory(context);
+  takeMentions = attachMentions($("composer-input"), {
+    members: () => context.members(state.current),
+    myRole: () => context.myRole(state.current),
+    myId: () => state.me.id,
+  });
 }
 
 boot();

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
-from hubbub.domain.models import Conversation, ConversationSummary
+from hubbub.domain.models import ChannelListing, Conversation, ConversationSummary
 from hubbub.protocol.objects import Kind
 
 
@@ -40,3 +40,11 @@ class ConversationStore(Protocol):
                                     ) -> dict[str, int]:
         """The current `version` of each conversation, in one query (unknown ids are left
         out): how the hub notices changes the bus never brought (delivery/repair.py)."""
+
+    async def list_channels(self, user_id: str, query: str, after: tuple[str, str] | None,
+                            limit: int) -> list[ChannelListing]:
+        """At most `limit` public channels (kind `channel`) whose name contains `query`
+        (ignoring case, no wildcards; "" matches all), ordered by name in code point order
+        then id, after the `(name, id)` of `after`; each with its member count (banned
+        left out) and whether `user_id` is a member. Channels `user_id` is banned from are
+        left out: the user cannot join them."""

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, func, select
+from sqlalchemy import Row, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
@@ -20,7 +20,7 @@ from hubbub.adapters.sql.shared import (
 )
 from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP, mention_count, unread_count
 from hubbub.adapters.sql.writer import Writer
-from hubbub.domain.models import Conversation, ConversationSummary, Message
+from hubbub.domain.models import ChannelListing, Conversation, ConversationSummary, Message
 from hubbub.domain.permissions import creator_role
 from hubbub.protocol.objects import Kind
 
@@ -111,6 +111,32 @@ class SqlConversationStore:
         async with ReadConnection(self._engine) as conn:
             rows = (await conn.execute(query)).all()
         return {row.id: int(row.version) for row in rows}
+
+    async def list_channels(self, user_id: str, query: str, after: tuple[str, str] | None,
+                            limit: int) -> list[ChannelListing]:
+        name = self._dialect.code_point_order(conversations.c.name)
+        theirs = members.c.conversation_id == conversations.c.id
+        mine = and_(theirs, members.c.user_id == user_id)
+        listing = (
+            select(conversations.c.id, conversations.c.name, conversations.c.created_at,
+                   select(func.count()).where(theirs, members.c.role != "banned")
+                   .scalar_subquery().label("member_count"),
+                   exists().where(mine, members.c.role != "banned").label("is_member"))
+            .where(conversations.c.kind == "channel",
+                   ~exists().where(mine, members.c.role == "banned"))
+            .order_by(name, conversations.c.id)
+            .limit(limit)
+        )
+        if query:
+            listing = listing.where(
+                self._dialect.contains_insensitive(conversations.c.name, query))
+        if after is not None:
+            listing = listing.where(or_(name > after[0], and_(
+                name == after[0], conversations.c.id > after[1])))
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(listing)).all()
+        return [ChannelListing(row.id, row.name, row.created_at, int(row.member_count),
+                               bool(row.is_member)) for row in rows]
 
     async def list_conversations(self, user_id: str, conversation_id: str | None = None
                                  ) -> list[ConversationSummary]:

@@ -93,6 +93,10 @@ class Dialect(Protocol):
                              query: str) -> ColumnElement[bool]:
         """`column` contains `query`, ignoring case, with no wildcards (matching.py)."""
 
+    def code_point_order(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        """`column` compared and sorted by code point, whatever the database's locale, so
+        that a listing's order and its cursors are the same on every database."""
+
     def word_match(self, words: Sequence[str]) -> WordMatch:
         """Messages holding every one of `words` (each as a word or a word's beginning),
         on this database's full-text index (migration 0009), and their score."""
@@ -153,6 +157,9 @@ class SqliteDialect:
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         return matching.lowered_like(column, query)
+
+    def code_point_order(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        return column  # SQLite's default collation, BINARY, compares UTF-8 bytes
 
     def word_match(self, words: Sequence[str]) -> WordMatch:
         # Each word a quoted string (it holds letters and digits only) and a prefix.
@@ -221,6 +228,9 @@ class PostgresDialect:
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         return matching.ilike(column, query)
+
+    def code_point_order(self, column: ColumnElement[str]) -> ColumnElement[str]:
+        return column.collate("C")  # bytes of UTF-8, as SQLite's BINARY
 
     def word_match(self, words: Sequence[str]) -> WordMatch:
         tsv: ColumnElement[Any] = literal_column("messages.content_tsv")

@@ -18,6 +18,7 @@ from hubbub.services.authentication import Authenticator
 from hubbub.services.calls import CallService
 from hubbub.services.context import Actor
 from hubbub.services.conversations import ConversationService
+from hubbub.services.directory import ChannelDirectory
 from hubbub.services.member_settings import MemberSettings
 from hubbub.services.messages import MessageService
 from hubbub.services.presence import PresenceService
@@ -42,6 +43,7 @@ class Api:
     tickets: TicketService
     calls: CallService
     member_settings: MemberSettings
+    directory: ChannelDirectory
 
 
 API = web.AppKey("api", Api)

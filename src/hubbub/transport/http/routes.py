@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hubbub.transport.http import calls, conversations, health, members, messages, users
+from hubbub.transport.http import (
+    calls,
+    channels,
+    conversations,
+    health,
+    members,
+    messages,
+    users,
+)
 from hubbub.transport.http.api import authed
 
 API_PREFIX = "/api/v1"
@@ -18,6 +26,7 @@ def routes(app: web.Application, base: str = "") -> None:
     app.router.add_get(f"{api}/users/me", authed(users.users_me))
     app.router.add_post(f"{api}/ws-tickets", users.create_ws_ticket)
     app.router.add_get(f"{api}/conversations", authed(conversations.list_conversations))
+    app.router.add_get(f"{api}/channels", authed(channels.list_channels))
     app.router.add_post(f"{api}/conversations", authed(conversations.create_conversation))
     app.router.add_get(f"{api}/conversations/{{id}}", authed(conversations.get_conversation))
     app.router.add_get(f"{api}/conversations/{{id}}/members", authed(members.list_members))
