@@ -1,5 +1,5 @@
-"""The three statements of a send batch (sends.py), one implementation per database, each
-bound to the Writer's connection for one batch.
+"""The statements of a send batch (sends.py), one implementation per database, each bound
+to the Writer's connection for one batch.
 
 SQLite runs them on aiosqlite's own connection (one hand-off to its thread per statement,
 instead of several through SQLAlchemy's adapter), inside the Writer's transaction: sqlite3
@@ -25,6 +25,7 @@ Key = tuple[str, str, str]  # (sender_id, conversation_id, client_message_id)
 Row = tuple[Any, ...]  # the values of COLUMNS, in order
 Counts = dict[str, tuple[int, int]]  # conversation → (messages, latest time)
 Reply = tuple[str, int, int, int]  # (parent id, replies, latest reply time, version)
+Check = tuple[str, int, int]  # (conversation id, first new message's seq, due at)
 
 
 class SendStatements(Protocol):
@@ -45,6 +46,14 @@ class SendStatements(Protocol):
         """Add n replies to each parent, move its last reply time forward and give it the
         version; each parent's (reply_count, last_reply_at) after it (gone ones left out)."""
 
+    async def owe_checks(self, rows: list[Check]) -> None:
+        """Note each conversation as owed a `message.undelivered` check from this seq on,
+        unless it is already (then its earlier first unchecked message stays first)."""
+
+
+_OWE_CHECKS = ("INSERT INTO undelivered_checks (conversation_id, from_seq, due_at) {} "
+               "ON CONFLICT (conversation_id) DO NOTHING")
+
 
 class SqliteSendStatements:
     """On aiosqlite's Connection under SQLAlchemy's (the same sqlite3 connection)."""
@@ -59,6 +68,7 @@ class SqliteSendStatements:
         "last_reply_at = MAX(COALESCE(last_reply_at, 0), ?), version = ? "
         "WHERE id = ? RETURNING id, reply_count, last_reply_at"
     )
+    _OWE_CHECKS = _OWE_CHECKS.format("VALUES (?, ?, ?)")
 
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -105,6 +115,9 @@ class SqliteSendStatements:
                 counted[row[0]] = (int(row[1]), int(row[2]))
         return counted
 
+    async def owe_checks(self, rows: list[Check]) -> None:
+        await self._db.executemany(self._OWE_CHECKS, rows)
+
 
 class PostgresSendStatements:
     """Fixed-text statements over arrays, so asyncpg prepares each once per connection."""
@@ -143,6 +156,8 @@ class PostgresSendStatements:
         "AS d(id, n, at, v) WHERE m.id = d.id "
         "RETURNING m.id, m.reply_count, m.last_reply_at"
     )
+    _OWE_CHECKS = _OWE_CHECKS.format(
+        "SELECT * FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])")
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -170,3 +185,7 @@ class PostgresSendStatements:
         rows: Sequence[Any] = (await self._conn.exec_driver_sql(
             self._COUNT_REPLIES, tuple(list(c) for c in zip(*updates, strict=True)))).all()
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
+
+    async def owe_checks(self, rows: list[Check]) -> None:
+        await self._conn.exec_driver_sql(self._OWE_CHECKS,
+                                         tuple(list(c) for c in zip(*rows, strict=True)))

@@ -7,7 +7,10 @@ they cost three statements whatever their number, instead of three each:
    stored already (idempotent retries: they get the stored message, and take no version);
 2. one UPDATE takes a run of versions per conversation (`version + n … RETURNING`), so
    versions stay gapless and in arrival order, exactly as one UPDATE per message would;
-3. one INSERT stores every new message.
+3. one INSERT stores every new message;
+4. with `message.undelivered` on (`owe_checks_after`), one INSERT … ON CONFLICT DO NOTHING
+   notes each conversation with new messages as owed its check (services/undelivered.py),
+   in the messages' transaction, so that no commit can leave a message unchecked.
 
 The architecture allows the store to run its hot statement on the raw driver behind the same
 seam, and a profile showed why: through SQLAlchemy's adapter each statement costs several
@@ -22,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hubbub.adapters.sql.send_statements import Counts, Key, Row, SendStatements
+from hubbub.adapters.sql.send_statements import Check, Counts, Key, Row, SendStatements
 from hubbub.domain.errors import ChatError, NotFound
 from hubbub.domain.models import Message, MessageDraft, SendOutcome, ThreadChange
 from hubbub.protocol.objects import MENTION_EVERYONE
@@ -43,6 +46,9 @@ class SendBatch:
     def __init__(self, bind: BindStatements, load_messages: LoadMessages) -> None:
         self._bind = bind
         self._load_messages = load_messages
+        # The grace (µs) after which new messages are checked (`message.undelivered`);
+        # None: not noted at all (webhooks off).
+        self.owe_checks_after: int | None = None
 
     async def __call__(self, conn: AsyncConnection,
                        drafts: Sequence[MessageDraft]) -> list[SendOutcome | ChatError]:
@@ -80,6 +86,8 @@ class SendBatch:
                                            outcomes)
             if rows:
                 await sql.insert(rows)
+                if self.owe_checks_after is not None:
+                    await sql.owe_checks(_checks(rows, self.owe_checks_after))
                 mentioned = _mention_rows(outcomes)
                 if mentioned:
                     await sql.insert_mentions(mentioned)
@@ -158,6 +166,16 @@ def _take_versions(drafts: Sequence[MessageDraft], fresh: list[int], last: dict[
             created_at=draft.created_at, mentions=draft.mentions,
         ), created=True)
     return rows, replies
+
+
+def _checks(rows: list[Row], grace: int) -> list[Check]:
+    """Per conversation, its first new message's seq and when its check is due (rows come
+    in arrival order, so the first of each conversation has its lowest seq)."""
+    first: dict[str, Check] = {}
+    for row in rows:
+        if row[1] not in first:
+            first[row[1]] = (row[1], row[2], row[9] + grace)
+    return list(first.values())
 
 
 def _mention_rows(outcomes: list[SendOutcome | ChatError | None]) -> list[Row]:
