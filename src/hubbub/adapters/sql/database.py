@@ -41,7 +41,7 @@ class SqlDatabase:
         inserter = EventInserter(dialect)
         self.writer = Writer(engine, dialect.conversation_locker, inserter)
         # Outgoing events: stored by the writer with their change, read by the dispatcher.
-        self.outbox = SqlOutboxStore(engine, self.writer, inserter)
+        self.outbox = SqlOutboxStore(engine, self.writer)
         messages = SqlMessageStore(engine, dialect, self.writer)
         # The checks `message.undelivered` owes, noted by the sends once it is on.
         self.undelivered = SqlUndeliveredStore(engine, self.writer, inserter,
