@@ -66,13 +66,16 @@ def event(room: str, version: int) -> OutboxEvent:
 async def test_sends_note_each_conversation_once_from_its_first_new_message(
         store: SqlStores, checks: SqlUndeliveredStore) -> None:
     """Sends sharing a batch note one check per conversation, from its first message, due
-    a grace after it; later sends leave the note as it is; a retried `client_message_id`
+    a grace after its last; later sends leave the note as it is; a retried `client_message_id`
     notes nothing."""
     sender = await user(store)
     a, b = await channel(store, sender), await channel(store, sender)
     drafts = [draft(a, sender, client_id="k1"), draft(b, sender), draft(a, sender)]
+    batches = store.writer.batches
     sent = [stored(o) for o in await asyncio.gather(*(store.send(d) for d in drafts))]
-    expected = sorted([(a, sent[0].message.seq, drafts[0].created_at + GRACE, None),
+    assert store.writer.batches == batches + 1
+    # Due a grace after the batch's latest message of the conversation.
+    expected = sorted([(a, sent[0].message.seq, drafts[2].created_at + GRACE, None),
                        (b, sent[1].message.seq, drafts[1].created_at + GRACE, None)],
                       key=lambda row: row[2])
     assert await owed(store) == expected

@@ -223,7 +223,7 @@ undelivered_checks = Table(
     metadata,
     Column("conversation_id", ID, primary_key=True),
     Column("from_seq", BigInteger, nullable=False),
-    Column("due_at", BigInteger, nullable=False),  # the first unchecked one's time + grace
+    Column("due_at", BigInteger, nullable=False),  # its first batch's time + the grace
     Column("lease_owner", String(64)),
     Column("lease_until", BigInteger),
     Index("ix_undelivered_checks_due", "due_at"),

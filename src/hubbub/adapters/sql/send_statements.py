@@ -25,16 +25,18 @@ Key = tuple[str, str, str]  # (sender_id, conversation_id, client_message_id)
 Row = tuple[Any, ...]  # the values of COLUMNS, in order
 Counts = dict[str, tuple[int, int]]  # conversation → (messages, latest time)
 Reply = tuple[str, int, int, int]  # (parent id, replies, latest reply time, version)
-Check = tuple[str, int, int]  # (conversation id, first new message's seq, due at)
 
 
 class SendStatements(Protocol):
     async def existing(self, keys: list[Key]) -> dict[Key, str]:
         """The stored message id of each key that has one."""
 
-    async def bump(self, counts: Counts) -> dict[str, int]:
+    async def bump(self, counts: Counts, owe_checks_after: int | None) -> dict[str, int]:
         """Add n to each conversation's version, set its last activity; the new versions
-        (conversations that do not exist are left out)."""
+        (conversations that do not exist are left out). With `owe_checks_after` (a grace,
+        µs), also note each as owed a `message.undelivered` check from its first new
+        version on, due that long after its latest message, unless it is already (its
+        earlier first unchecked message then stays first)."""
 
     async def insert(self, rows: list[Row]) -> None:
         """Store the new messages."""
@@ -45,10 +47,6 @@ class SendStatements(Protocol):
     async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
         """Add n replies to each parent, move its last reply time forward and give it the
         version; each parent's (reply_count, last_reply_at) after it (gone ones left out)."""
-
-    async def owe_checks(self, rows: list[Check]) -> None:
-        """Note each conversation as owed a `message.undelivered` check from this seq on,
-        unless it is already (then its earlier first unchecked message stays first)."""
 
 
 _OWE_CHECKS = ("INSERT INTO undelivered_checks (conversation_id, from_seq, due_at) {} "
@@ -83,7 +81,7 @@ class SqliteSendStatements:
         )
         return {(row[0], row[1], row[2]): row[3] for row in rows}
 
-    async def bump(self, counts: Counts) -> dict[str, int]:
+    async def bump(self, counts: Counts, owe_checks_after: int | None) -> dict[str, int]:
         if len(counts) == 1:
             ((cid, (n, at)),) = counts.items()
             rows = await self._db.execute_fetchall(
@@ -99,7 +97,12 @@ class SqliteSendStatements:
                 f"UPDATE conversations SET version = version + CASE id {cases} END, "
                 f"last_activity_at = CASE id {cases} END "
                 f"WHERE id IN ({', '.join('?' * len(ids))}) RETURNING id, version", params)
-        return {row[0]: int(row[1]) for row in rows}
+        versions = {row[0]: int(row[1]) for row in rows}
+        if owe_checks_after is not None and versions:
+            await self._db.executemany(self._OWE_CHECKS, [
+                (cid, version - counts[cid][0] + 1, counts[cid][1] + owe_checks_after)
+                for cid, version in versions.items()])
+        return versions
 
     async def insert(self, rows: list[Row]) -> None:
         await self._db.executemany(self._INSERT, rows)
@@ -114,9 +117,6 @@ class SqliteSendStatements:
                                                        (n, at, version, parent_id)):
                 counted[row[0]] = (int(row[1]), int(row[2]))
         return counted
-
-    async def owe_checks(self, rows: list[Check]) -> None:
-        await self._db.executemany(self._OWE_CHECKS, rows)
 
 
 class PostgresSendStatements:
@@ -137,6 +137,17 @@ class PostgresSendStatements:
         "FROM unnest($1::varchar[], $2::bigint[], $3::bigint[]) AS d(id, n, at) "
         "WHERE c.id = d.id RETURNING c.id, c.version"
     )
+    # The same, noting the owed checks in the same statement (no second round trip): the
+    # rows it locked first, then the notes, in the order every writer of them keeps.
+    _BUMP_NOTING = (
+        "WITH bumped AS (UPDATE conversations AS c SET version = c.version + d.n, "
+        "last_activity_at = d.at "
+        "FROM unnest($1::varchar[], $2::bigint[], $3::bigint[]) AS d(id, n, at) "
+        "WHERE c.id = d.id RETURNING c.id, c.version, d.n, d.at), "
+        "noted AS (" + _OWE_CHECKS.format(
+            "SELECT id, version - n + 1, at + $4::bigint FROM bumped") + ") "
+        "SELECT id, version FROM bumped"
+    )
     _INSERT = (
         f"INSERT INTO messages ({', '.join(COLUMNS)}) "
         "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], "
@@ -156,8 +167,6 @@ class PostgresSendStatements:
         "AS d(id, n, at, v) WHERE m.id = d.id "
         "RETURNING m.id, m.reply_count, m.last_reply_at"
     )
-    _OWE_CHECKS = _OWE_CHECKS.format(
-        "SELECT * FROM unnest($1::varchar[], $2::bigint[], $3::bigint[])")
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -167,10 +176,15 @@ class PostgresSendStatements:
         rows: Sequence[Any] = (await self._conn.exec_driver_sql(self._EXISTING, columns)).all()
         return {(row[0], row[1], row[2]): row[3] for row in rows}
 
-    async def bump(self, counts: Counts) -> dict[str, int]:
+    async def bump(self, counts: Counts, owe_checks_after: int | None) -> dict[str, int]:
         ids = sorted(counts)
-        rows: Sequence[Any] = (await self._conn.exec_driver_sql(self._BUMP, (
-            ids, [counts[cid][0] for cid in ids], [counts[cid][1] for cid in ids]))).all()
+        params: tuple[Any, ...] = (ids, [counts[cid][0] for cid in ids],
+                                   [counts[cid][1] for cid in ids])
+        if owe_checks_after is None:
+            rows: Sequence[Any] = (await self._conn.exec_driver_sql(self._BUMP, params)).all()
+        else:
+            rows = (await self._conn.exec_driver_sql(
+                self._BUMP_NOTING, (*params, owe_checks_after))).all()
         return {row[0]: int(row[1]) for row in rows}
 
     async def insert(self, rows: list[Row]) -> None:
@@ -185,7 +199,3 @@ class PostgresSendStatements:
         rows: Sequence[Any] = (await self._conn.exec_driver_sql(
             self._COUNT_REPLIES, tuple(list(c) for c in zip(*updates, strict=True)))).all()
         return {row[0]: (int(row[1]), int(row[2])) for row in rows}
-
-    async def owe_checks(self, rows: list[Check]) -> None:
-        await self._conn.exec_driver_sql(self._OWE_CHECKS,
-                                         tuple(list(c) for c in zip(*rows, strict=True)))

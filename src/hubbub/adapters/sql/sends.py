@@ -7,10 +7,12 @@ they cost three statements whatever their number, instead of three each:
    stored already (idempotent retries: they get the stored message, and take no version);
 2. one UPDATE takes a run of versions per conversation (`version + n … RETURNING`), so
    versions stay gapless and in arrival order, exactly as one UPDATE per message would;
-3. one INSERT stores every new message;
-4. with `message.undelivered` on (`owe_checks_after`), one INSERT … ON CONFLICT DO NOTHING
-   notes each conversation with new messages as owed its check (services/undelivered.py),
-   in the messages' transaction, so that no commit can leave a message unchecked.
+3. one INSERT stores every new message.
+
+With `message.undelivered` on (`owe_checks_after`), the version bump also notes each
+conversation as owed its check (services/undelivered.py), in the messages' transaction, so
+that no commit leaves a message unchecked: on PostgreSQL in the same statement, on SQLite
+one INSERT … ON CONFLICT DO NOTHING after it.
 
 The architecture allows the store to run its hot statement on the raw driver behind the same
 seam, and a profile showed why: through SQLAlchemy's adapter each statement costs several
@@ -25,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from hubbub.adapters.sql.send_statements import Check, Counts, Key, Row, SendStatements
+from hubbub.adapters.sql.send_statements import Counts, Key, Row, SendStatements
 from hubbub.domain.errors import ChatError, NotFound
 from hubbub.domain.models import Message, MessageDraft, SendOutcome, ThreadChange
 from hubbub.protocol.objects import MENTION_EVERYONE
@@ -82,12 +84,10 @@ class SendBatch:
             taken = 1 if draft.parent_id is None else 2
             counts[draft.conversation_id] = (n + taken, max(at, draft.created_at))
         if fresh:
-            rows, replies = _take_versions(drafts, fresh, await sql.bump(counts), counts,
-                                           outcomes)
+            last = await sql.bump(counts, self.owe_checks_after)
+            rows, replies = _take_versions(drafts, fresh, last, counts, outcomes)
             if rows:
                 await sql.insert(rows)
-                if self.owe_checks_after is not None:
-                    await sql.owe_checks(_checks(rows, self.owe_checks_after))
                 mentioned = _mention_rows(outcomes)
                 if mentioned:
                     await sql.insert_mentions(mentioned)
@@ -166,16 +166,6 @@ def _take_versions(drafts: Sequence[MessageDraft], fresh: list[int], last: dict[
             created_at=draft.created_at, mentions=draft.mentions,
         ), created=True)
     return rows, replies
-
-
-def _checks(rows: list[Row], grace: int) -> list[Check]:
-    """Per conversation, its first new message's seq and when its check is due (rows come
-    in arrival order, so the first of each conversation has its lowest seq)."""
-    first: dict[str, Check] = {}
-    for row in rows:
-        if row[1] not in first:
-            first[row[1]] = (row[1], row[2], row[9] + grace)
-    return list(first.values())
 
 
 def _mention_rows(outcomes: list[SendOutcome | ChatError | None]) -> list[Row]:

@@ -5,7 +5,7 @@ Revises: 0011
 
 `undelivered_checks`: one row per conversation with messages whose `message.undelivered`
 check (docs/WEBHOOKS.md) is still owed, written with the messages in their transaction
-(from the first of them: `from_seq`, and `due_at`, its time plus the grace). An instance
+(`from_seq`: the first of them; `due_at`: a grace after them). An instance
 that stops within the grace leaves the row, and whichever instance sweeps next runs the
 check. `lease_owner` / `lease_until`: the sweeper running it now.
 """
