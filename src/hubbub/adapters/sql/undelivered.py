@@ -1,10 +1,10 @@
 """`UndeliveredStore` on SQL: the checks `message.undelivered` owes (storage/undelivered.py).
 
-The send batch writes a conversation's row (sends.py, `INSERT … ON CONFLICT DO NOTHING`, so
-an existing row keeps its earlier `from_seq`). Sweepers lease due rows like dispatchers
-lease events (outbox.py): on PostgreSQL `FOR UPDATE SKIP LOCKED` while the lease is
-written, so sweepers on several instances skip each other's rows; SQLite's one writer runs
-claims one at a time.
+The send batch writes a conversation's row with its version bump (send_statements.py,
+`INSERT … ON CONFLICT DO NOTHING`, so an existing row keeps its earlier `from_seq`).
+Sweepers lease due rows like dispatchers lease events (outbox.py): on PostgreSQL `FOR
+UPDATE SKIP LOCKED` while the lease is written, so sweepers on several instances skip each
+other's rows; SQLite's one writer runs claims one at a time.
 
 A send and a finish racing on PostgreSQL: a send whose messages the sweeper did not read
 (committed after its read, or still running) finds the row there and writes nothing, so
