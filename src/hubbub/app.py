@@ -61,6 +61,7 @@ from hubbub.services.users import UserService
 from hubbub.services.webhook_events import WebhookEvents
 from hubbub.storage import Stores
 from hubbub.storage.outbox import OutboxStore
+from hubbub.storage.undelivered import UndeliveredStore
 from hubbub.transport import server_api, static
 from hubbub.transport.access import request_ids
 from hubbub.transport.collectors import BreakerState
@@ -204,9 +205,10 @@ def watch(metrics: Metrics, hub: Hub, database: SqlDatabase, bus: Bus) -> None:
 
 
 def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
-                    coordination: Coordination, outbox: OutboxStore) -> UseCases:
+                    coordination: Coordination, outbox: OutboxStore,
+                    checks: UndeliveredStore) -> UseCases:
     """Every service, each given the stores and parts it uses (`outbox`: the events owed to
-    the backend, for `message.undelivered`)."""
+    the backend; `checks`: those `message.undelivered` owes)."""
     events = Events(bus)
     memberships = MembershipCache(stores.members)
     hub.add_control_listener(memberships.on_control)
@@ -216,8 +218,9 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
     presence = PresenceService(stores.users, stores.members, events, coordination.presence)
     consent = Consent(stores.members, memberships, events, presence)
     webhooks = WebhookEvents(enabled=settings.webhook_url is not None)
-    undelivered = (Undelivered(stores.members, presence.online, outbox,
-                               settings.offline_grace) if webhooks.enabled else None)
+    undelivered = (Undelivered(stores.members, presence.online, checks,
+                               settings.offline_grace, settings.webhook_poll_interval)
+                   if webhooks.enabled else None)
     inbox = (InboxService(stores.conversations, stores.members, events) if settings.inbox
              else None)
     conversations = ConversationService(stores.conversations, stores.members, stores.users,
@@ -225,7 +228,7 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
                                         settings.conversation_rule, webhooks=webhooks,
                                         inbox=inbox)
     messages = MessageService(stores.messages, stores.conversations, memberships, events,
-                              consent, webhooks=webhooks, undelivered=undelivered,
+                              consent, webhooks=webhooks,
                               moderator=moderator_of(settings))
     return UseCases(
         users=UserService(stores.users),
@@ -250,6 +253,7 @@ def build_use_cases(settings: Settings, stores: Stores, bus: Bus, hub: Hub,
                                        events),
         dead_letters=DeadLetters(outbox),
         directory=ChannelDirectory(stores.conversations),
+        undelivered=undelivered,
     )
 
 
@@ -360,7 +364,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
     metrics.watch_breakers(coordination.breakers)
     if not settings.rate_limits:
         log.warning("rate_limits.off", note="every rate limit is OFF: load tests only")
-    cases = build_use_cases(settings, stores, bus, hub, coordination, database.outbox)
+    cases = build_use_cases(settings, stores, bus, hub, coordination, database.outbox,
+                            database.undelivered)
     cases.presence.on_offline(cases.calls.user_offline)
     hub.add_control_listener(cases.calls.on_control)
     if coordination.watch_expired is not None:
@@ -378,6 +383,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
                                 lambda: database.writer.last_batch)
     if webhooks is not None:
         database.writer.on_events = webhooks[0].wake
+    if cases.undelivered is not None:
+        cases.undelivered.start()
     loop = asyncio.get_running_loop()
     beat = loop.create_task(heartbeat(connections, settings.heartbeat_interval,
                                       settings.heartbeat_timeout))
@@ -391,7 +398,7 @@ async def _lifespan(app: web.Application, *, settings: Settings,
         if apart is not None:
             await apart.cleanup()
         await _cancel(beat, sweep)
-        await stop_outgoing(webhooks, cases.messages.undelivered, cases.messages.moderator)
+        await stop_outgoing(webhooks, cases.undelivered, cases.messages.moderator)
         await cases.typing.close()
         await cases.calls.close()
         await hub.close()

@@ -194,10 +194,13 @@ class Settings(BaseModel):
                                        "dead-letters`, `replay`)")
     webhook_poll_interval: Seconds = Field(1.0, description="how often the dispatcher "
                                            "looks for events stored by other instances "
-                                           "or due for a retry")
+                                           "or due for a retry, and each instance for "
+                                           "due `message.undelivered` checks")
     offline_grace: Seconds = Field(5.0, description="with webhooks: this long after a "
-                                   "message, `message.undelivered` names the members "
-                                   "without an open connection")
+                                   "message (up to a poll interval more), "
+                                   "`message.undelivered` names the members without an "
+                                   "open connection, on any instance, even after a "
+                                   "restart")
     moderation_url: WebhookUrl = Field(None, description="POST each message there before "
                                        "it is stored, signed like a webhook: allow, reject "
                                        "or replace it")

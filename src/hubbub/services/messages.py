@@ -37,7 +37,6 @@ from hubbub.services.context import Actor, Clock, IdSource, new_id, now_micros
 from hubbub.services.events import Events
 from hubbub.services.membership import MembershipCache
 from hubbub.services.moderation import Moderator, Review
-from hubbub.services.undelivered import Undelivered
 from hubbub.services.views import message_object
 from hubbub.services.webhook_events import (
     OFF,
@@ -64,12 +63,11 @@ class MessageService:
     def __init__(self, messages: MessageStore, conversations: ConversationStore,
                  memberships: MembershipCache, events: Events, consent: Consent, *,
                  clock: Clock = now_micros, new_id: IdSource = new_id,
-                 webhooks: WebhookEvents = OFF, undelivered: Undelivered | None = None,
+                 webhooks: WebhookEvents = OFF,
                  moderator: Moderator | None = None) -> None:
         self._messages = messages
         self.moderator = moderator
         self._webhooks = webhooks
-        self.undelivered = undelivered
         self._conversations = conversations
         self._memberships = memberships
         self._events = events
@@ -226,8 +224,6 @@ class MessageService:
             outcome = await self._messages.send(draft)
         view = created.view or message_object(outcome.message)
         if outcome.created:
-            if self.undelivered is not None:
-                self.undelivered.committed(outcome.message)
             self._events.to_conversation(draft.conversation_id, NewMessage(message=view))
             self._announce_thread(outcome.thread)
         return Sent(outcome.message, outcome.created, view)

@@ -23,6 +23,7 @@ from hubbub.services.search import SearchService
 from hubbub.services.sync import SyncService
 from hubbub.services.tickets import TicketService
 from hubbub.services.typing import TypingService
+from hubbub.services.undelivered import Undelivered
 from hubbub.services.users import UserService
 
 
@@ -53,3 +54,5 @@ class UseCases:
     directory: ChannelDirectory
     # The per-user stream of every conversation (PROTOCOL.md §4.1); None when it is off.
     inbox: InboxService | None = None
+    # The sweeper of `message.undelivered`; None when webhooks are off.
+    undelivered: Undelivered | None = None

@@ -93,9 +93,6 @@ class OutboxStore(Protocol):
     async def delivered(self, owner: str, seqs: Sequence[int]) -> int:
         """Delete delivered events still leased by `owner`; how many were."""
 
-    async def append(self, events: Sequence[OutboxEvent]) -> None:
-        """Store events that follow no change of their own (`message.undelivered`)."""
-
     async def release(self, owner: str, seqs: Sequence[int]) -> None:
         """Give back leased events not attempted (the rest of a run that stopped)."""
 

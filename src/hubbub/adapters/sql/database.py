@@ -18,6 +18,7 @@ from hubbub.adapters.sql.receipts import SqlReceiptStore
 from hubbub.adapters.sql.search import SqlSearchStore
 from hubbub.adapters.sql.search_budget import DEFAULT_SEARCH, SearchLimits
 from hubbub.adapters.sql.shared import SQL_ERRORS, unavailable
+from hubbub.adapters.sql.undelivered import SqlUndeliveredStore
 from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP
 from hubbub.adapters.sql.users import SqlUserStore
 from hubbub.adapters.sql.writer import Writer
@@ -40,14 +41,18 @@ class SqlDatabase:
         inserter = EventInserter(dialect)
         self.writer = Writer(engine, dialect.conversation_locker, inserter)
         # Outgoing events: stored by the writer with their change, read by the dispatcher.
-        self.outbox = SqlOutboxStore(engine, self.writer, inserter)
+        self.outbox = SqlOutboxStore(engine, self.writer)
+        messages = SqlMessageStore(engine, dialect, self.writer)
+        # The checks `message.undelivered` owes, noted by the sends once it is on.
+        self.undelivered = SqlUndeliveredStore(engine, self.writer, inserter,
+                                               messages.send_batch)
         self.stores = Stores(
             users=SqlUserStore(engine, dialect, self.writer),
             conversations=SqlConversationStore(engine, dialect, self.writer,
                                                unread_count_cap=unread_count_cap),
             members=SqlMemberStore(engine, dialect, self.writer,
                                    unread_count_cap=unread_count_cap),
-            messages=SqlMessageStore(engine, dialect, self.writer),
+            messages=messages,
             reactions=SqlReactionStore(engine, self.writer),
             receipts=SqlReceiptStore(dialect, self.writer),
             search=SqlSearchStore(self.search_engine, dialect, search),

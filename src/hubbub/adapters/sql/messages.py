@@ -42,11 +42,11 @@ class SqlMessageStore:
         self._engine = engine
         self._writer = writer
         # One object, so that the Writer hands consecutive sends to it together.
-        self._send_batch = SendBatch(dialect.send_statements, load_messages)
+        self.send_batch = SendBatch(dialect.send_statements, load_messages)
 
     async def send(self, draft: MessageDraft) -> SendOutcome:
         try:
-            return await self._writer.run_batched(self._send_batch, draft,
+            return await self._writer.run_batched(self.send_batch, draft,
                                                   (draft.conversation_id,))
         except DRIVER_ERRORS as exc:
             raise unavailable(exc) from exc

@@ -110,18 +110,9 @@ def _to_row(row: Any) -> OutboxRow:
 class SqlOutboxStore:
     """The outbox of one database, on its engine and Writer."""
 
-    def __init__(self, engine: AsyncEngine, writer: Writer, insert: EventInserter) -> None:
+    def __init__(self, engine: AsyncEngine, writer: Writer) -> None:
         self._engine = engine
         self._writer = writer
-        self._insert = insert
-
-    async def append(self, events: Sequence[OutboxEvent]) -> None:
-        async def _append_events(conn: AsyncConnection) -> None:
-            await self._insert(conn, events, micros())
-
-        await write_apart(self._writer, _append_events)
-        if self._writer.on_events is not None:
-            self._writer.on_events()
 
     async def claim(self, owner: str, now: int, lease_until: int, limit: int,
                     run: int = 1, delivered: Sequence[int] = ()) -> list[OutboxRow]:

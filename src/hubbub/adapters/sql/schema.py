@@ -215,3 +215,16 @@ webhook_outbox = Table(
     # 8000 pending on SQLite, inside the writer's batch).
     Index("ix_webhook_outbox_conversation", "conversation_id", "state", "seq"),
 )
+
+# Migration 0012: the conversations owed a `message.undelivered` check (services/
+# undelivered.py), from their first unchecked message (`seq`) on; written with the messages.
+undelivered_checks = Table(
+    "undelivered_checks",
+    metadata,
+    Column("conversation_id", ID, primary_key=True),
+    Column("from_seq", BigInteger, nullable=False),
+    Column("due_at", BigInteger, nullable=False),  # its first batch's time + the grace
+    Column("lease_owner", String(64)),
+    Column("lease_until", BigInteger),
+    Index("ix_undelivered_checks_due", "due_at"),
+)

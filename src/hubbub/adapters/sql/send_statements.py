@@ -1,5 +1,5 @@
-"""The three statements of a send batch (sends.py), one implementation per database, each
-bound to the Writer's connection for one batch.
+"""The statements of a send batch (sends.py), one implementation per database, each bound
+to the Writer's connection for one batch.
 
 SQLite runs them on aiosqlite's own connection (one hand-off to its thread per statement,
 instead of several through SQLAlchemy's adapter), inside the Writer's transaction: sqlite3
@@ -31,9 +31,12 @@ class SendStatements(Protocol):
     async def existing(self, keys: list[Key]) -> dict[Key, str]:
         """The stored message id of each key that has one."""
 
-    async def bump(self, counts: Counts) -> dict[str, int]:
+    async def bump(self, counts: Counts, owe_checks_after: int | None) -> dict[str, int]:
         """Add n to each conversation's version, set its last activity; the new versions
-        (conversations that do not exist are left out)."""
+        (conversations that do not exist are left out). With `owe_checks_after` (a grace,
+        µs), also note each as owed a `message.undelivered` check from its first new
+        version on, due that long after its latest message, unless it is already (its
+        earlier first unchecked message then stays first)."""
 
     async def insert(self, rows: list[Row]) -> None:
         """Store the new messages."""
@@ -44,6 +47,10 @@ class SendStatements(Protocol):
     async def count_replies(self, updates: list[Reply]) -> dict[str, tuple[int, int]]:
         """Add n replies to each parent, move its last reply time forward and give it the
         version; each parent's (reply_count, last_reply_at) after it (gone ones left out)."""
+
+
+_OWE_CHECKS = ("INSERT INTO undelivered_checks (conversation_id, from_seq, due_at) {} "
+               "ON CONFLICT (conversation_id) DO NOTHING")
 
 
 class SqliteSendStatements:
@@ -59,6 +66,7 @@ class SqliteSendStatements:
         "last_reply_at = MAX(COALESCE(last_reply_at, 0), ?), version = ? "
         "WHERE id = ? RETURNING id, reply_count, last_reply_at"
     )
+    _OWE_CHECKS = _OWE_CHECKS.format("VALUES (?, ?, ?)")
 
     def __init__(self, db: Any) -> None:
         self._db = db
@@ -73,7 +81,7 @@ class SqliteSendStatements:
         )
         return {(row[0], row[1], row[2]): row[3] for row in rows}
 
-    async def bump(self, counts: Counts) -> dict[str, int]:
+    async def bump(self, counts: Counts, owe_checks_after: int | None) -> dict[str, int]:
         if len(counts) == 1:
             ((cid, (n, at)),) = counts.items()
             rows = await self._db.execute_fetchall(
@@ -89,7 +97,12 @@ class SqliteSendStatements:
                 f"UPDATE conversations SET version = version + CASE id {cases} END, "
                 f"last_activity_at = CASE id {cases} END "
                 f"WHERE id IN ({', '.join('?' * len(ids))}) RETURNING id, version", params)
-        return {row[0]: int(row[1]) for row in rows}
+        versions = {row[0]: int(row[1]) for row in rows}
+        if owe_checks_after is not None and versions:
+            await self._db.executemany(self._OWE_CHECKS, [
+                (cid, version - counts[cid][0] + 1, counts[cid][1] + owe_checks_after)
+                for cid, version in versions.items()])
+        return versions
 
     async def insert(self, rows: list[Row]) -> None:
         await self._db.executemany(self._INSERT, rows)
@@ -124,6 +137,17 @@ class PostgresSendStatements:
         "FROM unnest($1::varchar[], $2::bigint[], $3::bigint[]) AS d(id, n, at) "
         "WHERE c.id = d.id RETURNING c.id, c.version"
     )
+    # The same, noting the owed checks in the same statement (no second round trip): the
+    # rows it locked first, then the notes, in the order every writer of them keeps.
+    _BUMP_NOTING = (
+        "WITH bumped AS (UPDATE conversations AS c SET version = c.version + d.n, "
+        "last_activity_at = d.at "
+        "FROM unnest($1::varchar[], $2::bigint[], $3::bigint[]) AS d(id, n, at) "
+        "WHERE c.id = d.id RETURNING c.id, c.version, d.n, d.at), "
+        "noted AS (" + _OWE_CHECKS.format(
+            "SELECT id, version - n + 1, at + $4::bigint FROM bumped") + ") "
+        "SELECT id, version FROM bumped"
+    )
     _INSERT = (
         f"INSERT INTO messages ({', '.join(COLUMNS)}) "
         "SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], "
@@ -152,10 +176,15 @@ class PostgresSendStatements:
         rows: Sequence[Any] = (await self._conn.exec_driver_sql(self._EXISTING, columns)).all()
         return {(row[0], row[1], row[2]): row[3] for row in rows}
 
-    async def bump(self, counts: Counts) -> dict[str, int]:
+    async def bump(self, counts: Counts, owe_checks_after: int | None) -> dict[str, int]:
         ids = sorted(counts)
-        rows: Sequence[Any] = (await self._conn.exec_driver_sql(self._BUMP, (
-            ids, [counts[cid][0] for cid in ids], [counts[cid][1] for cid in ids]))).all()
+        params: tuple[Any, ...] = (ids, [counts[cid][0] for cid in ids],
+                                   [counts[cid][1] for cid in ids])
+        if owe_checks_after is None:
+            rows: Sequence[Any] = (await self._conn.exec_driver_sql(self._BUMP, params)).all()
+        else:
+            rows = (await self._conn.exec_driver_sql(
+                self._BUMP_NOTING, (*params, owe_checks_after))).all()
         return {row[0]: int(row[1]) for row in rows}
 
     async def insert(self, rows: list[Row]) -> None:

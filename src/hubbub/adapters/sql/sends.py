@@ -9,6 +9,11 @@ they cost three statements whatever their number, instead of three each:
    versions stay gapless and in arrival order, exactly as one UPDATE per message would;
 3. one INSERT stores every new message.
 
+With `message.undelivered` on (`owe_checks_after`), the version bump also notes each
+conversation as owed its check (services/undelivered.py), in the messages' transaction, so
+that no commit leaves a message unchecked: on PostgreSQL in the same statement, on SQLite
+one INSERT … ON CONFLICT DO NOTHING after it.
+
 The architecture allows the store to run its hot statement on the raw driver behind the same
 seam, and a profile showed why: through SQLAlchemy's adapter each statement costs several
 hand-offs to aiosqlite's thread (cursor, execute, fetch, close) plus greenlet switches. The
@@ -43,6 +48,9 @@ class SendBatch:
     def __init__(self, bind: BindStatements, load_messages: LoadMessages) -> None:
         self._bind = bind
         self._load_messages = load_messages
+        # The grace (µs) after which new messages are checked (`message.undelivered`);
+        # None: not noted at all (webhooks off).
+        self.owe_checks_after: int | None = None
 
     async def __call__(self, conn: AsyncConnection,
                        drafts: Sequence[MessageDraft]) -> list[SendOutcome | ChatError]:
@@ -76,8 +84,8 @@ class SendBatch:
             taken = 1 if draft.parent_id is None else 2
             counts[draft.conversation_id] = (n + taken, max(at, draft.created_at))
         if fresh:
-            rows, replies = _take_versions(drafts, fresh, await sql.bump(counts), counts,
-                                           outcomes)
+            last = await sql.bump(counts, self.owe_checks_after)
+            rows, replies = _take_versions(drafts, fresh, last, counts, outcomes)
             if rows:
                 await sql.insert(rows)
                 mentioned = _mention_rows(outcomes)
