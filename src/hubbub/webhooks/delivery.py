@@ -1,15 +1,15 @@
-"""One delivery attempt over aiohttp's client: a signed POST, 2xx or a reason why not."""
+"""One delivery attempt: a signed POST (webhooks/http.py), 2xx or a reason why not."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-
-import aiohttp
 
 from hubbub import __version__
 from hubbub.storage.outbox import OutboxRow
 from hubbub.webhooks import signing
 from hubbub.webhooks.body import body
+from hubbub.webhooks.http import Poster, ProtocolError
 
 
 class Delivery:
@@ -17,38 +17,26 @@ class Delivery:
     took the event (any 2xx), else the reason for the log and the dead letter."""
 
     def __init__(self, url: str, key: bytes, timeout: float, concurrency: int) -> None:
-        self._url = url
         self._key = key
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
-        self._concurrency = concurrency
-        self._session: aiohttp.ClientSession | None = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=self._timeout,
-                connector=aiohttp.TCPConnector(limit=self._concurrency),
-                headers={"User-Agent": f"hubbub/{__version__}",
-                         "Content-Type": "application/json"})
-        return self._session
+        self._timeout = timeout
+        self._poster = Poster(url, {"User-Agent": f"hubbub/{__version__}",
+                                    "Content-Type": "application/json"}, keep=concurrency)
 
     async def send(self, row: OutboxRow) -> str | None:
         payload = body(row)
         headers = signing.headers(self._key, row.id, int(time.time()), payload)
         try:
-            async with self._client().post(self._url, data=payload, headers=headers,
-                                           allow_redirects=False) as response:
-                await response.read()
-                if 200 <= response.status < 300:
-                    return None
-                return f"HTTP {response.status}"
+            async with asyncio.timeout(self._timeout):
+                status = await self._poster.post(payload, headers)
         except TimeoutError:
             return "timeout"
-        except (aiohttp.ClientError, OSError) as exc:
+        except asyncio.IncompleteReadError:
+            return "connection closed before the answer"
+        except ProtocolError as exc:
+            return f"unreadable answer: {exc}"
+        except OSError as exc:
             return type(exc).__name__
+        return None if 200 <= status < 300 else f"HTTP {status}"
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
+        await self._poster.close()
