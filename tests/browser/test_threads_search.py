@@ -117,7 +117,20 @@ async def test_thread_reply_reaches_the_other_panel_and_mentions_autocomplete(
     box = await a.locator("#thread").bounding_box()
     assert box is not None
     assert (box["x"], box["width"]) == (0, 390)
+    # A small laptop: the list gives way, so that the timeline keeps a readable width
+    # beside the panel, without overlapping it, and nothing overflows sideways.
+    await a.set_viewport_size({"width": 800, "height": 900})
+    await expect(a.locator("#sidebar")).to_be_hidden()
+    chat = await a.locator("#chat").bounding_box()
+    panel = await a.locator("#thread").bounding_box()
+    assert chat is not None
+    assert panel is not None
+    assert chat["width"] >= 400, chat
+    assert chat["x"] + chat["width"] <= panel["x"], (chat, panel)
+    assert await a.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     await a.set_viewport_size({"width": 1100, "height": 900})
+    await expect(a.locator("#sidebar")).to_be_visible()
     await a.get_by_role("button", name="Close the thread").click()
     await expect(a.locator("#thread")).to_be_hidden()
 
