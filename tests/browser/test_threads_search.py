@@ -359,6 +359,7 @@ async def test_refused_reply_and_message_keep_thread_and_mentions_across_a_reloa
     await timeline(b, "who brings the cake?").get_by_role("button", name="Reply in thread").click()
     await expect(reply).to_have_attribute("data-state", "failed")
     await expect(reply).to_have_attribute("data-client-message-id", str(ids["reply"]))
+    await b.screenshot(path=shot("thread-unsent-reply.png"))
     async with server.http(alice) as http:
         restored = await http.put(f"/api/v1/conversations/{crew}/members/{bob.id}",
                                   json={"role": "member"})
