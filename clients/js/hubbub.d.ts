@@ -203,6 +203,10 @@ export interface OutboxEntry {
   state: OutboxState;
   attempts: number;
   error: HubbubError | null;
+  /** The thread's parent (`parent_id`), null for a message of the timeline. */
+  parentId: string | null;
+  /** The user ids it mentions, as given to `send` (PROTOCOL.md §3 `mentions`). */
+  mentions: string[];
   message: Message | null;
 }
 

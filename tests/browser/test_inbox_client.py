@@ -376,7 +376,8 @@ async def test_a_burst_over_the_rate_limit_is_delivered_once_each_in_order(
 @pytest.mark.timeout(120)
 async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path) -> None:
     """Typed while the server is away, then the tab closed: the next page of the user sends
-    it, once (after signing in waited for the server). Refused (read-only), then the page
+    it, once (after signing in waited for the server), and a thread reply typed meanwhile
+    with it, in its thread. Refused (read-only), then the page
     reloaded: still shown, with Retry. A draft, typed and not sent, survives a reload."""
     from playwright.async_api import expect
 
@@ -395,6 +396,13 @@ async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path)
         await say(b, "typed while away")
         unsent = b.locator("#messages li.unsent", has_text="typed while away")
         await expect(unsent).to_have_attribute("data-state", "queued")
+        await contents(b).filter(has_text="before").locator("..").get_by_role(
+            "button", name="Reply in thread").click()
+        await b.get_by_label("Reply", exact=True).fill("replied while away")
+        await b.get_by_label("Reply", exact=True).press("Enter")
+        await expect(b.locator("#thread-replies li.unsent", has_text="replied while away")
+                     ).to_have_attribute("data-state", "queued")
+        await expect(b.locator("#messages li.unsent")).to_have_count(1)  # not the reply
         context = b.context
         await b.close()
         await server.start(port=server.port)
@@ -412,7 +420,15 @@ async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path)
         await b.wait_for_selector("body[data-ws='open']")
         await entry(b, "team").click()
         await expect(contents(b)).to_have_text(["before", "typed while away"])
-        assert await history(server, bob, team) == ["before", "typed while away"]
+        await expect(b.locator("#messages li.unsent")).to_have_count(0)
+        sent = ["before", "typed while away", "replied while away"]
+        assert await history(server, bob, team) == sent
+        async with server.http(bob) as http:
+            [parent, *_] = (await http.get(f"/api/v1/conversations/{team}/messages")
+                            ).json()["messages"]
+            replies = (await http.get(f"/api/v1/conversations/{team}/messages",
+                                      params={"parent_id": parent["id"]})).json()["messages"]
+        assert [reply["content"] for reply in replies] == ["replied while away"]
 
         async with server.http(alice) as http:
             demoted = await http.put(f"/api/v1/conversations/{team}/members/{bob.id}",
@@ -437,8 +453,7 @@ async def test_unsent_messages_survive_a_closed_tab_and_a_reload(tmp_path: Path)
         await b.reload()  # nothing is sent again
         await entry(b, "team").click()
         await expect(contents(b)).to_have_count(3)
-        assert await history(server, bob, team) == [
-            "before", "typed while away", "refused at first"]
+        assert await history(server, bob, team) == [*sent, "refused at first"]
 
         # Typed but not sent: the draft is back in the box after a reload; signing out
         # forgets it.

@@ -117,7 +117,20 @@ async def test_thread_reply_reaches_the_other_panel_and_mentions_autocomplete(
     box = await a.locator("#thread").bounding_box()
     assert box is not None
     assert (box["x"], box["width"]) == (0, 390)
+    # A small laptop: the list gives way, so that the timeline keeps a readable width
+    # beside the panel, without overlapping it, and nothing overflows sideways.
+    await a.set_viewport_size({"width": 800, "height": 900})
+    await expect(a.locator("#sidebar")).to_be_hidden()
+    chat = await a.locator("#chat").bounding_box()
+    panel = await a.locator("#thread").bounding_box()
+    assert chat is not None
+    assert panel is not None
+    assert chat["width"] >= 400, chat
+    assert chat["x"] + chat["width"] <= panel["x"], (chat, panel)
+    assert await a.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
     await a.set_viewport_size({"width": 1100, "height": 900})
+    await expect(a.locator("#sidebar")).to_be_visible()
     await a.get_by_role("button", name="Close the thread").click()
     await expect(a.locator("#thread")).to_be_hidden()
 
@@ -288,4 +301,112 @@ async def test_image_thumbnail_and_joining_from_the_directory(
     async with server.http(bob) as http:
         members = (await http.get(f"/api/v1/conversations/{lobby}/members")).json()
     assert bob.id in {m["user_id"] for m in members["members"]}
+    assert errors == []
+
+
+async def mention_and_send(page: Page, box: Any, text: str, name: str) -> None:
+    """Type `text`, pick `@name` in the autocomplete, and send with Enter."""
+    from playwright.async_api import expect
+
+    await box.click()
+    await box.press_sequentially(f"{text} @{name[:3]}")
+    await expect(page.locator("[role=option]", has_text=f"@{name}").first).to_be_visible()
+    await box.press("Enter")  # picks the option
+    await box.press("Enter")  # sends
+
+
+@pytest.mark.timeout(120)
+async def test_refused_reply_and_message_keep_thread_and_mentions_across_a_reload(
+        env: tuple[ServerProcess, Browser]) -> None:
+    """Bob, made read-only, sends a message mentioning Alice and a thread reply mentioning
+    her: each shows as not sent with Retry (the reply in its thread's panel, not in the
+    timeline), still after a reload; once he may write again, Retry stores each once with
+    its thread, its mentions and its first client_message_id."""
+    from playwright.async_api import expect
+
+    server, browser = env
+    errors: list[str] = []
+    alice, bob = server.user("alice"), server.user("bob")
+    crew = await conversation(server, alice, "group", "crew", [bob])
+    client = await server.connect(alice)
+    parent = await send(client, crew, "who brings the cake?")
+    b = await signed_in(browser, server, bob, errors)
+    await open_named(b, "crew")
+    await timeline(b, "who brings the cake?").get_by_role("button", name="Reply in thread").click()
+    async with server.http(alice) as http:
+        demoted = await http.put(f"/api/v1/conversations/{crew}/members/{bob.id}",
+                                 json={"role": "read_only"})
+        assert demoted.status_code == 200
+
+    await mention_and_send(b, b.get_by_label("Reply", exact=True), "ask", "alice")
+    reply = b.locator("#thread-replies li.unsent")
+    await expect(reply).to_have_attribute("data-state", "failed")
+    await expect(reply).to_contain_text("ask @alice")
+    await expect(reply).to_contain_text("Not sent: You are not allowed to do that here.")
+    await b.get_by_role("button", name="Close the thread").click()
+    await mention_and_send(b, b.get_by_label("Message", exact=True), "hey", "alice")
+    message = b.locator("#messages li.unsent")
+    await expect(message).to_have_count(1)  # the reply is not in the timeline
+    await expect(message).to_have_attribute("data-state", "failed")
+    ids = {"reply": await reply.get_attribute("data-client-message-id"),
+           "message": await message.get_attribute("data-client-message-id")}
+
+    await b.reload()
+    await b.wait_for_selector("body[data-ws='open']")
+    await open_named(b, "crew")
+    await expect(message).to_have_attribute("data-state", "failed")
+    await expect(message).to_contain_text("hey @alice")
+    await timeline(b, "who brings the cake?").get_by_role("button", name="Reply in thread").click()
+    await expect(reply).to_have_attribute("data-state", "failed")
+    await expect(reply).to_have_attribute("data-client-message-id", str(ids["reply"]))
+    await b.screenshot(path=shot("thread-unsent-reply.png"))
+    async with server.http(alice) as http:
+        restored = await http.put(f"/api/v1/conversations/{crew}/members/{bob.id}",
+                                  json={"role": "member"})
+        assert restored.status_code == 200
+    await reply.get_by_role("button", name="Retry").click()
+    sent_reply = b.locator("#thread-replies li:not(.unsent)", has_text="ask @alice")
+    await expect(sent_reply).to_have_count(1)
+    await expect(reply).to_have_count(0)
+    await message.get_by_role("button", name="Retry").click()
+    await expect(timeline(b, "hey @alice")).to_have_count(1)
+    await expect(message).to_have_count(0)
+    assert await b.evaluate("() => localStorage.getItem('hubbub.unsent')") == "{}"
+
+    stored = {m["content"]: m for m in await history(server, alice, crew)}
+    assert sorted(stored) == ["ask @alice", "hey @alice", "who brings the cake?"]
+    for content, kind, parent_id in (("ask @alice", "reply", parent["id"]),
+                                     ("hey @alice", "message", None)):
+        sent = stored[content]
+        assert (sent["parent_id"], sent["mentions"], sent["client_message_id"]) == (
+            parent_id, [alice.id], ids[kind])
+    assert errors == []
+
+
+@pytest.mark.timeout(120)
+async def test_the_thread_panel_closes_when_another_conversation_opens(
+        env: tuple[ServerProcess, Browser]) -> None:
+    """On a desktop, picking another conversation in the list closes the open thread; on a
+    phone, so does going back to the list. The conversation opened shows no thread."""
+    from playwright.async_api import expect
+
+    server, browser = env
+    errors: list[str] = []
+    alice = server.user("alice")
+    first = await conversation(server, alice, "group", "first room", [])
+    await conversation(server, alice, "group", "second room", [])
+    client = await server.connect(alice)
+    await send(client, first, "a topic")
+    for width, height in ((1100, 900), (390, 844)):
+        a = await signed_in(browser, server, alice, errors, width=width, height=height)
+        await open_named(a, "first room")
+        await timeline(a, "a topic").get_by_role("button", name="Reply in thread").click()
+        await expect(a.locator("#thread")).to_be_visible()
+        if width < 400:  # the panel covers the phone's screen: Close shows the timeline
+            await a.get_by_role("button", name="Close the thread").click()
+            await a.get_by_role("button", name="Back to conversations").click()
+        await open_named(a, "second room")
+        await expect(a.locator("#thread")).to_be_hidden()
+        assert await a.evaluate("() => document.body.dataset.thread") is None
+        await expect(a.get_by_label("Message", exact=True)).to_be_in_viewport()
     assert errors == []

@@ -178,9 +178,11 @@ describe("against a server", () => {
     gate = new Promise((done) => { openGate = done; });
     await server.stop();
     await until(() => a.state !== "open", "alice to notice");
-    const queued = a.send(group.id, "while away");
+    const queued = a.send(group.id, "while away", { mentions: [bob.id] });
     const count = settlements(queued);
-    assert.equal(a.outbox[0].state, "queued");
+    // The entry carries what it takes to send it again as it was.
+    const { state, parentId, mentions } = a.outbox[0];
+    assert.deepEqual([state, parentId, mentions], ["queued", null, [bob.id]]);
     await server.start();
     for (const text of ["missed 1", "missed 2", "missed 3"]) {
       await server.api(bob, "POST", `/api/v1/conversations/${group.id}/messages`, { content: text });

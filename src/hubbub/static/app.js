@@ -22,7 +22,8 @@ import { attachmentsElement } from "./attachments.js";
 import { installDirectory } from "./directory.js";
 import { attachMentions, contentNodes, mentionsMe } from "./mentions.js";
 import { installSearch } from "./search.js";
-import { installThreads, threadFooter } from "./thread.js";
+import { closeThreadUnlessOf, installThreads, renderThreadUnsent, showReply, threadFooter }
+  from "./thread.js";
 
 // Where hubbub is served: this file is `{base}/static/app.js`, so `{base}/` is one level up
 // (hubbub under HUBBUB_BASE_PATH=/chat needs nothing else of the page).
@@ -513,6 +514,7 @@ async function createConversation(event) {
 async function openConversation(id) {
   stopTyping();
   if (state.current && state.current !== id) unjoin(state.current);
+  closeThreadUnlessOf(id); // another conversation's thread has no place here
   state.current = id;
   state.gone = null;
   state.editing = null;
@@ -540,6 +542,7 @@ async function openConversation(id) {
 /** Back to the list (the phone layout's two screens): nothing is open or joined. */
 function closeConversation() {
   stopTyping();
+  closeThreadUnlessOf(null);
   if (state.current) unjoin(state.current);
   state.current = null;
   state.gone = null;
@@ -958,19 +961,33 @@ function sendMessage() {
   stopTyping();
   input.value = "";
   saveDraft(state.me.id, state.current, "");
-  deliver(state.current, content, crypto.randomUUID(), takeMentions(content));
+  deliver({ conversationId: state.current, content, clientMessageId: crypto.randomUUID(),
+            mentions: takeMentions(content) });
 }
 
-function deliver(conversationId, content, clientMessageId, mentions = []) {
-  state.client.send(conversationId, content, { clientMessageId, mentions })
-    .then(putMessage, () => {}); // a refusal stays in view as a failed entry
+/** Hand a message (a thread's reply with `parentId`) to the SDK's queue; sending it again
+ * passes the same `clientMessageId`, `parentId` and `mentions`, so it is the same message. */
+function deliver({ conversationId, content, clientMessageId, parentId = null, mentions = [] }) {
+  state.client.send(conversationId, content, { clientMessageId, parentId, mentions })
+    .then((message) => {
+      putMessage(message);
+      showReply(message);
+    }, () => {}); // a refusal stays in view as a failed entry
 }
 
 function onOutbox(entry) {
   if (entry.state === "sent") state.unsent.delete(entry.clientMessageId);
   else state.unsent.set(entry.clientMessageId, entry);
   keepUnsent();
-  if (entry.conversationId === state.current) renderUnsent();
+  if (entry.conversationId !== state.current) return;
+  if (entry.parentId) renderThreadUnsent();
+  else renderUnsent();
+}
+
+/** The unsent messages of a conversation's timeline (`parentId` null) or of a thread. */
+function unsentOf(conversationId, parentId = null) {
+  return [...state.unsent.values()].filter(
+    (entry) => entry.conversationId === conversationId && (entry.parentId || null) === parentId);
 }
 
 function keepUnsent() {
@@ -981,14 +998,17 @@ function keepUnsent() {
  * client_message_id (stored already? then not twice); a refused one waits for Retry. */
 function restoreUnsent() {
   for (const kept of loadUnsent(state.me.id)) {
+    const send = {
+      clientMessageId: kept.clientMessageId, conversationId: kept.conversationId,
+      content: kept.content, parentId: kept.parentId || null, mentions: kept.mentions || [],
+    };
     if (kept.failed) {
       state.unsent.set(kept.clientMessageId, {
-        clientMessageId: kept.clientMessageId, conversationId: kept.conversationId,
-        content: kept.content, state: "failed", attempts: 0,
+        ...send, state: "failed", attempts: 0,
         error: { code: kept.code || "INTERNAL_ERROR" }, message: null,
       });
     } else {
-      deliver(kept.conversationId, kept.content, kept.clientMessageId);
+      deliver(send);
     }
   }
   keepUnsent();
@@ -996,11 +1016,12 @@ function restoreUnsent() {
 
 /** The current conversation's unsent messages, after the sent ones, with their state. */
 function renderUnsent() {
-  const entries = [...state.unsent.values()].filter((e) => e.conversationId === state.current);
+  const entries = unsentOf(state.current);
   showUnsent($("messages"), entries);
   if (entries.length > 0) $("no-messages").hidden = true;
 }
 
+/** Retry or Discard on an unsent message, of the timeline or of a thread. */
 function onUnsentClick(button) {
   const id = button.closest("li.unsent").dataset.clientMessageId;
   const entry = state.unsent.get(id);
@@ -1008,7 +1029,8 @@ function onUnsentClick(button) {
   state.unsent.delete(id);
   keepUnsent();
   // The same client_message_id: were it stored after all, it is not stored twice.
-  if (button.dataset.unsentAction === "retry") deliver(entry.conversationId, entry.content, id);
+  if (button.dataset.unsentAction === "retry") deliver(entry);
+  else if (entry.parentId) renderThreadUnsent();
   else renderUnsent();
 }
 
@@ -1203,6 +1225,7 @@ let takeMentions = () => [];
 function installFeatures() {
   const context = {
     state, putMessage, messageElement, loadHistory, openConversation, titleOf, join,
+    deliver, unsentOf, onUnsentClick,
     // Joining a channel adds it to the list by the inbox stream (ConversationAdded); the
     // directory reloads the list too, for a server with HUBBUB_INBOX=off.
     refreshConversations: loadConversations,

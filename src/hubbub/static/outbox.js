@@ -48,9 +48,14 @@ export class Outbox {
     for (const entry of this.queue.splice(0)) this.settle(entry, "failed", error);
   }
 
+  /** What a send is, and where it stands: enough to show it, or send it again as it was. */
   snapshot(entry) {
     const { clientMessageId, conversationId, content, state, attempts, error } = entry;
-    return { clientMessageId, conversationId, content, state, attempts, error, message: entry.message || null };
+    return {
+      clientMessageId, conversationId, content, state, attempts, error,
+      parentId: entry.fields.parent_id || null, mentions: entry.fields.mentions || [],
+      message: entry.message || null,
+    };
   }
 
   tell(entry) {

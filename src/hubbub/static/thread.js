@@ -2,11 +2,13 @@
 // `parent_id`; §4 `ThreadUpdated`): "Reply in thread" on a message opens a panel (at the
 // side on a desktop, the whole screen on a phone) with the parent and its replies, paged
 // back with the history's cursor, live as replies arrive; the parent's "N replies · last
-// reply at" line follows `ThreadUpdated`. Replies stay out of the main timeline.
+// reply at" line follows `ThreadUpdated`. Replies stay out of the main timeline; one not
+// sent yet shows after the thread's replies with its state and Retry, as in the timeline.
 
 import { h, shortTime } from "./dom.js";
 import { describeError } from "./errors.js";
 import { attachMentions } from "./mentions.js";
+import { showUnsent } from "./unsent.js";
 
 const PAGE_SIZE = 50;
 
@@ -20,7 +22,8 @@ const thread = {
   takeMentions: () => [],
 };
 
-/** Set the panel up. `context`: {state, putMessage, messageElement, members, myRole}. */
+/** Set the panel up. `context`: {state, putMessage, messageElement, members, myRole,
+ * deliver, unsentOf, onUnsentClick} (app.js). */
 export function installThreads(context) {
   ui = context;
   const panel = panelElement();
@@ -29,10 +32,14 @@ export function installThreads(context) {
     const button = event.target.closest("button[data-thread-open]");
     if (button) openThread(ui.state.current, button.dataset.threadOpen);
   });
+  document.getElementById("thread-replies").addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-unsent-action]");
+    if (button) ui.onUnsentClick(button);
+  });
   const client = ui.state.client;
-  client.on("NewMessage", (m) => onReply(m.message));
-  client.on("MessageSynced", (m) => onReply(m.message));
-  client.on("MessageEdited", (m) => onReply(m.message));
+  client.on("NewMessage", (m) => showReply(m.message));
+  client.on("MessageSynced", (m) => showReply(m.message));
+  client.on("MessageEdited", (m) => showReply(m.message));
   client.on("MessageDeleted", onReplyDeleted);
   client.on("ThreadUpdated", onThreadUpdated);
   thread.takeMentions = attachMentions(document.getElementById("thread-input"), {
@@ -92,6 +99,14 @@ export async function loadReplyUntil(messageId) {
     if (!(await loadReplies(true))) return false;
   }
   return thread.replies.has(messageId);
+}
+
+/** Close the panel if its thread is not of `conversationId` (null: whichever it is). */
+export function closeThreadUnlessOf(conversationId) {
+  if (openThreadId() === null || thread.conversationId === conversationId) return;
+  thread.parentId = null;
+  delete document.body.dataset.thread;
+  document.getElementById("thread").hidden = true;
 }
 
 export function closeThread() {
@@ -167,8 +182,15 @@ function render() {
   const sorted = [...thread.replies.values()].sort((a, b) => a.seq - b.seq);
   const list = document.getElementById("thread-replies");
   list.replaceChildren(...sorted.map(panelMessage));
-  list.scrollTop = list.scrollHeight;
+  renderThreadUnsent();
   document.getElementById("thread-older").hidden = !thread.hasMore;
+}
+
+/** The open thread's replies not sent yet, after its sent ones, with their state. */
+export function renderThreadUnsent() {
+  if (openThreadId() === null) return;
+  showUnsent(document.getElementById("thread-replies"),
+             ui.unsentOf(thread.conversationId, thread.parentId));
 }
 
 /** A message as the timeline shows it, without the timeline's own actions. */
@@ -178,7 +200,8 @@ function panelMessage(message) {
   return element;
 }
 
-function onReply(message) {
+/** A reply (heard, or the user's own confirmed), into the panel if its thread is open. */
+export function showReply(message) {
   if (!message.parent_id || message.parent_id !== thread.parentId) return;
   keep(message);
   render();
@@ -206,9 +229,6 @@ function sendReply() {
   if (!content || !thread.parentId) return;
   document.getElementById("thread-error").textContent = "";
   input.value = "";
-  const mentions = thread.takeMentions(content);
-  ui.state.client.send(thread.conversationId, content, { parentId: thread.parentId, mentions })
-    .then(onReply, (error) => {
-      document.getElementById("thread-error").textContent = `Not sent: ${describeError(error)}`;
-    });
+  ui.deliver({ conversationId: thread.conversationId, content, parentId: thread.parentId,
+               clientMessageId: crypto.randomUUID(), mentions: thread.takeMentions(content) });
 }

@@ -1,6 +1,7 @@
 // Messages the SDK has not sent yet (its outbox entries), shown after the sent ones with
 // their state: waiting for the connection, sending, sending again after a rate limit, or
-// refused, with Retry (the same client_message_id) and Discard. They are also kept in
+// refused, with Retry (the same client_message_id, thread and mentions) and Discard; a
+// thread's replies in its panel, the others in the timeline. They are also kept in
 // localStorage, so that a reload or a closed tab does not lose what the user typed, and so
 // is the text of each conversation's message box not sent yet (its draft).
 
@@ -51,8 +52,10 @@ function unsentElement(entry) {
 /** Keep `entries` (the user's unsent messages, oldest first) across reloads, with what
  * it takes to send them again: the same client_message_id, so never twice. */
 export function saveUnsent(userId, entries) {
-  const kept = entries.map(({ clientMessageId, conversationId, content, state, error }) => ({
-    clientMessageId, conversationId, content, failed: state === "failed",
+  const kept = entries.map(({ clientMessageId, conversationId, content, parentId, mentions,
+                              state, error }) => ({
+    clientMessageId, conversationId, content, parentId: parentId || null,
+    mentions: mentions || [], failed: state === "failed",
     code: error && state === "failed" ? error.code : null,
   }));
   try {
