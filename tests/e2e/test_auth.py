@@ -71,6 +71,20 @@ async def test_a_bad_query_token_is_not_rescued_by_a_good_header(
     assert status == 401
 
 
+async def test_the_query_token_is_found_among_other_parameters_and_percent_decoded(
+        server: RunningServer) -> None:
+    """§1's `token` is read from the raw request target: any position, escapes decoded."""
+    user = server.user()
+    escaped = user.token.replace(".", "%2E")
+    ws = await websockets.connect(f"{server.ws_url}?a=1&b=&token={escaped}&c")
+    try:
+        connected = json.loads(await ws.recv())
+    finally:
+        await ws.close()
+    assert connected["type"] == "Connected"
+    assert connected["user_id"] == user.id
+
+
 async def test_an_algorithm_other_than_the_configured_one_gets_401(
         server: RunningServer) -> None:
     """HS512 with the right secret is still refused when HS256 is configured."""

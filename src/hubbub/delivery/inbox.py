@@ -143,7 +143,9 @@ class Inbox:
         self._need = need
         self._release = release
         self._conversations: dict[str, _Conv] = {}
-        self._of_user: dict[str, set[str]] = {}
+        # Each counted user's conversations here; None until the first (an idle user in
+        # none is the common case, and an empty set costs 216 bytes per user).
+        self._of_user: dict[str, set[str] | None] = {}
         # Dirty (user, conversation) pairs and whole conversations, per interval.
         self._dirty: dict[bool, set[tuple[str | None, str]]] = {False: set(), True: set()}
         self._timers: dict[bool, asyncio.TimerHandle] = {}
@@ -160,14 +162,14 @@ class Inbox:
         """Start counting for a user's first connection here (idempotent)."""
         if user_id in self._of_user:
             return
-        self._of_user[user_id] = set()
+        self._of_user[user_id] = None
         for entry in entries:
             self._watch(user_id, entry.conversation_id, entry.version, entry.member_count,
                         entry.unread_count, entry.mention_count, entry.muted)
 
     def close(self, user_id: str) -> None:
         """The user's last connection here closed: stop counting for it."""
-        for conversation_id in list(self._of_user.pop(user_id, ())):
+        for conversation_id in list(self._of_user.pop(user_id, None) or ()):
             self._unwatch(user_id, conversation_id)
 
     def on_user_event(self, user_id: str, kind: str, payload: bytes) -> None:
@@ -242,10 +244,16 @@ class Inbox:
             conv = self._conversations[conversation_id] = _Conv(version, member_count)
             self._need(conversation_id)
         conv.watches[user_id] = _Watch(unread, mentions, conv, muted)
-        self._of_user[user_id].add(conversation_id)
+        mine = self._of_user[user_id]
+        if mine is None:
+            self._of_user[user_id] = {conversation_id}
+        else:
+            mine.add(conversation_id)
 
     def _unwatch(self, user_id: str, conversation_id: str) -> None:
-        self._of_user.get(user_id, set()).discard(conversation_id)
+        mine = self._of_user.get(user_id)
+        if mine is not None:
+            mine.discard(conversation_id)
         conv = self._conversations.get(conversation_id)
         if conv is None or conv.watches.pop(user_id, None) is None:
             return

@@ -3,7 +3,7 @@ Authenticator (services/authentication.py) checks them."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -29,9 +29,13 @@ def query_value(request: web.Request, name: str) -> str | None:
     """The first value of a query parameter, parsed afresh from the request target.
 
     `request.query` keeps its parse (a MultiDict and its strings, ~0.7 KiB with a JWT) on
-    the request's URL, which lives as long as the WebSocket connection.
+    the request's URL, which lives as long as the WebSocket connection; `urlsplit` keeps
+    its last results in a process-wide cache, so the last 128 targets and their tokens
+    would stay after their connections closed. The query is what follows the first `?`
+    (without a `#` fragment), as `urlsplit` reads it.
     """
-    for key, value in parse_qsl(urlsplit(request.raw_path).query, keep_blank_values=True):
+    query = request.raw_path.partition("#")[0].partition("?")[2]
+    for key, value in parse_qsl(query, keep_blank_values=True):
         if key == name:
             return value
     return None
