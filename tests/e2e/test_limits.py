@@ -13,6 +13,7 @@ import httpx
 import pytest
 import websockets
 
+from hubbub.client.socket import HandshakeFailed
 from tests.conftest import StartServer
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT, assert_error, attachment, joined, rest_messages, send
@@ -243,7 +244,7 @@ async def test_closing_a_connection_frees_its_slot(start_server: StartServer) ->
             try:
                 second = await server.connect(alice)
                 break
-            except websockets.InvalidStatus:
+            except HandshakeFailed:
                 await asyncio.sleep(0.02)
         assert second.connected["user_id"] == alice.id
 
@@ -283,7 +284,7 @@ async def test_forwarded_for_is_ignored_from_an_untrusted_peer(
     async with start_server(**own_ip_buckets(), handshake_rate=0.2, handshake_burst=2) as server:
         for n in range(2):
             await server.connect(server.user(),
-                                 additional_headers={"X-Forwarded-For": f"10.0.0.{n}"})
+                                 headers={"X-Forwarded-For": f"10.0.0.{n}"})
         response = await refused_upgrade(server, server.user().token,
                                          {"X-Forwarded-For": "10.0.0.9"})
         assert_rate_limited_http(response)
@@ -296,10 +297,10 @@ async def test_forwarded_for_from_a_trusted_proxy_is_the_client_ip(
                             trusted_proxies=("127.0.0.0/8",)) as server:
         one = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1"}
         for _ in range(2):
-            await server.connect(server.user(), additional_headers=one)
+            await server.connect(server.user(), headers=one)
         assert_rate_limited_http(await refused_upgrade(server, server.user().token, one))
         other = await server.connect(server.user(),
-                                     additional_headers={"X-Forwarded-For": "203.0.113.8"})
+                                     headers={"X-Forwarded-For": "203.0.113.8"})
         assert other.connected["type"] == "Connected"
 
 
@@ -311,7 +312,7 @@ async def test_forwarded_for_hops_the_client_wrote_do_not_choose_the_bucket(
                             trusted_proxies=("127.0.0.0/8",)) as server:
         for n in range(2):
             spoofed = {"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.7"}
-            await server.connect(server.user(), additional_headers=spoofed)
+            await server.connect(server.user(), headers=spoofed)
         response = await refused_upgrade(server, server.user().token,
                                          {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"})
         assert_rate_limited_http(response)

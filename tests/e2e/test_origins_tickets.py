@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 
@@ -37,8 +36,7 @@ async def new_ticket(server: RunningServer, user: User) -> str:
 
 
 async def connect_with_ticket(server: RunningServer, ticket: str) -> ChatClient:
-    ws = await websockets.connect(f"{server.ws_url}?ticket={ticket}", max_size=None)
-    client = ChatClient(ws, json.loads(await ws.recv()))
+    client = await ChatClient.open(f"{server.ws_url}?ticket={ticket}")
     server._clients.append(client)
     return client
 

@@ -1,0 +1,127 @@
+"""The SDK's one connection (hubbub.client.socket) against a real server: the wire form in
+and out (`receive_text`, `send_text`, `send_binary`), credentials in the URL, and a
+refused handshake's status and `Retry-After` (`HandshakeFailed`), which `Client` waits out
+before its next attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import aiohttp
+import msgspec
+import pytest
+
+from hubbub.client import Backoff, Client
+from hubbub.client.socket import HandshakeFailed, Socket, decode
+from hubbub.protocol.codes import Code
+from hubbub.protocol.server import Connected, Error, Pong
+from tests.conftest import StartServer
+from tests.sdk.support import WITHIN
+from tests.support.server import RunningServer
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+PING = b'{"type":"Ping","request_id":"%s","timestamp":"t"}'
+
+
+def one_handshake_per(seconds: int) -> dict[str, object]:
+    """Settings that let one upgrade per client IP through and refuse the next with 429,
+    on a Redis key prefix of their own (the buckets of 127.0.0.1 are shared by every
+    server on one Redis)."""
+    return {"handshake_rate": 1 / seconds, "handshake_burst": 1,
+            "redis_prefix": f"socket-{uuid.uuid4().hex[:12]}"}
+
+
+async def test_frames_go_out_and_come_in_as_the_wire_has_them(server: RunningServer) -> None:
+    """`receive_text` is the JSON the server sent; `send_text` sends bytes as a text frame
+    unchanged; a binary frame is refused with BAD_REQUEST (§1); after the close sends
+    report False and reads None."""
+    user = server.user()
+    async with aiohttp.ClientSession() as session:
+        socket = await Socket.open(session, server.ws_url, user.token)
+        text = await asyncio.wait_for(socket.receive_text(), WITHIN)
+        assert text is not None
+        assert msgspec.json.decode(text)["user_id"] == user.id
+        connected = decode(text)
+        assert isinstance(connected, Connected)
+        assert connected.user_id == user.id
+        assert socket.local_address is not None
+        assert socket.local_address[0] == "127.0.0.1"
+
+        assert await socket.send_text(PING % b"as-bytes")
+        pong = await asyncio.wait_for(socket.receive(), WITHIN)
+        assert isinstance(pong, Pong)
+        assert (pong.request_id, pong.timestamp) == ("as-bytes", "t")
+
+        assert await socket.send_binary(PING % b"binary")
+        refused = await asyncio.wait_for(socket.receive(), WITHIN)
+        assert isinstance(refused, Error)
+        assert refused.code == Code.BAD_REQUEST
+
+        await socket.close()
+        assert socket.close_code == 1000
+        assert not await socket.send_text(PING % b"late")
+        assert not await socket.send_binary(b"late")
+        assert await socket.receive_text() is None
+
+
+async def test_a_url_may_carry_the_credentials(server: RunningServer) -> None:
+    """With no token, the URL's own `?token=` authenticates (the browser's way, §1)."""
+    user = server.user()
+    async with aiohttp.ClientSession() as session:
+        socket = await Socket.open(session, f"{server.ws_url}?token={user.token}", None)
+        first = await asyncio.wait_for(socket.receive(), WITHIN)
+        await socket.close()
+    assert isinstance(first, Connected)
+    assert first.user_id == user.id
+
+
+async def test_decode_refuses_what_is_no_message_of_the_protocol() -> None:
+    """`decode` is strict (`receive` logs and skips what it refuses)."""
+    with pytest.raises(msgspec.ValidationError):
+        decode('{"type": "NoSuchMessage"}')
+    with pytest.raises(msgspec.ValidationError):
+        decode('{"type": "Pong", "request_id": 7}')
+    with pytest.raises(msgspec.DecodeError):
+        decode("not json")
+    assert decode(b'{"type": "Pong", "timestamp": 1, "server_time": "2026-01-01T00:00:00Z"}'
+                  ) == Pong(timestamp=1, server_time="2026-01-01T00:00:00Z")
+
+
+async def test_a_handshake_over_the_rate_is_refused_with_its_status_and_retry_after(
+        start_server: StartServer) -> None:
+    """A 429 at the upgrade is `HandshakeFailed` carrying the status and `Retry-After`."""
+    async with start_server(**one_handshake_per(3)) as server, \
+            aiohttp.ClientSession() as session:
+        first = await Socket.open(session, server.ws_url, server.user().token)
+        with pytest.raises(HandshakeFailed) as refused:
+            await Socket.open(session, server.ws_url, server.user().token)
+        await first.close()
+    assert refused.value.status == 429
+    assert refused.value.retry_after_s is not None
+    assert 1 <= refused.value.retry_after_s <= 3
+
+
+async def test_the_client_waits_out_retry_after_before_trying_again(
+        start_server: StartServer, caplog: pytest.LogCaptureFixture) -> None:
+    """Refused with 429 and `Retry-After: 2`, a client with a 50 ms backoff tries again once,
+    about 2 s later, and connects (without the wait it would have retried every few ms)."""
+    caplog.set_level(logging.INFO, logger="hubbub.client")
+    async with start_server(**one_handshake_per(2)) as server:
+        async with aiohttp.ClientSession() as session:
+            taken = await Socket.open(session, server.ws_url, server.user().token)
+            await taken.close()
+        user = server.user()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async with Client(server.ws_url, user.token,
+                          backoff=Backoff(initial=0.05, maximum=5.0)) as client:
+            connected = await asyncio.wait_for(anext(client.events()), WITHIN)
+        took = loop.time() - started
+    assert isinstance(connected, Connected)
+    assert connected.user_id == user.id
+    refusals = [r for r in caplog.records if "handshake answered 429" in r.getMessage()]
+    assert len(refusals) == 1, [r.getMessage() for r in refusals]
+    assert took >= 1.5
