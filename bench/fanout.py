@@ -58,7 +58,7 @@ from bench.common import (
     servers,
     writer_totals,
 )
-from hubbub.client.socket import Socket
+from hubbub.client import Socket
 
 # Connections opened before the idle baseline is taken, so one-off costs (first handshake,
 # allocator arenas, caches) are not charged to the measured ones — as the shared kit does.

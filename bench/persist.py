@@ -50,7 +50,7 @@ from bench.common import (
     run,
     servers,
 )
-from hubbub.client.socket import Socket
+from hubbub.client import Socket
 
 # Conversations are created this many at a time (each is one REST call).
 CREATE_CONCURRENCY = 20

@@ -51,7 +51,7 @@ from bench.common import (
     run,
     servers,
 )
-from hubbub.client.socket import Socket
+from hubbub.client import Socket
 
 # A rare word in alice's conversations: one message in a hundred.
 RARE = "kumquat"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from tests.support.bulk import Room, bulk_load, new_user_ids
 
 from bench.common import BenchError, User, client_session, connect, percentile, servers
-from hubbub.client.socket import Socket
+from hubbub.client import Socket
 
 VOCABULARY = 10_000
 WORDS_PER_MESSAGE = 8

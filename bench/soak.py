@@ -55,7 +55,7 @@ from bench.common import (
     run,
     servers,
 )
-from hubbub.client.socket import Socket
+from hubbub.client import Socket
 
 # High enough never to refuse the soak's load, low enough that every bucket is real.
 LIMITS_ENV = [

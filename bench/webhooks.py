@@ -46,7 +46,7 @@ from bench.common import (
     run,
     servers,
 )
-from hubbub.client.socket import Socket
+from hubbub.client import Socket
 
 SLOW_MARK = "slow:"
 

@@ -23,8 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hubbub.client import AuthenticationError
-from hubbub.client.socket import HandshakeFailed
+from hubbub.client import AuthenticationError, HandshakeFailed
 from tests.support.across import made_room
 from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-from hubbub.client.socket import Socket
+from hubbub.client import Socket
 from hubbub.protocol.server import Connected, Limits, Pong
 from tests.support.client import ChatClient
 

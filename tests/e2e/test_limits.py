@@ -13,7 +13,7 @@ import httpx
 import pytest
 import websockets
 
-from hubbub.client.socket import HandshakeFailed
+from hubbub.client import HandshakeFailed
 from tests.conftest import StartServer
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT, assert_error, attachment, joined, rest_messages, send

@@ -13,8 +13,8 @@ import aiohttp
 import msgspec
 import pytest
 
-from hubbub.client import Backoff, Client
-from hubbub.client.socket import HandshakeFailed, Socket, decode
+from hubbub.client import Backoff, Client, HandshakeFailed, Socket
+from hubbub.client.socket import decode
 from hubbub.protocol.codes import Code
 from hubbub.protocol.server import Connected, Error, Pong
 from tests.conftest import StartServer

@@ -26,9 +26,9 @@ from typing import TypeAlias
 import aiohttp
 
 from hubbub.client.backoff import Backoff
-from hubbub.client.errors import AuthenticationError, ClientClosed
+from hubbub.client.errors import AuthenticationError, ClientClosed, HandshakeFailed, Unreachable
 from hubbub.client.outbox import Outbox, Pending
-from hubbub.client.socket import HandshakeFailed, Socket, Unreachable
+from hubbub.client.socket import Socket
 from hubbub.protocol.client import ClientMessage
 from hubbub.protocol.codes import Code
 from hubbub.protocol.server import (

@@ -17,7 +17,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from hubbub.client.errors import AuthenticationError
+from hubbub.client.errors import AuthenticationError, HandshakeFailed, Unreachable
 from hubbub.protocol.client import ClientMessage
 from hubbub.protocol.server import AnyServerMessage
 
@@ -29,21 +29,10 @@ _encoder = msgspec.json.Encoder()
 # The handshake statuses that another attempt with the same credentials cannot fix.
 REFUSED = frozenset({401, 403})
 _GONE = (aiohttp.ClientError, ConnectionError, RuntimeError)
-
-
-class Unreachable(Exception):
-    """The handshake failed for a reason a later attempt may not meet (network, 5xx)."""
-
-
-class HandshakeFailed(Unreachable):
-    """The server (or a proxy) answered the upgrade with an HTTP status other than 101,
-    401 and 403: `429` over the handshake rate (§6), a `5xx`. `retry_after_s` is its
-    `Retry-After` in seconds, None when absent or not a number of seconds."""
-
-    def __init__(self, status: int, retry_after_s: float | None) -> None:
-        super().__init__(f"handshake answered {status}")
-        self.status = status
-        self.retry_after_s = retry_after_s
+# Module constants: `receive_text` runs once per frame (a benchmark's client is bound by it).
+_TEXT = aiohttp.WSMsgType.TEXT
+_ENDED = frozenset({aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                    aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR})
 
 
 def decode(text: str | bytes) -> AnyServerMessage:
@@ -132,11 +121,10 @@ class Socket:
                 frame = await self._ws.receive()
             except _GONE:
                 return None
-            if frame.type is aiohttp.WSMsgType.TEXT:
+            if frame.type is _TEXT:
                 text: str = frame.data
                 return text
-            if frame.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                              aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
+            if frame.type in _ENDED:
                 return None
 
     async def send(self, message: ClientMessage) -> bool:
