@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import aiohttp
 import httpx
 import jwt
 import pytest
 import websockets
 
+from hubbub.client import Socket
+from hubbub.protocol.server import Connected
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -33,11 +37,14 @@ async def test_connected_is_the_first_message(server: RunningServer) -> None:
 
 
 async def test_bearer_header_is_accepted(server: RunningServer) -> None:
-    """The token may come in `Authorization: Bearer` instead of the query."""
+    """The token may come in `Authorization: Bearer` instead of the query (the SDK's way)."""
     alice = server.user("alice")
-    async with websockets.connect(server.ws_url, additional_headers={
-        "Authorization": f"Bearer {alice.token}"}) as ws:
-        assert '"Connected"' in str(await ws.recv())
+    async with aiohttp.ClientSession() as session:
+        socket = await Socket.open(session, server.ws_url, alice.token)
+        first = await asyncio.wait_for(socket.receive(), 10)
+        await socket.close()
+    assert isinstance(first, Connected)
+    assert first.user_id == alice.id
 
 
 def _sign(server: RunningServer, claims: dict[str, object], key: str | None = None,

@@ -23,6 +23,7 @@ import websockets
 from redis import asyncio as aioredis
 from websockets.asyncio.client import ClientConnection
 
+from hubbub.client import AuthenticationError, HandshakeFailed
 from tests.support.across import assert_pings_limited, assert_presence_counted
 from tests.support.client import ChatClient
 from tests.support.cluster import Cluster, postgres_database, run_cluster
@@ -473,13 +474,12 @@ async def test_a_ticket_from_one_instance_opens_a_socket_on_another(cluster: Clu
         response = await http.post("/api/v1/ws-tickets")
     assert response.status_code == 201, response.text
     ticket = response.json()["ticket"]
-    async with websockets.connect(f"{cluster[1].ws_url}?ticket={ticket}") as ws:
-        first = json.loads(await ws.recv())
-        assert first["type"] == "Connected"
-        assert first["user_id"] == alice.id
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{cluster[2].ws_url}?ticket={ticket}")
-    assert refused.value.response.status_code == 401
+    redeemed = await ChatClient.open(f"{cluster[1].ws_url}?ticket={ticket}")
+    await redeemed.close()
+    assert redeemed.connected["user_id"] == alice.id
+    with pytest.raises(AuthenticationError) as refused:
+        await ChatClient.open(f"{cluster[2].ws_url}?ticket={ticket}")
+    assert refused.value.status == 401
 
 
 OFFER_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -593,9 +593,9 @@ async def test_the_connection_cap_counts_every_instance(limited_cluster: Cluster
     alice = cluster.user("alice")
     for index in range(CAP):
         await cluster.connect(index % len(cluster), alice)
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{cluster[1].ws_url}?token={alice.token}")
-    assert refused.value.response.status_code == 429
+    with pytest.raises(HandshakeFailed) as refused:
+        await ChatClient.connect(cluster[1].ws_url, alice.token)
+    assert refused.value.status == 429
 
 
 # -- a crashed instance ---------------------------------------------------------------------
