@@ -12,6 +12,7 @@ import uuid
 import aiohttp
 import msgspec
 import pytest
+from aiohttp import web
 
 from hubbub.client import Backoff, Client, HandshakeFailed, Socket
 from hubbub.client.socket import decode
@@ -125,3 +126,28 @@ async def test_the_client_waits_out_retry_after_before_trying_again(
     refusals = [r for r in caplog.records if "handshake answered 429" in r.getMessage()]
     assert len(refusals) == 1, [r.getMessage() for r in refusals]
     assert took >= 1.5
+
+
+@pytest.mark.parametrize(("status", "retry_after", "seconds"), [
+    (503, "7", 7.0), (503, "Wed, 21 Oct 2015 07:28:00 GMT", None), (502, None, None),
+    (429, "-1", None)])
+async def test_a_retry_after_counts_only_as_a_number_of_seconds(
+        status: int, retry_after: str | None, seconds: float | None) -> None:
+    """A proxy's refusal: `retry_after_s` is the header's seconds, None for an HTTP date, a
+    negative number or no header (never honoured blindly)."""
+    async def refuse(request: web.Request) -> web.Response:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return web.Response(status=status, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/ws", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(HandshakeFailed) as refused:
+                await Socket.open(session, f"ws://127.0.0.1:{runner.addresses[0][1]}/ws", "t")
+    finally:
+        await runner.cleanup()
+    assert (refused.value.status, refused.value.retry_after_s) == (status, seconds)
