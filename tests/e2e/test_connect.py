@@ -9,10 +9,10 @@ import aiohttp
 import httpx
 import jwt
 import pytest
-import websockets
 
 from hubbub.client import Socket
 from hubbub.protocol.server import Connected
+from tests.support.client import refused_status
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -21,9 +21,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def handshake_status(server: RunningServer, query: str = "",
                            headers: dict[str, str] | None = None) -> int:
     """The HTTP status of an upgrade attempt that is expected to be refused."""
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(server.ws_url + query, additional_headers=headers or {})
-    return refused.value.response.status_code
+    return await refused_status(server.ws_url + query, headers)
 
 
 async def test_connected_is_the_first_message(server: RunningServer) -> None:

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import aiohttp
 import msgspec
 
+from hubbub.client import AuthenticationError, HandshakeFailed
 from hubbub.client.socket import Socket, decode
 
 DEFAULT_TIMEOUT = 10.0
@@ -241,3 +242,14 @@ class ChatClient:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
+
+
+async def refused_status(url: str, headers: Mapping[str, str] | None = None) -> int:
+    """The HTTP status with which an upgrade of `url` (carrying its credentials, if any) is
+    refused; fails the test if it is upgraded."""
+    try:
+        client = await ChatClient.open(url, headers=headers)
+    except (AuthenticationError, HandshakeFailed) as refused:
+        return refused.status
+    await client.close()
+    raise AssertionError("the upgrade was not refused")
