@@ -4,14 +4,15 @@ nothing is stored by what was refused."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 
 from hubbub.client import HandshakeFailed
 from tests.conftest import StartServer
@@ -40,13 +41,20 @@ class Refusal:
 
 async def refused_upgrade(server: RunningServer, token: str | None = None,
                           headers: dict[str, str] | None = None) -> Refusal:
-    """Attempt a WebSocket upgrade that must be refused; the HTTP response it got."""
+    """Attempt a WebSocket upgrade that must be refused; the HTTP response it got, whole.
+
+    A refused upgrade is a plain HTTP response, so it is read as one (httpx): the SDK's
+    `HandshakeFailed` has its status and `Retry-After`, not its body."""
     query = f"?token={token}" if token else ""
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(server.ws_url + query, additional_headers=headers or {})
-    response = refused.value.response
-    return Refusal(response.status_code, dict(response.headers.raw_items()),
-                   bytes(response.body or b""))
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()}
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        response = await http.get(server.base_url + "/ws" + query,
+                                  headers={**upgrade, **(headers or {})})
+    assert response.status_code != 101, "the upgrade was not refused"
+    return Refusal(response.status_code,
+                   {k.decode(): v.decode() for k, v in response.headers.raw},
+                   response.content)
 
 
 def assert_rate_limited_http(response: httpx.Response | Refusal) -> None:
