@@ -6,7 +6,10 @@ before its next attempt."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
+import re
 import uuid
 
 import aiohttp
@@ -25,6 +28,7 @@ from tests.support.server import RunningServer
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 PING = b'{"type":"Ping","request_id":"%s","timestamp":"t"}'
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
 
 
 def one_handshake_per(seconds: int) -> dict[str, object]:
@@ -151,3 +155,26 @@ async def test_a_retry_after_counts_only_as_a_number_of_seconds(
     finally:
         await runner.cleanup()
     assert (refused.value.status, refused.value.retry_after_s) == (status, seconds)
+
+
+async def test_the_servers_close_code_survives_a_dropped_connection() -> None:
+    """A server (or a proxy) that sends `1001` and drops the TCP connection at once: the
+    close code is 1001, not the 1006 aiohttp reports when it cannot answer the close."""
+    async def upgrade_then_drop(reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        found = re.search(rb"(?i)sec-websocket-key: *(\S+)", head)
+        assert found is not None
+        accept = base64.b64encode(hashlib.sha1(found.group(1) + WS_GUID).digest())
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        writer.write(b"\x88\x02" + (1001).to_bytes(2, "big"))  # a close frame, 1001
+        await writer.drain()
+        writer.transport.abort()
+
+    server = await asyncio.start_server(upgrade_then_drop, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server, aiohttp.ClientSession() as session:
+        socket = await Socket.open(session, f"ws://127.0.0.1:{port}/ws", None)
+        assert await asyncio.wait_for(socket.receive_text(), WITHIN) is None
+    assert socket.close_code == 1001

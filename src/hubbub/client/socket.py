@@ -31,8 +31,9 @@ REFUSED = frozenset({401, 403})
 _GONE = (aiohttp.ClientError, ConnectionError, RuntimeError)
 # Module constants: `receive_text` runs once per frame (a benchmark's client is bound by it).
 _TEXT = aiohttp.WSMsgType.TEXT
-_ENDED = frozenset({aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                    aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR})
+_CLOSE = aiohttp.WSMsgType.CLOSE
+_ENDED = frozenset({aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.ERROR})
 
 
 def decode(text: str | bytes) -> AnyServerMessage:
@@ -58,6 +59,7 @@ class Socket:
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         self._ws = ws
+        self._server_close_code: int | None = None
 
     @classmethod
     async def open(cls, session: aiohttp.ClientSession, url: str, token: str | None, *,
@@ -94,6 +96,13 @@ class Socket:
 
     @property
     def close_code(self) -> int | None:
+        """The code of the server's close frame; else aiohttp's (1006: ended without one).
+
+        aiohttp itself reports 1006 when its answer to the server's close cannot be written
+        (a proxy that drops the TCP connection right after forwarding a `1001`), which would
+        hide the code the backoff depends on (§1)."""
+        if self._server_close_code is not None:
+            return self._server_close_code
         return self._ws.close_code
 
     @property
@@ -124,6 +133,9 @@ class Socket:
             if frame.type is _TEXT:
                 text: str = frame.data
                 return text
+            if frame.type is _CLOSE:
+                self._server_close_code = frame.data
+                return None
             if frame.type in _ENDED:
                 return None
 
