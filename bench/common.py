@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import aiohttp
 import msgspec
 
+from hubbub.client import HubbubError, Socket
 from hubbub.domain.tokens import mint
 
 HOST = "127.0.0.1"
@@ -349,7 +350,12 @@ def median(values: Sequence[float]) -> float:
 
 
 class Frame(msgspec.Struct):
-    """The few fields of a server frame a benchmark looks at; everything else is skipped."""
+    """The few fields of a server frame a benchmark looks at; everything else is skipped.
+
+    The benchmarks read frames with the SDK's `Socket.receive_text` and decode them into
+    this narrow type rather than the SDK's full message union, which costs the client
+    more per frame (docs/DECISIONS.md): the client is often the limit of what a run can
+    measure."""
 
     type: str
     request_id: str | None = None
@@ -404,47 +410,43 @@ async def create_conversation(http: aiohttp.ClientSession, server: ServerProcess
         return conversation_id
 
 
-async def connect(http: aiohttp.ClientSession, server: ServerProcess,
-                  user: User) -> aiohttp.ClientWebSocketResponse:
-    """Open `/ws` as `user` and wait for `Connected`."""
-    ws = await http.ws_connect(
-        f"{server.ws_url}?token={user.token}", autoping=True, max_msg_size=0, compress=0,
-        timeout=aiohttp.ClientWSTimeout(ws_close=STOP_TIMEOUT_S),
-    )
-    first = await ws.receive(timeout=CONNECT_TIMEOUT_S)
-    if first.type is not aiohttp.WSMsgType.TEXT or frame_decoder.decode(first.data).type \
-            != "Connected":
-        await ws.close()
-        raise BenchError(f"expected Connected, got {first.type.name} {first.data!r:.200}")
-    return ws
+async def connect(http: aiohttp.ClientSession, server: ServerProcess, user: User) -> Socket:
+    """Open `/ws` as `user` with the SDK's connection and wait for `Connected`."""
+    try:
+        socket = await Socket.open(http, server.ws_url, user.token)
+    except HubbubError as exc:
+        raise BenchError(f"connecting to {server.ws_url} failed: {exc}") from exc
+    text = await asyncio.wait_for(socket.receive_text(), CONNECT_TIMEOUT_S)
+    if text is None or frame_decoder.decode(text).type != "Connected":
+        await socket.close()
+        raise BenchError(f"expected Connected, got {text!r:.200} ({socket.close_code})")
+    return socket
 
 
-async def request(ws: aiohttp.ClientWebSocketResponse, body: bytes,
-                  request_id: str) -> Frame:
+async def request(socket: Socket, body: bytes, request_id: str) -> Frame:
     """Send one request and wait for its direct response, skipping broadcasts."""
-    await ws.send_frame(body, aiohttp.WSMsgType.TEXT)
+    await socket.send_text(body)
     async with asyncio.timeout(CONNECT_TIMEOUT_S):
         while True:
-            msg = await ws.receive()
-            if msg.type is not aiohttp.WSMsgType.TEXT:
+            text = await socket.receive_text()
+            if text is None:
                 raise BenchError(f"connection closed while waiting for {request_id}: "
-                                 f"{msg.type.name} {ws.close_code}")
-            frame = frame_decoder.decode(msg.data)
+                                 f"{socket.close_code}")
+            frame = frame_decoder.decode(text)
             if frame.request_id == request_id:
                 if frame.type == "Error":
-                    raise BenchError(f"request {request_id} failed: {msg.data:.300}")
+                    raise BenchError(f"request {request_id} failed: {text:.300}")
                 return frame
 
 
 async def connect_all(http: aiohttp.ClientSession, targets: Sequence[ServerProcess],
-                      users: Sequence[User], join: str | None = None
-                      ) -> list[aiohttp.ClientWebSocketResponse]:
+                      users: Sequence[User], join: str | None = None) -> list[Socket]:
     """Connect every user (round-robin over the servers), optionally joining `join`."""
     gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
     join_body = None if join is None else msgspec.json.encode(
         {"type": "JoinConversation", "conversation_id": join, "request_id": "j"})
 
-    async def one(i: int, user: User) -> aiohttp.ClientWebSocketResponse:
+    async def one(i: int, user: User) -> Socket:
         async with gate:
             ws = await connect(http, targets[i % len(targets)], user)
             if join_body is not None:
@@ -469,11 +471,11 @@ async def writer_totals(http: aiohttp.ClientSession, targets: Sequence[ServerPro
     return commits, writes
 
 
-async def close_all(sockets: Sequence[aiohttp.ClientWebSocketResponse]) -> None:
+async def close_all(sockets: Sequence[Socket]) -> None:
     """Close the client sockets, bounded in time (a stuck close is abandoned)."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(STOP_TIMEOUT_S * 2):
-            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+            await asyncio.gather(*(s.close() for s in sockets), return_exceptions=True)
 
 
 ResultT = TypeVar("ResultT")

@@ -12,8 +12,10 @@ shared kit's load generator), and keeps `--window` SendMessages in flight. A mes
 complete when every receiver has its NewMessage; the first `--warm` messages are not
 measured. With `--idle K` it first measures the server's RSS growth for K idle connections.
 
-The client is one Python process on uvloop with aiohttp's client (its frame reader is
-compiled). A Python client costs a few microseconds per received frame, so at high
+The client is one Python process on uvloop with the SDK's connection
+(`hubbub.client.socket`, on aiohttp's client, whose frame reader is compiled), each frame
+decoded into the benchmark's narrow `Frame` rather than the SDK's full union. A Python
+client costs a few microseconds per received frame, so at high
 delivery rates it can be the bottleneck: its CPU is measured, and the output says so when
 it was saturated (then the server's numbers are lower bounds).
 
@@ -56,6 +58,7 @@ from bench.common import (
     servers,
     writer_totals,
 )
+from hubbub.client import Socket
 
 # Connections opened before the idle baseline is taken, so one-off costs (first handshake,
 # allocator arenas, caches) are not charged to the measured ones — as the shared kit does.
@@ -135,50 +138,46 @@ class Load:
                     self.done.set_result(None)
 
 
-async def _receive(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
-    decode = frame_decoder.decode
-    text = aiohttp.WSMsgType.TEXT
+async def _receive(socket: Socket, load: Load) -> None:
+    decode, receive = frame_decoder.decode, socket.receive_text
     while True:
-        msg = await ws.receive()
-        if msg.type is not text:
+        text = await receive()
+        if text is None:
             if not load.done.done():
-                load.fail(f"a receiver's connection ended: {msg.type.name} {ws.close_code}")
+                load.fail(f"a receiver's connection ended: {socket.close_code}")
             return
-        frame = decode(msg.data)
+        frame = decode(text)
         if frame.type == "NewMessage" and frame.message is not None:
             load.delivered(int(frame.message.content))
         elif frame.type == "ConversationSummary":
             load.summaries += 1
         elif frame.type == "Error":
-            load.fail(f"a receiver got an error: {msg.data:.300}")
+            load.fail(f"a receiver got an error: {text:.300}")
             return
 
 
-async def _sender_reader(ws: aiohttp.ClientWebSocketResponse, load: Load) -> None:
-    decode = frame_decoder.decode
-    text = aiohttp.WSMsgType.TEXT
+async def _sender_reader(socket: Socket, load: Load) -> None:
+    decode, receive = frame_decoder.decode, socket.receive_text
     while True:
-        msg = await ws.receive()
-        if msg.type is not text:
+        text = await receive()
+        if text is None:
             if not load.done.done():
-                load.fail(f"the sender's connection ended: {msg.type.name} {ws.close_code}")
+                load.fail(f"the sender's connection ended: {socket.close_code}")
             return
-        frame = decode(msg.data)
+        frame = decode(text)
         if frame.type == "ActionConfirmed" and frame.request_id is not None:
             seq = int(frame.request_id)
             if seq >= load.warm:
                 load.acks.append(time.perf_counter() - load.sent_at[seq])
         elif frame.type == "Error":
-            load.fail(f"SendMessage failed: {msg.data:.300}"
-                      + (" (is HUBBUB_RATE_LIMITS=off honoured?)" if "RATE_LIMITED" in msg.data
+            load.fail(f"SendMessage failed: {text:.300}"
+                      + (" (is HUBBUB_RATE_LIMITS=off honoured?)" if "RATE_LIMITED" in text
                          else ""))
             return
 
 
-async def _send(ws: aiohttp.ClientWebSocketResponse, load: Load, conversation_id: str,
-                client_ids: bool) -> None:
+async def _send(socket: Socket, load: Load, conversation_id: str, client_ids: bool) -> None:
     encode = msgspec.json.encode
-    text = aiohttp.WSMsgType.TEXT
     for seq in range(load.total):
         while load.in_flight >= load.window:
             load.slot.clear()
@@ -193,7 +192,9 @@ async def _send(ws: aiohttp.ClientWebSocketResponse, load: Load, conversation_id
             load.started = now
             load.cpu_start = (time.process_time(), cpu_seconds(load.pids))
         load.sent_at[seq] = now
-        await ws.send_frame(encode(body), text)
+        if not await socket.send_text(encode(body)):
+            load.fail(f"the sender's connection ended: {socket.close_code}")
+            return
 
 
 async def measure_idle(http: aiohttp.ClientSession, group: Servers, count: int) -> float:

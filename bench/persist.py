@@ -50,6 +50,7 @@ from bench.common import (
     run,
     servers,
 )
+from hubbub.client import Socket
 
 # Conversations are created this many at a time (each is one REST call).
 CREATE_CONCURRENCY = 20
@@ -77,9 +78,9 @@ class Result:
 class Sender:
     """One connection sending its share, `window` at a time, and checking the answers."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, conversation_id: str, index: int,
+    def __init__(self, socket: Socket, conversation_id: str, index: int,
                  count: int, window: int, retry_every: int) -> None:
-        self.ws = ws
+        self.socket = socket
         self.conversation_id = conversation_id
         self.index = index
         self.count = count
@@ -96,7 +97,6 @@ class Sender:
 
     async def send_all(self) -> None:
         encode = msgspec.json.encode
-        text = aiohttp.WSMsgType.TEXT
         for i in range(self.count):
             while self.in_flight >= self.window:
                 self.slot.clear()
@@ -104,36 +104,36 @@ class Sender:
             client_id = f"s{self.index}-{i}"
             self.in_flight += 1
             self.sent_at[client_id] = time.perf_counter()
-            await self.ws.send_frame(encode({
+            await self.socket.send_text(encode({
                 "type": "SendMessage", "conversation_id": self.conversation_id,
                 "content": f"message {i} from sender {self.index}",
                 "client_message_id": client_id, "request_id": client_id,
-            }), text)
+            }))
             if self.retry_every and i % self.retry_every == 0:
                 # The same client_message_id again, as a client retrying after a timeout.
                 self.in_flight += 1
                 self.expected += 1
                 self.retried += 1
-                await self.ws.send_frame(encode({
+                await self.socket.send_text(encode({
                     "type": "SendMessage", "conversation_id": self.conversation_id,
                     "content": f"message {i} from sender {self.index}",
                     "client_message_id": client_id, "request_id": "r:" + client_id,
-                }), text)
+                }))
 
     async def read_all(self) -> None:
-        decode = frame_decoder.decode
-        text = aiohttp.WSMsgType.TEXT
+        decode, receive = frame_decoder.decode, self.socket.receive_text
         while self.confirmed < self.expected:
-            msg = await self.ws.receive()
-            if msg.type is not text:
-                raise BenchError(f"sender {self.index}'s connection ended: {msg.type.name}")
-            frame = decode(msg.data)
+            text = await receive()
+            if text is None:
+                raise BenchError(f"sender {self.index}'s connection ended: "
+                                 f"{self.socket.close_code}")
+            frame = decode(text)
             if frame.type == "Error":
-                raise BenchError(f"SendMessage failed: {msg.data:.300}")
+                raise BenchError(f"SendMessage failed: {text:.300}")
             if frame.type != "ActionConfirmed" or frame.request_id is None:
                 continue
             if frame.message is None:
-                raise BenchError(f"ActionConfirmed without its message: {msg.data:.300}")
+                raise BenchError(f"ActionConfirmed without its message: {text:.300}")
             request_id = frame.request_id
             client_id = request_id.removeprefix("r:")
             known = self.stored.setdefault(client_id, frame.message.id)

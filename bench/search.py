@@ -35,7 +35,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import aiohttp
 import msgspec
 from tests.support.bulk import Room, bulk_load, chatter, new_user_ids
 
@@ -52,6 +51,7 @@ from bench.common import (
     run,
     servers,
 )
+from hubbub.client import Socket
 
 # A rare word in alice's conversations: one message in a hundred.
 RARE = "kumquat"
@@ -107,8 +107,8 @@ _answer = msgspec.json.Decoder(Answer)
 class Client:
     """One connection asking one thing at a time and timing each answer."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse, timeout: float) -> None:
-        self.ws = ws
+    def __init__(self, socket: Socket, timeout: float) -> None:
+        self.socket = socket
         self.timeout = timeout
         self.n = 0
 
@@ -116,13 +116,13 @@ class Client:
         self.n += 1
         request_id = f"r{self.n}"
         started = time.perf_counter()
-        await self.ws.send_str(msgspec.json.encode({**body, "request_id": request_id}).decode())
+        await self.socket.send_text(msgspec.json.encode({**body, "request_id": request_id}))
         async with asyncio.timeout(self.timeout):
             while True:
-                msg = await self.ws.receive()
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    raise BenchError(f"connection ended: {msg.type.name} {self.ws.close_code}")
-                answer = _answer.decode(msg.data)
+                text = await self.socket.receive_text()
+                if text is None:
+                    raise BenchError(f"connection ended: {self.socket.close_code}")
+                answer = _answer.decode(text)
                 if answer.request_id == request_id:
                     return time.perf_counter() - started, answer
 
@@ -237,7 +237,7 @@ async def measure(server: ServerProcess, secret_of: dict[str, User], searcher_us
                   data: Dataset, args: argparse.Namespace, backend: str) -> Result:
     result = Result(backend, data.messages)
     async with client_session() as http:
-        sockets: list[aiohttp.ClientWebSocketResponse] = []
+        sockets: list[Socket] = []
         try:
             named: dict[str, Client] = {}
             for who in ("alice", "carol", "bob"):

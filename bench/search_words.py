@@ -26,10 +26,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import aiohttp
 from tests.support.bulk import Room, bulk_load, new_user_ids
 
 from bench.common import BenchError, User, client_session, connect, percentile, servers
+from hubbub.client import Socket
 
 VOCABULARY = 10_000
 WORDS_PER_MESSAGE = 8
@@ -113,11 +113,11 @@ CASES = (
 )
 
 
-async def measure(ws: aiohttp.ClientWebSocketResponse, corpus: Corpus,
+async def measure(socket: Socket, corpus: Corpus,
                   args: argparse.Namespace) -> list[Case]:
     from bench.search import Client  # bench.search dispatches here: imported late
 
-    client = Client(ws, args.request_timeout)
+    client = Client(socket, args.request_timeout)
     cases = []
     for name, rank, pair in CASES:
         times: list[float] = []
@@ -152,14 +152,14 @@ async def prepare_and_measure(url: str, args: argparse.Namespace) -> WordsResult
                  keep_tmp=args.keep_tmp) as group:
         dana = User(corpus.dana, "dana", group.token(corpus.dana, "dana"))
         async with client_session() as http:
-            ws = await connect(http, group.processes[0], dana)
+            socket = await connect(http, group.processes[0], dana)
             try:
-                result.cases = await measure(ws, corpus, args)
+                result.cases = await measure(socket, corpus, args)
             except TimeoutError:
                 raise BenchError(f"an answer took longer than {args.request_timeout} s"
                                  ) from None
             finally:
-                await ws.close()
+                await socket.close()
     return result
 
 

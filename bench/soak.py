@@ -55,6 +55,7 @@ from bench.common import (
     run,
     servers,
 )
+from hubbub.client import Socket
 
 # High enough never to refuse the soak's load, low enough that every bucket is real.
 LIMITS_ENV = [
@@ -134,9 +135,16 @@ class Soak:
         self._ids += 1
         return f"s{self._ids}"
 
-    async def send(self, ws: aiohttp.ClientWebSocketResponse, body: dict[str, object]) -> None:
+    def frame(self, body: dict[str, object]) -> bytes:
         body["request_id"] = self.request_id()
-        await ws.send_frame(msgspec.json.encode(body), aiohttp.WSMsgType.TEXT)
+        return msgspec.json.encode(body)
+
+    async def send(self, socket: Socket, body: dict[str, object]) -> None:
+        await socket.send_text(self.frame(body))
+
+    async def send_bare(self, ws: aiohttp.ClientWebSocketResponse,
+                        body: dict[str, object]) -> None:
+        await ws.send_frame(self.frame(body), aiohttp.WSMsgType.TEXT)
 
     async def ticket(self, user: User) -> str:
         async with self.http.post(self.server.base_url + "/api/v1/ws-tickets",
@@ -148,57 +156,55 @@ class Soak:
         ticket: str = body["ticket"]
         return ticket
 
-    async def stayer(self, ws: aiohttp.ClientWebSocketResponse, room: str,
-                     interval: float) -> None:
+    async def stayer(self, socket: Socket, room: str, interval: float) -> None:
         """Reads everything; sends one message every `interval` seconds (with jitter)."""
-        reader = asyncio.get_running_loop().create_task(self._drain(ws))
+        reader = asyncio.get_running_loop().create_task(self._drain(socket))
         try:
             while not self.stopping.is_set():
                 await asyncio.sleep(random.uniform(0.5, 1.5) * interval)
-                await self.send(ws, {"type": "Typing", "conversation_id": room,
-                                     "is_typing": True})
-                await self.send(ws, {"type": "SendMessage", "conversation_id": room,
-                                     "content": CONTENT})
-                await self.send(ws, {"type": "Typing", "conversation_id": room,
-                                     "is_typing": False})
+                await self.send(socket, {"type": "Typing", "conversation_id": room,
+                                         "is_typing": True})
+                await self.send(socket, {"type": "SendMessage", "conversation_id": room,
+                                         "content": CONTENT})
+                await self.send(socket, {"type": "Typing", "conversation_id": room,
+                                         "is_typing": False})
                 self.result.messages_sent += 1
         finally:
             reader.cancel()
 
-    async def _drain(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        async for msg in ws:
-            if msg.type is aiohttp.WSMsgType.TEXT and '"code":"' in msg.data[:80]:
-                self.error("Error " + msgspec.json.decode(msg.data).get("code", "?"))
+    async def _drain(self, socket: Socket) -> None:
+        while (text := await socket.receive_text()) is not None:
+            if '"code":"' in text[:80]:
+                self.error("Error " + msgspec.json.decode(text).get("code", "?"))
 
     async def churner(self, index: int) -> None:
-        """Connect, do a little, leave — forever, in one of three ways."""
+        """Connect, do a little, leave — forever, in one of three ways. On aiohttp's bare
+        connection, not the SDK's: it drops sockets and stops reading on purpose."""
         n = 0
         while not self.stopping.is_set():
             n += 1
             user = random.choice(self.users)
             room = random.choice(self.rooms)
             try:
-                if n % 2:
-                    ws = await connect(self.http, self.server, user)
-                else:
-                    ws = await self.http.ws_connect(
-                        f"{self.server.ws_url}?ticket={await self.ticket(user)}",
-                        autoping=True, max_msg_size=0)
-                    await ws.receive(timeout=10)  # Connected
+                credential = (f"token={user.token}" if n % 2
+                              else f"ticket={await self.ticket(user)}")
+                ws = await self.http.ws_connect(f"{self.server.ws_url}?{credential}",
+                                                autoping=True, max_msg_size=0)
+                await ws.receive(timeout=10)  # Connected
                 self.result.connections += 1
                 if (n + index) % 8 == 0:
                     await self._stop_reading(ws)
                     continue
-                await self.send(ws, {"type": "JoinConversation", "conversation_id": room})
+                await self.send_bare(ws, {"type": "JoinConversation", "conversation_id": room})
                 # Left typing: the close (clean or not) must end it, and free its state.
-                await self.send(ws, {"type": "Typing", "conversation_id": room,
-                                     "is_typing": True})
+                await self.send_bare(ws, {"type": "Typing", "conversation_id": room,
+                                          "is_typing": True})
                 for _ in range(3):
-                    await self.send(ws, {"type": "SendMessage", "conversation_id": room,
-                                         "content": CONTENT})
+                    await self.send_bare(ws, {"type": "SendMessage", "conversation_id": room,
+                                              "content": CONTENT})
                     self.result.messages_sent += 1
-                await self.send(ws, {"type": "FetchHistory", "conversation_id": room,
-                                     "limit": 20})
+                await self.send_bare(ws, {"type": "FetchHistory", "conversation_id": room,
+                                          "limit": 20})
                 await asyncio.sleep(random.uniform(0.05, 0.3))
                 if (n + index) % 4 == 0:
                     _transport(ws).abort()  # no closing handshake: the socket just drops
@@ -214,36 +220,31 @@ class Soak:
         while not self.stopping.is_set():
             user = random.choice(self.attackers)
             try:
-                ws = await connect(self.http, self.server, user)
-            except (aiohttp.ClientError, TimeoutError, BenchError) as exc:
+                garbler = await connect(self.http, self.server, user)
+            except (TimeoutError, BenchError) as exc:
                 self.error(f"garbage {type(exc).__name__}: {exc}"[:120])
                 await asyncio.sleep(0.1)
                 continue
             self.result.connections += 1
-            reader = asyncio.get_running_loop().create_task(self._ignore(ws))
+            reader = asyncio.get_running_loop().create_task(self._ignore(garbler))
             try:
-                n = 0
-                while not ws.closed and not self.stopping.is_set():
+                n, sent = 0, True
+                while sent and not self.stopping.is_set():  # until the server closes us
                     frame = GARBAGE[n % len(GARBAGE)]
                     n += 1
-                    if n % 7 == 0:
-                        await ws.send_bytes(frame[:1024])
-                    else:
-                        await ws.send_frame(frame, aiohttp.WSMsgType.TEXT)
-                    self.result.garbage_frames += 1
+                    sent = await (garbler.send_binary(frame[:1024]) if n % 7 == 0
+                                  else garbler.send_text(frame))
+                    self.result.garbage_frames += sent
                     await asyncio.sleep(0)
-            except (aiohttp.ClientError, ConnectionError):
-                pass  # the server closed us mid-write: that is the point
             finally:
                 await asyncio.wait([reader], timeout=5)
                 reader.cancel()
-                if not ws.closed:
-                    await ws.close()
+                await garbler.close()
             self.result.garbage_senders += 1
 
-    async def _ignore(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    async def _ignore(self, socket: Socket) -> None:
         """Read and drop what the server answers a garbage sender (its errors expected)."""
-        async for _ in ws:
+        while await socket.receive_text() is not None:
             pass
 
     async def _stop_reading(self, ws: aiohttp.ClientWebSocketResponse) -> None:
@@ -251,7 +252,7 @@ class Soak:
         _transport(ws).get_extra_info("socket").setsockopt(
             socket.SOL_SOCKET, socket.SO_RCVBUF, SLOW_RCVBUF)
         for room in self.rooms:
-            await self.send(ws, {"type": "JoinConversation", "conversation_id": room})
+            await self.send_bare(ws, {"type": "JoinConversation", "conversation_id": room})
         _transport(ws).pause_reading()
         await asyncio.sleep(SLOW_WAIT_S)
         # The server cut us off 2 s after its close frame, which sat behind what we did not
@@ -285,15 +286,15 @@ async def run_soak(group: Servers, args: argparse.Namespace) -> Result:
         soak = Soak(group, http, rooms, users,
                     new_users(group, max(1, args.garbage), "garbage"), result)
         stay_users = [users[i % len(users)] for i in range(args.stayers)]
-        sockets: list[tuple[aiohttp.ClientWebSocketResponse, str]] = []
+        sockets: list[tuple[Socket, str]] = []
         for i in range(args.rooms):
             part = stay_users[i::args.rooms]
-            sockets.extend((ws, rooms[i]) for ws in
+            sockets.extend((s, rooms[i]) for s in
                            await connect_all(http, [server], part, join=rooms[i]))
         interval = args.stayers / args.rate
         cpu_start = cpu_seconds(pids)
-        tasks = [asyncio.get_running_loop().create_task(soak.stayer(ws, room, interval))
-                 for ws, room in sockets]
+        tasks = [asyncio.get_running_loop().create_task(soak.stayer(s, room, interval))
+                 for s, room in sockets]
         tasks += [asyncio.get_running_loop().create_task(soak.churner(i))
                   for i in range(args.churners)]
         tasks += [asyncio.get_running_loop().create_task(soak.garbage())
@@ -321,7 +322,7 @@ async def run_soak(group: Servers, args: argparse.Namespace) -> Result:
         await asyncio.wait(tasks, timeout=SLOW_WAIT_S + 10)
         for task in tasks:
             task.cancel()
-        await close_all([ws for ws, _ in sockets])
+        await close_all([s for s, _ in sockets])
         result.server_cpu_s = round(cpu_seconds(pids) - cpu_start, 1)
         result.server_closes = await server_closes(http, server.base_url)
         result.slow_consumer_closes = result.server_closes.get("4008", 0)

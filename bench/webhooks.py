@@ -31,7 +31,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import aiohttp
 import msgspec
 from aiohttp import web
 
@@ -47,6 +46,7 @@ from bench.common import (
     run,
     servers,
 )
+from hubbub.client import Socket
 
 SLOW_MARK = "slow:"
 
@@ -121,7 +121,7 @@ def compare_persist(args: argparse.Namespace) -> None:
           f"ratio {100 * with_hooks / off:.0f} %")
 
 
-async def latencies(ws: aiohttp.ClientWebSocketResponse, room: str, count: int,
+async def latencies(socket: Socket, room: str, count: int,
                     tag: str) -> list[float]:
     """`count` sends into `room`, one at a time; each one's seconds to its confirmation."""
     taken = []
@@ -129,12 +129,12 @@ async def latencies(ws: aiohttp.ClientWebSocketResponse, room: str, count: int,
         body = msgspec.json.encode({"type": "SendMessage", "conversation_id": room,
                                     "content": f"{tag} {i}", "request_id": f"{tag}{i}"})
         started = time.perf_counter()
-        await request(ws, body, f"{tag}{i}")
+        await request(socket, body, f"{tag}{i}")
         taken.append(time.perf_counter() - started)
     return taken
 
 
-async def slow_traffic(ws: aiohttp.ClientWebSocketResponse, room: str,
+async def slow_traffic(socket: Socket, room: str,
                        stop: asyncio.Event) -> int:
     """Keep one send waiting on the slow hook at a time, until `stop`; how many."""
     sent = 0
@@ -142,7 +142,7 @@ async def slow_traffic(ws: aiohttp.ClientWebSocketResponse, room: str,
         body = msgspec.json.encode({"type": "SendMessage", "conversation_id": room,
                                     "content": f"{SLOW_MARK} {sent}",
                                     "request_id": f"s{sent}"})
-        await request(ws, body, f"s{sent}")
+        await request(socket, body, f"s{sent}")
         sent += 1
     return sent
 
@@ -159,13 +159,13 @@ async def measure_moderation(group: Servers, args: argparse.Namespace) -> None:
         await latencies(fast, fast_room, 20, "warm")
         alone = await latencies(fast, fast_room, args.sends, "alone")
         stop = asyncio.Event()
-        traffic = [asyncio.ensure_future(slow_traffic(ws, slow_room, stop)) for ws in slow]
+        traffic = [asyncio.ensure_future(slow_traffic(s, slow_room, stop)) for s in slow]
         await asyncio.sleep(args.slow)  # every slow sender is waiting on the hook
         beside = await latencies(fast, fast_room, args.sends, "beside")
         stop.set()
         slow_sent = sum(await asyncio.gather(*traffic))
-        for ws in [fast, *slow]:
-            await ws.close()
+        for socket in [fast, *slow]:
+            await socket.close()
     for name, taken in (("alone", alone), ("beside the slow hook", beside)):
         print(f"{name:>22}: p50 {1000 * percentile(taken, 50):.1f} ms, "
               f"p99 {1000 * percentile(taken, 99):.1f} ms ({len(taken)} sends)")

@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 import pytest
-import websockets
 
+from hubbub.client import AuthenticationError, HandshakeFailed
 from tests.support.across import made_room
 from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
@@ -114,7 +114,7 @@ class Peer:
                 reply = await self.client.request(
                     "SendMessage", conversation_id=self.room, content=f"message {key}",
                     client_message_id=key, timeout=TIMEOUT)
-            except (AssertionError, websockets.ConnectionClosed):
+            except AssertionError:
                 continue  # closed before the answer: reconnect and send it again
             if reply["type"] == "ActionConfirmed":
                 self.acked[key] = reply["message"]
@@ -159,9 +159,9 @@ async def handshake_status(proxy: Proxy, user: User, source: str,
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
     try:
         client = await ChatClient.connect(proxy.ws_url, user.token, ssl=proxy.tls,
-                                          local_addr=(source, 0), additional_headers=headers)
-    except websockets.InvalidStatus as exc:
-        return exc.response.status_code
+                                          local_addr=(source, 0), headers=headers)
+    except (AuthenticationError, HandshakeFailed) as exc:
+        return exc.status
     await client.close()
     return 101
 

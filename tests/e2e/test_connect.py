@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import aiohttp
 import httpx
 import jwt
 import pytest
-import websockets
 
+from hubbub.client import Socket
+from hubbub.protocol.server import Connected
+from tests.support.client import refused_status
 from tests.support.server import RunningServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -17,9 +21,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 async def handshake_status(server: RunningServer, query: str = "",
                            headers: dict[str, str] | None = None) -> int:
     """The HTTP status of an upgrade attempt that is expected to be refused."""
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(server.ws_url + query, additional_headers=headers or {})
-    return refused.value.response.status_code
+    return await refused_status(server.ws_url + query, headers)
 
 
 async def test_connected_is_the_first_message(server: RunningServer) -> None:
@@ -33,11 +35,14 @@ async def test_connected_is_the_first_message(server: RunningServer) -> None:
 
 
 async def test_bearer_header_is_accepted(server: RunningServer) -> None:
-    """The token may come in `Authorization: Bearer` instead of the query."""
+    """The token may come in `Authorization: Bearer` instead of the query (the SDK's way)."""
     alice = server.user("alice")
-    async with websockets.connect(server.ws_url, additional_headers={
-        "Authorization": f"Bearer {alice.token}"}) as ws:
-        assert '"Connected"' in str(await ws.recv())
+    async with aiohttp.ClientSession() as session:
+        socket = await Socket.open(session, server.ws_url, alice.token)
+        first = await asyncio.wait_for(socket.receive(), 10)
+        await socket.close()
+    assert isinstance(first, Connected)
+    assert first.user_id == alice.id
 
 
 def _sign(server: RunningServer, claims: dict[str, object], key: str | None = None,

@@ -7,13 +7,15 @@ Against a real `hubbub serve`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 from pathlib import Path
 
+import aiohttp
 import pytest
-import websockets
 
+from hubbub.client import HandshakeFailed, Socket
 from hubbub.config import Settings
 from tests.conftest import Backend
 from tests.support.flows import TIMEOUT
@@ -42,19 +44,22 @@ LIMITS_ON = {"HUBBUB_RATE_LIMITS": "on"}
 async def blast(process: ServerProcess, until: float) -> int:
     """Send garbage as fast as the socket takes it, never reading, and connect again each
     time the server closes the connection, until `until`; how many connections it took."""
-    token = process.user().token
+    url = f"{process.ws_url}?token={process.user().token}"
     opened = 0
-    while time.monotonic() < until:
-        try:
-            async with websockets.connect(f"{process.ws_url}?token={token}", max_size=None,
-                                          close_timeout=1) as ws:
-                opened += 1
-                while time.monotonic() < until:
-                    await ws.send(GARBAGE)
-        except websockets.ConnectionClosed:
-            pass
-        except websockets.InvalidStatus:  # the handshake rate of our IP: back off a little
-            await asyncio.sleep(0.1)
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < until:
+            try:
+                socket = await Socket.open(session, url, None)
+            except HandshakeFailed:  # the handshake rate of our IP: back off a little
+                await asyncio.sleep(0.1)
+                continue
+            opened += 1
+            try:  # until the server has closed the connection (a send fails)
+                while time.monotonic() < until and await socket.send_text(GARBAGE):
+                    pass
+            finally:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(socket.close(), 1)
     return opened
 
 

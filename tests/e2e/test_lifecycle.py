@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
-import websockets
-from websockets.asyncio.client import ClientConnection
 
+from hubbub.client import Socket
 from hubbub.config import Settings
 from tests.conftest import StartServer
 from tests.support.flows import TIMEOUT, joined, rest_messages, send
@@ -177,38 +177,44 @@ class TimedReader:
     """A member that records each NewMessage's delivery latency, by block (both are in the
     message text: `<perf_counter at send> <block> …`)."""
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
+    def __init__(self, socket: Socket) -> None:
+        self.socket = socket
         self.latencies: dict[int, list[float]] = {}
         self.received = 0
         self.task = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                now = time.perf_counter()
-                if isinstance(raw, str) and raw.startswith('{"type":"NewMessage"'):
-                    sent, block, _ = json.loads(raw)["message"]["content"].split(" ", 2)
-                    self.latencies.setdefault(int(block), []).append(now - float(sent))
-                    self.received += 1
-        except websockets.ConnectionClosed:
-            pass
+        while (raw := await self.socket.receive_text()) is not None:
+            now = time.perf_counter()
+            if raw.startswith('{"type":"NewMessage"'):
+                sent, block, _ = json.loads(raw)["message"]["content"].split(" ", 2)
+                self.latencies.setdefault(int(block), []).append(now - float(sent))
+                self.received += 1
 
 
-async def open_reader(server: RunningServer, user: User, room: str) -> TimedReader:
-    ws = await websockets.connect(f"{server.ws_url}?token={user.token}", max_size=None)
-    await ws.recv()  # Connected
-    await ws.send(json.dumps({"type": "JoinConversation", "conversation_id": room}))
-    assert '"ActionConfirmed"' in str(await ws.recv())
-    return TimedReader(ws)
+async def open_member(session: aiohttp.ClientSession, server: RunningServer,
+                      user: User) -> Socket:
+    """A connection of `user`, past its `Connected`."""
+    socket = await Socket.open(session, f"{server.ws_url}?token={user.token}", None)
+    assert '"Connected"' in str(await socket.receive_text())
+    return socket
 
 
-async def run_block(sender: ClientConnection, room: str, block: int,
+async def open_reader(session: aiohttp.ClientSession, server: RunningServer, user: User,
+                      room: str) -> TimedReader:
+    socket = await open_member(session, server, user)
+    await socket.send_text(json.dumps({"type": "JoinConversation", "conversation_id": room}))
+    assert '"ActionConfirmed"' in str(await socket.receive_text())
+    return TimedReader(socket)
+
+
+async def run_block(sender: Socket, room: str, block: int,
                     readers: list[TimedReader]) -> None:
     """Send one block at a steady pace and wait until every reader has all of it."""
     for _ in range(BLOCK_MESSAGES):
-        await sender.send(json.dumps({"type": "SendMessage", "conversation_id": room,
-                                      "content": f"{time.perf_counter():.6f} {block} {CONTENT}"}))
+        await sender.send_text(json.dumps({
+            "type": "SendMessage", "conversation_id": room,
+            "content": f"{time.perf_counter():.6f} {block} {CONTENT}"}))
         await asyncio.sleep(INTERVAL_S)
     await eventually(lambda: all(len(r.latencies.get(block, ())) == BLOCK_MESSAGES
                                  for r in readers), within=30)
@@ -223,15 +229,14 @@ async def test_a_slow_consumer_does_not_slow_the_others(tmp_path: Path) -> None:
     of the same traffic without it, and the slow member is closed with 4008 every time."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'latency.db'}", log_format="text",
                         max_pending_bytes=PENDING_BYTES, rate_limits=False)
-    async with run_server(settings) as server:
+    async with run_server(settings) as server, aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0)) as session:
         owner = server.user("owner")
         people = [server.user(f"m{n}") for n in range(MEMBERS - 1)]
         room = (await server.create_conversation(owner, name="load", members=people))["id"]
-        sender = await websockets.connect(f"{server.ws_url}?token={owner.token}",
-                                          max_size=None)
-        await sender.recv()
+        sender = await open_member(session, server, owner)
         drain = asyncio.get_running_loop().create_task(_discard(sender))
-        readers = [await open_reader(server, user, room) for user in people[:-1]]
+        readers = [await open_reader(session, server, user, room) for user in people[:-1]]
         slow_user = people[-1]
         with_slow: list[int] = []
         closes: list[int | None] = []
@@ -263,7 +268,7 @@ async def test_a_slow_consumer_does_not_slow_the_others(tmp_path: Path) -> None:
                                           [round(x * 1000, 1) for x in loaded])
 
 
-async def _discard(ws: ClientConnection) -> None:
+async def _discard(socket: Socket) -> None:
     """Keep reading the sender's acks and echoes so it is never a slow consumer itself."""
-    async for _ in ws:
+    while await socket.receive_text() is not None:
         pass

@@ -4,15 +4,17 @@ nothing is stored by what was refused."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
 import pytest
-import websockets
 
+from hubbub.client import HandshakeFailed
 from tests.conftest import StartServer
 from tests.support.client import ChatClient
 from tests.support.flows import TIMEOUT, assert_error, attachment, joined, rest_messages, send
@@ -39,13 +41,20 @@ class Refusal:
 
 async def refused_upgrade(server: RunningServer, token: str | None = None,
                           headers: dict[str, str] | None = None) -> Refusal:
-    """Attempt a WebSocket upgrade that must be refused; the HTTP response it got."""
+    """Attempt a WebSocket upgrade that must be refused; the HTTP response it got, whole.
+
+    A refused upgrade is a plain HTTP response, so it is read as one (httpx): the SDK's
+    `HandshakeFailed` has its status and `Retry-After`, not its body."""
     query = f"?token={token}" if token else ""
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(server.ws_url + query, additional_headers=headers or {})
-    response = refused.value.response
-    return Refusal(response.status_code, dict(response.headers.raw_items()),
-                   bytes(response.body or b""))
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()}
+    async with httpx.AsyncClient(timeout=TIMEOUT) as http:
+        response = await http.get(server.base_url + "/ws" + query,
+                                  headers={**upgrade, **(headers or {})})
+    assert response.status_code != 101, "the upgrade was not refused"
+    return Refusal(response.status_code,
+                   {k.decode(): v.decode() for k, v in response.headers.raw},
+                   response.content)
 
 
 def assert_rate_limited_http(response: httpx.Response | Refusal) -> None:
@@ -243,7 +252,7 @@ async def test_closing_a_connection_frees_its_slot(start_server: StartServer) ->
             try:
                 second = await server.connect(alice)
                 break
-            except websockets.InvalidStatus:
+            except HandshakeFailed:
                 await asyncio.sleep(0.02)
         assert second.connected["user_id"] == alice.id
 
@@ -283,7 +292,7 @@ async def test_forwarded_for_is_ignored_from_an_untrusted_peer(
     async with start_server(**own_ip_buckets(), handshake_rate=0.2, handshake_burst=2) as server:
         for n in range(2):
             await server.connect(server.user(),
-                                 additional_headers={"X-Forwarded-For": f"10.0.0.{n}"})
+                                 headers={"X-Forwarded-For": f"10.0.0.{n}"})
         response = await refused_upgrade(server, server.user().token,
                                          {"X-Forwarded-For": "10.0.0.9"})
         assert_rate_limited_http(response)
@@ -296,10 +305,10 @@ async def test_forwarded_for_from_a_trusted_proxy_is_the_client_ip(
                             trusted_proxies=("127.0.0.0/8",)) as server:
         one = {"X-Forwarded-For": "203.0.113.7, 127.0.0.1"}
         for _ in range(2):
-            await server.connect(server.user(), additional_headers=one)
+            await server.connect(server.user(), headers=one)
         assert_rate_limited_http(await refused_upgrade(server, server.user().token, one))
         other = await server.connect(server.user(),
-                                     additional_headers={"X-Forwarded-For": "203.0.113.8"})
+                                     headers={"X-Forwarded-For": "203.0.113.8"})
         assert other.connected["type"] == "Connected"
 
 
@@ -311,7 +320,7 @@ async def test_forwarded_for_hops_the_client_wrote_do_not_choose_the_bucket(
                             trusted_proxies=("127.0.0.0/8",)) as server:
         for n in range(2):
             spoofed = {"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.7"}
-            await server.connect(server.user(), additional_headers=spoofed)
+            await server.connect(server.user(), headers=spoofed)
         response = await refused_upgrade(server, server.user().token,
                                          {"X-Forwarded-For": "198.51.100.9, 203.0.113.7"})
         assert_rate_limited_http(response)

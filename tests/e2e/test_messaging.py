@@ -588,7 +588,7 @@ async def test_a_join_racing_a_close_leaves_no_subscription(server: RunningServe
     for _ in range(5):
         client = await server.connect(alice)
         await client.send("JoinConversation", conversation_id=room["id"])
-        await client.ws.close()  # without waiting for the confirmation
+        await client.socket.close()  # without waiting for the confirmation
     hub = server.internals.hub
     deadline = asyncio.get_running_loop().time() + TIMEOUT
     while hub.connections_of(alice.id):

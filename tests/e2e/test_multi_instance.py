@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import pytest_asyncio
-import websockets
 from redis import asyncio as aioredis
-from websockets.asyncio.client import ClientConnection
 
+from hubbub.client import AuthenticationError, HandshakeFailed, Socket
 from tests.support.across import assert_pings_limited, assert_presence_counted
 from tests.support.client import ChatClient
 from tests.support.cluster import Cluster, postgres_database, run_cluster
@@ -78,8 +78,8 @@ class Peer:
 
     _ids = itertools.count()
 
-    def __init__(self, ws: ClientConnection) -> None:
-        self._ws = ws
+    def __init__(self, socket: Socket, session: aiohttp.ClientSession) -> None:
+        self._socket, self._session = socket, session
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.events: dict[str, list[tuple[str, str, int]]] = {}
         self._changed = asyncio.Event()
@@ -87,29 +87,35 @@ class Peer:
 
     @classmethod
     async def open(cls, instance: RunningServer | ServerProcess, user: User) -> Peer:
-        ws = await websockets.connect(f"{instance.ws_url}?token={user.token}", max_size=None)
-        first = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
-        assert first["type"] == "Connected", first
-        return cls(ws)
+        session = aiohttp.ClientSession()
+        try:
+            socket = await Socket.open(session, f"{instance.ws_url}?token={user.token}", None)
+            first = await asyncio.wait_for(socket.receive_text(), TIMEOUT)
+            assert first is not None, socket.close_code
+            assert json.loads(first)["type"] == "Connected", first
+        except BaseException:
+            await session.close()
+            raise
+        return cls(socket, session)
 
     async def _read(self) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for raw in self._ws:
-                frame = json.loads(raw)
-                future = self._pending.pop(frame.get("request_id") or "", None)
-                if future is not None:
-                    future.set_result(frame)
-                elif frame["type"] in CHANGE_EVENTS:
-                    conversation_id = (frame["message"]["conversation_id"]
-                                       if "message" in frame else frame["conversation_id"])
-                    self.events.setdefault(conversation_id, []).append(change_key(frame))
-                    self._changed.set()
+        while (raw := await self._socket.receive_text()) is not None:
+            frame = json.loads(raw)
+            future = self._pending.pop(frame.get("request_id") or "", None)
+            if future is not None:
+                future.set_result(frame)
+            elif frame["type"] in CHANGE_EVENTS:
+                conversation_id = (frame["message"]["conversation_id"]
+                                   if "message" in frame else frame["conversation_id"])
+                self.events.setdefault(conversation_id, []).append(change_key(frame))
+                self._changed.set()
 
     async def request(self, type_: str, **fields: Any) -> dict[str, Any]:
         request_id = f"p{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
-        await self._ws.send(json.dumps({"type": type_, "request_id": request_id, **fields}))
+        assert await self._socket.send_text(
+            json.dumps({"type": type_, "request_id": request_id, **fields}))
         return await asyncio.wait_for(future, TIMEOUT)
 
     async def wait_for_events(self, counts: dict[str, int], deadline: float) -> None:
@@ -123,10 +129,11 @@ class Peer:
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
     async def close(self) -> None:
-        await self._ws.close()
+        await self._socket.close()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+        await self._session.close()
 
 
 ROOMS = 2
@@ -473,13 +480,12 @@ async def test_a_ticket_from_one_instance_opens_a_socket_on_another(cluster: Clu
         response = await http.post("/api/v1/ws-tickets")
     assert response.status_code == 201, response.text
     ticket = response.json()["ticket"]
-    async with websockets.connect(f"{cluster[1].ws_url}?ticket={ticket}") as ws:
-        first = json.loads(await ws.recv())
-        assert first["type"] == "Connected"
-        assert first["user_id"] == alice.id
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{cluster[2].ws_url}?ticket={ticket}")
-    assert refused.value.response.status_code == 401
+    redeemed = await ChatClient.open(f"{cluster[1].ws_url}?ticket={ticket}")
+    await redeemed.close()
+    assert redeemed.connected["user_id"] == alice.id
+    with pytest.raises(AuthenticationError) as refused:
+        await ChatClient.open(f"{cluster[2].ws_url}?ticket={ticket}")
+    assert refused.value.status == 401
 
 
 OFFER_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -593,9 +599,9 @@ async def test_the_connection_cap_counts_every_instance(limited_cluster: Cluster
     alice = cluster.user("alice")
     for index in range(CAP):
         await cluster.connect(index % len(cluster), alice)
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        await websockets.connect(f"{cluster[1].ws_url}?token={alice.token}")
-    assert refused.value.response.status_code == 429
+    with pytest.raises(HandshakeFailed) as refused:
+        await ChatClient.connect(cluster[1].ws_url, alice.token)
+    assert refused.value.status == 429
 
 
 # -- a crashed instance ---------------------------------------------------------------------

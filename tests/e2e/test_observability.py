@@ -13,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import websockets
 import yaml
 
 from hubbub import __version__
+from hubbub.client import AuthenticationError
 from hubbub.config import Settings
 from tests.conftest import Backend, StartServer
 from tests.support.client import ChatClient
@@ -54,7 +54,7 @@ async def traffic(server: RunningServer) -> None:
     await other.expect("NewMessage", timeout=TIMEOUT)
     await first.send_raw("not json")
     await first.expect("Error", timeout=TIMEOUT)
-    with pytest.raises(websockets.InvalidStatus):
+    with pytest.raises(AuthenticationError):
         await ChatClient.connect(server.ws_url, "not-a-token")
     async with server.http() as http:
         assert (await http.get("/nowhere")).status_code == 404

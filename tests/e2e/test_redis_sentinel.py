@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import websockets
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from hubbub.client import AuthenticationError
 from tests.support.across import Sender, made_room
 from tests.support.client import ChatClient
 from tests.support.cluster import postgres_database
@@ -126,10 +126,11 @@ async def ticket_crosses(deployment: Deployment) -> bool:
         response = await http.post("/api/v1/ws-tickets")
     assert response.status_code == 201, response.text
     try:
-        async with websockets.connect(f"{second.ws_url}?ticket={response.json()['ticket']}"):
-            return True
-    except websockets.InvalidStatus:
+        crossed = await ChatClient.open(f"{second.ws_url}?ticket={response.json()['ticket']}")
+    except AuthenticationError:
         return False
+    await crossed.close()
+    return True
 
 
 @pytest.mark.parametrize("kill", [False, True], ids=["sentinel-failover", "master-killed"])

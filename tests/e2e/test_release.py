@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
-import websockets
 
+from hubbub.client import Socket
 from hubbub.transport.server import CLOSE_TIMEOUT_S
 from tests.conftest import Backend
 from tests.support.client import ChatClient
@@ -126,15 +127,19 @@ class Busy:
         await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async with websockets.connect(self._url, max_size=None) as ws:
-                await ws.recv()  # Connected
+        async with aiohttp.ClientSession() as session:
+            socket = await Socket.open(session, self._url, None)
+            try:
+                await socket.receive_text()  # Connected
                 for _ in range(IN_FLIGHT):
-                    await ws.send(self._frame)
-                async for reply in ws:  # each answer lets the next message go
+                    await socket.send_text(self._frame)
+                # each answer lets the next message go
+                while (reply := await socket.receive_text()) is not None:
                     if '"ActionConfirmed"' in reply:
                         self.acked += 1
-                    await ws.send(self._frame)
+                    await socket.send_text(self._frame)
+            finally:
+                await socket.close()
 
     @property
     def bytes_sent(self) -> int:

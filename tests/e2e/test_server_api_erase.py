@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-import websockets
 from sqlalchemy import Table, select
 
 from hubbub.adapters.sql.schema import reactions, receipts
 from tests.conftest import Backend
+from tests.support.client import refused_status
 from tests.support.cluster import Cluster, postgres_database, run_cluster
 from tests.support.flows import TIMEOUT, all_messages, joined, send
 from tests.support.process import for_backend
@@ -67,10 +67,7 @@ async def test_disconnect_closes_every_connection_of_the_user_with_4003(
 
 
 async def upgrade_status(instance: RunningServer, token: str) -> int:
-    with pytest.raises(websockets.InvalidStatus) as refused:
-        async with websockets.connect(f"{instance.ws_url}?token={token}"):
-            pass
-    return refused.value.response.status_code
+    return await refused_status(f"{instance.ws_url}?token={token}")
 
 
 async def test_erase_removes_content_memberships_connections_and_the_token(

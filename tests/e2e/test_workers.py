@@ -73,7 +73,9 @@ class Workers:
 
     def owner(self, client: ChatClient) -> int:
         """The worker serving `client`'s connection."""
-        local_port = client.ws.local_address[1]
+        address = client.socket.local_address
+        assert address is not None
+        local_port = address[1]
         for pid, conns in self._sockets():
             if any(c.raddr and c.raddr.port == local_port for c in conns):
                 return pid

@@ -19,9 +19,9 @@ import httpx
 import jwt
 import pytest
 import pytest_asyncio
-import websockets
 
 from tests.conftest import StartServer
+from tests.support.client import refused_status
 from tests.support.flows import chat
 from tests.support.process import free_port
 from tests.support.server import User
@@ -105,9 +105,7 @@ async def test_django_users_connect_and_chat_and_refresh_tokens_are_refused(
         alice_id = alice_ws.connected["user_id"]
         assert alice_id.isdigit()  # Django's integer primary key, as its decimal string
         for refresh in (alice_pair["refresh"], bob_pair["refresh"]):
-            with pytest.raises(websockets.InvalidStatus) as refused:
-                await websockets.connect(f"{server.ws_url}?token={refresh}")
-            assert refused.value.response.status_code == 401
+            assert await refused_status(f"{server.ws_url}?token={refresh}") == 401
             async with httpx.AsyncClient(base_url=server.base_url) as http:
                 response = await http.get("/api/v1/users/me",
                                           headers={"Authorization": f"Bearer {refresh}"})

@@ -22,11 +22,12 @@ import httpx
 import jwt
 import pytest
 import pytest_asyncio
-import websockets
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hubbub.client import AuthenticationError
 from tests.conftest import StartServer
-from tests.support.flows import TIMEOUT, chat
+from tests.support.client import ChatClient
+from tests.support.flows import chat
 from tests.support.process import free_port
 from tests.support.server import RunningServer, User
 from tests.support.waiting import until
@@ -111,13 +112,13 @@ async def provider(tmp_path: Path) -> AsyncIterator[OpenIdProvider]:
 async def connects(server: RunningServer, token: str) -> bool:
     """Whether `token` opens `/ws` (False: refused with 401, as §1 says)."""
     try:
-        async with websockets.connect(f"{server.ws_url}?token={token}") as ws:
-            return '"Connected"' in str(await asyncio.wait_for(ws.recv(), TIMEOUT))
-    except websockets.InvalidStatus as refused:
-        status = refused.response.status_code
-    if status != 401:
-        raise AssertionError(f"refused with {status}, not 401")
-    return False
+        client = await ChatClient.connect(server.ws_url, token)
+    except AuthenticationError as refused:
+        if refused.status != 401:
+            raise AssertionError(f"refused with {refused.status}, not 401") from None
+        return False
+    await client.close()  # it was greeted with `Connected` (ChatClient.open checks)
+    return True
 
 
 async def test_oidc_tokens_verify_by_jwks_and_survive_a_key_rotation(

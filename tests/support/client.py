@@ -1,8 +1,15 @@
-"""A test chat client on a real WebSocket (the `websockets` library, independent of aiohttp).
+"""A test chat client on the SDK's connection (hubbub.client.socket), keeping dict frames.
 
 It reads in the background and keeps every frame, so a test can ask for the direct response
 to a request (`request`), the next broadcast of a type (`expect`), or assert that nothing of
-a type arrives (`expect_none`).
+a type arrives (`expect_none`). Tests assert on the JSON as sent (`frames` are dicts), and
+every frame is also decoded into the SDK's typed messages: one the SDK cannot read fails
+the test that received it (the next wait, or the client's close at teardown), so the whole
+suite checks that the server and the SDK agree on §4. (tests/support/rawws.py is the
+WebSocket client of no library, for framing.)
+
+It connects with `?token=` (the browser's way, §1, so that the suite covers it and its
+redaction from logs); `open` takes any URL that carries its credentials (a `?ticket=`).
 
 `expect_none` does not sleep: it proves that nothing is still on its way with a barrier, a
 frame the server sends after anything it would have sent before. A `Ping`'s `Pong` comes
@@ -20,15 +27,18 @@ import asyncio
 import contextlib
 import itertools
 import json
-from collections.abc import Awaitable, Callable
+import ssl as tls
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-import websockets
-from websockets.asyncio.client import ClientConnection
+import aiohttp
+import msgspec
+
+from hubbub.client import AuthenticationError, HandshakeFailed
+from hubbub.client.socket import Socket, decode
 
 DEFAULT_TIMEOUT = 10.0
 _ids = itertools.count(1)
-
 
 
 class ServerSide(Protocol):
@@ -42,12 +52,15 @@ class ServerSide(Protocol):
 
 
 class ChatClient:
-    def __init__(self, ws: ClientConnection, connected: dict[str, Any]) -> None:
-        self.ws = ws
+    def __init__(self, socket: Socket, session: aiohttp.ClientSession,
+                 connected: dict[str, Any]) -> None:
+        self.socket = socket
+        self._session = session
         self.connected = connected
         self.user_id: str = connected["user_id"]
         self.frames: list[dict[str, Any]] = []
-        self._cursor = 0
+        # Frames the SDK could not decode, each with why: any fails the test.
+        self.unreadable: list[str] = []
         self._arrived = asyncio.Event()
         self._reader = asyncio.get_running_loop().create_task(self._read())
         self.close_code: int | None = None
@@ -56,22 +69,53 @@ class ChatClient:
         self.server_side: ServerSide | None = None
 
     @classmethod
-    async def connect(cls, ws_url: str, token: str, **kwargs: Any) -> ChatClient:
-        ws = await websockets.connect(f"{ws_url}?token={token}", max_size=None, **kwargs)
-        first = json.loads(await asyncio.wait_for(ws.recv(), DEFAULT_TIMEOUT))
-        assert first["type"] == "Connected", first
-        return cls(ws, first)
+    async def connect(cls, ws_url: str, token: str, **options: Any) -> ChatClient:
+        """Connect with `?token=`; `options` are those of `open`."""
+        return await cls.open(f"{ws_url}?token={token}", **options)
+
+    @classmethod
+    async def open(cls, url: str, *, headers: Mapping[str, str] | None = None,
+                   origin: str | None = None, ssl: tls.SSLContext | None = None,
+                   local_addr: tuple[str, int] | None = None,
+                   open_timeout: float = DEFAULT_TIMEOUT) -> ChatClient:
+        """Open `url` (carrying its credentials) and wait for `Connected`.
+
+        Raises what `Socket.open` raises: AuthenticationError (401/403), HandshakeFailed
+        (another status, e.g. 429), Unreachable.
+        """
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ssl=ssl if ssl is not None else True,
+                                           local_addr=local_addr), trust_env=False)
+        sent = {**(headers or {}), **({"Origin": origin} if origin else {})}
+        try:
+            socket = await asyncio.wait_for(Socket.open(session, url, None, headers=sent),
+                                            open_timeout)
+            text = await asyncio.wait_for(socket.receive_text(), DEFAULT_TIMEOUT)
+            assert text is not None, f"closed ({socket.close_code}) before Connected"
+            first = json.loads(text)
+            assert first["type"] == "Connected", first
+            decode(text)
+        except BaseException:
+            await session.close()
+            raise
+        return cls(socket, session, first)
 
     async def _read(self) -> None:
         try:
-            async for raw in self.ws:
-                self.frames.append(json.loads(raw))
+            while (text := await self.socket.receive_text()) is not None:
+                try:
+                    decode(text)
+                except msgspec.DecodeError as exc:
+                    self.unreadable.append(f"{exc}: {text[:500]}")
+                self.frames.append(json.loads(text))
                 self._arrived.set()
-        except websockets.ConnectionClosed:
-            pass
         finally:
-            self.close_code = self.ws.close_code
+            self.close_code = self.socket.close_code
             self._arrived.set()
+
+    def _assert_readable(self) -> None:
+        """Fail on any frame so far that the SDK's typed decoder refused."""
+        assert not self.unreadable, f"frames the SDK cannot read: {self.unreadable}"
 
     @property
     def closed(self) -> bool:
@@ -79,12 +123,15 @@ class ChatClient:
         return self._reader.done()
 
     async def send_raw(self, data: str | bytes) -> None:
-        await self.ws.send(data)
+        """Send a text frame (str) or a binary one (bytes) as it is, malformed or not."""
+        sent = await (self.socket.send_text(data) if isinstance(data, str)
+                      else self.socket.send_binary(data))
+        assert sent, f"the connection is closed ({self.close_code})"
 
     async def send(self, type_: str, **fields: Any) -> str:
         """Send a message with a fresh request_id (unless given); returns the request_id."""
         fields.setdefault("request_id", f"r{next(_ids)}")
-        await self.ws.send(json.dumps({"type": type_, **fields}))
+        await self.send_raw(json.dumps({"type": type_, **fields}))
         return str(fields["request_id"])
 
     async def request(self, type_: str, timeout: float = DEFAULT_TIMEOUT,
@@ -121,6 +168,7 @@ class ChatClient:
             if self.server_side is None:
                 await asyncio.sleep(within)
             await self.settle()
+        self._assert_readable()
         found = [f for f in self.frames if f["type"] == type_
                  and all(f.get(k) == v for k, v in match.items()) and not f.get("_seen")]
         assert not found, f"unexpected {type_}: {found}"
@@ -159,6 +207,7 @@ class ChatClient:
 
     def all(self, type_: str) -> list[dict[str, Any]]:
         """Every frame of a type received so far."""
+        self._assert_readable()
         return [f for f in self.frames if f["type"] == type_]
 
     async def wait_closed(self, timeout: float | None = DEFAULT_TIMEOUT) -> int | None:
@@ -166,16 +215,20 @@ class ChatClient:
         return self.close_code
 
     async def close(self) -> None:
+        """Close (at a test's end too), then fail if any frame was one the SDK cannot read."""
         with contextlib.suppress(Exception):
-            await self.ws.close()
+            await self.socket.close()
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._reader
+        await self._session.close()
+        self._assert_readable()
 
     async def _wait(self, predicate: Any, timeout: float, what: str) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            self._assert_readable()
             for frame in self.frames:
                 if not frame.get("_seen") and predicate(frame):
                     frame["_seen"] = True
@@ -189,3 +242,14 @@ class ChatClient:
             self._arrived.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
+
+
+async def refused_status(url: str, headers: Mapping[str, str] | None = None) -> int:
+    """The HTTP status with which an upgrade of `url` (carrying its credentials, if any) is
+    refused; fails the test if it is upgraded."""
+    try:
+        client = await ChatClient.open(url, headers=headers)
+    except (AuthenticationError, HandshakeFailed) as refused:
+        return refused.status
+    await client.close()
+    raise AssertionError("the upgrade was not refused")

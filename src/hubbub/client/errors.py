@@ -3,6 +3,10 @@
     HubbubError
     ├── RequestError        the server answered a request with `Error` (PROTOCOL.md §4)
     ├── AuthenticationError the handshake was refused (401/403, PROTOCOL.md §1): not retried
+    ├── Unreachable         no connection (network, timeout): `Socket.open` raises it,
+    │   │                   `Client` tries again after its backoff
+    │   └── HandshakeFailed the upgrade got another HTTP status (429, 5xx): its `status`
+    │                       and `Retry-After`, which `Client` waits out
     └── ClientClosed        the client was closed before the request was answered
 """
 
@@ -36,6 +40,21 @@ class AuthenticationError(HubbubError):
     def __init__(self, status: int) -> None:
         super().__init__(f"the server refused the handshake with HTTP {status}")
         self.status = status
+
+
+class Unreachable(HubbubError):
+    """The handshake failed for a reason a later attempt may not meet (network, 5xx)."""
+
+
+class HandshakeFailed(Unreachable):
+    """The server (or a proxy) answered the upgrade with an HTTP status other than 101,
+    401 and 403: `429` over the handshake rate (§6), a `5xx`. `retry_after_s` is its
+    `Retry-After` in seconds, None when absent or not a number of seconds."""
+
+    def __init__(self, status: int, retry_after_s: float | None) -> None:
+        super().__init__(f"handshake answered {status}")
+        self.status = status
+        self.retry_after_s = retry_after_s
 
 
 class ClientClosed(HubbubError):

@@ -7,6 +7,9 @@ attempts it waits a backoff with full jitter; a connection that reached `Connect
 the attempts. The outbox is flushed on each connection; answers are matched to their
 requests here; every other server message goes to `on_message`.
 
+A handshake refused with a `Retry-After` (a `429` over the handshake rate, §6) is tried
+again no sooner than it says (at most the backoff's maximum).
+
 Not retried: a handshake refused with 401/403 (the credentials will not get better by
 themselves) stops the link and fails every pending request with `AuthenticationError`.
 """
@@ -23,9 +26,9 @@ from typing import TypeAlias
 import aiohttp
 
 from hubbub.client.backoff import Backoff
-from hubbub.client.errors import AuthenticationError, ClientClosed
+from hubbub.client.errors import AuthenticationError, ClientClosed, HandshakeFailed, Unreachable
 from hubbub.client.outbox import Outbox, Pending
-from hubbub.client.socket import Socket, Unreachable
+from hubbub.client.socket import Socket
 from hubbub.protocol.client import ClientMessage
 from hubbub.protocol.codes import Code
 from hubbub.protocol.server import (
@@ -106,6 +109,7 @@ class Link:
         attempt, close_code = 0, None
         try:
             while not self._closing:
+                at_least = 0.0  # a refused handshake's Retry-After
                 try:
                     socket = await asyncio.wait_for(self._open(), CONNECT_TIMEOUT_S)
                 except AuthenticationError as exc:
@@ -113,6 +117,8 @@ class Link:
                     return
                 except (Unreachable, TimeoutError) as exc:
                     log.info("hubbub unreachable (%s); retrying", exc or "timed out")
+                    if isinstance(exc, HandshakeFailed) and exc.retry_after_s is not None:
+                        at_least = min(exc.retry_after_s, self._backoff.maximum)
                 except Exception:  # the URL or token callback failed: try again later
                     log.exception("could not prepare a connection to hubbub; retrying")
                 else:
@@ -121,8 +127,8 @@ class Link:
                     close_code = socket.close_code
                 if not self._closing:
                     with contextlib.suppress(TimeoutError):  # `close` cuts the wait short
-                        await asyncio.wait_for(self._woken.wait(),
-                                               self._backoff.delay(attempt, close_code))
+                        await asyncio.wait_for(self._woken.wait(), max(
+                            at_least, self._backoff.delay(attempt, close_code)))
                     attempt, close_code = attempt + 1, None
         finally:
             self._stop(ClientClosed("the client is closed"))
