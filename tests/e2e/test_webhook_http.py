@@ -98,6 +98,18 @@ async def test_kept_connections_carry_the_next_requests() -> None:
     assert body == b'{"n":1}'
 
 
+async def test_the_request_line_escapes_what_the_url_holds_outside_its_characters() -> None:
+    """A space in the configured URL's path or query is escaped and a line break dropped
+    (`urlsplit` drops them): the request stays one request."""
+    async with receiver(lambda n: OK) as (state, url, _):
+        poster = Poster(url.replace("/hooks?x=1", "/my hooks\r\nX-Evil: 1?q=a b"), {}, keep=1)
+        assert await poster.post(b"x", {}) == 204
+        await poster.close()
+    head, _ = state.requests[0]
+    assert head.startswith(b"POST /my%20hooksX-Evil:%201?q=a%20b HTTP/1.1\r\n")
+    assert b"\r\nX-Evil" not in head
+
+
 async def test_a_connection_closed_by_the_receiver_is_replaced() -> None:
     """`Connection: close`, an answer without a length (to the connection's end), and a
     kept connection the receiver dropped while idle: each next request gets a new

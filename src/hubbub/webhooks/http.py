@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 # The most of an answer's body read to keep its connection; a longer one closes it.
 MAX_BODY = 64 * 1024
@@ -26,6 +26,7 @@ MAX_BODY = 64 * 1024
 MAX_LINE = 8 * 1024
 MAX_HEADERS = 100
 _NO_BODY = frozenset({204, 304})
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 
 Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -46,9 +47,11 @@ class Poster:
         self._host = parts.hostname
         self._port = parts.port or (443 if parts.scheme == "https" else 80)
         self._ssl = (tls or ssl.create_default_context()) if parts.scheme == "https" else None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        default_port = self._port == (443 if parts.scheme == "https" else 80)
-        host = parts.netloc.rpartition("@")[2] if not default_port else self._host
+        # Whatever the URL holds outside RFC 3986's characters is escaped, so the request
+        # line stays one line (urlsplit has dropped line breaks already).
+        target = quote(parts.path or "/", safe=_PATH_SAFE) + (
+            f"?{quote(parts.query, safe=_PATH_SAFE + '?')}" if parts.query else "")
+        host = parts.netloc.rpartition("@")[2]  # as written: a port, IPv6 brackets
         fixed = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         self._head = f"POST {target} HTTP/1.1\r\nHost: {host}\r\n{fixed}".encode("latin-1")
         self._keep = keep
