@@ -354,7 +354,8 @@ async def _lifespan(app: web.Application, *, settings: Settings,
         settings.database_url, migrate=settings.auto_migrate,
         search=SearchLimits(concurrency=settings.search_concurrency,
                             timeout_s=settings.search_timeout,
-                            scan_limit=settings.search_scan_limit))
+                            scan_limit=settings.search_scan_limit,
+                            rank_window=settings.search_rank_window))
     stores = database.stores
     bus = open_bus(settings.redis_url, prefix=settings.redis_prefix)
     metrics = Metrics()

@@ -149,6 +149,8 @@ class Settings(BaseModel):
     search_timeout: Seconds = Field(2.0, description="the time one search may take; past it "
                                     "it answers what it found, `truncated`")
     search_scan_limit: Count = Field(50_000, description="messages one search may examine")
+    search_rank_window: Count = Field(2000, description="matches a `words` search ranks: "
+                                      "the newest in scope, a window at a time")
     max_body_bytes: Count = Field(256 * 1024, description="larger HTTP bodies get 413")
     shutdown_grace: Seconds = Field(10.0, description="SIGTERM: time to finish requests "
                                     "and close with 1001")

@@ -57,8 +57,10 @@ async def test_a_words_search_past_its_deadline_is_truncated(store: SqlStores,
     await crowd_saying(backend, word)
     reader = await user(store)
     crowd_room = await crowd_room_of(store, word)
-    # By id, as for a channel (the service checks access; the store is told the scope).
-    full = await store.search(reader, word, crowd_room, 50, mode="words")
+    # By id, as for a channel (the service checks access; the store is told the scope);
+    # a rank window holding every match, so only the deadline could truncate.
+    whole = capped(store, search=SearchLimits(rank_window=CROWD))
+    full = await whole.search(reader, word, crowd_room, 50, mode="words")
     assert (len(full.messages), full.truncated) == (50, False)
     hasty = capped(store, search=SearchLimits(timeout_s=0.0))
     stopped = await hasty.search(reader, word, crowd_room, 50, mode="words")

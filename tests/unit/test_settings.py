@@ -392,3 +392,13 @@ def test_constructed_settings_validate_the_same_way() -> None:
         Settings(port=0)
     with pytest.raises(ValidationError):
         Settings(unknown_setting=1)  # type: ignore[call-arg]
+
+
+@pytest.mark.usefixtures("keyed")
+@pytest.mark.parametrize("value", ["0", "-5", "many", "2.5"])
+def test_the_rank_window_is_a_positive_count(capsys: pytest.CaptureFixture[str],
+                                             monkeypatch: pytest.MonkeyPatch,
+                                             value: str) -> None:
+    monkeypatch.setenv("HUBBUB_SEARCH_RANK_WINDOW", value)
+    assert refused(capsys) == (f"hubbub: invalid HUBBUB_SEARCH_RANK_WINDOW={value}: "
+                               "expected an integer of at least 1")

@@ -168,7 +168,10 @@ class SqliteDialect:
         return WordMatch(
             source=messages.join(index, index.c.rowid == literal_column("messages.rowid")),
             match=fts.op("MATCH")(" AND ".join(f'"{w}"*' for w in words)),
-            score=func.bm25(fts))
+            score=func.bm25(fts),
+            # The insertion order: FTS5 walks its matches by rowid, newest first, and
+            # stops at the window, where ordering by created_at would sort them all.
+            age=(index.c.rowid,))
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return SqliteDeadline(timeout_s)
@@ -238,7 +241,8 @@ class PostgresDialect:
                                 " & ".join(f"{w}:*" for w in words))
         # Normalisation 1: divided by 1 + log(length), as bm25 favours the shorter message.
         return WordMatch(source=messages, match=tsv.op("@@")(query),
-                         score=-func.ts_rank(tsv, query, 1))
+                         score=-func.ts_rank(tsv, query, 1),
+                         age=(messages.c.created_at, messages.c.id))
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return PostgresDeadline(timeout_s)

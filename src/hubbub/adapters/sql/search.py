@@ -71,9 +71,10 @@ class SqlSearchStore:
         async with ReadConnection(self._engine) as conn, _bounded(conn, deadline):
             found = await find_words(conn, self._dialect, query_words(query),
                                      scope(user_id, conversation_id), limit, after,
-                                     deadline)
+                                     self._search.rank_window, deadline)
             page = await _load_found(conn, found.ids, deadline)
-        return SearchPage(page, not found.complete, mode="words",
+        # Older matches beyond the rank window may be better ones (PROTOCOL.md §3).
+        return SearchPage(page, not found.complete or found.windowed, mode="words",
                           next_cursor=found.next_cursor)
 
     async def _search_within(self, deadline: Deadline, query: str,

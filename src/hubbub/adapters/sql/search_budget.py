@@ -64,6 +64,8 @@ class SearchLimits:
     scan_limit: int = 50_000
     # Conversations a search without `conversation_id` covers: the most recently active.
     conversations: int = 100
+    # Matches a words search ranks: the newest in scope (DECISIONS.md, "Rank window").
+    rank_window: int = 2000
 
 
 DEFAULT_SEARCH = SearchLimits()

@@ -7,9 +7,13 @@ of a conversation the caller cannot read is never a candidate, whatever the inde
 The index holds live messages only, with their current content, and the statement asks
 again for `deleted_at IS NULL` (it reads the row to scope it anyway).
 
-Order: the database's relevance score (lower is better: bm25 on SQLite, the negated
-ts_rank on PostgreSQL), then newest, then id; the cursor is the last row's
-(score, created_at, id), so pages over an unchanged index neither repeat nor skip.
+Only a rank window is ranked (docs/DECISIONS.md, "Rank window"): the `window` newest
+matches in scope at or below the window's top. Within it the order is the database's
+relevance score (lower is better: bm25 on SQLite, the negated ts_rank on PostgreSQL), then
+newest, then id. The cursor names the window (its top, fixed by the first page, so newer
+messages never shift it) and the last row taken (score, created_at, id); once a full
+window is used up, the next cursor starts the next window, the matches older than its
+oldest. Pages over an unchanged index neither repeat nor skip.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
-from sqlalchemy import ColumnElement, FromClause, and_, or_, select, tuple_
+from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,7 +36,9 @@ if TYPE_CHECKING:
     from hubbub.adapters.sql.dialect import Dialect
 
 CURSOR_KIND = "w"
-WordsCursor = tuple[float, int, str]  # (score, created_at, id) of the last message taken
+# The window's top (its WordMatch.age, whether the top itself is in it), then the
+# (score, created_at, id) of the last message taken in it (all None: none yet).
+WordsCursor = tuple[list[int | str], bool, float | None, int | None, str | None]
 
 # PROTOCOL.md §5 as data, for queries over many conversations at once: the member roles
 # that may read.
@@ -46,6 +52,8 @@ class WordMatch:
     source: FromClause  # `messages`, joined to the index where it is a table of its own
     match: ColumnElement[bool]
     score: ColumnElement[Any]  # lower is better
+    # Newest first when descending, one value per message: what the rank window follows.
+    age: tuple[ColumnElement[Any], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,7 @@ class WordsPage:
     ids: list[str]  # best first
     next_cursor: str | None
     complete: bool  # False: the deadline stopped the statement
+    windowed: bool = False  # older matches than this window's exist
 
 
 def scope(user_id: str, conversation_id: str | None) -> ColumnElement[bool]:
@@ -74,10 +83,11 @@ def parse_cursor(cursor: str | None) -> WordsCursor | None:
 
 async def find_words(conn: AsyncConnection, dialect: Dialect, words: Sequence[str],
                      within: ColumnElement[bool], limit: int, after: WordsCursor | None,
-                     deadline: Deadline) -> WordsPage:
+                     window: int, deadline: Deadline) -> WordsPage:
     """The best `limit` live messages in `within` holding every word of `words` (as a
-    word or a word's beginning), after `after`."""
-    statement = _statement(dialect.word_match(words), within, limit + 1, after)
+    word or a word's beginning), among the rank window's, after `after`."""
+    word = dialect.word_match(words)
+    statement = _statement(word, within, limit + 1, after, window)
     await deadline.before_statement(conn)
     try:
         rows: Sequence[Any] = (await conn.execute(statement)).all()
@@ -86,21 +96,50 @@ async def find_words(conn: AsyncConnection, dialect: Dialect, words: Sequence[st
             return WordsPage([], None, complete=False)
         raise
     page = rows[:limit]
-    more = len(rows) > limit
-    last = page[-1] if page else None
-    next_cursor = search_cursor.encode(
-        CURSOR_KIND, (float(last.score), last.created_at, last.id)) if more and last else None
-    return WordsPage([row.id for row in page], next_cursor, complete=True)
+    full = bool(rows) and rows[0].in_window > window  # older matches lie beyond it
+    keys = range(len(word.age))
+    if len(rows) > limit:
+        last = page[-1]
+        top = (after[0], after[1]) if after is not None else (
+            [getattr(rows[0], f"top_{n}") for n in keys], True)
+        next_cursor: str | None = search_cursor.encode(
+            CURSOR_KIND, (*top, float(last.score), last.created_at, last.id))
+    elif full:
+        # This window is used up: the next one holds the matches older than its oldest.
+        next_cursor = search_cursor.encode(
+            CURSOR_KIND, ([getattr(rows[0], f"bottom_{n}") for n in keys], False,
+                          None, None, None))
+    else:
+        next_cursor = None
+    return WordsPage([row.id for row in page], next_cursor, complete=True, windowed=full)
 
 
 def _statement(word: WordMatch, within: ColumnElement[bool], size: int,
-               after: WordsCursor | None) -> Any:
-    ranked = select(messages.c.id, messages.c.created_at, word.score.label("score")
-                    ).select_from(word.source).where(
-        word.match, messages.c.deleted_at.is_(None), within).subquery("ranked")
-    statement = select(ranked.c.id, ranked.c.created_at, ranked.c.score)
+               after: WordsCursor | None, window: int) -> Any:
+    ages = [column.label(f"age_{n}") for n, column in enumerate(word.age)]
+    candidates = select(messages.c.id, messages.c.created_at, word.score.label("score"),
+                        *ages).select_from(word.source).where(
+        word.match, messages.c.deleted_at.is_(None), within)
     if after is not None:
-        score, created_at, message_id = after
+        here, bound = tuple_(*word.age), tuple_(*after[0])
+        candidates = candidates.where(
+            or_(here < bound, here == bound) if after[1] else here < bound)
+    # One more than the window: whether older matches exist beyond it.
+    windowed = candidates.order_by(*(column.desc() for column in word.age)
+                                   ).limit(window + 1).subquery("windowed")
+    age = [windowed.c[f"age_{n}"] for n in range(len(ages))]
+    newest = [column.desc() for column in age]
+    ranked = select(
+        windowed, func.row_number().over(order_by=newest).label("position"),
+        func.count().over().label("in_window"),
+        *(func.first_value(column).over(order_by=newest).label(f"top_{n}")
+          for n, column in enumerate(age)),
+        *(func.nth_value(column, window).over(order_by=newest, rows=(None, None))
+          .label(f"bottom_{n}") for n, column in enumerate(age)),
+    ).subquery("ranked")
+    statement = select(ranked).where(ranked.c.position <= window)
+    if after is not None and after[2] is not None:
+        score, created_at, message_id = after[2], after[3], after[4]
         statement = statement.where(or_(
             ranked.c.score > score,
             and_(ranked.c.score == score,
