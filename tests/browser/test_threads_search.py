@@ -16,6 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.browser.test_call import chromium, require_browser, say, signed_in
+from tests.support.across import made_room
 from tests.support.flows import send
 from tests.support.process import ServerProcess, serving
 from tests.support.server import User
@@ -47,18 +48,6 @@ async def env(tmp_path_factory: pytest.TempPathFactory
         yield server, browser
 
 
-async def conversation(server: ServerProcess, owner: User, kind: str, name: str,
-                       members: list[User]) -> str:
-    for member in members:
-        async with server.http(member) as http:
-            assert (await http.get("/api/v1/users/me")).status_code == 200
-    async with server.http(owner) as http:
-        created = await http.post("/api/v1/conversations", json={
-            "kind": kind, "name": name, "member_ids": [m.id for m in members]})
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
-
-
 async def open_named(page: Page, title: str) -> None:
     from playwright.async_api import expect
 
@@ -87,7 +76,7 @@ async def test_thread_reply_reaches_the_other_panel_and_mentions_autocomplete(
     server, browser = env
     errors: list[str] = []
     alice, bob = server.user("alice"), server.user("bob")
-    team = await conversation(server, alice, "group", "team", [bob])
+    team = await made_room(server, alice, [bob], kind="group", name="team")
     a = await signed_in(browser, server, alice, errors)
     b = await signed_in(browser, server, bob, errors)
     for page in (a, b):
@@ -171,7 +160,7 @@ async def test_search_finds_an_old_message_and_jumps_to_it(
     server, browser = env
     errors: list[str] = []
     alice = server.user("alice")
-    room = await conversation(server, alice, "group", "archive", [])
+    room = await made_room(server, alice, [], kind="group", name="archive")
     client = await server.connect(alice)
     await send(client, room, "the deploy key is in the blue binder")
     for start in range(0, 120, 40):
@@ -217,7 +206,7 @@ async def test_thread_pages_back_and_search_jumps_into_a_thread(
     server, browser = env
     errors: list[str] = []
     alice = server.user("alice")
-    room = await conversation(server, alice, "group", "threads", [])
+    room = await made_room(server, alice, [], kind="group", name="threads")
     client = await server.connect(alice)
     parent = await send(client, room, "release checklist")
     for n in range(55):  # one at a time: in this order
@@ -261,8 +250,8 @@ async def test_image_thumbnail_and_joining_from_the_directory(
     server, browser = env
     errors: list[str] = []
     alice, bob = server.user("alice"), server.user("bob")
-    lobby = await conversation(server, alice, "channel", "lobby", [])
-    await conversation(server, alice, "group", "lobby-private", [])
+    lobby = await made_room(server, alice, [], kind="channel", name="lobby")
+    await made_room(server, alice, [], kind="group", name="lobby-private")
     image_url = server.base_url + "/static/file.svg"  # an image this origin serves
     async with server.http(alice) as http:
         posted = await http.post(f"/api/v1/conversations/{lobby}/messages", json={
@@ -327,7 +316,7 @@ async def test_refused_reply_and_message_keep_thread_and_mentions_across_a_reloa
     server, browser = env
     errors: list[str] = []
     alice, bob = server.user("alice"), server.user("bob")
-    crew = await conversation(server, alice, "group", "crew", [bob])
+    crew = await made_room(server, alice, [bob], kind="group", name="crew")
     client = await server.connect(alice)
     parent = await send(client, crew, "who brings the cake?")
     b = await signed_in(browser, server, bob, errors)
@@ -393,8 +382,8 @@ async def test_the_thread_panel_closes_when_another_conversation_opens(
     server, browser = env
     errors: list[str] = []
     alice = server.user("alice")
-    first = await conversation(server, alice, "group", "first room", [])
-    await conversation(server, alice, "group", "second room", [])
+    first = await made_room(server, alice, [], kind="group", name="first room")
+    await made_room(server, alice, [], kind="group", name="second room")
     client = await server.connect(alice)
     await send(client, first, "a topic")
     for width, height in ((1100, 900), (390, 844)):

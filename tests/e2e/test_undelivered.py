@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import Backend
 from tests.e2e.test_webhooks import quick
+from tests.support.across import made_room
 from tests.support.cluster import postgres_database, run_cluster
 from tests.support.flows import TIMEOUT, joined, send, set_role
 from tests.support.process import for_backend
@@ -42,12 +43,7 @@ async def test_a_message_sent_just_before_a_sigkill_is_checked_after_the_restart
     await process.start()
     try:
         alice, bob = process.user("alice"), process.user("bob")
-        async with process.http(alice) as http:
-            response = await http.post("/api/v1/conversations",
-                                       json={"kind": "channel", "name": "room",
-                                             "member_ids": []})
-        assert response.status_code in (200, 201), response.text
-        room = response.json()["id"]
+        room = await made_room(process, alice, [], kind="channel")
         b = await process.connect(bob)
         reply = await b.request("JoinConversation", conversation_id=room, timeout=TIMEOUT)
         assert reply["type"] == "ActionConfirmed", reply
