@@ -16,7 +16,7 @@ import msgspec
 
 from hubbub.domain.clock import format_time
 from hubbub.domain.inbox import InboxEntry
-from hubbub.domain.models import Conversation, ConversationSummary, ReceiptChange
+from hubbub.domain.models import Conversation, ReceiptChange
 from hubbub.protocol.objects import Role
 from hubbub.protocol.server import ConversationAdded, ConversationRemoved, ReadStateChanged
 from hubbub.services.events import Events
@@ -33,8 +33,9 @@ class InboxService:
         self._events = events
 
     async def entries(self, user_id: str) -> list[InboxEntry]:
-        """The user's conversations as counting starts from them (one listing query)."""
-        return [_entry(s) for s in await self._conversations.list_conversations(user_id)]
+        """The user's conversations as counting starts from them (one query, shared with
+        the users connecting meanwhile)."""
+        return await self._conversations.inbox_entries(user_id)
 
     async def created(self, conversation: Conversation) -> None:
         """A new conversation: each member hears it with its role (one query for all;
@@ -74,10 +75,4 @@ class InboxService:
         view = msgspec.structs.replace(conversation_object(conversation, role),
                                        unread_count=0, last_message=None)
         self._events.to_user(user_id, ConversationAdded(conversation=view))
-
-
-def _entry(summary: ConversationSummary) -> InboxEntry:
-    conversation = summary.conversation
-    return InboxEntry(conversation.id, conversation.version, conversation.member_count,
-                      summary.unread_count, summary.mention_count, summary.muted)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Protocol
 
+from hubbub.domain.inbox import InboxEntry
 from hubbub.domain.models import ChannelListing, Conversation, ConversationSummary
 from hubbub.protocol.objects import Kind
 
@@ -35,6 +36,11 @@ class ConversationStore(Protocol):
         and `mention_count` saturate at a cap (docs/DECISIONS.md); pinned ones come first.
         Each summary carries the member's `mention_count`, read mark and settings (the
         per-user inbox reads its counts here)."""
+
+    async def inbox_entries(self, user_id: str) -> list[InboxEntry]:
+        """The user's conversations as its inbox starts counting from them (banned ones
+        left out, no order): the list's counts without its last messages. Read on a user's
+        first connection to an instance; the users arriving together share one read."""
 
     async def conversation_versions(self, conversation_ids: Collection[str]
                                     ) -> dict[str, int]:

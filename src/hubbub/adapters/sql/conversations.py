@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.coalesce import Coalescer
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import conversations, members, messages
 from hubbub.adapters.sql.shared import (
@@ -20,6 +21,7 @@ from hubbub.adapters.sql.shared import (
 )
 from hubbub.adapters.sql.unread import UNREAD_COUNT_CAP, mention_count, unread_count
 from hubbub.adapters.sql.writer import Writer
+from hubbub.domain.inbox import InboxEntry
 from hubbub.domain.models import ChannelListing, Conversation, ConversationSummary, Message
 from hubbub.domain.permissions import creator_role
 from hubbub.protocol.objects import Kind
@@ -50,6 +52,10 @@ class SqlConversationStore:
         self._listing = _listing(unread_count_cap)
         self._listing_one = self._listing.where(
             conversations.c.id == bindparam("conversation_id"))
+        self._unread_count_cap = unread_count_cap
+        # Read on every user's first connection here: shared by the users arriving
+        # together (coalesce.py).
+        self._entries: Coalescer[str, list[InboxEntry]] = Coalescer(self._inbox_entries, [])
 
     async def create_conversation(
         self, conversation_id: str, kind: Kind, name: str | None, created_by: str,
@@ -101,6 +107,29 @@ class SqlConversationStore:
                 return None
             counts = await _member_counts(conn, [conversation_id])
         return _to_conversation(row, counts.get(conversation_id, 0))
+
+    async def inbox_entries(self, user_id: str) -> list[InboxEntry]:
+        return list(await self._entries.get(user_id))
+
+    async def _inbox_entries(self, user_ids: list[str]) -> dict[str, list[InboxEntry]]:
+        cap = self._unread_count_cap
+        query = (
+            select(members.c.user_id, conversations.c.id, conversations.c.version,
+                   members.c.muted, unread_count(cap).label("unread_count"),
+                   mention_count(cap).label("mention_count"))
+            .join(members, members.c.conversation_id == conversations.c.id)
+            .where(self._dialect.one_of(members.c.user_id, user_ids),
+                   members.c.role != "banned")
+        )
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(query)).all()
+            counts = await _member_counts(conn, list({row.id for row in rows}))
+        found: dict[str, list[InboxEntry]] = {}
+        for row in rows:
+            found.setdefault(row.user_id, []).append(InboxEntry(
+                row.id, int(row.version), counts.get(row.id, 0), int(row.unread_count),
+                int(row.mention_count), bool(row.muted)))
+        return found
 
     async def conversation_versions(self, conversation_ids: Collection[str]
                                     ) -> dict[str, int]:

@@ -9,6 +9,7 @@ import msgspec
 from sqlalchemy import Row, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.coalesce import Coalescer
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import conversations, members, users
 from hubbub.adapters.sql.shared import ReadConnection, count_where, lock_conversation, write
@@ -30,18 +31,17 @@ class SqlMemberStore:
         self._engine = engine
         self._dialect = dialect
         self._writer = writer
-        # Built once (for bound parameters): these run for every connection (the accepted
-        # ids, for presence) and every message (the counts, for the inbox), and building
-        # them cost more than running them.
+        # Built once (for bound parameters): these run for every message (the counts, for
+        # the inbox), and building them cost more than running them.
         self._unread_counts = select(
             members.c.user_id, members.c.last_read_seq,
             unread_count(unread_count_cap).label("unread"),
             mention_count(unread_count_cap).label("mentions")).where(
             members.c.conversation_id == bindparam("conversation_id"),
             members.c.role != "banned")
-        self._accepted_ids = select(members.c.conversation_id).where(
-            members.c.user_id == bindparam("user_id"), members.c.role != "banned",
-            members.c.accepted_at.is_not(None))
+        # Read for every user's first connection (presence): shared by the users arriving
+        # together (coalesce.py).
+        self._accepted: Coalescer[str, list[str]] = Coalescer(self._accepted_ids, [])
 
     async def get_membership(self, conversation_id: str, user_id: str) -> Membership | None:
         async with ReadConnection(self._engine) as conn:
@@ -70,9 +70,18 @@ class SqlMemberStore:
                                           int(row.last_read_seq)) for row in rows}
 
     async def accepted_conversation_ids(self, user_id: str) -> list[str]:
+        return list(await self._accepted.get(user_id))
+
+    async def _accepted_ids(self, user_ids: list[str]) -> dict[str, list[str]]:
         async with ReadConnection(self._engine) as conn:
-            rows = (await conn.execute(self._accepted_ids, {"user_id": user_id})).all()
-        return [row[0] for row in rows]
+            rows = (await conn.execute(
+                select(members.c.user_id, members.c.conversation_id).where(
+                    self._dialect.one_of(members.c.user_id, user_ids),
+                    members.c.role != "banned", members.c.accepted_at.is_not(None)))).all()
+        found: dict[str, list[str]] = {}
+        for user_id, conversation_id in rows:
+            found.setdefault(user_id, []).append(conversation_id)
+        return found
 
     async def put_member(
         self, conversation_id: str, user_id: str, role: Role, now: int

@@ -8,6 +8,7 @@ from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.arrivals import Arrivals
+from hubbub.adapters.sql.coalesce import Coalescer
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import users
 from hubbub.adapters.sql.shared import ReadConnection, write_apart
@@ -42,12 +43,19 @@ class SqlUserStore:
         self._writer = writer
         self._arrivals = Arrivals(dialect, writer, fallback=placeholder_name,
                                   renamed=_renamed, to_user=_to_user)
+        self._known: Coalescer[str, Row[Any] | None] = Coalescer(self._rows, None)
+
+    async def _rows(self, user_ids: list[str]) -> dict[str, Row[Any] | None]:
+        async with ReadConnection(self._engine) as conn:
+            rows = (await conn.execute(select(users).where(
+                self._dialect.one_of(users.c.id, user_ids)))).all()
+        return {row.id: row for row in rows}
 
     async def upsert_user(self, user_id: str, name: str | None, now: int) -> User:
-        # Every connection comes here: a known user whose name did not change is one read,
-        # and only a new or renamed one waits for the writer (bench: the connect path).
-        async with ReadConnection(self._engine) as conn:
-            known = (await conn.execute(_BY_ID, {"user_id": user_id})).first()
+        # Every connection comes here: a known user whose name did not change is one read
+        # (shared with the connections arriving meanwhile: coalesce.py), and only a new or
+        # renamed one waits for the writer (bench: the connect path).
+        known = await self._known.get(user_id)
         if known is not None and not _renamed(known, name):
             return _to_user(known)
 
