@@ -22,6 +22,7 @@ from hubbub.adapters.sql.migrate import upgrade
 from hubbub.adapters.sql.schema import conversations, members, metadata
 from hubbub.adapters.sql.search import SqlSearchStore
 from hubbub.adapters.sql.search_budget import DEFAULT_SEARCH
+from hubbub.adapters.sql.shared import load_messages
 from tests.support.cluster import postgres_database
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -248,5 +249,40 @@ async def test_0011_counts_existing_threads_and_keeps_members(database_url: str)
             ("m4", 0, None, 4, None)]
         assert (member.last_read_seq, bool(member.muted), bool(member.pinned)) == (
             2, False, False)
+    finally:
+        await engine.dispose()
+
+
+async def test_0013_stamps_messages_whose_reactions_predate_reacted_at(
+        database_url: str) -> None:
+    """A reaction stored without its message's `reacted_at` (before 0002) is still read
+    with its message after 0013; messages without reactions stay unstamped."""
+    engine, dialect = create_engine(database_url)
+    try:
+        await upgrade(engine, dialect, "0012")
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO users (id, name, created_at) "
+                                    "VALUES ('alice', 'alice', 1)"))
+            await conn.execute(conversations.insert().values(
+                id="g", kind="group", name="g", created_by="alice", version=3,
+                created_at=1, last_activity_at=3))
+            for seq, reacted_at in ((1, None), (2, None), (3, 70)):
+                await conn.execute(text(
+                    "INSERT INTO messages (id, conversation_id, seq, version, sender_id, "
+                    "content, created_at, reacted_at) "
+                    "VALUES (:id, 'g', :seq, :seq, 'alice', 'x', :seq, :reacted)"),
+                    {"id": f"m{seq}", "seq": seq, "reacted": reacted_at})
+            for message_id, emoji, at in (("m1", "👍", 40), ("m1", "🎉", 50), ("m3", "👍", 60)):
+                await conn.execute(text(
+                    "INSERT INTO reactions (message_id, user_id, emoji, created_at) "
+                    "VALUES (:m, 'alice', :e, :at)"), {"m": message_id, "e": emoji, "at": at})
+        await upgrade(engine, dialect)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text(
+                "SELECT id, reacted_at FROM messages ORDER BY seq"))).all()
+            page = await load_messages(conn, ["m1", "m2", "m3"])
+        assert [tuple(row) for row in rows] == [("m1", 50), ("m2", None), ("m3", 70)]
+        reactions_of = {m.id: sorted(r.emoji for r in m.reactions) for m in page}
+        assert reactions_of == {"m1": ["🎉", "👍"], "m2": [], "m3": ["👍"]}
     finally:
         await engine.dispose()

@@ -39,6 +39,7 @@ class Arrivals:
         self._renamed = renamed
         self._to_user = to_user
         self._queued: _Batch = {}
+        self._insert = dialect.insert(users).on_conflict_do_nothing()
         self._flushing: asyncio.Task[None] | None = None
 
     async def arrive(self, user_id: str, name: str | None, now: int) -> User:
@@ -79,10 +80,11 @@ class Arrivals:
 
     async def _store(self, conn: AsyncConnection, batch: _Batch) -> dict[str, User]:
         ids = sorted(batch)
-        await conn.execute(self._dialect.insert(users).values([
+        # Parameters of one cached statement (executemany), not a VALUES list compiled
+        # afresh for every batch size.
+        await conn.execute(self._insert, [
             {"id": uid, "name": batch[uid][0] or self._fallback(uid),
-             "created_at": batch[uid][1], "last_seen": batch[uid][1]} for uid in ids
-        ]).on_conflict_do_nothing())
+             "created_at": batch[uid][1], "last_seen": batch[uid][1]} for uid in ids])
         rows = (await conn.execute(select(users).where(
             self._dialect.one_of(users.c.id, ids)).order_by(users.c.id))).all()
         stored: dict[str, User] = {}

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Row, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.coalesce import Coalescer
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.schema import calls
 from hubbub.adapters.sql.shared import SQL_ERRORS, unavailable, write_apart
@@ -40,6 +41,9 @@ class SqlCallStore:
         self._engine = engine
         self._dialect = dialect
         self._writer = writer
+        # Read for every user whose last connection closed: shared by the users going
+        # offline together, as after a dropped load balancer (coalesce.py).
+        self._open_calls: Coalescer[str, list[Call]] = Coalescer(self._open_calls_of, [])
 
     async def create_call(self, call: Call) -> bool:
         async def _insert_call(conn: AsyncConnection) -> bool:
@@ -77,11 +81,21 @@ class SqlCallStore:
         return await write_apart(self._writer, _transition_call)
 
     async def open_calls_of(self, user_id: str) -> list[Call]:
+        return list(await self._open_calls.get(user_id))
+
+    async def _open_calls_of(self, user_ids: list[str]) -> dict[str, list[Call]]:
         query = select(calls).where(
-            or_(calls.c.caller_id == user_id, calls.c.callee_id == user_id),
+            or_(self._dialect.one_of(calls.c.caller_id, user_ids),
+                self._dialect.one_of(calls.c.callee_id, user_ids)),
             calls.c.state.in_(_OPEN),
         )
-        return [_to_call(row) for row in await self._read(query)]
+        wanted = set(user_ids)
+        found: dict[str, list[Call]] = {}
+        for row in await self._read(query):
+            call = _to_call(row)
+            for party in {call.caller_id, call.callee_id} & wanted:
+                found.setdefault(party, []).append(call)
+        return found
 
     async def ringing_before(self, created_before: int, limit: int) -> list[Call]:
         query = (select(calls)

@@ -226,7 +226,8 @@ class PostgresDialect:
     def one_of(self, column: ColumnElement[Any], values: list[Any]) -> ColumnElement[bool]:
         # One parameter: an `IN` list binds and renders a parameter per value, measured at
         # 2–6× the CPU for thousands.
-        return column == any_(bindparam("one_of", values, type_=postgresql.ARRAY(column.type)))
+        return column == any_(bindparam("one_of", values, type_=postgresql.ARRAY(column.type),
+                                         unique=True))
 
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:

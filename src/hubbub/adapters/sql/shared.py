@@ -166,7 +166,9 @@ async def load_messages(conn: AsyncConnection, ids: Sequence[str]) -> list[Messa
 
 
 async def with_reactions(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Message]:
-    live = [row.id for row in rows if row.deleted_at is None]
+    # Every reaction's write stamps its message's `reacted_at` (reactions.py, erase.py): a
+    # message never stamped has none, and a page of such messages costs no second read.
+    live = [row.id for row in rows if row.deleted_at is None and row.reacted_at is not None]
     reactions_of = await _reactions(conn, live) if live else {}
     return [to_message(row, reactions_of) for row in rows]
 

@@ -19,6 +19,8 @@ from hubbub.domain.models import User
 ERASED_NAME = ""
 
 _BY_ID = select(users).where(users.c.id == bindparam("user_id"))
+_STAMP = update(users).where(users.c.id == bindparam("user_id")).values(
+    last_seen=bindparam("at"))
 
 
 def _to_user(row: Row[Any]) -> User:
@@ -44,6 +46,8 @@ class SqlUserStore:
         self._arrivals = Arrivals(dialect, writer, fallback=placeholder_name,
                                   renamed=_renamed, to_user=_to_user)
         self._known: Coalescer[str, Row[Any] | None] = Coalescer(self._rows, None)
+        self._last_seen: dict[str, int] = {}  # user id -> the stamp waiting to be written
+        self._stamps: Coalescer[str, None] = Coalescer(self._stamp, None)
 
     async def _rows(self, user_ids: list[str]) -> dict[str, Row[Any] | None]:
         async with ReadConnection(self._engine) as conn:
@@ -85,10 +89,20 @@ class SqlUserStore:
         await write_apart(self._writer, _make_users)
 
     async def touch_user(self, user_id: str, now: int) -> None:
+        # Every user whose last connection closes comes here: stamps queued meanwhile
+        # share one statement (a dropped load balancer takes thousands at once).
+        self._last_seen[user_id] = max(now, self._last_seen.get(user_id, now))
+        await self._stamps.get(user_id)
+
+    async def _stamp(self, user_ids: list[str]) -> dict[str, None]:
+        # Taken before the first await: a stamp queued from here on goes in the next write.
+        stamps = [{"user_id": uid, "at": self._last_seen.pop(uid)} for uid in user_ids]
+
         async def _stamp_last_seen(conn: AsyncConnection) -> None:
-            await conn.execute(update(users).where(users.c.id == user_id).values(last_seen=now))
+            await conn.execute(_STAMP, stamps)
 
         await write_apart(self._writer, _stamp_last_seen)
+        return {}
 
     async def get_user(self, user_id: str) -> User | None:
         async with ReadConnection(self._engine) as conn:

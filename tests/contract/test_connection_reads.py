@@ -1,6 +1,7 @@
-"""The reads every connection makes (adapters/sql/coalesce.py), on SQLite and PostgreSQL:
-users connecting together share one statement per kind of read, and each still gets
-exactly its own rows: its user, its accepted conversations, its inbox's counts."""
+"""What every connection reads when it opens and writes when its user goes offline
+(adapters/sql/coalesce.py), on SQLite and PostgreSQL: users connecting or leaving together
+share one statement per kind, and each still gets exactly its own rows: its user, its
+accepted conversations, its inbox's counts, its open calls, its `last_seen`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
+from hubbub.domain.calls import Call, CallState, EndReason
 from hubbub.domain.inbox import InboxEntry
 from hubbub.domain.models import MessageDraft
 from tests.support.stores import SqlStores
@@ -118,3 +120,50 @@ async def test_users_connecting_together_share_a_statement(store: SqlStores) -> 
                                        for p in people))
     assert [user.id for user in known] == people
     assert 0 < len(seen) <= 2
+
+
+async def test_users_going_offline_together_get_their_own_calls(store: SqlStores) -> None:
+    people = await _people(store, 8)
+    room = str(uuid.uuid4())
+    await store.create_conversation(room, "group", "calls", people[0], people[1:],
+                                    next(_clock))
+
+    async def call(caller: str, callee: str) -> Call:
+        placed = Call(id=str(uuid.uuid4()), conversation_id=room, caller_id=caller,
+                      callee_id=callee, call_type="audio", state=CallState.RINGING,
+                      created_at=next(_clock))
+        assert await store.create_call(placed)
+        return placed
+
+    ringing = await call(people[0], people[1])  # both parties go offline together
+    active = await call(people[2], people[3])
+    assert await store.transition(active.id, CallState.RINGING, CallState.ACTIVE,
+                                  next(_clock), connection_id="c1") is not None
+    ended = await call(people[2], people[4])
+    assert await store.transition(ended.id, CallState.RINGING, CallState.ENDED,
+                                  next(_clock), EndReason.REJECTED) is not None
+    second = await call(people[5], people[0])
+    with statements(store) as seen:
+        found = await asyncio.gather(*(store.open_calls_of(p) for p in people))
+    assert len(seen) <= 2
+    open_ids = {p: sorted(c.id for c in calls) for p, calls in zip(people, found, strict=True)}
+    assert open_ids == {
+        people[0]: sorted([ringing.id, second.id]), people[1]: [ringing.id],
+        people[2]: [active.id], people[3]: [active.id], people[4]: [],
+        people[5]: [second.id], people[6]: [], people[7]: []}
+    states = {c.id: c.state for calls in found for c in calls}
+    assert states[active.id] is CallState.ACTIVE
+
+
+async def test_last_seen_stamps_of_users_leaving_together(store: SqlStores) -> None:
+    people = await _people(store, 30)
+    at = next(_clock)
+    jobs_before = store.writer.jobs
+    await asyncio.gather(*(store.touch_user(p, at + n) for n, p in enumerate(people)),
+                         store.touch_user(people[0], at - 5))  # an older stamp loses
+    for n, person in enumerate(people):
+        user = await store.get_user(person)
+        assert user is not None
+        assert user.last_seen == at + n, person
+    if not store.writer.orders_locks:  # SQLite: apart-writes are batch jobs there
+        assert store.writer.jobs - jobs_before <= 2  # the first stamp, then the rest
