@@ -15,7 +15,7 @@ import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect, dialect_for
 from hubbub.adapters.sql.migrate import upgrade
@@ -178,6 +178,15 @@ async def test_0007_downgrades_back_to_the_old_pair_keys(database_url: str) -> N
     assert key == f"{alice}:{bob}"
 
 
+async def _alice_and_her_group(conn: AsyncConnection, version: int) -> None:
+    """User `alice` and group `g` of hers at `version`, written as an old schema has them."""
+    await conn.execute(text("INSERT INTO users (id, name, created_at) "
+                            "VALUES ('alice', 'alice', 1)"))
+    await conn.execute(conversations.insert().values(
+        id="g", kind="group", name="g", created_by="alice", version=version,
+        created_at=1, last_activity_at=version))
+
+
 async def test_0009_indexes_the_existing_live_messages(database_url: str) -> None:
     """The full-text index is filled with the messages stored before it: a words search
     finds the live ones at once, never a deleted one."""
@@ -185,11 +194,7 @@ async def test_0009_indexes_the_existing_live_messages(database_url: str) -> Non
     try:
         await upgrade(engine, dialect, "0006")
         async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO users (id, name, created_at) "
-                                    "VALUES ('alice', 'alice', 1)"))
-            await conn.execute(conversations.insert().values(
-                id="g", kind="group", name="g", created_by="alice", version=3,
-                created_at=1, last_activity_at=3))
+            await _alice_and_her_group(conn, version=3)
             await conn.execute(text(
                 "INSERT INTO members (conversation_id, user_id, role, joined_at) "
                 "VALUES ('g', 'alice', 'owner', 1)"))
@@ -221,11 +226,7 @@ async def test_0011_counts_existing_threads_and_keeps_members(database_url: str)
     try:
         await upgrade(engine, dialect, "0010")
         async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO users (id, name, created_at) "
-                                    "VALUES ('alice', 'alice', 1)"))
-            await conn.execute(conversations.insert().values(
-                id="g", kind="group", name="g", created_by="alice", version=4,
-                created_at=1, last_activity_at=4))
+            await _alice_and_her_group(conn, version=4)
             await conn.execute(text(
                 "INSERT INTO members (conversation_id, user_id, role, joined_at, "
                 "last_read_seq) VALUES ('g', 'alice', 'owner', 1, 2)"))
@@ -261,11 +262,7 @@ async def test_0013_stamps_messages_whose_reactions_predate_reacted_at(
     try:
         await upgrade(engine, dialect, "0012")
         async with engine.begin() as conn:
-            await conn.execute(text("INSERT INTO users (id, name, created_at) "
-                                    "VALUES ('alice', 'alice', 1)"))
-            await conn.execute(conversations.insert().values(
-                id="g", kind="group", name="g", created_by="alice", version=3,
-                created_at=1, last_activity_at=3))
+            await _alice_and_her_group(conn, version=3)
             for seq, reacted_at in ((1, None), (2, None), (3, 70)):
                 await conn.execute(text(
                     "INSERT INTO messages (id, conversation_id, seq, version, sender_id, "
