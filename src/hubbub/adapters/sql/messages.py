@@ -3,7 +3,9 @@ takes the conversation's next version."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select, update
+from typing import Any
+
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql.dialect import Dialect
@@ -35,6 +37,36 @@ from hubbub.domain.models import (
     SendOutcome,
     SyncPage,
 )
+
+# Built once, with bound parameters: a reconnecting client's sync and every history page
+# run these, and building a select of the message columns cost more than running it.
+
+
+def _history(in_thread: bool, before: bool) -> Any:
+    query = message_select().where(messages.c.conversation_id == bindparam("conversation_id"))
+    if in_thread:
+        query = query.where(messages.c.parent_id == bindparam("parent_id"))
+    if before:
+        query = query.where(messages.c.seq < bindparam("before"))
+    return query.order_by(messages.c.seq.desc()).limit(bindparam("size"))
+
+
+def _sync(since: bool) -> Any:
+    query = message_select().where(messages.c.conversation_id == bindparam("conversation_id"),
+                                   messages.c.version > bindparam("after"))
+    if since:
+        at: Any = bindparam("since")
+        query = query.where(or_(
+            messages.c.created_at > at, messages.c.edited_at > at, messages.c.deleted_at > at,
+            messages.c.reacted_at > at, messages.c.last_reply_at > at))
+    return query.order_by(messages.c.version).limit(bindparam("size"))
+
+
+_HISTORY = {(thread, before): _history(thread, before)
+            for thread in (False, True) for before in (False, True)}
+_SYNC = {since: _sync(since) for since in (False, True)}
+_VERSION = select(conversations.c.version).where(
+    conversations.c.id == bindparam("conversation_id"))
 
 
 class SqlMessageStore:
@@ -97,14 +129,11 @@ class SqlMessageStore:
 
     async def history(self, conversation_id: str, before: int | None, limit: int,
                       parent_id: str | None = None) -> Page:
-        query = message_select().where(messages.c.conversation_id == conversation_id)
-        if parent_id is not None:
-            query = query.where(messages.c.parent_id == parent_id)
-        if before is not None:
-            query = query.where(messages.c.seq < before)
-        query = query.order_by(messages.c.seq.desc()).limit(limit + 1)
+        query = _HISTORY[parent_id is not None, before is not None]
+        params = {"conversation_id": conversation_id, "parent_id": parent_id,
+                  "before": before, "size": limit + 1}
         async with ReadConnection(self._engine) as conn:
-            rows = (await conn.execute(query)).all()
+            rows = (await conn.execute(query, params)).all()
             has_more = len(rows) > limit
             page = await with_reactions(conn, list(reversed(rows[:limit])))
         return Page(page, has_more)
@@ -120,24 +149,15 @@ class SqlMessageStore:
     async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
                    limit: int) -> SyncPage:
         after = since_version or 0
-        statement = message_select().where(messages.c.conversation_id == conversation_id,
-                                           messages.c.version > after)
-        if since is not None:
-            statement = statement.where(or_(
-                messages.c.created_at > since, messages.c.edited_at > since,
-                messages.c.deleted_at > since, messages.c.reacted_at > since,
-                messages.c.last_reply_at > since,
-            ))
-        statement = statement.order_by(messages.c.version).limit(limit + 1)
+        params = {"conversation_id": conversation_id, "after": after, "since": since,
+                  "size": limit + 1}
         current = None
         async with ReadConnection(self._engine) as conn:
             if since is not None:
                 # Read first: every version up to it has committed (versions are taken under
                 # the conversation row's lock), so an empty page may resume from it.
-                current = (await conn.execute(select(conversations.c.version).where(
-                    conversations.c.id == conversation_id
-                ))).scalar()
-            rows = (await conn.execute(statement)).all()
+                current = (await conn.execute(_VERSION, params)).scalar()
+            rows = (await conn.execute(_SYNC[since is not None], params)).all()
             page = await with_reactions(conn, rows[:limit])
         if page:
             last_version = page[-1].version
