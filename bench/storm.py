@@ -32,6 +32,7 @@ from bench.common import (
     CONNECT_TIMEOUT_S,
     BenchError,
     client_session,
+    cpu_seconds,
     frame_decoder,
     percentile,
     raise_fd_limit,
@@ -97,7 +98,8 @@ async def client_process(job: Job) -> None:
         await asyncio.gather(*(_reconnect(http, job, i, gate, opened, failures)
                                for i in range(len(job.clients))))
         print("ready", flush=True)
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        if not await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline):
+            return  # the bench is gone (stdin closed): no storm against a stopped server
         dropped, opened = opened, []
         await asyncio.gather(*(s.close() for s in dropped))
         failures.clear()
@@ -145,6 +147,7 @@ def storm(args: argparse.Namespace) -> None:
         print(f"{len(clients):,} clients connected in {args.processes} processes; storm",
               file=sys.stderr)
         started = time.perf_counter()
+        server_cpu_before = cpu_seconds(group.pids)
         for worker in workers:
             assert worker.stdin is not None
             worker.stdin.write("go\n")
@@ -157,15 +160,19 @@ def storm(args: argparse.Namespace) -> None:
             times += result["times"]
             failures += result["failures"]
         elapsed = time.perf_counter() - started
+        server_cpu = cpu_seconds(group.pids) - server_cpu_before
         for worker in workers:
             assert worker.stdin is not None
             worker.stdin.close()
             worker.wait(60)
     print(f"| clients | processes | all reconnected and synced s | per client p50 / p99 s "
-          f"| handshakes+syncs/s | failures |\n|---:|---:|---:|---:|---:|---|\n"
+          f"| handshakes+syncs/s | server CPU s (ms per client) | failures |\n"
+          f"|---:|---:|---:|---:|---:|---:|---|\n"
           f"| {len(times):,} | {args.processes} | {elapsed:.1f} | "
           f"{percentile(times, 50):.1f} / {percentile(times, 99):.1f} | "
-          f"{len(times) / elapsed:,.0f} | {len(failures)} "
+          f"{len(times) / elapsed:,.0f} | "
+          f"{server_cpu:.1f} ({server_cpu / len(times) * 1000:.2f}) | "
+          f"{len(failures)} "
           f"{dict((f, failures.count(f)) for f in set(failures)) if failures else ''} |")
 
 
