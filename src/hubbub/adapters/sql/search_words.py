@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, get_args
 
-from sqlalchemy import ColumnElement, FromClause, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, FromClause, Select, and_, func, or_, select, tuple_
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -64,14 +64,26 @@ class WordsPage:
     windowed: bool = False  # older matches than this window's exist
 
 
-def scope(user_id: str, conversation_id: str | None) -> ColumnElement[bool]:
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """The conversations searched, as one condition written two ways."""
+
+    condition: ColumnElement[bool]  # in the statements: Dialect.in_select's form
+    # `IN (…)`, a semi-join, whose rows the planner estimates from the memberships'
+    # statistics (of an `ANY(ARRAY(…))` it only guesses the length).
+    joined: ColumnElement[bool]
+
+
+def scope(dialect: Dialect, user_id: str, conversation_id: str | None) -> Scope:
     """The conversations searched: `conversation_id` (its access checked by the service),
     or every one `user_id` is a member of with a role that may read."""
     if conversation_id is not None:
-        return messages.c.conversation_id == conversation_id
+        one = messages.c.conversation_id == conversation_id
+        return Scope(one, one)
     readable = select(members.c.conversation_id).where(
         members.c.user_id == user_id, members.c.role.in_(READABLE_ROLES))
-    return messages.c.conversation_id.in_(readable)
+    return Scope(dialect.in_select(messages.c.conversation_id, readable),
+                 messages.c.conversation_id.in_(readable))
 
 
 def parse_cursor(cursor: str | None) -> WordsCursor | None:
@@ -82,15 +94,22 @@ def parse_cursor(cursor: str | None) -> WordsCursor | None:
 
 
 async def find_words(conn: AsyncConnection, dialect: Dialect, words: Sequence[str],
-                     within: ColumnElement[bool], limit: int, after: WordsCursor | None,
+                     within: Scope, limit: int, after: WordsCursor | None,
                      window: int, deadline: Deadline) -> WordsPage:
     """The best `limit` live messages in `within` holding every word of `words` (as a
     word or a word's beginning), among the rank window's, after `after`."""
     word = dialect.word_match(words)
-    statement = _statement(word, within, limit + 1, after, window)
-    await deadline.before_statement(conn)
     try:
-        rows: Sequence[Any] = (await conn.execute(statement)).all()
+        await deadline.before_statement(conn)
+        floor = await dialect.window_floor(conn, _matches(word, within.joined), (
+            after[0] if after is not None else None), window + 1)
+        rows = await _run(conn, _statement(word, within.condition, limit + 1, after,
+                                           window, floor), deadline)
+        if floor is not None and not (rows and rows[0].in_window > window):
+            # Fewer than the window above the floor (or a page past its last row, which
+            # cannot tell): the floor proves nothing, so without it.
+            rows = await _run(conn, _statement(word, within.condition, limit + 1, after,
+                                               window), deadline)
     except DBAPIError as exc:
         if deadline.interrupted(exc):
             return WordsPage([], None, complete=False)
@@ -114,8 +133,20 @@ async def find_words(conn: AsyncConnection, dialect: Dialect, words: Sequence[st
     return WordsPage([row.id for row in page], next_cursor, complete=True, windowed=full)
 
 
+async def _run(conn: AsyncConnection, statement: Any, deadline: Deadline) -> Sequence[Any]:
+    await deadline.before_statement(conn)
+    rows: Sequence[Any] = (await conn.execute(statement)).all()
+    return rows
+
+
+def _matches(word: WordMatch, within: ColumnElement[bool]) -> Select[Any]:
+    """Every live match in scope, whatever the window: what the window is taken from."""
+    return select(messages.c.id).select_from(word.source).where(
+        word.match, messages.c.deleted_at.is_(None), within)
+
+
 def _statement(word: WordMatch, within: ColumnElement[bool], size: int,
-               after: WordsCursor | None, window: int) -> Any:
+               after: WordsCursor | None, window: int, floor: Any = None) -> Any:
     ages = [column.label(f"age_{n}") for n, column in enumerate(word.age)]
     candidates = select(messages.c.id, messages.c.created_at, word.score.label("score"),
                         *ages).select_from(word.source).where(
@@ -124,6 +155,12 @@ def _statement(word: WordMatch, within: ColumnElement[bool], size: int,
         here, bound = tuple_(*word.age), tuple_(*after[0])
         candidates = candidates.where(
             or_(here < bound, here == bound) if after[1] else here < bound)
+    if floor is not None:
+        # The first age column alone, at or above the floor and at or below the top: a
+        # range of an index, where the tuple comparison above is none.
+        candidates = candidates.where(word.age[0] >= floor)
+        if after is not None:
+            candidates = candidates.where(word.age[0] <= after[0][0])
     # One more than the window: whether older matches exist beyond it.
     windowed = candidates.order_by(*(column.desc() for column in word.age)
                                    ).limit(window + 1).subquery("windowed")

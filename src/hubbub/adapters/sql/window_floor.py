@@ -1,0 +1,108 @@
+"""Where PostgreSQL's rank window likely begins (docs/DECISIONS.md, "Rank window on
+PostgreSQL"): a `created_at` floor for the words search's first statement, from the
+planner's statistics, so that a common word reads the heap of its recent matches only.
+
+The GIN match of a common word holds tens of thousands of rows; ordering them by
+(created_at, id) to find the window reads every one from the heap. With a floor, the
+statement's bitmap is the GIN's ANDed with the (conversation_id, created_at) index over
+the scope's newest messages, and only those rows are read. The floor is a guess; the
+statement checks it (search_words.py): a window found whole above it is the window, since
+every match below is older than all of it, and otherwise the statement runs again
+without one. So a guess changes what a search costs, never what it answers.
+
+The guess: the planner's estimate of the matches in scope (EXPLAIN, as PostgreSQL's wiki
+counts rows cheaply), and the `created_at` histogram of `messages` (pg_stats), read as if
+the scope's matches were spread over time as all messages are: the floor is the time
+above which `wanted` of the estimated matches fall.
+"""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_right
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+# A floor only where the window is at most this share of the estimated matches: above
+# it the bounded read saves little, and an estimate a little high would cost a second
+# statement.
+MAX_SHARE = 0.5
+
+_HISTOGRAM = text(
+    "SELECT histogram_bounds::text FROM pg_stats WHERE schemaname = current_schema() "
+    "AND tablename = 'messages' AND attname = 'created_at'")
+
+
+class _Explain(Executable, ClauseElement):
+    """`EXPLAIN (FORMAT JSON)` of a select, its parameters bound as the select's."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.statement, **kw))
+
+
+async def created_at_floor(conn: AsyncConnection, matches: Select[Any],
+                           top: int | None, wanted: int) -> int | None:
+    """A `created_at` at or above which the newest `wanted` rows of `matches` (at or below
+    `top`, None: the newest) likely lie; None where no floor is worth trying."""
+    estimate = await _estimated_rows(conn, matches)
+    if wanted >= estimate * MAX_SHARE:
+        return None  # not even counting `top`: no need of the histogram
+    bounds = parse_bounds((await conn.execute(_HISTOGRAM)).scalar())
+    return floor_of(bounds, top, wanted, estimate)
+
+
+async def _estimated_rows(conn: AsyncConnection, statement: Select[Any]) -> float:
+    plan: Any = (await conn.execute(_Explain(statement))).scalar()
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    return float(plan[0]["Plan"]["Plan Rows"])
+
+
+def parse_bounds(histogram: str | None) -> list[int]:
+    """pg_stats' `histogram_bounds` of a bigint column, as text (`{1,5,9}`)."""
+    if not histogram:
+        return []
+    return [int(value) for value in histogram.strip("{}").split(",")]
+
+
+def floor_of(bounds: Sequence[int], top: int | None, wanted: int,
+             estimate: float) -> int | None:
+    """The time above which `wanted` of `estimate` matches spread as the histogram
+    `bounds` says (each bucket between two bounds holds as many messages) lie, counting
+    down from `top`; None where the histogram is missing or the floor would take more
+    than MAX_SHARE of the matches at or below `top`."""
+    buckets = len(bounds) - 1
+    if buckets < 1 or estimate <= 0:
+        return None
+    below_top = 1.0 if top is None else _fraction_at(bounds, top)
+    if wanted >= estimate * below_top * MAX_SHARE:
+        return None
+    at = (below_top - wanted / estimate) * buckets  # in buckets, from the oldest bound
+    bucket = min(int(at), buckets - 1)
+    low, high = bounds[bucket], bounds[bucket + 1]
+    return int(low + (high - low) * (at - bucket))
+
+
+def _fraction_at(bounds: Sequence[int], value: int) -> float:
+    """The share of the messages at or below `value`, interpolated within its bucket."""
+    buckets = len(bounds) - 1
+    if value >= bounds[-1]:
+        return 1.0
+    if value <= bounds[0]:
+        return 0.0
+    bucket = bisect_right(bounds, value) - 1
+    low, high = bounds[bucket], bounds[bucket + 1]
+    within = (value - low) / (high - low) if high > low else 1.0
+    return (bucket + within) / buckets
