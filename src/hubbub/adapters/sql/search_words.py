@@ -68,10 +68,13 @@ class WordsPage:
 class Scope:
     """The conversations searched, as one condition written two ways."""
 
-    condition: ColumnElement[bool]  # in the statements: Dialect.in_select's form
-    # `IN (…)`, a semi-join, whose rows the planner estimates from the memberships'
-    # statistics (of an `ANY(ARRAY(…))` it only guesses the length).
+    # `IN (…)`, a semi-join: one hash probe a row, and rows the planner estimates from
+    # the memberships' statistics.
     joined: ColumnElement[bool]
+    # Dialect.in_select's form, which an index on conversation_id can read, to combine
+    # with the floor (PostgreSQL: `= ANY(ARRAY(…))`, whose length the planner only
+    # guesses and whose values a row is compared with one by one).
+    indexed: ColumnElement[bool]
 
 
 def scope(dialect: Dialect, user_id: str, conversation_id: str | None) -> Scope:
@@ -82,8 +85,8 @@ def scope(dialect: Dialect, user_id: str, conversation_id: str | None) -> Scope:
         return Scope(one, one)
     readable = select(members.c.conversation_id).where(
         members.c.user_id == user_id, members.c.role.in_(READABLE_ROLES))
-    return Scope(dialect.in_select(messages.c.conversation_id, readable),
-                 messages.c.conversation_id.in_(readable))
+    return Scope(messages.c.conversation_id.in_(readable),
+                 dialect.in_select(messages.c.conversation_id, readable))
 
 
 def parse_cursor(cursor: str | None) -> WordsCursor | None:
@@ -100,15 +103,17 @@ async def find_words(conn: AsyncConnection, dialect: Dialect, words: Sequence[st
     word or a word's beginning), among the rank window's, after `after`."""
     word = dialect.word_match(words)
     try:
-        await deadline.before_statement(conn)
+        # Planning only: within the search pool's own timeout, the whole budget.
         floor = await dialect.window_floor(conn, _matches(word, within.joined), (
             after[0] if after is not None else None), window + 1)
-        rows = await _run(conn, _statement(word, within.condition, limit + 1, after,
-                                           window, floor), deadline)
-        if floor is not None and not (rows and rows[0].in_window > window):
-            # Fewer than the window above the floor (or a page past its last row, which
-            # cannot tell): the floor proves nothing, so without it.
-            rows = await _run(conn, _statement(word, within.condition, limit + 1, after,
+        rows: Sequence[Any] = []
+        if floor is not None:
+            rows = await _run(conn, _statement(word, within.indexed, limit + 1, after,
+                                               window, floor), deadline)
+        if not (rows and rows[0].in_window > window):
+            # No floor, or fewer than the window above it (or a page past the window's
+            # last row, which cannot tell): the floor proves nothing, so without it.
+            rows = await _run(conn, _statement(word, within.joined, limit + 1, after,
                                                window), deadline)
     except DBAPIError as exc:
         if deadline.interrupted(exc):
