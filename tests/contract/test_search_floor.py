@@ -18,6 +18,7 @@ from hubbub.adapters.sql import SearchLimits
 from hubbub.adapters.sql.dialect import PostgresDialect
 from hubbub.adapters.sql.schema import messages
 from hubbub.adapters.sql.search import SqlSearchStore
+from hubbub.adapters.sql.search_words import WindowRead
 from hubbub.domain.models import SearchPage
 from tests.contract.test_store_features import now
 from tests.support.bulk import Room, bulk_load, new_user_ids
@@ -37,11 +38,11 @@ class Recorded(PostgresDialect):
     def __init__(self) -> None:
         self.floors: list[Any] = []
 
-    async def window_floor(self, conn: AsyncConnection, matches: Select[Any],
-                           top: Sequence[Any] | None, wanted: int) -> Any:
-        floor = await super().window_floor(conn, matches, top, wanted)
-        self.floors.append(floor)
-        return floor
+    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
+                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
+        read = await super().window_read(conn, matches, top, wanted)
+        self.floors.append(read.floor)
+        return read
 
 
 class Fixed(PostgresDialect):
@@ -50,9 +51,9 @@ class Fixed(PostgresDialect):
     def __init__(self, floor: int | None) -> None:
         self.floor = floor
 
-    async def window_floor(self, conn: AsyncConnection, matches: Select[Any],
-                           top: Sequence[Any] | None, wanted: int) -> Any:
-        return self.floor
+    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
+                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
+        return WindowRead(self.floor, indexed=True)
 
 
 def content(_room: int, seq: int) -> str:

@@ -45,7 +45,7 @@ from hubbub.adapters.sql.search_budget import (
     SearchLimits,
     SqliteDeadline,
 )
-from hubbub.adapters.sql.search_words import WordMatch
+from hubbub.adapters.sql.search_words import WindowRead, WordMatch
 from hubbub.adapters.sql.send_statements import (
     PostgresSendStatements,
     SendStatements,
@@ -106,11 +106,11 @@ class Dialect(Protocol):
         """Messages holding every one of `words` (each as a word or a word's beginning),
         on this database's full-text index (migration 0009), and their score."""
 
-    async def window_floor(self, conn: AsyncConnection, matches: Select[Any],
-                           top: Sequence[Any] | None, wanted: int) -> Any:
-        """A value of the first `WordMatch.age` column at or above which the newest
-        `wanted` rows of `matches` at or below `top` (a window's top, None: the newest)
-        likely lie, for the words search to try first (it checks it); None: no floor."""
+    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
+                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
+        """How the words search reads the newest `wanted` rows of `matches` at or below
+        `top` (a window's top, None: the newest): the floor to try first (it checks it)
+        and the scope's form."""
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         """The deadline of a search starting now, enforced the way this database allows."""
@@ -188,9 +188,9 @@ class SqliteDialect:
             # stops at the window, where ordering by created_at would sort them all.
             age=(index.c.rowid,))
 
-    async def window_floor(self, conn: AsyncConnection, matches: Select[Any],
-                           top: Sequence[Any] | None, wanted: int) -> Any:
-        return None  # FTS5 walks its matches newest first and stops at the window
+    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
+                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
+        return WindowRead()  # FTS5 walks its matches newest first and stops at the window
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return SqliteDeadline(timeout_s)
@@ -269,10 +269,10 @@ class PostgresDialect:
                          score=-func.ts_rank(tsv, query, 1),
                          age=(messages.c.created_at, messages.c.id))
 
-    async def window_floor(self, conn: AsyncConnection, matches: Select[Any],
-                           top: Sequence[Any] | None, wanted: int) -> Any:
+    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
+                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
         # The age is (created_at, id): the floor is a created_at (window_floor.py).
-        return await window_floor.created_at_floor(
+        return await window_floor.window_read(
             conn, matches, None if top is None else int(top[0]), wanted)
 
     def new_deadline(self, timeout_s: float) -> Deadline:

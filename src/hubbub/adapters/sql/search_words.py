@@ -57,6 +57,17 @@ class WordMatch:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowRead:
+    """How a words statement reads its rank window (Dialect.window_read)."""
+
+    # A value of the first age column at or above which the window likely lies, tried
+    # first (the statement checks it); None: none.
+    floor: Any = None
+    # The scope in Scope.indexed's form (else Scope.joined's).
+    indexed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class WordsPage:
     ids: list[str]  # best first
     next_cursor: str | None
@@ -104,17 +115,18 @@ async def find_words(conn: AsyncConnection, dialect: Dialect, words: Sequence[st
     word = dialect.word_match(words)
     try:
         # Planning only: within the search pool's own timeout, the whole budget.
-        floor = await dialect.window_floor(conn, _matches(word, within.joined), (
+        read = await dialect.window_read(conn, _matches(word, within.joined), (
             after[0] if after is not None else None), window + 1)
         rows: Sequence[Any] = []
-        if floor is not None:
+        if read.floor is not None:
             rows = await _run(conn, _statement(word, within.indexed, limit + 1, after,
-                                               window, floor), deadline)
+                                               window, read.floor), deadline)
         if not (rows and rows[0].in_window > window):
             # No floor, or fewer than the window above it (or a page past the window's
             # last row, which cannot tell): the floor proves nothing, so without it.
-            rows = await _run(conn, _statement(word, within.joined, limit + 1, after,
-                                               window), deadline)
+            rows = await _run(conn, _statement(
+                word, within.indexed if read.indexed else within.joined, limit + 1, after,
+                window), deadline)
     except DBAPIError as exc:
         if deadline.interrupted(exc):
             return WordsPage([], None, complete=False)
