@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from hubbub.adapters.sql import SearchLimits
 from hubbub.adapters.sql.dialect import PostgresDialect
+from hubbub.adapters.sql.lexemes import lexemes
 from hubbub.adapters.sql.schema import messages
 from hubbub.adapters.sql.search import SqlSearchStore
 from hubbub.adapters.sql.search_words import WindowRead
@@ -38,9 +39,10 @@ class Recorded(PostgresDialect):
     def __init__(self) -> None:
         self.floors: list[Any] = []
 
-    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
-                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
-        read = await super().window_read(conn, matches, top, wanted)
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
+        read = await super().window_read(conn, words, matches, top, wanted)
         self.floors.append(read.floor)
         return read
 
@@ -51,8 +53,9 @@ class Fixed(PostgresDialect):
     def __init__(self, floor: int | None) -> None:
         self.floor = floor
 
-    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
-                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
         return WindowRead(self.floor, indexed=True)
 
 
@@ -100,6 +103,18 @@ async def test_the_estimated_floor_answers_as_no_floor_does(
     assert with_floor == without
     ids = [i for page, _truncated in without for i in page]
     assert len(ids) == len(set(ids)) == 2 * PER_ROOM // 5
+
+
+async def test_the_statistics_bound_a_word_by_its_messages(
+        corpus: tuple[SqlStores, str]) -> None:
+    """WORD is in a fifth of the 8,000 messages; a word never written in none (but for
+    the least share the statistics list, which an unlisted word may have)."""
+    store, _searcher = corpus
+    async with store.engine.connect() as conn:
+        known = await lexemes(conn)
+    assert known is not None
+    assert 1_500 <= known.at_most([WORD]) <= 1_700
+    assert known.at_most(["neverwritten"]) < 50
 
 
 async def test_a_floor_holding_less_than_a_window_is_noticed(

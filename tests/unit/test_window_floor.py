@@ -1,8 +1,12 @@
 """The created_at floor of PostgreSQL's rank window (adapters/sql/window_floor.py), as
-arithmetic on a histogram: where the newest `wanted` of the estimated matches begin."""
+arithmetic on a histogram: where the newest `wanted` of the estimated matches begin; and
+the bound on a word's messages that skips the estimate (adapters/sql/lexemes.py)."""
 
 from __future__ import annotations
 
+import pytest
+
+from hubbub.adapters.sql.lexemes import Lexemes
 from hubbub.adapters.sql.window_floor import floor_of, parse_bounds
 
 # Ten buckets of as many messages each, times 0 to 100.
@@ -41,3 +45,15 @@ def test_histogram_bounds_parse_from_their_text() -> None:
     assert parse_bounds("{1793818719261268,1793823718261401}") == [
         1793818719261268, 1793823718261401]
     assert parse_bounds(None) == []
+
+
+def test_a_word_is_held_at_most_by_its_lexemes_and_the_unlisted_ones() -> None:
+    """A prefix sums every listed lexeme it begins; any word adds the least listed share
+    (unlisted ones may hold it); several words: the rarest bounds them all."""
+    known = Lexemes(["deploy", "deployed", "depth", "zebra"], [0.1, 0.05, 0.2, 0.3],
+                    least=0.01, messages=1000)
+    assert known.at_most(["deploy"]) == pytest.approx(160)
+    assert known.at_most(["dep"]) == pytest.approx(360)
+    assert known.at_most(["deployed"]) == pytest.approx(60)
+    assert known.at_most(["zz"]) == pytest.approx(10)
+    assert known.at_most(["zebra", "deployed"]) == pytest.approx(60)

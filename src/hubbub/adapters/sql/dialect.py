@@ -106,11 +106,12 @@ class Dialect(Protocol):
         """Messages holding every one of `words` (each as a word or a word's beginning),
         on this database's full-text index (migration 0009), and their score."""
 
-    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
-                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
-        """How the words search reads the newest `wanted` rows of `matches` at or below
-        `top` (a window's top, None: the newest): the floor to try first (it checks it)
-        and the scope's form."""
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
+        """How the words search reads the newest `wanted` rows of `matches` (the messages
+        holding `words`) at or below `top` (a window's top, None: the newest): the floor
+        to try first (it checks it) and the scope's form."""
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         """The deadline of a search starting now, enforced the way this database allows."""
@@ -188,8 +189,9 @@ class SqliteDialect:
             # stops at the window, where ordering by created_at would sort them all.
             age=(index.c.rowid,))
 
-    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
-                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
         return WindowRead()  # FTS5 walks its matches newest first and stops at the window
 
     def new_deadline(self, timeout_s: float) -> Deadline:
@@ -269,11 +271,12 @@ class PostgresDialect:
                          score=-func.ts_rank(tsv, query, 1),
                          age=(messages.c.created_at, messages.c.id))
 
-    async def window_read(self, conn: AsyncConnection, matches: Select[Any],
-                          top: Sequence[Any] | None, wanted: int) -> WindowRead:
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
         # The age is (created_at, id): the floor is a created_at (window_floor.py).
         return await window_floor.window_read(
-            conn, matches, None if top is None else int(top[0]), wanted)
+            conn, words, matches, None if top is None else int(top[0]), wanted)
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return PostgresDeadline(timeout_s)

@@ -115,7 +115,7 @@ async def find_words(conn: AsyncConnection, dialect: Dialect, words: Sequence[st
     word = dialect.word_match(words)
     try:
         # Planning only: within the search pool's own timeout, the whole budget.
-        read = await dialect.window_read(conn, _matches(word, within.joined), (
+        read = await dialect.window_read(conn, words, _matches(word, within.joined), (
             after[0] if after is not None else None), window + 1)
         rows: Sequence[Any] = []
         if read.floor is not None:

@@ -29,6 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from hubbub.adapters.sql.lexemes import lexemes
 from hubbub.adapters.sql.search_words import WindowRead
 
 # A floor only where the window is at most this share of the estimated matches: above
@@ -60,12 +61,16 @@ def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
     return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.statement, **kw))
 
 
-async def window_read(conn: AsyncConnection, matches: Select[Any], top: int | None,
-                      wanted: int) -> WindowRead:
-    """How to read the newest `wanted` rows of `matches` at or below `top` (None: the
-    newest): from which `created_at` on, if any, and whether the scope is read by index
-    (when the estimate says the window fills: the scope's matches are then many, and
-    a bitmap of its conversations spares reading the others' from the heap)."""
+async def window_read(conn: AsyncConnection, words: Sequence[str], matches: Select[Any],
+                      top: int | None, wanted: int) -> WindowRead:
+    """How to read the newest `wanted` rows of `matches` (the messages holding `words`)
+    at or below `top` (None: the newest): from which `created_at` on, if any, and whether
+    the scope is read by index (when the estimate says the window fills: the scope's
+    matches are then many, and a bitmap of its conversations spares reading the others'
+    from the heap)."""
+    known = await lexemes(conn)
+    if known is None or known.at_most(words) < wanted:
+        return WindowRead()  # too few in all conversations to fill a window
     estimate = await _estimated_rows(conn, matches)
     indexed = estimate >= wanted
     if wanted >= estimate * MAX_SHARE:
