@@ -1,4 +1,4 @@
-"""The `words` search (PROTOCOL.md §3): one statement on the full-text index of migration
+"""The `words` search (PROTOCOL.md §3): a statement on the full-text index of migration
 0009, ranked, paged by a keyset cursor, scoped inside the statement.
 
 The scope is a condition of the statement itself (a semi-join against the caller's
@@ -14,6 +14,12 @@ newest, then id. The cursor names the window (its top, fixed by the first page, 
 messages never shift it) and the last row taken (score, created_at, id); once a full
 window is used up, the next cursor starts the next window, the matches older than its
 oldest. Pages over an unchanged index neither repeat nor skip.
+
+Where the database can guess from which age on the window lies (Dialect.window_read:
+PostgreSQL, docs/DECISIONS.md "Rank window on PostgreSQL"), the statement first reads only
+the matches at or above that floor. It holds the window when `window + 1` matches lie
+there (every match below is older than all of them); otherwise the statement runs again
+without it. So the floor changes what a search reads, never what it answers.
 """
 
 from __future__ import annotations

@@ -1,19 +1,22 @@
-"""Where PostgreSQL's rank window likely begins (docs/DECISIONS.md, "Rank window on
-PostgreSQL"): a `created_at` floor for the words search's first statement, from the
-planner's statistics, so that a common word reads the heap of its recent matches only.
+"""How PostgreSQL's words search reads its rank window (docs/DECISIONS.md, "Rank window
+on PostgreSQL"): a `created_at` floor for the first statement, guessed from the planner's
+statistics, so that a common word reads the heap of its recent matches only; and the form
+of the scope.
 
 The GIN match of a common word holds tens of thousands of rows; ordering them by
 (created_at, id) to find the window reads every one from the heap. With a floor, the
-statement's bitmap is the GIN's ANDed with the (conversation_id, created_at) index over
-the scope's newest messages, and only those rows are read. The floor is a guess; the
-statement checks it (search_words.py): a window found whole above it is the window, since
-every match below is older than all of it, and otherwise the statement runs again
+statement's bitmap is the GIN's ANDed with the (conversation_id, created_at) index's over
+the scope's messages since the floor, and only those rows are read. The floor is a guess;
+the statement checks it (search_words.py): a window found whole above it is the window,
+since every match below is older than all of it, and otherwise the statement runs again
 without one. So a guess changes what a search costs, never what it answers.
 
-The guess: the planner's estimate of the matches in scope (EXPLAIN, as PostgreSQL's wiki
-counts rows cheaply), and the `created_at` histogram of `messages` (pg_stats), read as if
-the scope's matches were spread over time as all messages are: the floor is the time
-above which `wanted` of the estimated matches fall.
+The guess: a word that all conversations together hold too rarely to fill a window
+(lexemes.py) gets none, with no round trip. Otherwise the planner's estimate of the
+matches in scope (EXPLAIN, as PostgreSQL's wiki counts rows cheaply) and the `created_at`
+histogram of `messages` (pg_stats), read as if the scope's matches were spread over time
+as all messages are: the floor is the time above which `wanted` of the estimated matches
+fall, counted down from the window's top.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from hubbub.adapters.sql.lexemes import lexemes
 from hubbub.adapters.sql.search_words import WindowRead
 
-# A floor only where the window is at most this share of the estimated matches: above
-# it the bounded read saves little, and an estimate a little high would cost a second
+# A floor only where the window is less than this share of the estimated matches: from
+# it on the bounded read saves little, and an estimate a little high would cost a second
 # statement.
 MAX_SHARE = 0.5
 
@@ -97,8 +100,8 @@ def floor_of(bounds: Sequence[int], top: int | None, wanted: int,
              estimate: float) -> int | None:
     """The time above which `wanted` of `estimate` matches spread as the histogram
     `bounds` says (each bucket between two bounds holds as many messages) lie, counting
-    down from `top`; None where the histogram is missing or the floor would take more
-    than MAX_SHARE of the matches at or below `top`."""
+    down from `top`; None where the histogram is missing or the floor would take
+    MAX_SHARE of the matches at or below `top` or more."""
     buckets = len(bounds) - 1
     if buckets < 1 or estimate <= 0:
         return None
