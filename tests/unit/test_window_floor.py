@@ -57,3 +57,4 @@ def test_a_word_is_held_at_most_by_its_lexemes_and_the_unlisted_ones() -> None:
     assert known.at_most(["deployed"]) == pytest.approx(60)
     assert known.at_most(["zz"]) == pytest.approx(10)
     assert known.at_most(["zebra", "deployed"]) == pytest.approx(60)
+    assert known.at_most([]) == 0  # no word: nothing to fill a window with

@@ -42,7 +42,7 @@ class Lexemes:
     def at_most(self, words: Sequence[str]) -> float:
         """About how many messages at most hold all of `words`, each as a word or a
         word's beginning."""
-        return self.messages * min(self._share(word) for word in words)
+        return self.messages * min((self._share(word) for word in words), default=0.0)
 
     def _share(self, word: str) -> float:
         first = bisect_left(self.words, word)
