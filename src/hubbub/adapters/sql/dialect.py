@@ -32,7 +32,7 @@ from sqlalchemy import table as table_clause
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from hubbub.adapters.sql import engine, matching
+from hubbub.adapters.sql import engine, matching, window_floor
 from hubbub.adapters.sql.outbox_statements import (
     OutboxStatements,
     PostgresOutboxStatements,
@@ -45,7 +45,7 @@ from hubbub.adapters.sql.search_budget import (
     SearchLimits,
     SqliteDeadline,
 )
-from hubbub.adapters.sql.search_words import WordMatch
+from hubbub.adapters.sql.search_words import WindowRead, WordMatch
 from hubbub.adapters.sql.send_statements import (
     PostgresSendStatements,
     SendStatements,
@@ -89,6 +89,11 @@ class Dialect(Protocol):
     def one_of(self, column: ColumnElement[Any], values: list[Any]) -> ColumnElement[bool]:
         """`column IN values`, in the form this database binds cheaply."""
 
+    def in_select(self, column: ColumnElement[Any], query: Select[Any]
+                  ) -> ColumnElement[bool]:
+        """`column IN (query)`, in the form whose values this database can look up in an
+        index on `column` (and so combine with other indexes)."""
+
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         """`column` contains `query`, ignoring case, with no wildcards (matching.py)."""
@@ -100,6 +105,13 @@ class Dialect(Protocol):
     def word_match(self, words: Sequence[str]) -> WordMatch:
         """Messages holding every one of `words` (each as a word or a word's beginning),
         on this database's full-text index (migration 0009), and their score."""
+
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
+        """How the words search reads the newest `wanted` rows of `matches` (the messages
+        holding `words`) at or below `top` (a window's top, None: the newest): the floor
+        to try first (it checks it) and the scope's form."""
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         """The deadline of a search starting now, enforced the way this database allows."""
@@ -154,6 +166,10 @@ class SqliteDialect:
     def one_of(self, column: ColumnElement[Any], values: list[Any]) -> ColumnElement[bool]:
         return column.in_(values)
 
+    def in_select(self, column: ColumnElement[Any], query: Select[Any]
+                  ) -> ColumnElement[bool]:
+        return column.in_(query)
+
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         return matching.lowered_like(column, query)
@@ -172,6 +188,11 @@ class SqliteDialect:
             # The insertion order: FTS5 walks its matches by rowid, newest first, and
             # stops at the window, where ordering by created_at would sort them all.
             age=(index.c.rowid,))
+
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
+        return WindowRead()  # FTS5 walks its matches newest first and stops at the window
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return SqliteDeadline(timeout_s)
@@ -229,6 +250,12 @@ class PostgresDialect:
         return column == any_(bindparam("one_of", values, type_=postgresql.ARRAY(column.type),
                                          unique=True))
 
+    def in_select(self, column: ColumnElement[Any], query: Select[Any]
+                  ) -> ColumnElement[bool]:
+        # `= ANY(ARRAY(…))`: the values an index condition, where `IN (…)` is a join that
+        # reads every row the other conditions found before it rules one out.
+        return column == any_(func.array(query.scalar_subquery()))
+
     def contains_insensitive(self, column: ColumnElement[str],
                              query: str) -> ColumnElement[bool]:
         return matching.ilike(column, query)
@@ -244,6 +271,13 @@ class PostgresDialect:
         return WordMatch(source=messages, match=tsv.op("@@")(query),
                          score=-func.ts_rank(tsv, query, 1),
                          age=(messages.c.created_at, messages.c.id))
+
+    async def window_read(self, conn: AsyncConnection, words: Sequence[str],
+                          matches: Select[Any], top: Sequence[Any] | None,
+                          wanted: int) -> WindowRead:
+        # The age is (created_at, id): the floor is a created_at (window_floor.py).
+        return await window_floor.window_read(
+            conn, words, matches, None if top is None else int(top[0]), wanted)
 
     def new_deadline(self, timeout_s: float) -> Deadline:
         return PostgresDeadline(timeout_s)

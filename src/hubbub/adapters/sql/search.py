@@ -69,9 +69,9 @@ class SqlSearchStore:
                             after: WordsCursor | None) -> SearchPage:
         """The words search on a connection of the search pool, once it has its slot."""
         async with ReadConnection(self._engine) as conn, _bounded(conn, deadline):
-            found = await find_words(conn, self._dialect, query_words(query),
-                                     scope(user_id, conversation_id), limit, after,
-                                     self._search.rank_window, deadline)
+            within = scope(self._dialect, user_id, conversation_id)
+            found = await find_words(conn, self._dialect, query_words(query), within,
+                                     limit, after, self._search.rank_window, deadline)
             page = await _load_found(conn, found.ids, deadline)
         # Older matches beyond the rank window may be better ones (PROTOCOL.md §3).
         return SearchPage(page, not found.complete or found.windowed, mode="words",
