@@ -6,6 +6,7 @@ across three instances on PostgreSQL and Redis, and on both backends of one serv
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -274,6 +275,38 @@ async def test_a_muted_conversation_is_counted_and_flagged_on_every_device(
     fresh = await server.connect(quiet)
     await send(author, room, "later")
     await summary(fresh, room, "later", unread_count=3, mention_count=1, muted=True)
+
+
+async def test_users_connecting_together_each_count_from_their_own_conversations(
+        server: RunningServer) -> None:
+    """Connections arriving at once share the store's reads (adapters/sql/coalesce.py);
+    each still starts counting from its own memberships: its rooms' unread and mention
+    counts, none of a room it is not in, nothing of one it is banned from."""
+    owner = server.user("owner")
+    readers = [server.user(f"reader{n}") for n in range(12)]
+    rooms = []
+    for n in range(3):  # room n: every reader whose number is divisible by n + 1
+        rooms.append(await create(server, owner, "group", readers[::n + 1], name=f"r{n}"))
+    banned = readers[6]  # in rooms 0, 1 and 2; banned from room 1
+    assert await set_role(server, owner, rooms[1], banned, "banned") in (200, 204)
+    author = await server.connect(owner)
+    for n, room in enumerate(rooms):  # room n: n + 1 messages unread before anyone connects
+        for seq in range(n + 1):
+            await send(author, room, f"before {seq}",
+                       mentions=[readers[0].id] if (n, seq) == (2, 0) else [])
+    clients = await asyncio.gather(*(server.connect(reader) for reader in readers))
+    for room in rooms:
+        await send(author, room, "after")
+    for n, (reader, client) in enumerate(zip(readers, clients, strict=True)):
+        mine = [k for k in range(3) if n % (k + 1) == 0 and not (reader == banned and k == 1)]
+        for k in mine:
+            heard = await summary(client, rooms[k], "after")
+            assert heard["unread_count"] == k + 2, (reader.name, k, heard)
+            assert heard["mention_count"] == (1 if (n, k) == (0, 2) else 0)
+        await client.settle()
+        others = {rooms[k] for k in range(3)} - {rooms[k] for k in mine}
+        heard_of = {f["conversation_id"] for f in client.all("ConversationSummary")}
+        assert not heard_of & others, (reader.name, heard_of & others)
 
 
 async def test_inbox_off_sends_nothing_unjoined(start_server: StartServer) -> None:

@@ -44,6 +44,10 @@ class SqlCallStore:
         # Read for every user whose last connection closed: shared by the users going
         # offline together, as after a dropped load balancer (coalesce.py).
         self._open_calls: Coalescer[str, list[Call]] = Coalescer(self._open_calls_of, [])
+        self._open_calls_of_users = select(calls).where(
+            or_(dialect.one_of_bound(calls.c.caller_id, "user_ids"),
+                dialect.one_of_bound(calls.c.callee_id, "user_ids")),
+            calls.c.state.in_(_OPEN))
 
     async def create_call(self, call: Call) -> bool:
         async def _insert_call(conn: AsyncConnection) -> bool:
@@ -84,14 +88,9 @@ class SqlCallStore:
         return list(await self._open_calls.get(user_id))
 
     async def _open_calls_of(self, user_ids: list[str]) -> dict[str, list[Call]]:
-        query = select(calls).where(
-            or_(self._dialect.one_of(calls.c.caller_id, user_ids),
-                self._dialect.one_of(calls.c.callee_id, user_ids)),
-            calls.c.state.in_(_OPEN),
-        )
         wanted = set(user_ids)
         found: dict[str, list[Call]] = {}
-        for row in await self._read(query):
+        for row in await self._read(self._open_calls_of_users, {"user_ids": user_ids}):
             call = _to_call(row)
             for party in {call.caller_id, call.callee_id} & wanted:
                 found.setdefault(party, []).append(call)
@@ -126,9 +125,10 @@ class SqlCallStore:
         query = query.order_by(calls.c.created_at.desc(), calls.c.id).limit(limit)
         return [_to_call(row) for row in await self._read(query)]
 
-    async def _read(self, query: Any) -> list[Row[Any]]:
+    async def _read(self, query: Any, params: dict[str, Any] | None = None
+                    ) -> list[Row[Any]]:
         try:
             async with self._engine.connect() as conn:
-                return list((await conn.execute(query)).all())
+                return list((await conn.execute(query, params)).all())
         except SQL_ERRORS as exc:
             raise unavailable(exc) from exc

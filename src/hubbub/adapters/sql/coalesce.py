@@ -1,17 +1,17 @@
-"""Reads of one kind, coalesced: the keys asked for while a read runs share the next one.
+"""Calls of one kind, coalesced: the keys asked for while one runs share the next one.
 
 Every connection reads its user's row, the conversations its presence goes to and its
-inbox's starting counts. One at a time, each read costs a connection from the pool and
-several hand-offs to the driver (on SQLite, aiosqlite's thread), far more than the rows it
-returns; a reconnect storm asks for thousands of them at once. A `Coalescer` runs one
-statement for every key asked for meanwhile (`IN` the keys), so a storm costs a read per
-batch, and a lone connection waits for nothing but its own read.
+inbox's starting counts; every user going offline reads its open calls and writes its
+`last_seen`. One at a time, each costs a connection from the pool and several hand-offs to
+the driver (on SQLite, aiosqlite's thread), far more than the rows involved, and a
+reconnect storm asks for thousands at once. A `Coalescer` runs one call for every key
+asked for meanwhile (a statement `IN` the keys, or one write of them all), so a storm costs
+one per batch, and a lone connection waits for nothing but its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
@@ -26,7 +26,8 @@ Fetch = Callable[[list[K]], Awaitable[dict[K, V]]]
 
 
 class Coalescer(Generic[K, V]):
-    """`await coalescer.get(key)`: the value `fetch` found for `key`, or `missing`."""
+    """`await coalescer.get(key)`: the value `fetch` found for `key`, or `missing`; a
+    `fetch` that raises fails its batch's callers, and the next batch still runs."""
 
     def __init__(self, fetch: Fetch[K, V], missing: V) -> None:
         self._fetch = fetch
@@ -50,7 +51,10 @@ class Coalescer(Generic[K, V]):
                 try:
                     found = await self._fetch(keys)
                 except Exception as exc:
-                    _settle(batch, functools.partial(_fail, error=exc))
+                    for waiting in batch.values():
+                        for future in waiting:
+                            if not future.done():
+                                future.set_exception(exc)
                     continue
                 for key, waiting in batch.items():
                     value = found.get(key, self._missing)
@@ -58,21 +62,11 @@ class Coalescer(Generic[K, V]):
                         if not future.done():
                             future.set_result(value)
         except BaseException:  # cancelled (shutdown): nobody is left waiting forever
-            _settle(batch, asyncio.Future.cancel)
-            _settle(self._queued, asyncio.Future.cancel)
+            for waiting in (*batch.values(), *self._queued.values()):
+                for future in waiting:
+                    future.cancel()
             self._queued = {}
             raise
         finally:
             self._reading = None
 
-
-def _settle(batch: dict[K, list[asyncio.Future[V]]],
-            outcome: Callable[[asyncio.Future[V]], object]) -> None:
-    for waiting in batch.values():
-        for future in waiting:
-            if not future.done():
-                outcome(future)
-
-
-def _fail(future: asyncio.Future[V], error: Exception) -> None:
-    future.set_exception(error)

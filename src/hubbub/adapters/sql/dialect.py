@@ -89,6 +89,10 @@ class Dialect(Protocol):
     def one_of(self, column: ColumnElement[Any], values: list[Any]) -> ColumnElement[bool]:
         """`column IN values`, in the form this database binds cheaply."""
 
+    def one_of_bound(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        """`one_of` with its list bound at execution as the parameter `name`: for a
+        statement built once and run with many lists."""
+
     def in_select(self, column: ColumnElement[Any], query: Select[Any]
                   ) -> ColumnElement[bool]:
         """`column IN (query)`, in the form whose values this database can look up in an
@@ -165,6 +169,9 @@ class SqliteDialect:
 
     def one_of(self, column: ColumnElement[Any], values: list[Any]) -> ColumnElement[bool]:
         return column.in_(values)
+
+    def one_of_bound(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        return column.in_(bindparam(name, expanding=True))
 
     def in_select(self, column: ColumnElement[Any], query: Select[Any]
                   ) -> ColumnElement[bool]:
@@ -249,6 +256,9 @@ class PostgresDialect:
         # 2–6× the CPU for thousands.
         return column == any_(bindparam("one_of", values, type_=postgresql.ARRAY(column.type),
                                          unique=True))
+
+    def one_of_bound(self, column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
 
     def in_select(self, column: ColumnElement[Any], query: Select[Any]
                   ) -> ColumnElement[bool]:

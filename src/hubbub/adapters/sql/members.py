@@ -32,7 +32,8 @@ class SqlMemberStore:
         self._dialect = dialect
         self._writer = writer
         # Built once (for bound parameters): these run for every message (the counts, for
-        # the inbox), and building them cost more than running them.
+        # the inbox) and every user's first connection (the accepted ids, for presence),
+        # and building them cost more than running them.
         self._unread_counts = select(
             members.c.user_id, members.c.last_read_seq,
             unread_count(unread_count_cap).label("unread"),
@@ -42,6 +43,9 @@ class SqlMemberStore:
         # Read for every user's first connection (presence): shared by the users arriving
         # together (coalesce.py).
         self._accepted: Coalescer[str, list[str]] = Coalescer(self._accepted_ids, [])
+        self._accepted_of = select(members.c.user_id, members.c.conversation_id).where(
+            dialect.one_of_bound(members.c.user_id, "user_ids"), members.c.role != "banned",
+            members.c.accepted_at.is_not(None))
 
     async def get_membership(self, conversation_id: str, user_id: str) -> Membership | None:
         async with ReadConnection(self._engine) as conn:
@@ -74,10 +78,7 @@ class SqlMemberStore:
 
     async def _accepted_ids(self, user_ids: list[str]) -> dict[str, list[str]]:
         async with ReadConnection(self._engine) as conn:
-            rows = (await conn.execute(
-                select(members.c.user_id, members.c.conversation_id).where(
-                    self._dialect.one_of(members.c.user_id, user_ids),
-                    members.c.role != "banned", members.c.accepted_at.is_not(None)))).all()
+            rows = (await conn.execute(self._accepted_of, {"user_ids": user_ids})).all()
         found: dict[str, list[str]] = {}
         for user_id, conversation_id in rows:
             found.setdefault(user_id, []).append(conversation_id)

@@ -46,13 +46,13 @@ class SqlUserStore:
         self._arrivals = Arrivals(dialect, writer, fallback=placeholder_name,
                                   renamed=_renamed, to_user=_to_user)
         self._known: Coalescer[str, Row[Any] | None] = Coalescer(self._rows, None)
+        self._by_ids = select(users).where(dialect.one_of_bound(users.c.id, "user_ids"))
         self._last_seen: dict[str, int] = {}  # user id -> the stamp waiting to be written
         self._stamps: Coalescer[str, None] = Coalescer(self._stamp, None)
 
     async def _rows(self, user_ids: list[str]) -> dict[str, Row[Any] | None]:
         async with ReadConnection(self._engine) as conn:
-            rows = (await conn.execute(select(users).where(
-                self._dialect.one_of(users.c.id, user_ids)))).all()
+            rows = (await conn.execute(self._by_ids, {"user_ids": user_ids})).all()
         return {row.id: row for row in rows}
 
     async def upsert_user(self, user_id: str, name: str | None, now: int) -> User:
