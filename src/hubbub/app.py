@@ -63,7 +63,7 @@ from hubbub.storage import Stores
 from hubbub.storage.outbox import OutboxStore
 from hubbub.storage.undelivered import UndeliveredStore
 from hubbub.transport import server_api, static
-from hubbub.transport.access import request_ids
+from hubbub.transport.access import access_logger, request_ids
 from hubbub.transport.collectors import BreakerState
 from hubbub.transport.http import metrics as metrics_http
 from hubbub.transport.http.api import API, Api
@@ -276,7 +276,8 @@ def open_doors(app: web.Application, settings: Settings, authenticator: Authenti
         presence=cases.presence, inbox=cases.inbox,
         connection_limit=coordination.connection_limit,
         connections=connections, expiries=expiries, hub=hub, metrics=metrics,
-        sessions=sessions, limits=greeting_limits(settings))
+        sessions=sessions, limits=greeting_limits(settings),
+        ws_path=settings.base_path + WS_PATH, access_log=access_logger(settings.access_log))
     app[API] = Api(
         authenticator=authenticator, limiter=limiter, send_rule=settings.send_rule,
         other_rule=settings.other_rule, max_body_bytes=settings.max_body_bytes,

@@ -18,6 +18,7 @@ CLOSE = 0x8
 PING = 0x9
 PONG = 0xA
 TEXT = 0x1
+BINARY = 0x2
 
 
 @dataclass
@@ -33,6 +34,48 @@ class Frame:
         return code
 
 
+def client_frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True,
+                 rsv: int = 0) -> bytes:
+    """One frame as a client writes it: masked (RFC 6455 §5.3), unless told otherwise;
+    `rsv` sets reserved bits (an extension's)."""
+    first = (0x80 if fin else 0) | rsv | opcode
+    length = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if length < 126:
+        header = struct.pack("!BB", first, mask_bit | length)
+    elif length < 65536:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if not masked:
+        return header + payload
+    mask = os.urandom(4)
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def http_response(sock: socket.socket, within: float, received: bytes = b"", *,
+                        body: bool = True) -> tuple[bytes, bytes, bytes]:
+    """Read one HTTP response off `sock`: its status line, its body (by `Content-Length`;
+    none when `body` is False) and whatever bytes came after it."""
+    loop = asyncio.get_running_loop()
+    while b"\r\n\r\n" not in received:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), within)
+        assert chunk, "connection closed before a response"
+        received += chunk
+    head, _, rest = received.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    length = 0
+    for line in lines if body else ():
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536), within)
+        assert chunk, "connection closed inside a body"
+        rest += chunk
+    return status, rest[:length], rest[length:]
+
+
 class RawClient:
     def __init__(self, sock: socket.socket, leftover: bytes) -> None:
         self.sock = sock
@@ -41,13 +84,18 @@ class RawClient:
 
     @classmethod
     async def connect(cls, port: int, target: str, *, receive_buffer: int | None = None,
-                      within: float = 5.0, source: str | None = None) -> RawClient:
+                      within: float = 5.0, source: str | None = None,
+                      before: bytes = b"", piece: int | None = None, after: bytes = b"",
+                      extra_headers: str = "") -> RawClient:
         """Open `ws://127.0.0.1:{port}{target}` and complete the upgrade (101 or AssertionError).
 
         `receive_buffer` shrinks the kernel's receive buffer before connecting, so that a
         client that stops reading fills up after a few KiB rather than several MiB.
         `source` is the local address to connect from (any of 127.0.0.0/8 on Linux), for a
         client the server should tell apart from the others by IP.
+        `before` is a whole HTTP request sent (and its response read) on the same connection
+        first; `piece` sends the handshake in pieces of that many bytes; `after` is sent
+        right behind the handshake, before its answer (frames a client pipelines).
         """
         loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -61,33 +109,33 @@ class RawClient:
         except BaseException:
             sock.close()
             raise
+        leftover = b""
+        if before:
+            await loop.sock_sendall(sock, before)
+            status, _, leftover = await http_response(sock, within)
+            assert b" 200 " in status, status
         key = base64.b64encode(os.urandom(16)).decode()
         request = (f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        await loop.sock_sendall(sock, request.encode())
-        response = b""
-        while b"\r\n\r\n" not in response:
-            chunk = await asyncio.wait_for(loop.sock_recv(sock, 4096), within)
-            assert chunk, "connection closed during the handshake"
-            response += chunk
-        head, _, rest = response.partition(b"\r\n\r\n")
-        status = head.split(b"\r\n", 1)[0]
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                   f"{extra_headers}\r\n").encode()
+        if piece is None:
+            await loop.sock_sendall(sock, request + after)
+        else:
+            for at in range(0, len(request), piece):
+                await loop.sock_sendall(sock, request[at:at + piece])
+                await asyncio.sleep(0.001)
+            await loop.sock_sendall(sock, after)
+        status, _, rest = await http_response(sock, within, leftover, body=False)
         assert b" 101 " in status, status
         return cls(sock, rest)
 
     async def send_frame(self, opcode: int, payload: bytes) -> None:
         """One final, masked frame (RFC 6455 §5.3: every client frame is masked)."""
-        mask = os.urandom(4)
-        length = len(payload)
-        if length < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-        elif length < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        await self._loop.sock_sendall(self.sock, header + mask + masked)
+        await self._loop.sock_sendall(self.sock, client_frame(opcode, payload))
+
+    async def send_raw(self, data: bytes) -> None:
+        await self._loop.sock_sendall(self.sock, data)
 
     async def send_text(self, text: str) -> None:
         await self.send_frame(TEXT, text.encode())

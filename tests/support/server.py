@@ -114,14 +114,13 @@ class RunningServer(OnLocalPort):
         return client
 
     async def idle(self) -> None:
-        """Return once the server handles no HTTP request, closes no connection and runs no
-        background task (a connection's handler ends only after its cleanup, which may
-        broadcast: a typing stop, a call's end)."""
+        """Return once the server handles no HTTP request or handshake, closes no connection
+        and cleans none up (a cleanup may broadcast: a typing stop, a call's end)."""
         lifecycle, connections = self.app[LIFECYCLE], self.app[CONNECTIONS]
 
         def quiet() -> bool:
-            busy = sum(not task.done() for task in lifecycle.requests)
-            return busy <= len(connections.sockets) and not connections.background
+            return (all(task.done() for task in lifecycle.requests)
+                    and not any(ws.closed for ws in connections.sockets.values()))
 
         await until(quiet, "the server is idle")
 

@@ -30,3 +30,9 @@ def ping_frame(payload: bytes = b"") -> bytes:
 def pong_frame(payload: bytes) -> bytes:
     """A pong answering a ping with the same application data."""
     return bytes((0x8A, len(payload))) + payload[:125]
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """A close control frame with a code of PROTOCOL.md §1 and a reason cut to fit 125 bytes."""
+    payload = struct.pack("!H", code) + reason.encode()[:123]
+    return bytes((0x88, len(payload))) + payload

@@ -3,12 +3,26 @@ Authenticator (services/authentication.py) checks them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+
+class RequestHead(Protocol):
+    """What credentials are read from: an aiohttp request, or a handshake read without
+    aiohttp (websocket/handshake.py)."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def raw_path(self) -> str: ...
+
+    @property
+    def remote(self) -> str | None: ...
 
 
-def bearer_token(request: web.Request) -> str | None:
+def bearer_token(request: RequestHead) -> str | None:
     """The token of an `Authorization: Bearer <jwt>` header, if any."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -17,7 +31,7 @@ def bearer_token(request: web.Request) -> str | None:
     return None
 
 
-def websocket_token(request: web.Request) -> str | None:
+def websocket_token(request: RequestHead) -> str | None:
     """§1: the `token` query parameter first (browsers cannot set headers), then the header."""
     token = query_value(request, "token")
     if token:
@@ -25,7 +39,7 @@ def websocket_token(request: web.Request) -> str | None:
     return bearer_token(request)
 
 
-def query_value(request: web.Request, name: str) -> str | None:
+def query_value(request: RequestHead, name: str) -> str | None:
     """The first value of a query parameter, parsed afresh from the request target.
 
     `request.query` keeps its parse (a MultiDict and its strings, ~0.7 KiB with a JWT) on

@@ -15,6 +15,7 @@ lost: an acknowledgement is sent only after its commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -81,8 +82,11 @@ async def shut_down(lifecycle: Lifecycle, connections: Connections, grace: float
 
     for connection in list(connections.sockets):
         connections.close(connection, 1001, "server shutting down")
-    pending = ({task for task in lifecycle.requests if not task.done()}
-               | set(connections.background))
+    # A connection ends when its peer answers the close (or at `cut_off`'s deadline), and
+    # only then starts the task that releases what it held: wait for both.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(connections.emptied(), max(0.0, deadline - loop.time()))
+    pending = {task for task in lifecycle.requests if not task.done()}
     if pending:
         await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
 

@@ -14,15 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from aiohttp import web
-
 from hubbub.config import Settings
 from hubbub.coordination.ratelimit import RateLimiter
 from hubbub.domain.errors import Forbidden, Unauthorized
 from hubbub.domain.tokens import Identity
 from hubbub.services.authentication import Authenticator
 from hubbub.services.tickets import TicketService
-from hubbub.transport.auth import query_value, websocket_token
+from hubbub.transport.auth import RequestHead, query_value, websocket_token
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -42,7 +40,7 @@ class Admission:
     tickets: TicketService
 
 
-async def admit(admission: Admission, request: web.Request) -> Identity:
+async def admit(admission: Admission, request: RequestHead) -> Identity:
     """Who may open this WebSocket, or the ChatError that refuses it.
 
     Raises:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from aiohttp import web
 
@@ -13,51 +12,60 @@ from hubbub.logs import get_logger
 from hubbub.transport.metrics import Metrics
 from hubbub.transport.server import CLOSE_TIMEOUT_S
 from hubbub.transport.websocket.session import Session
+from hubbub.transport.websocket.socket_protocol import ServerWebSocket
 
 log = get_logger("hubbub.server")
 
 
 class Connections:
-    """Each open connection's socket and session, the tasks closing them, and the one
-    Flusher of this event loop (made with the registry, in the loop)."""
+    """Each open connection's socket and session, and the one Flusher of this event loop
+    (made with the registry, in the loop)."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
         self.flusher = Flusher(asyncio.get_running_loop())
-        self.sockets: dict[Connection, web.WebSocketResponse] = {}
+        self.sockets: dict[Connection, ServerWebSocket] = {}
         # What a graceful shutdown drains: each connection's in-flight requests.
         self.sessions: dict[Connection, Session] = {}
-        self.background: set[asyncio.Task[None]] = set()
+        self._emptied: asyncio.Future[None] | None = None
 
-    def add(self, connection: Connection, ws: web.WebSocketResponse, session: Session) -> None:
+    def add(self, connection: Connection, ws: ServerWebSocket, session: Session) -> None:
         self.sockets[connection] = ws
         self.sessions[connection] = session
 
     def discard(self, connection: Connection) -> None:
         self.sockets.pop(connection, None)
         self.sessions.pop(connection, None)
+        if not self.sockets and self._emptied is not None and not self._emptied.done():
+            self._emptied.set_result(None)
+
+    async def emptied(self) -> None:
+        """Wait until no connection is left (a graceful shutdown, after closing them all)."""
+        if not self.sockets:
+            return
+        if self._emptied is None or self._emptied.done():
+            self._emptied = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._emptied)
 
     def close(self, connection: Connection, code: int, reason: str) -> None:
         """Close one connection with a close code of PROTOCOL.md §1 (from sync code).
 
         Every path that drops a connection ends here, and so in `cut_off` at the deadline:
-        also a connection that aiohttp is already closing by itself (the heartbeat then
-        reaps it as well).
+        also one already closing (its peer's close frame answered, or a close of ours
+        unanswered: the heartbeat then reaps it as well).
         """
         ws = self.sockets.get(connection)
         if ws is None:
             return
-        loop = asyncio.get_running_loop()
         if not ws.closed:
             self._metrics.closes.labels(str(code)).inc()
             log.info("ws.closing", connection_id=connection.id, user_id=connection.user_id,
                      code=code, reason=reason)
             connection.outbox.flush()
             connection.outbox.close()
-            task = loop.create_task(_close(ws, code, reason))
-            self.background.add(task)
-            task.add_done_callback(self.background.discard)
-        loop.call_later(CLOSE_TIMEOUT_S, cut_off, connection.outbox.transport)
+            ws.close(code, reason)
+        asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, cut_off,
+                                              connection.outbox.transport)
 
 
 def cut_off(transport: asyncio.Transport) -> None:
@@ -69,12 +77,6 @@ def cut_off(transport: asyncio.Transport) -> None:
     already gone.
     """
     transport.abort()
-
-
-async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
-    """Send the close frame; `cut_off` ends what the peer does not finish in time."""
-    with contextlib.suppress(TimeoutError, ConnectionError):
-        await asyncio.wait_for(ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
 
 
 # The open connections, for the shutdown that drains and closes them.

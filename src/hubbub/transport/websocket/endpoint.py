@@ -1,20 +1,25 @@
-"""The `/ws` endpoint (PROTOCOL.md §1): authenticate, upgrade, greet, read, clean up."""
+"""The `/ws` endpoint (PROTOCOL.md §1): authenticate, upgrade, greet, and clean up after.
+
+The frames in between are socket_protocol.py's.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from hubbub import logs
 from hubbub.config import Settings
 from hubbub.coordination.connection_limit import ConnectionLimiter
 from hubbub.delivery.connection import Connection
-from hubbub.delivery.frames import pong_frame, text_frame
+from hubbub.delivery.frames import text_frame
 from hubbub.delivery.hub import Hub
 from hubbub.delivery.outbox import Outbox
 from hubbub.domain.clock import format_time
@@ -37,13 +42,14 @@ from hubbub.services.inbox import InboxService
 from hubbub.services.presence import PresenceService
 from hubbub.services.users import UserService
 from hubbub.transport.http.bodies import error_for, error_response
-from hubbub.transport.http.errors import failure_response
 from hubbub.transport.metrics import Metrics
 from hubbub.transport.server import CLOSE_TIMEOUT_S, Lifecycle
 from hubbub.transport.websocket.admission import Admission, admit
 from hubbub.transport.websocket.connections import Connections, cut_off
 from hubbub.transport.websocket.expiry import Expiries
+from hubbub.transport.websocket.handshake import Head, accepted, upgrade_key
 from hubbub.transport.websocket.session import Session, SessionParts
+from hubbub.transport.websocket.socket_protocol import ServerWebSocket
 
 log = get_logger("hubbub.ws")
 
@@ -77,74 +83,118 @@ class Endpoint:
     # `Connected.limits`: the same for every connection, so encoded into each greeting
     # from one Struct.
     limits: Limits
+    ws_path: str  # for the access log's line of each connection
+    access_log: logging.Logger | None
+
+    def close(self, connection: Connection, code: int, reason: str) -> None:
+        self.connections.close(connection, code, reason)
+
+    def answered(self, status: int) -> None:
+        """Count a handshake answered without aiohttp, as its `on_response_prepare` would."""
+        self.metrics.http_requests.labels(self.ws_path, "GET", str(status)).inc()
+
+    def log_access(self, status: int, seconds: float) -> None:
+        """The access log's line for a handshake answered without aiohttp (for a 101, at
+        the connection's end, as aiohttp logs it)."""
+        if self.access_log is not None:
+            self.access_log.info("http.access", extra={
+                "method": "GET", "path": self.ws_path, "status": status,
+                "duration_ms": round(seconds * 1000, 2), "request_id": None})
+
+    def finish(self, ws: ServerWebSocket) -> None:
+        """A greeted connection's socket is gone: forget it, in a task shutdown waits for."""
+        task = asyncio.get_running_loop().create_task(_finish(self, ws))
+        self.lifecycle.requests.add(task)
+        task.add_done_callback(self.lifecycle.requests.discard)
 
 
 ENDPOINT = web.AppKey("websocket", Endpoint)
 
 
-async def websocket_handler(request: web.Request) -> web.StreamResponse:
-    """Admit before the upgrade (403 origin, 429 rate or cap, 401 credentials), then serve.
+async def upgrade(door: Endpoint, head: Head, transport: asyncio.Transport,
+                  hand_over: Callable[[ServerWebSocket], None],
+                  ended: asyncio.Future[None] | None = None) -> web.Response | None:
+    """Admit before the upgrade (403 origin, 429 rate or cap, 401 credentials), then
+    answer `101`, give the transport to the connection's protocol (`hand_over`) and greet.
 
-    An idle connection's cost is mostly what stays alive while it waits, so this one
-    coroutine does it all: the middlewares pass `/ws` straight through, so it tracks itself
-    for shutdown and answers its own failures as they would.
+    Returns the refusal to send instead, or None once upgraded: the connection then lives
+    in its protocol and ends in `_finish`, which resolves `ended`.
     """
-    door = request.app[ENDPOINT]
     task = asyncio.current_task()
     if task is not None:
         door.lifecycle.requests.add(task)
+    socket: ServerWebSocket | None = None
     try:
-        admitted = await _admitted(door, request)
+        admitted = await _admitted(door, head)
         if isinstance(admitted, web.Response):
             return admitted
         identity, user = admitted
-        user_id = user.id
-        try:
-            ws = _response(door.settings)
-            await ws.prepare(request)
-            transport = request.transport
-            if transport is None:
-                return ws
-            connection, session = _open(door, ws, transport, user)
-            expiry = await _started(door, connection, identity)
-            # The connection has what is needed from here on; these would otherwise stay
-            # for its whole life.
-            del identity, user, admitted
-            try:
-                while True:  # read until the connection ends
-                    message = await ws.receive()
-                    connection.last_seen = time.monotonic()
-                    kind = message.type
-                    if kind is WSMsgType.TEXT:
-                        await session.on_text(message.data)
-                    elif kind is WSMsgType.BINARY:
-                        await session.on_binary()
-                    elif kind is WSMsgType.PING:
-                        connection.outbox.push(pong_frame(message.data))
-                    elif kind is WSMsgType.PONG:
-                        continue
-                    else:  # CLOSE, CLOSING, CLOSED, ERROR (a frame over max_frame_bytes: 1009)
-                        if kind is WSMsgType.ERROR:
-                            log.info("ws.error", connection_id=connection.id,
-                                     error=type(ws.exception()).__name__)
-                        break
-            finally:
-                door.expiries.discard(connection, expiry)
-                await _closed(door, ws, connection, session)
-            return ws
-        finally:
-            await door.connection_limit.release(user_id)
-    except Exception as exc:
-        return failure_response(door.metrics, request, exc)
+        key = upgrade_key(head)
+        if key is None or transport.is_closing():
+            await door.connection_limit.release(user.id)
+            return error_response(400, Code.BAD_REQUEST,
+                                  "expected a WebSocket upgrade (RFC 6455 §4.1)")
+        transport.write(accepted(key))
+        socket = _open(door, transport, user, ended)
+        hand_over(socket)
+        socket.expiry = await _started(door, socket.connection, identity)
+        socket.opened()
+        return None
+    except Exception:
+        log.exception("ws.upgrade_failed")
+        door.metrics.count_error(Code.INTERNAL_ERROR)
+        if socket is None:
+            return error_response(500, Code.INTERNAL_ERROR, "internal error")
+        door.connections.close(socket.connection, 1011, "internal error")
+        socket.opened()  # ends it once the close is done
+        return None
     finally:
         if task is not None:
             door.lifecycle.requests.discard(task)
 
 
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    """`/ws` as an aiohttp route: a handshake that was not its connection's first request
+    (a proxy reusing a kept-alive connection), or one the listener left to aiohttp.
+
+    The handler lives as long as its connection, as aiohttp's would, so that aiohttp leaves
+    the transport alone meanwhile; its answer goes nowhere, the socket being gone.
+    """
+    door = request.app[ENDPOINT]
+    transport = request.transport
+    if transport is None:  # the client left before its handler started
+        return web.Response(status=499)
+    ended = asyncio.get_running_loop().create_future()
+    refusal = await upgrade(door, Head(request.raw_path, request.headers, request.remote),
+                            transport, transport.set_protocol, ended)
+    if refusal is not None:
+        return refusal
+    await ended
+    return web.Response(status=101)
+
+
+async def _admitted(door: Endpoint, head: Head) -> tuple[Identity, User] | web.Response:
+    """The caller and its user, holding a slot of its connection cap; or the refusal."""
+    if door.lifecycle.closing:
+        return error_response(503, Code.UNAVAILABLE, "server shutting down")
+    try:
+        identity = await admit(door.admission, head)
+        user = await door.users.seen(identity)
+    except ChatError as exc:
+        door.metrics.count_error(exc.code)
+        return error_for(exc)
+    cap = door.settings.max_connections_per_user
+    if not await door.connection_limit.acquire(user.id, cap):
+        door.metrics.count_error(RateLimited.code)
+        return error_for(RateLimited(f"more than {cap} open connections for this user",
+                                     CONNECTION_CAP_RETRY_MS))
+    return identity, user
+
+
 async def _started(door: Endpoint, connection: Connection, identity: Identity) -> int:
     """Announce an upgraded connection and greet it; its key in the expiries."""
     # Every line logged for this connection, here and in the tasks it starts, says which
-    # one it was (logs.py); the task ends with the connection.
+    # one it was (logs.py).
     logs.connection_id.set(connection.id)
     user_id = connection.user_id
     await door.hub.user_ready(user_id)  # events for the user reach us before `Connected`
@@ -158,38 +208,11 @@ async def _started(door: Endpoint, connection: Connection, identity: Identity) -
     return door.expiries.add(connection, identity.expires_at)
 
 
-async def _admitted(door: Endpoint, request: web.Request
-                    ) -> tuple[Identity, User] | web.Response:
-    """The caller and its user, holding a slot of its connection cap; or the refusal."""
-    if door.lifecycle.closing:
-        return error_response(503, Code.UNAVAILABLE, "server shutting down")
-    try:
-        identity = await admit(door.admission, request)
-        user = await door.users.seen(identity)
-    except ChatError as exc:
-        door.metrics.count_error(exc.code)
-        return error_for(exc)
-    cap = door.settings.max_connections_per_user
-    if not await door.connection_limit.acquire(user.id, cap):
-        door.metrics.count_error(RateLimited.code)
-        return error_for(RateLimited(f"more than {cap} open connections for this user",
-                                     CONNECTION_CAP_RETRY_MS))
-    return identity, user
-
-
-def _response(settings: Settings) -> web.WebSocketResponse:
-    return web.WebSocketResponse(
-        autoping=False, compress=False,
-        # aiohttp refuses a frame of max_msg_size bytes or more; §1 closes only larger ones.
-        max_msg_size=settings.max_frame_bytes + 1,
-        heartbeat=None,
-    )
-
-
-def _open(door: Endpoint, ws: web.WebSocketResponse, transport: asyncio.Transport,
-          user: User) -> tuple[Connection, Session]:
+def _open(door: Endpoint, transport: asyncio.Transport, user: User,
+          ended: asyncio.Future[None] | None) -> ServerWebSocket:
     """Register an upgraded connection with the registry and the hub."""
-    max_pending = door.settings.max_pending_bytes
+    settings = door.settings
+    max_pending = settings.max_pending_bytes
     sock = transport.get_extra_info("socket")
     if sock is not None:
         # Never hide more in the kernel than the slow-consumer bound allows to wait.
@@ -199,10 +222,12 @@ def _open(door: Endpoint, ws: web.WebSocketResponse, transport: asyncio.Transpor
     connection = Connection(str(uuid.uuid4()), user.id, user.name, outbox)
     session = Session(door.sessions, connection)
     outbox.on_overflow = session.slow_consumer  # a bound method: no closure per connection
+    ws = ServerWebSocket(transport, connection, session, settings.max_frame_bytes, door)
+    ws.ended = ended
     door.connections.add(connection, ws, session)
     door.hub.add(connection)
     door.metrics.connections_open.inc()
-    return connection, session
+    return ws
 
 
 def greeting_limits(settings: Settings) -> Limits:
@@ -235,17 +260,27 @@ def _greet(door: Endpoint, connection: Connection) -> None:
     door.metrics.count_sent("Connected")
 
 
-async def _closed(door: Endpoint, ws: web.WebSocketResponse, connection: Connection,
-                  session: Session) -> None:
-    """Forget a connection that ended; waits for its in-flight requests."""
+async def _finish(door: Endpoint, ws: ServerWebSocket) -> None:
+    """Release all a connection held; waits for its in-flight requests."""
+    connection = ws.connection
+    logs.connection_id.set(connection.id)
     # Whoever closed (a peer may send its close frame and then read nothing more), the
     # socket goes at most CLOSE_TIMEOUT_S later, with what is still queued for it.
-    asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, cut_off, connection.outbox.transport)
-    connection.outbox.close()
-    door.connections.discard(connection)
-    door.hub.remove(connection)
-    door.metrics.connections_open.dec()
-    await session.close()
-    await door.presence.connection_closed(connection.user_id)
-    log.info("ws.closed", connection_id=connection.id, user_id=connection.user_id,
-             code=ws.close_code)
+    asyncio.get_running_loop().call_later(CLOSE_TIMEOUT_S, cut_off, ws.transport)
+    try:
+        if ws.expiry is not None:
+            door.expiries.discard(connection, ws.expiry)
+        connection.outbox.close()
+        door.connections.discard(connection)
+        door.hub.remove(connection)
+        door.metrics.connections_open.dec()
+        await ws.session.close()
+        await door.presence.connection_closed(connection.user_id)
+        log.info("ws.closed", connection_id=connection.id, user_id=connection.user_id,
+                 code=ws.close_code)
+    finally:
+        await door.connection_limit.release(connection.user_id)
+        if ws.ended is not None:
+            ws.ended.set_result(None)
+        else:
+            door.log_access(101, time.monotonic() - ws.opened_at)
