@@ -95,3 +95,50 @@ async def test_an_hs256_token_cannot_use_a_key_set_key_as_its_secret() -> None:
     authenticator = es256(KeySet({"k1": public}), "ES256", "HS256")
     token = jwt.encode({"sub": "42", "exp": int(NOW) + 60}, SECRET, headers={"kid": "k1"})
     assert "invalid token" in await refused(authenticator, token)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_token_verified_once_is_known_again_until_it_expires() -> None:
+    """A reconnect skips the signature check, never the expiry (with the leeway)."""
+    clock = Clock()
+    authenticator = Authenticator(TokenVerifier(key=SECRET, leeway_s=5), clock=clock)
+    token = jwt.encode({"sub": "u1", "name": "Una", "exp": int(NOW) + 60}, SECRET)
+    first = await authenticator.authenticate(token)
+    assert await authenticator.authenticate(token) is first  # remembered, not re-read
+    clock.now = NOW + 64.9
+    assert (await authenticator.authenticate(token)).user_id == "u1"
+    clock.now = NOW + 65
+    assert await refused(authenticator, token) == "invalid token: expired"
+
+
+async def test_a_remembered_token_vouches_for_no_other() -> None:
+    """Another signature, another claim or a token that failed once is checked in full."""
+    authenticator = Authenticator(TokenVerifier(key=SECRET), clock=lambda: NOW)
+    token = jwt.encode({"sub": "u1", "exp": int(NOW) + 60}, SECRET)
+    await authenticator.authenticate(token)
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert (await refused(authenticator, forged)).startswith("invalid token")
+    other = jwt.encode({"sub": "u2", "exp": int(NOW) + 60}, "another-secret-long-enough-for-hs256")
+    assert (await refused(authenticator, other)).startswith("invalid token")
+    early = jwt.encode({"sub": "u3", "exp": int(NOW) + 60, "nbf": int(NOW) + 30}, SECRET)
+    assert await refused(authenticator, early) == "invalid token: not valid yet (nbf)"
+    assert await refused(authenticator, early) == "invalid token: not valid yet (nbf)"
+
+
+async def test_tokens_from_a_key_set_are_checked_every_time() -> None:
+    """A key withdrawn from the JWKS refuses the tokens it signed at once."""
+    private, public = es256_pair()
+    keys = KeySet({"k1": public})
+    authenticator = es256(keys)
+    token = jwt.encode({"sub": "42", "exp": int(NOW) + 60}, private, algorithm="ES256",
+                       headers={"kid": "k1"})
+    await authenticator.authenticate(token)
+    del keys.keys["k1"]
+    assert await refused(authenticator, token) == "invalid token: no key in the JWKS for its kid"

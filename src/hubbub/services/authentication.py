@@ -7,6 +7,7 @@ rotate its keys without hubbub restarting.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -18,6 +19,9 @@ from hubbub.domain.tokens import Identity, TokenVerifier, VerifyingKey
 
 # A `kid` longer than this names no key anyone publishes; it is refused unread.
 MAX_KID_CHARS = 256
+# Tokens verified lately, remembered so that a reconnect (a storm of them after a restart)
+# skips the signature check: ~250 bytes each, forgotten all at once when this many are held.
+RECENT_TOKENS = 8192
 
 
 class SigningKeys(Protocol):
@@ -39,6 +43,9 @@ class Authenticator:
         self._verifier = verifier
         self._keys = keys
         self._clock = clock
+        # By a digest of the token, so that no token is kept. Only with a fixed key: a key
+        # of the JWKS may be withdrawn, and a token it signed must then be refused.
+        self._recent: dict[bytes, Identity] = {}
 
     async def authenticate(self, token: str | None) -> Identity:
         """The identity a valid token speaks for.
@@ -48,8 +55,21 @@ class Authenticator:
         """
         if not token:
             raise Unauthorized("missing token")
-        key = None if self._keys is None else await self._keys.key_for(_kid(token))
-        return self._verifier.verify(token, now=self._clock(), key=key)
+        now = self._clock()
+        if self._keys is not None:
+            key = await self._keys.key_for(_kid(token))
+            return self._verifier.verify(token, now=now, key=key)
+        digest = hashlib.blake2b(token.encode(), digest_size=16).digest()
+        known = self._recent.get(digest)
+        # The signature and every claim were checked; only the time can have run out (a
+        # token valid once is past its `nbf` for good).
+        if known is not None and now < known.expires_at:
+            return known
+        identity = self._verifier.verify(token, now=now)
+        if len(self._recent) >= RECENT_TOKENS:
+            self._recent.clear()
+        self._recent[digest] = identity
+        return identity
 
 
 def _kid(token: str) -> str | None:
