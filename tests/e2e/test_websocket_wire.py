@@ -171,3 +171,16 @@ async def test_a_refused_handshake_is_answered_and_the_connection_closed(
     user = server.user("after-refusal")
     async with await RawClient.connect(server.port, f"/ws?token={user.token}") as raw:
         await assert_served(raw, user)
+
+
+async def test_frames_far_ahead_of_the_session_are_all_answered_in_order(
+        server: RunningServer) -> None:
+    """More frames in one write than are read ahead (the socket pauses, then reads on)."""
+    user = server.user("pipeliner")
+    async with await RawClient.connect(server.port, f"/ws?token={user.token}") as raw:
+        assert (await next_json(raw))["type"] == "Connected"
+        await raw.send_raw(b"".join(client_frame(TEXT, ping(str(n))) for n in range(300)))
+        assert [(await next_json(raw))["request_id"] for _ in range(300)] == [
+            str(n) for n in range(300)]
+        await raw.send_frame(CLOSE, struct.pack("!H", 1000))
+        await assert_closed_with(raw, 1000)

@@ -281,6 +281,7 @@ async def _finish(door: Endpoint, ws: ServerWebSocket) -> None:
     finally:
         await door.connection_limit.release(connection.user_id)
         if ws.ended is not None:
-            ws.ended.set_result(None)
+            if not ws.ended.done():  # its route handler may have been cancelled meanwhile
+                ws.ended.set_result(None)
         else:
             door.log_access(101, time.monotonic() - ws.opened_at)

@@ -143,7 +143,7 @@ class ServerWebSocket(asyncio.Protocol):
                         await session.on_text(message)
                     else:
                         await session.on_binary()
-                if len(waiting) >= MAX_WAITING_FRAMES and self._state < _CLOSING:
+                if len(waiting) >= MAX_WAITING_FRAMES:  # paused: read on (a close frame too)
                     self.transport.resume_reading()
         finally:
             self._reading = None
