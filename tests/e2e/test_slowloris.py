@@ -130,13 +130,19 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Serv
         await process.stop()
 
 
+# A WebSocket handshake's head is read by hubbub's listener, any other by aiohttp: both
+# are cut off alike.
+WS_HEAD_START = b"GET /ws?token=x HTTP/1.1\r\nHost: hubbub\r\nUpgrade: websocket\r\n"
+
+
+@pytest.mark.parametrize("head_start", [HEAD_START, WS_HEAD_START], ids=["http", "ws"])
 async def test_a_request_head_sent_slowly_is_cut_off_after_the_request_timeout(
-        server: ServerProcess) -> None:
+        server: ServerProcess, head_start: bytes) -> None:
     """A head that keeps growing a byte at a time is closed once the timeout has passed."""
     attacker = Attacker(server.port, "127.0.2.1")
     try:
         started = time.monotonic()
-        sock = await attacker.open()
+        sock = await attacker.open(head_start)
         trickling = asyncio.create_task(attacker.trickle(sock, 0.2, CUT_OFF_WITHIN_S))
         assert await ended(sock, CUT_OFF_WITHIN_S) is not None, "never cut off"
         elapsed = time.monotonic() - started
@@ -167,7 +173,9 @@ async def test_one_ip_holds_at_most_the_cap_of_half_open_connections(
     attacker = Attacker(server.port, "127.0.2.3")
     try:
         # Empty lines before a request line are allowed (and skipped): they end no head.
-        held = [await attacker.open(b"\r\n\r\n" * (n % 2) + HEAD_START)
+        # Unfinished WebSocket handshakes count as much as other heads.
+        held = [await attacker.open(b"\r\n\r\n" * (n % 2)
+                                    + (WS_HEAD_START if n % 3 == 0 else HEAD_START))
                 for n in range(HALF_OPEN_CAP)]
         # Its request is complete, so an admitted connection would be answered at once.
         refused = await attacker.open(FULL_REQUEST)

@@ -124,18 +124,22 @@ async def upgrade(door: Endpoint, head: Head, transport: asyncio.Transport,
     if task is not None:
         door.lifecycle.requests.add(task)
     socket: ServerWebSocket | None = None
+    holding: str | None = None  # the user whose cap slot this holds until `_finish` has it
     try:
         admitted = await _admitted(door, head)
         if isinstance(admitted, web.Response):
             return admitted
         identity, user = admitted
+        holding = user.id
         key = upgrade_key(head)
         if key is None or transport.is_closing():
+            holding = None
             await door.connection_limit.release(user.id)
             return error_response(400, Code.BAD_REQUEST,
                                   "expected a WebSocket upgrade (RFC 6455 §4.1)")
         transport.write(accepted(key))
         socket = _open(door, transport, user, ended)
+        holding = None  # released by `_finish` from here on
         hand_over(socket)
         socket.expiry = await _started(door, socket.connection, identity)
         socket.opened()
@@ -144,6 +148,8 @@ async def upgrade(door: Endpoint, head: Head, transport: asyncio.Transport,
         log.exception("ws.upgrade_failed")
         door.metrics.count_error(Code.INTERNAL_ERROR)
         if socket is None:
+            if holding is not None:
+                await door.connection_limit.release(holding)
             return error_response(500, Code.INTERNAL_ERROR, "internal error")
         door.connections.close(socket.connection, 1011, "internal error")
         socket.opened()  # ends it once the close is done

@@ -79,10 +79,6 @@ class ServerWebSocket(asyncio.Protocol):
         """A close frame was sent or received, or the socket is gone."""
         return self._state >= _CLOSING
 
-    @property
-    def lost(self) -> bool:
-        return self._state == _CLOSED
-
     def opened(self) -> None:
         """The greeting is out: hand the frames that came meanwhile to the session."""
         self._greeted = True
