@@ -139,7 +139,10 @@ class ServerWebSocket(asyncio.Protocol):
                         await session.on_text(message)
                     else:
                         await session.on_binary()
-                if len(waiting) >= MAX_WAITING_FRAMES:  # paused: read on (a close frame too)
+                # Paused at the bound: read on, unless closing. A peer that flooded us until
+                # we closed is not read any more (its frames would only be dropped); its
+                # socket goes at Connections.close's deadline.
+                if len(waiting) >= MAX_WAITING_FRAMES and self._state < _CLOSING:
                     self.transport.resume_reading()
         finally:
             self._reading = None
