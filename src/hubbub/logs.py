@@ -42,8 +42,18 @@ _AUTHORIZATION = re.compile(r"(?i)(authorization['\"]?\s*[:=]\s*['\"]?)[^'\"\r\n
 _SCHEME_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]+")
 
 
+# What each pattern above starts with, in lower case. An ASCII line (every JSON line is)
+# holding none of them has nothing to scrub, and is spared the four scans: 0.7 µs instead
+# of 17, on every line (bench: the connect path logs one per connection).
+_CLUES = ("eyj", "token=", "ticket=", "authorization", "bearer", "basic")
+
+
 def redact(text: str) -> str:
     """`text` without anything that looks like a credential."""
+    if text.isascii():
+        lowered = text.lower()
+        if not any(clue in lowered for clue in _CLUES):
+            return text
     text = _JWT.sub(REDACTED, text)
     text = _QUERY_CREDENTIAL.sub(r"\1" + REDACTED, text)
     text = _AUTHORIZATION.sub(r"\1" + REDACTED, text)
@@ -155,6 +165,13 @@ def configure(level: str = "info", fmt: str = "json", **process: Any) -> None:
     too, so nothing reaches stderr around it. `process` fields join every line."""
     _process_fields.clear()
     _process_fields.update(process)
+    # No line says which source line, thread or process wrote it (the worker field names the
+    # process), so none of it is collected: the logging HOWTO's "Optimization" switches, a
+    # third of a line's cost.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = RedactingHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -8,12 +8,13 @@ writes one, must say `access` (a refresh token must not open a connection).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
 from hubbub.domain.errors import Unauthorized
+from hubbub.domain.hmac_tokens import HMAC_ALGORITHMS, HmacTokens
 from hubbub.domain.limits import MAX_USER_ID_CHARS
 from hubbub.domain.names import display_name
 from hubbub.protocol.objects import canonical_user_id, is_user_id
@@ -51,6 +52,18 @@ class TokenVerifier:
     leeway_s: float = 0.0
     user_claim: str = "sub"
     name_claim: str = "name"
+    # The quick path for the fixed key's HMAC tokens (hmac_tokens.py); None without one.
+    _hmac: HmacTokens | None = field(init=False, repr=False, compare=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.key is None or HMAC_ALGORITHMS.isdisjoint(self.algorithms):
+            return
+        try:
+            quick = HmacTokens(self.key, self.algorithms, required=("exp", self.user_claim),
+                               issuer=self.issuer, audience=self.audience)
+        except jwt.InvalidKeyError:
+            return  # not an HMAC secret: PyJWT says so of every token
+        object.__setattr__(self, "_hmac", quick)
 
     def verify(self, token: str, *, now: float, key: VerifyingKey | None = None) -> Identity:
         """Check signature, algorithm, `exp` (required), `nbf`, the user claim, `token_type`
@@ -60,17 +73,34 @@ class TokenVerifier:
             Unauthorized: the token is missing a claim, expired, wrongly signed, not an
                 access token, or uses an algorithm not on the list (including `none`).
         """
-        key = self.key if key is None else key
+        if key is None and self._hmac is not None:
+            claims = self._hmac.claims(token) or self._decode(token, self.key)
+        else:
+            claims = self._decode(token, self.key if key is None else key)
+        expires_at = self._check_times(claims, now)
+        token_type = claims.get("token_type")
+        if token_type is not None and token_type != "access":
+            raise Unauthorized("invalid token: token_type must be `access`")
+        name = claims.get(self.name_claim)
+        if name is not None and not isinstance(name, str):
+            raise Unauthorized(f"invalid token: {self.name_claim} must be a string")
+        # The leeway that let an expired token in also keeps its connection that long.
+        return Identity(user_id=user_id_claim(claims[self.user_claim], self.user_claim),
+                        name=display_name(name), expires_at=expires_at + self.leeway_s)
+
+    def _decode(self, token: str, key: VerifyingKey | None) -> dict[str, Any]:
+        """The claims of a token PyJWT verified: signature, algorithm, required claims,
+        `iss` and `aud`."""
         if key is None:
             raise Unauthorized("invalid token: no key to verify it")
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token, key, algorithms=list(self.algorithms), issuer=self.issuer,
                 audience=self.audience, leeway=self.leeway_s,
-                # PyJWT compares exp, nbf and iat with the wall clock; they are checked below
+                # PyJWT compares exp, nbf and iat with the wall clock; `verify` checks them
                 # against `now` instead, so the caller's clock is the only one. `iat` is not
                 # checked at all: an issuer whose clock runs a moment ahead would otherwise
-                # mint tokens that are refused as "not yet valid". `sub` is read below, where
+                # mint tokens that are refused as "not yet valid". `sub` is read by `verify`, where
                 # an integer is accepted too.
                 options={
                     "require": ["exp", self.user_claim],
@@ -84,16 +114,7 @@ class TokenVerifier:
             raise Unauthorized(f"invalid token: the {exc.claim} claim is required") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"invalid token: {type(exc).__name__}") from None
-        expires_at = self._check_times(claims, now)
-        token_type = claims.get("token_type")
-        if token_type is not None and token_type != "access":
-            raise Unauthorized("invalid token: token_type must be `access`")
-        name = claims.get(self.name_claim)
-        if name is not None and not isinstance(name, str):
-            raise Unauthorized(f"invalid token: {self.name_claim} must be a string")
-        # The leeway that let an expired token in also keeps its connection that long.
-        return Identity(user_id=user_id_claim(claims[self.user_claim], self.user_claim),
-                        name=display_name(name), expires_at=expires_at + self.leeway_s)
+        return claims
 
     def _check_times(self, claims: Mapping[str, Any], now: float) -> float:
         """`exp` (returned) and `nbf`, each with the leeway on its side."""

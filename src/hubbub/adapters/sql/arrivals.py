@@ -33,13 +33,14 @@ _Batch = dict[str, tuple[str | None, int, list["asyncio.Future[User]"]]]
 class Arrivals:
     def __init__(self, dialect: Dialect, writer: Writer, *, fallback: Callable[[str], str],
                  renamed: Renamed, to_user: ToUser) -> None:
-        self._dialect = dialect
         self._writer = writer
         self._fallback = fallback
         self._renamed = renamed
         self._to_user = to_user
         self._queued: _Batch = {}
         self._insert = dialect.insert(users).on_conflict_do_nothing()
+        self._stored = select(users).where(dialect.one_of_bound(users.c.id, "user_ids")) \
+            .order_by(users.c.id)
         self._flushing: asyncio.Task[None] | None = None
 
     async def arrive(self, user_id: str, name: str | None, now: int) -> User:
@@ -85,8 +86,7 @@ class Arrivals:
         await conn.execute(self._insert, [
             {"id": uid, "name": batch[uid][0] or self._fallback(uid),
              "created_at": batch[uid][1], "last_seen": batch[uid][1]} for uid in ids])
-        rows = (await conn.execute(select(users).where(
-            self._dialect.one_of(users.c.id, ids)).order_by(users.c.id))).all()
+        rows = (await conn.execute(self._stored, {"user_ids": ids})).all()
         stored: dict[str, User] = {}
         for row in rows:
             user = self._to_user(row)
