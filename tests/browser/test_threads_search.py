@@ -233,6 +233,8 @@ async def test_thread_pages_back_and_search_jumps_into_a_thread(
     await a.get_by_label("Search messages").fill("rollback")
     await a.get_by_label("In", exact=True).select_option(label="The open conversation")
     await a.get_by_role("button", name="Search", exact=True).click()
+    # The status line first: a search that failed or found nothing says so there.
+    await expect(a.locator("#search-status")).to_have_text("1 message")
     result = a.locator(".search-result")
     await expect(result).to_have_count(1)
     await result.click()

@@ -21,7 +21,9 @@ from hubbub.domain.tokens import Identity, TokenVerifier, VerifyingKey
 MAX_KID_CHARS = 256
 # Tokens verified lately, remembered so that a reconnect (a storm of them after a restart)
 # skips the signature check: ~250 bytes each, forgotten all at once when this many are held.
-RECENT_TOKENS = 8192
+# As many as one process holds connections (its open-file limit), so that a storm of all of
+# them reconnecting is a storm of hits: 8 MB at most.
+RECENT_TOKENS = 32768
 
 
 class SigningKeys(Protocol):
