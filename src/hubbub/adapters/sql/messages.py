@@ -3,11 +3,13 @@ takes the conversation's next version."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from hubbub.adapters.sql.coalesce import Coalescer
 from hubbub.adapters.sql.dialect import Dialect
 from hubbub.adapters.sql.erase import erase_user_content
 from hubbub.adapters.sql.schema import conversations, message_edits, messages, reactions
@@ -68,6 +70,9 @@ _SYNC = {since: _sync(since) for since in (False, True)}
 _VERSION = select(conversations.c.version).where(
     conversations.c.id == bindparam("conversation_id"))
 
+# One page of a conversation's changes: (conversation, after version, since, limit).
+_SyncKey = tuple[str, int, int | None, int]
+
 
 class SqlMessageStore:
     def __init__(self, engine: AsyncEngine, dialect: Dialect, writer: Writer) -> None:
@@ -75,6 +80,12 @@ class SqlMessageStore:
         self._writer = writer
         # One object, so that the Writer hands consecutive sends to it together.
         self.send_batch = SendBatch(dialect.send_statements, load_messages)
+        # The members of a conversation reconnecting together (after a deploy or a load
+        # balancer's failover) ask for the same page: the syncs asked for while one batch
+        # is read share the next (coalesce.py), and each distinct page is read once. Every
+        # read of a batch starts after all of its requests arrived, so none misses a change
+        # that committed before it asked.
+        self._syncs: Coalescer[_SyncKey, SyncPage | None] = Coalescer(self._sync_pages, None)
 
     async def send(self, draft: MessageDraft) -> SendOutcome:
         try:
@@ -148,7 +159,16 @@ class SqlMessageStore:
 
     async def sync(self, conversation_id: str, since_version: int | None, since: int | None,
                    limit: int) -> SyncPage:
-        after = since_version or 0
+        page = await self._syncs.get((conversation_id, since_version or 0, since, limit))
+        assert page is not None  # every key asked for is read
+        return page
+
+    async def _sync_pages(self, keys: list[_SyncKey]) -> dict[_SyncKey, SyncPage | None]:
+        pages = await asyncio.gather(*(self._sync_page(*key) for key in keys))
+        return dict(zip(keys, pages, strict=True))
+
+    async def _sync_page(self, conversation_id: str, after: int, since: int | None,
+                         limit: int) -> SyncPage:
         params = {"conversation_id": conversation_id, "after": after, "since": since,
                   "size": limit + 1}
         current = None
