@@ -512,6 +512,7 @@ async function createConversation(event) {
 // -- the open conversation -------------------------------------------------------------
 
 async function openConversation(id) {
+  const focusedBefore = document.activeElement;
   stopTyping();
   if (state.current && state.current !== id) unjoin(state.current);
   closeThreadUnlessOf(id); // another conversation's thread has no place here
@@ -536,7 +537,15 @@ async function openConversation(id) {
   await join(id).catch(() => {});
   if (!state.paging.has(id)) await loadHistory(id, false);
   markRead();
-  if (state.current === id) $("composer-input").focus();
+  if (state.current === id && !focusMovedToAField(focusedBefore)) $("composer-input").focus();
+}
+
+/** Whether the user went into another field (the search box, say) while a conversation
+ * opened: its history loads first, and typing there must not end up in the composer. */
+function focusMovedToAField(before) {
+  const now = document.activeElement;
+  return now !== before && now !== $("composer-input") && now instanceof Element
+    && now.matches("input, textarea, select");
 }
 
 /** Back to the list (the phone layout's two screens): nothing is open or joined. */
