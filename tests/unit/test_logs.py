@@ -89,6 +89,10 @@ def test_secret_named_fields_are_never_written(formatter: logging.Formatter) -> 
     f"/ws?ticket={TICKET}&x=1",
     f"Authorization: Basic {TICKET}",
     f"token={TICKET}",
+    f"TOKEN={TICKET}",
+    f"AUTHORIZATION: BEARER {TICKET}",
+    f"café ticket={TICKET}",  # not ASCII: every scan runs
+    f"naïve Bearer {TOKEN}",
 ])
 def test_credentials_are_scrubbed(text: str) -> None:
     scrubbed = logs.redact(text)
@@ -96,6 +100,14 @@ def test_credentials_are_scrubbed(text: str) -> None:
     for part in TOKEN.split("."):
         assert part not in scrubbed
     assert logs.REDACTED in scrubbed
+
+
+@pytest.mark.parametrize("text", [
+    '{"event": "ws.open", "connection_id": "6f1c2a9e", "user_id": "alice"}',
+    "2026-12-02T10:00:00.123Z info hubbub.ws ws.closed user_id=zoë code=1000",
+])
+def test_a_line_without_credentials_is_kept_as_it_is(text: str) -> None:
+    assert logs.redact(text) == text
 
 
 def test_scrubbing_leaves_json_valid() -> None:
