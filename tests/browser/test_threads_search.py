@@ -244,6 +244,41 @@ async def test_thread_pages_back_and_search_jumps_into_a_thread(
     assert errors == []
 
 
+async def test_typing_into_the_search_box_while_a_conversation_opens_stays_there(
+        env: tuple[ServerProcess, Browser]) -> None:
+    """A conversation that finishes opening (its history arrives) gives the composer the
+    focus only if the user did not go into another field meanwhile: the history request is
+    held back until the user has typed into the search box."""
+    from playwright.async_api import Route, expect
+
+    server, browser = env
+    errors: list[str] = []
+    alice = server.user("alice")
+    room = await made_room(server, alice, [], kind="group", name="held history")
+    await send(await server.connect(alice), room, "an older message")
+    page = await signed_in(browser, server, alice, errors)
+    asked = asyncio.Event()
+    typed = asyncio.Event()
+
+    async def hold(route: Route) -> None:
+        asked.set()
+        await typed.wait()
+        await route.continue_()
+
+    await page.route(f"**/api/v1/conversations/{room}/messages?*", hold)
+    await page.locator("#conversation-list button", has_text="held history").click()
+    await expect(page.locator("#chat-title")).to_have_text("held history")
+    await asyncio.wait_for(asked.wait(), 10)  # the conversation waits for its history
+    search = page.get_by_label("Search messages")
+    await search.fill("older")
+    typed.set()  # the history goes on now, and the conversation finishes opening
+    await expect(timeline(page, "an older message")).to_have_count(1)
+    await expect(search).to_be_focused()
+    await expect(search).to_have_value("older")
+    await expect(page.get_by_label("Message", exact=True)).to_have_value("")
+    assert errors == []
+
+
 @pytest.mark.timeout(120)
 async def test_image_thumbnail_and_joining_from_the_directory(
         env: tuple[ServerProcess, Browser]) -> None:

@@ -3,6 +3,7 @@ skips or repeats (PROTOCOL.md §3)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -250,3 +251,36 @@ async def test_bad_sync_requests_are_refused(server: RunningServer, fields: dict
     reply = await client.request("SyncMessages", conversation_id=room, request_id="bad",
                                  **fields)
     assert_error(reply, "BAD_REQUEST", field=field, request_id="bad")
+
+
+async def test_members_syncing_at_once_each_get_the_page_and_an_outsider_is_refused(
+        server: RunningServer) -> None:
+    """A room's members reconnecting together ask for the same changes at once (their reads
+    are shared, adapters/sql/messages.py): each gets every change after its version, one
+    asking from another version gets its own page, and an outsider's request in the same
+    burst is FORBIDDEN without disturbing theirs."""
+    alice = server.user()
+    members = [server.user() for _ in range(11)]
+    group = (await server.create_conversation(alice, kind="group",
+                                              members=members))["id"]
+    author = await joined(server, alice, group)
+    sent = [(await send(author, group, f"m{n}"))["id"] for n in range(6)]
+    clients = [await server.connect(m) for m in members]
+    outsider = await server.connect(server.user())
+    replies = await asyncio.gather(
+        *(c.request("SyncMessages", conversation_id=group, since_version=2,
+                    request_id=f"s{n}", timeout=TIMEOUT) for n, c in enumerate(clients[:10])),
+        clients[10].request("SyncMessages", conversation_id=group, since_version=5,
+                            request_id="late", timeout=TIMEOUT),
+        outsider.request("SyncMessages", conversation_id=group, since_version=2,
+                         request_id="peek", timeout=TIMEOUT))
+    for n, reply in enumerate(replies[:10]):
+        assert reply["type"] == "SyncChunk", reply
+        assert reply["request_id"] == f"s{n}"
+        assert [m["id"] for m in reply["messages"]] == sent[2:]
+        assert reply["last_version"] == 6
+    assert [m["id"] for m in replies[10]["messages"]] == [sent[5]]
+    assert_error(replies[11], "FORBIDDEN", request_id="peek")
+    # Nothing changed: the same request afterwards reads the same page.
+    assert [m["id"] for m in (await sync(clients[0], group, since_version=2))["messages"]] \
+        == sent[2:]

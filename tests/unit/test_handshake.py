@@ -6,7 +6,12 @@ from __future__ import annotations
 import pytest
 
 from hubbub.adapters.memory.connection_limit import MemoryConnectionLimiter
-from hubbub.transport.websocket.admission import client_ip, origin_allowed, trusted_networks
+from hubbub.transport.websocket.admission import (
+    MAX_ADDRESS_CHARS,
+    client_ip,
+    origin_allowed,
+    trusted_networks,
+)
 
 PROXIES = trusted_networks(("10.0.0.0/8", "::1"))
 
@@ -65,6 +70,15 @@ def test_a_walk_through_a_long_trusted_chain_stops() -> None:
     """Past 16 trusted-looking hops the walk stops: the client may write any number."""
     chain = ", ".join(["203.0.113.7"] + [f"10.0.0.{n}" for n in range(1, 21)])
     assert client_ip("10.1.2.3", chain, PROXIES) == "10.0.0.5"
+
+
+def test_a_hop_longer_than_any_address_stops_the_walk() -> None:
+    """A hop no address could spell (parsed addresses are remembered, so none of this size
+    is parsed or kept) counts as no address: the last good one is the client."""
+    huge = "2001:db8::5" + "0" * MAX_ADDRESS_CHARS
+    assert client_ip("10.1.2.3", f"203.0.113.7, {huge}", PROXIES) == "10.1.2.3"
+    assert client_ip("10.1.2.3", f"{huge}, 10.9.9.9", PROXIES) == "10.9.9.9"
+    assert client_ip("10.1.2.3", "203.0.113.7", PROXIES) == "203.0.113.7"  # asked again
 
 
 def test_ipv4_mapped_addresses_count_as_ipv4() -> None:

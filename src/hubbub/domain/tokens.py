@@ -100,8 +100,8 @@ class TokenVerifier:
                 # PyJWT compares exp, nbf and iat with the wall clock; `verify` checks them
                 # against `now` instead, so the caller's clock is the only one. `iat` is not
                 # checked at all: an issuer whose clock runs a moment ahead would otherwise
-                # mint tokens that are refused as "not yet valid". `sub` is read by `verify`, where
-                # an integer is accepted too.
+                # mint tokens that are refused as "not yet valid". `sub` is read by `verify`,
+                # where an integer is accepted too.
                 options={
                     "require": ["exp", self.user_claim],
                     "verify_exp": False, "verify_nbf": False, "verify_iat": False,
