@@ -15,10 +15,11 @@ import json
 import logging
 import re
 import sys
-import time
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
+
+from hubbub.domain.clock import utc_second
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
 # Field names whose values are never written, whatever the caller passed.
@@ -61,8 +62,9 @@ def redact(text: str) -> str:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z")
+    # The second's text is shared with the lines of the same second (`utc_second` keeps
+    # it): `strftime` was a third of a line's timestamp.
+    return f"{utc_second(int(record.created))}.{int(record.msecs):03d}Z"
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
@@ -78,6 +80,10 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return found
 
 
+# One encoder for every line: `json.dumps(..., default=str)` builds a new one per call.
+_encode_json = json.JSONEncoder(default=str).encode
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -91,7 +97,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str)
+        return _encode_json(entry)
 
 
 # A text value is written bare when nothing in it could be mistaken for the line's syntax.
@@ -99,7 +105,7 @@ _BARE = re.compile(r"[^\s\"=\\]+")
 
 
 class TextFormatter(logging.Formatter):
-    """`2026-12-02T10:00:00.123Z info hubbub.ws ws.open connection_id=… user_id=…`."""
+    """`2026-12-02T10:00:00.123Z info hubbub.ws ws.closed connection_id=… code=1000`."""
 
     def format(self, record: logging.LogRecord) -> str:
         message = record.getMessage()
@@ -118,7 +124,7 @@ class TextFormatter(logging.Formatter):
 def _text_value(value: Any) -> str:
     if isinstance(value, str):
         return value if _BARE.fullmatch(value) else json.dumps(value)
-    return json.dumps(value, default=str)
+    return _encode_json(value)
 
 
 class RedactingHandler(logging.StreamHandler):  # type: ignore[type-arg]

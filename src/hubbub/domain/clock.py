@@ -11,11 +11,12 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def format_time(micros: int) -> str:
     """RFC 3339 UTC with microseconds, as §2 asks: ``2026-11-25T18:40:58.123456Z``."""
     seconds, fraction = divmod(micros, 1_000_000)
-    return f"{_second(seconds)}.{fraction:06d}Z"
+    return f"{utc_second(seconds)}.{fraction:06d}Z"
 
 
 @lru_cache(maxsize=4096)
-def _second(seconds: int) -> str:
+def utc_second(seconds: int) -> str:
+    """`2026-11-25T18:40:58`: the whole second of a Unix time, in UTC."""
     # Messages of the same second share this part: formatting it costs ~2.5 µs, a cache hit
     # ~0.1 µs, and every message object formats at least one time.
     return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}"

@@ -209,7 +209,10 @@ async def _started(door: Endpoint, connection: Connection, identity: Identity) -
         # The user's first connection here: count its conversations from the store (one
         # listing), so every connection hears their changes (PROTOCOL.md §4.1).
         await door.hub.open_inbox(user_id, await door.inbox.entries(user_id))
-    log.info("ws.open", connection_id=connection.id, user_id=user_id)
+    # At debug: `ws.closed` (and the access line) say who was connected and for how long,
+    # one line per connection at info, like an access log (DECISIONS "The connect path,
+    # round 4"); a line at every connect was an eighth of a handshake.
+    log.debug("ws.open", connection_id=connection.id, user_id=user_id)
     _greet(door, connection)
     return door.expiries.add(connection, identity.expires_at)
 
@@ -283,7 +286,8 @@ async def _finish(door: Endpoint, ws: ServerWebSocket) -> None:
         await ws.session.close()
         await door.presence.connection_closed(connection.user_id)
         log.info("ws.closed", connection_id=connection.id, user_id=connection.user_id,
-                 code=ws.close_code)
+                 code=ws.close_code,
+                 duration_ms=round((time.monotonic() - ws.opened_at) * 1000, 2))
     finally:
         await door.connection_limit.release(connection.user_id)
         if ws.ended is not None:
