@@ -14,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from hubbub.domain.errors import Unauthorized
 from hubbub.domain.hmac_tokens import HmacTokens
 from hubbub.domain.tokens import TokenVerifier
 
@@ -68,6 +69,7 @@ def test_an_algorithm_off_the_list_is_left_to_pyjwt() -> None:
 def test_no_single_character_change_gets_through() -> None:
     token = jwt.encode(CLAIMS, SECRET, algorithm="HS256")
     checker = quick()
+    assert checker.claims(token) == CLAIMS  # its header is remembered from here on
     for position in range(len(token)):
         for replacement in ("A", "B", "_", "-", ".", "=", "é"):
             if token[position] != replacement:
@@ -149,3 +151,47 @@ def test_a_public_key_is_no_hmac_secret_and_takes_no_quick_path() -> None:
         HmacTokens(pem, ("HS256",), required=(), issuer=None, audience=None)
     verifier = TokenVerifier(key=pem, algorithms=("RS256",))
     assert verifier._hmac is None
+
+
+@pytest.mark.parametrize(("payload", "accepted"), [
+    (b'{"sub": "alice", "exp": 1900000000, "score": NaN}', True),
+    (b'{"sub": "alice", "exp": 1900000000, "score": Infinity}', True),
+    (b'\xef\xbb\xbf{"sub": "alice", "exp": 1900000000}', True),  # a UTF-8 byte order mark
+    (b'{"sub": "alice", "exp": 1900000000, "name": "\xed\xa0\x80"}', True),  # a lone surrogate
+    (b'{"sub": "alice", "exp": 1e400}', False),  # read as infinity: no time
+])
+def test_json_that_the_fast_reader_refuses_is_left_to_pyjwt(payload: bytes,
+                                                            accepted: bool) -> None:
+    """Where the quick path's JSON reader and `json.loads` (PyJWT's) part ways, the quick
+    path says nothing, and the verifier's answer is PyJWT's."""
+    token = hand_signed({"alg": "HS256"}, payload)
+    assert quick().claims(token) is None
+    assert pyjwt_claims(token) is not None  # PyJWT reads every one of them
+    verifier = TokenVerifier(key=SECRET)
+    if accepted:
+        assert verifier.verify(token, now=1_800_000_000).user_id == "alice"
+    else:
+        with pytest.raises(Unauthorized, match="exp"):
+            verifier.verify(token, now=1_800_000_000)
+
+
+def test_a_header_is_remembered_only_once_a_token_with_it_is_correctly_signed() -> None:
+    checker = quick()
+    header = {"alg": "HS256", "kid": "rotated"}
+    forged = hand_signed(header, CLAIMS, key=SECRET + "x")
+    assert checker.claims(forged) is None
+    assert checker._signed_headers == {}
+    signed = hand_signed(header, CLAIMS)
+    assert checker.claims(signed) == CLAIMS
+    assert list(checker._signed_headers.values()) == ["sha256"]
+    assert checker.claims(forged) is None  # a remembered header vouches for no signature
+    other_claims = hand_signed(header, dict(CLAIMS, sub="mallory"), key=SECRET + "x")
+    assert checker.claims(other_claims) is None
+
+
+def test_no_more_than_a_handful_of_headers_are_remembered() -> None:
+    checker = quick()
+    tokens = [hand_signed({"alg": "HS256", "kid": f"k{n}"}, CLAIMS) for n in range(100)]
+    assert all(checker.claims(token) == CLAIMS for token in tokens)
+    assert len(checker._signed_headers) == 64
+    assert all(checker.claims(token) == CLAIMS for token in tokens)  # the rest still parsed

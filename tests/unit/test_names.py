@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import unicodedata
+
 import pytest
 
 from hubbub.domain.names import MAX_NAME_CHARS, display_name, normalise_name
@@ -27,6 +30,17 @@ def test_normalise_keeps_a_label(raw: str, expected: str) -> None:
     """Controls, format characters and lone surrogates go, whitespace collapses, NFC; the
     joiners and variation selectors that emoji and scripts need stay."""
     assert normalise_name(raw) == expected
+
+
+def test_a_printable_ascii_name_comes_out_as_the_full_rules_make_it() -> None:
+    """Printable ASCII takes a shortcut; it must spell what the character rules spell."""
+    rng = random.Random(17)
+    printable = [chr(c) for c in range(0x20, 0x7F)] + [" "] * 20
+    names = ["".join(rng.choices(printable, k=rng.randrange(0, 40))) for _ in range(2000)]
+    for raw in [*names, "", " ", "   a  ", "a b", "~!@#"]:
+        kept = "".join(ch for ch in raw if unicodedata.category(ch) not in ("Cc", "Cf", "Cs"))
+        full_rules = " ".join(unicodedata.normalize("NFC", kept).split()).strip(" ")
+        assert normalise_name(raw) == full_rules, raw
 
 
 def test_the_result_is_encodable() -> None:

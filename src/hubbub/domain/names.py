@@ -35,6 +35,11 @@ _EDGES = " \u200c\u200d"
 def normalise_name(raw: str) -> str:
     """`raw` in NFC without the characters a label may not hold, every run of whitespace
     (newlines included) one space, stripped (of joiners too). May be empty; not bounded."""
+    if raw.isascii() and raw.isprintable():
+        # Most names: nothing to drop (printable ASCII holds no Cc, Cf or Cs character
+        # and no space but " "), and NFC leaves ASCII as it is. A character-by-character
+        # pass costs ~0.3 µs a character, and every handshake names its user.
+        return " ".join(raw.split())
     kept = "".join(ch for ch in raw if ch.isspace() or ch in _KEPT_FORMAT
                    or unicodedata.category(ch) not in _DROPPED)
     return " ".join(unicodedata.normalize("NFC", kept).split()).strip(_EDGES)
