@@ -183,7 +183,7 @@ def test_a_header_is_remembered_only_once_a_token_with_it_is_correctly_signed() 
     assert checker._signed_headers == {}
     signed = hand_signed(header, CLAIMS)
     assert checker.claims(signed) == CLAIMS
-    assert list(checker._signed_headers.values()) == ["sha256"]
+    assert list(checker._signed_headers.values()) == ["HS256"]
     assert checker.claims(forged) is None  # a remembered header vouches for no signature
     other_claims = hand_signed(header, dict(CLAIMS, sub="mallory"), key=SECRET + "x")
     assert checker.claims(other_claims) is None

@@ -46,12 +46,16 @@ class HmacTokens:
             jwt.InvalidKeyError: `key` is an asymmetric key, a certificate or a JWK (PyJWT's
                 own screening), which must not serve as an HMAC secret.
         """
-        self._key = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
-        self._hashes = {alg: _HASHES[alg] for alg in algorithms if alg in _HASHES}
+        secret = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+        # One keyed HMAC per hash, copied for each token: `hmac.digest` would set the key
+        # up again every time, and it gives up the GIL, which on a loop beside the
+        # database's thread cost up to a switch interval (5 ms) per call to get back.
+        self._macs = {alg: hmac.new(secret, digestmod=_HASHES[alg])
+                      for alg in algorithms if alg in _HASHES}
         self._required = tuple(required)
         self._issuer = issuer
         self._audience = audience
-        # Header segments already seen on a correctly signed token, with their hash: a
+        # Header segments already seen on a correctly signed token, with their `alg`: a
         # backend's tokens share one or a few, so each is parsed once. Only the key's
         # holder can add one, and no more than a handful are kept.
         self._signed_headers: dict[str, str] = {}
@@ -62,29 +66,29 @@ class HmacTokens:
             return None
         signing_input, _, signature = token.rpartition(".")
         header_segment, _, payload_segment = signing_input.partition(".")
-        hash_name = self._signed_headers.get(header_segment) or self._hash_of(header_segment)
-        if hash_name is None:
+        alg = self._signed_headers.get(header_segment) or self._alg_of(header_segment)
+        if alg is None:
             return None
-        expected = _encode(hmac.digest(self._key, signing_input.encode(), hash_name))
-        if not hmac.compare_digest(expected, signature.encode()):
+        mac = self._macs[alg].copy()
+        mac.update(signing_input.encode())
+        if not hmac.compare_digest(_encode(mac.digest()), signature.encode()):
             return None
         if len(self._signed_headers) < _SIGNED_HEADERS_KEPT:
-            self._signed_headers.setdefault(header_segment, hash_name)
+            self._signed_headers.setdefault(header_segment, alg)
         claims = _json_object(payload_segment)
         if claims is None or not self._holds_claims(claims):
             return None
         return claims
 
-    def _hash_of(self, header_segment: str) -> str | None:
-        """The hash a plain header's `alg` names, if it is one of ours; else None."""
+    def _alg_of(self, header_segment: str) -> str | None:
+        """A plain header's `alg`, if it is one of ours; else None."""
         header = _json_object(header_segment)
         if header is None or not header.keys() <= _PLAIN_HEADER:
             return None
         alg = header.get("alg")
-        hash_name = self._hashes.get(alg) if isinstance(alg, str) else None
-        if hash_name is None or not isinstance(header.get("kid", ""), str):
+        if not isinstance(alg, str) or alg not in self._macs:
             return None
-        return hash_name
+        return alg if isinstance(header.get("kid", ""), str) else None
 
     def _holds_claims(self, claims: dict[str, Any]) -> bool:
         """PyJWT's `require`, `iss` and `aud` rules, as `jwt.decode` applies them."""

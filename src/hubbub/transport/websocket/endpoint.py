@@ -9,7 +9,6 @@ import asyncio
 import logging
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,6 +37,7 @@ from hubbub.domain.tokens import Identity
 from hubbub.logs import get_logger
 from hubbub.protocol.codec import encode
 from hubbub.protocol.server import Connected, Limits
+from hubbub.services.context import new_id
 from hubbub.services.inbox import InboxService
 from hubbub.services.presence import PresenceService
 from hubbub.services.users import UserService
@@ -228,7 +228,8 @@ def _open(door: Endpoint, transport: asyncio.Transport, user: User,
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF,
                         min(SEND_BUFFER_BYTES, max_pending))
     outbox = Outbox(transport, door.connections.flusher, max_pending, held=True)
-    connection = Connection(str(uuid.uuid4()), user.id, user.name, outbox)
+    # Not `uuid4`: its `os.urandom` gives up the GIL on every call (services/context.py).
+    connection = Connection(new_id(), user.id, user.name, outbox)
     session = Session(door.sessions, connection)
     outbox.on_overflow = session.slow_consumer  # a bound method: no closure per connection
     ws = ServerWebSocket(transport, connection, session, settings.max_frame_bytes, door)
