@@ -62,8 +62,8 @@ def redact(text: str) -> str:
 
 
 def _timestamp(record: logging.LogRecord) -> str:
-    # The second's text is shared with the lines of the same second (`utc_second` keeps
-    # it): `strftime` was a third of a line's timestamp.
+    # The second's text is formatted once and shared by the lines of that second
+    # (`utc_second` keeps it, as it does for message times) instead of `strftime` per line.
     return f"{utc_second(int(record.created))}.{int(record.msecs):03d}Z"
 
 

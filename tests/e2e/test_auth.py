@@ -3,6 +3,9 @@ headers, algorithms, time claims, issuer and audience, asymmetric keys."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -92,6 +95,42 @@ async def test_an_algorithm_other_than_the_configured_one_gets_401(
     secret = server.settings.jwt_secret * 4  # long enough for HS512 (RFC 7518 §3.2)
     token = jwt.encode(claims(), secret, algorithm="HS512")
     assert await upgrade_status(server, f"?token={token}") == 401
+
+
+def signed_segments(header: bytes, payload: bytes, secret: str) -> str:
+    """A token built by hand from raw JSON, so that claims PyJWT would not write are possible."""
+    def segment(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    signing_input = f"{segment(header)}.{segment(payload)}"
+    digest = hmac.digest(secret.encode(), signing_input.encode(), hashlib.sha256)
+    return f"{signing_input}.{segment(digest)}"
+
+
+async def test_a_remembered_token_header_vouches_for_no_signature(
+        server: RunningServer) -> None:
+    """The quick check remembers a backend's token header once a token with it verified:
+    a forged token with the same header, or a good signature on other claims, is still 401,
+    and JSON only PyJWT's reader takes (`NaN`) still connects, through PyJWT."""
+    secret = server.settings.jwt_secret
+    assert secret is not None
+    header = b'{"alg":"HS256","typ":"JWT","kid":"e2e"}'
+    user_id = str(uuid.uuid4())
+    exp = int(time.time()) + 60
+    good = signed_segments(header, json.dumps({"sub": user_id, "exp": exp}).encode(), secret)
+    assert (await connects(server, good))["user_id"] == user_id  # the header is known now
+
+    forged = signed_segments(header, json.dumps({"sub": user_id, "exp": exp}).encode(),
+                             secret + "-not-the-key")
+    assert await upgrade_status(server, f"?token={forged}") == 401
+    mallory = signed_segments(header, json.dumps({"sub": "mallory", "exp": exp}).encode(),
+                              secret)
+    moved = mallory.rpartition(".")[0] + "." + good.rpartition(".")[2]
+    assert await upgrade_status(server, f"?token={moved}") == 401
+
+    nan = signed_segments(header, b'{"sub": "%s", "exp": %d, "score": NaN}' % (
+        user_id.encode(), exp), secret)
+    assert (await connects(server, nan))["user_id"] == user_id
+    assert (await connects(server, good))["user_id"] == user_id  # nothing was spoilt
 
 
 async def test_a_token_before_its_nbf_gets_401(server: RunningServer) -> None:

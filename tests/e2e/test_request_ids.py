@@ -57,8 +57,8 @@ async def test_requests_and_connections_can_be_followed(tmp_path: Path) -> None:
     # One line per connection at info, when it ends, saying how long it lasted; `ws.open`
     # is a debug line (DECISIONS "The connect path, round 4").
     [closed] = [e for e in ws_lines if e["event"] in ("ws.open", "ws.closed")]
-    assert (closed["event"], closed["user_id"], closed["code"]) \
-        == ("ws.closed", client.connected["user_id"], 1000)
+    expected = ("ws.closed", client.connected["user_id"], 1000)
+    assert (closed["event"], closed["user_id"], closed["code"]) == expected
     assert closed["duration_ms"] >= 0, closed
     assert all(e["connection_id"] == connection_id for e in ws_lines), ws_lines
     upgrade = [e for e in lines if e["event"] == "http.access" and e["path"] == "/ws"]

@@ -47,9 +47,9 @@ class HmacTokens:
                 own screening), which must not serve as an HMAC secret.
         """
         secret = HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
-        # One keyed HMAC per hash, copied for each token: `hmac.digest` would set the key
-        # up again every time, and it gives up the GIL, which on a loop beside the
-        # database's thread cost up to a switch interval (5 ms) per call to get back.
+        # One keyed HMAC per algorithm, copied for each token: `hmac.digest` sets the key
+        # up again every time and gives up the GIL, which is slow to get back while
+        # another thread runs (aiosqlite's): ~1 ms a call beside a busy thread, 1.6 µs alone.
         self._macs = {alg: hmac.new(secret, digestmod=_HASHES[alg])
                       for alg in algorithms if alg in _HASHES}
         self._required = tuple(required)
@@ -66,15 +66,15 @@ class HmacTokens:
             return None
         signing_input, _, signature = token.rpartition(".")
         header_segment, _, payload_segment = signing_input.partition(".")
-        alg = self._signed_headers.get(header_segment) or self._alg_of(header_segment)
-        if alg is None:
+        alg = known = self._signed_headers.get(header_segment)
+        if alg is None and (alg := self._alg_of(header_segment)) is None:
             return None
         mac = self._macs[alg].copy()
         mac.update(signing_input.encode())
         if not hmac.compare_digest(_encode(mac.digest()), signature.encode()):
             return None
-        if len(self._signed_headers) < _SIGNED_HEADERS_KEPT:
-            self._signed_headers.setdefault(header_segment, alg)
+        if known is None and len(self._signed_headers) < _SIGNED_HEADERS_KEPT:
+            self._signed_headers[header_segment] = alg
         claims = _json_object(payload_segment)
         if claims is None or not self._holds_claims(claims):
             return None

@@ -209,9 +209,9 @@ async def _started(door: Endpoint, connection: Connection, identity: Identity) -
         # The user's first connection here: count its conversations from the store (one
         # listing), so every connection hears their changes (PROTOCOL.md §4.1).
         await door.hub.open_inbox(user_id, await door.inbox.entries(user_id))
-    # At debug: `ws.closed` (and the access line) say who was connected and for how long,
-    # one line per connection at info, like an access log (DECISIONS "The connect path,
-    # round 4"); a line at every connect was an eighth of a handshake.
+    # At debug: `ws.closed` says who was connected and for how long, one line per
+    # connection at info, like an access log; a line at every connect cost ~15 % of the
+    # handshake (docs/DECISIONS.md "The connect path, round 4").
     log.debug("ws.open", connection_id=connection.id, user_id=user_id)
     _greet(door, connection)
     return door.expiries.add(connection, identity.expires_at)
